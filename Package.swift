@@ -1,0 +1,40 @@
+// swift-tools-version: 6.2
+// Havel: an embedded Linux build environment that reads ELBE project files.
+import PackageDescription
+
+let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
+
+let package = Package(
+    name: "Havel",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "havel", targets: ["havel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CCrypt", path: "Sources/CCrypt", providers: [.apt(["libcrypt-dev"])]),
+        .target(name: "HavelCore", swiftSettings: strict),
+        .target(name: "ProjectXML", dependencies: ["HavelCore", "CZlib", "CCrypt"], swiftSettings: strict),
+        .target(name: "SystemKit", dependencies: [
+            "HavelCore",
+            .product(name: "Subprocess", package: "swift-subprocess"),
+        ], swiftSettings: strict),
+        .target(name: "Debian", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
+        .target(name: "HavelCLI", dependencies: [
+            "HavelCore", "ProjectXML", "SystemKit", "Debian",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: strict),
+        .executableTarget(name: "havel", dependencies: ["HavelCLI"], swiftSettings: strict),
+
+        .testTarget(name: "HavelCoreTests", dependencies: ["HavelCore"], swiftSettings: strict),
+        .testTarget(name: "ProjectXMLTests", dependencies: ["ProjectXML", "HavelCore"],
+                    resources: [.copy("Fixtures")], swiftSettings: strict),
+        .testTarget(name: "SystemKitTests", dependencies: ["SystemKit"], swiftSettings: strict),
+        .testTarget(name: "DebianTests", dependencies: ["Debian"], swiftSettings: strict),
+        .testTarget(name: "HavelCLITests", dependencies: ["HavelCLI", "ProjectXML"], swiftSettings: strict),
+    ]
+)

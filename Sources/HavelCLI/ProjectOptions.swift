@@ -1,0 +1,20 @@
+import ArgumentParser
+import HavelCore
+import ProjectXML
+
+/// Options every command that reads a project file shares.
+struct ProjectReadOptions: ParsableArguments {
+    @Flag(name: .long, help: "Treat unknown elements and attributes as errors instead of warnings.")
+    var strict = false
+
+    @Option(name: .long, help: ArgumentHelp("Comma-separated variants: elements with variant=\"...\" are kept only if they name one of these.", valueName: "a,b"))
+    var variant: String?
+
+    var variants: Set<String> {
+        Set((variant ?? "").split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty })
+    }
+
+    func loaderOptions(hashPasswords: Bool = false) -> ProjectLoader.Options {
+        ProjectLoader.Options(strict: strict, preprocess: .init(variants: variants, hashPasswords: hashPasswords))
+    }
+}

@@ -1,0 +1,94 @@
+/// A Debian architecture Havel can build for, with its names in ELBE, Debian, qemu and `uname -m`.
+public enum Architecture: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
+    case armel, armhf, arm64, powerpc, ppc64el, amd64, i386, riscv64
+
+    /// ELBE's `project/buildtype` values (`elbepack/xmldefaults.py`) mapped to Debian architectures.
+    public init?(buildtype: String) {
+        switch buildtype {
+        case "armel": self = .armel
+        case "armhf": self = .armhf
+        case "aarch64": self = .arm64
+        case "ppc": self = .powerpc
+        case "ppc64el": self = .ppc64el
+        case "amd64": self = .amd64
+        case "i386": self = .i386
+        case "riscv64": self = .riscv64
+        default: return nil
+        }
+    }
+
+    public static let buildtypes = ["armel", "armhf", "aarch64", "ppc", "ppc64el", "amd64", "i386", "riscv64"]
+
+    /// Debian's name (`dpkg --print-architecture`).
+    public var debianName: String { rawValue }
+    public var description: String { rawValue }
+
+    /// The ELBE buildtype that selects this architecture.
+    public var buildtype: String {
+        switch self {
+        case .arm64: "aarch64"
+        case .powerpc: "ppc"
+        default: rawValue
+        }
+    }
+
+    /// The suffix of `qemu-<name>-static` / the binfmt_misc entry `qemu-<name>`.
+    public var qemuUserName: String {
+        switch self {
+        case .armel, .armhf: "arm"
+        case .arm64: "aarch64"
+        case .powerpc: "ppc"
+        case .ppc64el: "ppc64le"
+        case .amd64: "x86_64"
+        case .i386: "i386"
+        case .riscv64: "riscv64"
+        }
+    }
+
+    /// The suffix of `qemu-system-<name>`.
+    public var qemuSystemName: String {
+        switch self {
+        case .armel, .armhf: "arm"
+        case .arm64: "aarch64"
+        case .powerpc: "ppc"
+        case .ppc64el: "ppc64"
+        case .amd64: "x86_64"
+        case .i386: "i386"
+        case .riscv64: "riscv64"
+        }
+    }
+
+    /// What `uname -m` prints for binaries of this architecture (under qemu-user: qemu's CPU model).
+    public var unameMachine: String {
+        switch self {
+        case .armel: "armv5tel"
+        case .armhf: "armv7l"
+        case .arm64: "aarch64"
+        case .powerpc: "ppc"
+        case .ppc64el: "ppc64le"
+        case .amd64: "x86_64"
+        case .i386: "i686"
+        case .riscv64: "riscv64"
+        }
+    }
+
+    /// Whether a host of `host` runs this architecture's binaries natively (amd64 runs i386, etc.).
+    public func runsNatively(on host: Architecture) -> Bool {
+        if self == host { return true }
+        switch (host, self) {
+        case (.amd64, .i386), (.arm64, .armhf), (.armhf, .armel): return true
+        default: return false
+        }
+    }
+}
+
+/// Debian and Ubuntu release code names Havel knows, and which distribution each belongs to.
+public enum Suite {
+    public static let debian = ["buster", "bullseye", "bookworm", "trixie", "forky", "sid",
+                                "stable", "testing", "unstable", "oldstable"]
+    public static let ubuntu = ["bionic", "focal", "jammy", "noble", "oracular", "plucky"]
+
+    public static func isKnown(_ name: String) -> Bool {
+        debian.contains(name) || ubuntu.contains(name)
+    }
+}

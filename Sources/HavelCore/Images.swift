@@ -1,0 +1,213 @@
+/// A partitioned disk image (`msdoshd` or `gpthd`).
+public struct DiskImage: Sendable, Hashable, Codable {
+    public enum Table: String, Sendable, Codable { case msdos, gpt }
+
+    public var table: Table
+    public var name: String
+    public var size: SizeSpec
+    public var firstPartitionSector: UInt64
+    /// `grub-install` present: its text holds extra arguments (may be empty).
+    public var grubInstall: String?
+    public var partitions: [Partition]
+    /// msdos only: the extended partition and its logical partitions.
+    public var extended: ExtendedPartition?
+    public var binaries: [BinaryBlob]
+    public var location: SourceLocation?
+
+    public init(table: Table, name: String, size: SizeSpec, firstPartitionSector: UInt64 = 2048,
+                grubInstall: String? = nil, partitions: [Partition] = [], extended: ExtendedPartition? = nil,
+                binaries: [BinaryBlob] = [], location: SourceLocation? = nil) {
+        self.table = table
+        self.name = name
+        self.size = size
+        self.firstPartitionSector = firstPartitionSector
+        self.grubInstall = grubInstall
+        self.partitions = partitions
+        self.extended = extended
+        self.binaries = binaries
+        self.location = location
+    }
+
+    /// Every partition in table order: primaries, then the logical ones.
+    public var allPartitions: [Partition] { partitions + (extended?.logical ?? []) }
+}
+
+public struct Partition: Sendable, Hashable, Codable {
+    public var size: SizeSpec
+    public var label: String
+    /// The GPT partition name.
+    public var name: String?
+    /// A file dd'ed into the partition instead of a filesystem.
+    public var binary: String?
+    public var bootable: Bool
+    public var biosgrub: Bool
+    public var location: SourceLocation?
+
+    public init(size: SizeSpec, label: String, name: String? = nil, binary: String? = nil, bootable: Bool = false,
+                biosgrub: Bool = false, location: SourceLocation? = nil) {
+        self.size = size
+        self.label = label
+        self.name = name
+        self.binary = binary
+        self.bootable = bootable
+        self.biosgrub = biosgrub
+        self.location = location
+    }
+}
+
+public struct ExtendedPartition: Sendable, Hashable, Codable {
+    public var size: SizeSpec
+    public var logical: [Partition]
+    public var location: SourceLocation?
+
+    public init(size: SizeSpec, logical: [Partition] = [], location: SourceLocation? = nil) {
+        self.size = size
+        self.logical = logical
+        self.location = location
+    }
+}
+
+/// `binary@offset@blocksize`: a blob written into the disk at an offset.
+public struct BinaryBlob: Sendable, Hashable, Codable {
+    public var path: String
+    public var offset: UInt64
+    public var blockSize: UInt64
+
+    public init(path: String, offset: UInt64 = 0, blockSize: UInt64 = 1) {
+        self.path = path
+        self.offset = offset
+        self.blockSize = blockSize
+    }
+}
+
+/// One `fstab/bylabel` or `fstab/bydev` entry.
+public struct FstabEntry: Sendable, Hashable, Codable {
+    public enum Source: Sendable, Hashable, Codable {
+        case label(String)
+        case device(String)
+    }
+
+    public var source: Source
+    public var mountpoint: String
+    public var filesystem: Filesystem
+    public var options: String?
+    /// Create the filesystem but write no fstab line.
+    public var noFstab: Bool
+    public var location: SourceLocation?
+
+    public init(source: Source, mountpoint: String, filesystem: Filesystem, options: String? = nil,
+                noFstab: Bool = false, location: SourceLocation? = nil) {
+        self.source = source
+        self.mountpoint = mountpoint
+        self.filesystem = filesystem
+        self.options = options
+        self.noFstab = noFstab
+        self.location = location
+    }
+
+    public var label: String? {
+        if case .label(let l) = source { return l }
+        return nil
+    }
+
+    /// The line for /etc/fstab.
+    public var fstabLine: String {
+        let spec: String
+        switch source {
+        case .label(let label): spec = "LABEL=\(label)"
+        case .device(let device): spec = device
+        }
+        let opts = (options?.isEmpty == false) ? options! : "defaults"
+        return "\(spec) \(mountpoint) \(filesystem.type) \(opts) 0 \(filesystem.passno ?? (mountpoint == "/" ? 1 : 2))"
+    }
+}
+
+public struct Filesystem: Sendable, Hashable, Codable {
+    public static let types = ["ext2", "ext3", "ext4", "f2fs", "ubifs", "tmpfs", "debugfs", "configfs", "devpts",
+                               "proc", "sysfs", "vfat", "btrfs", "devtmpfs", "swap", "erofs", "squashfs"]
+
+    public var type: String
+    public var mkfsOptions: String?
+    public var deviceCommands: [String]
+    public var pathCommands: [String]
+    public var passno: Int?
+
+    public init(type: String, mkfsOptions: String? = nil, deviceCommands: [String] = [], pathCommands: [String] = [],
+                passno: Int? = nil) {
+        self.type = type
+        self.mkfsOptions = mkfsOptions
+        self.deviceCommands = deviceCommands
+        self.pathCommands = pathCommands
+        self.passno = passno
+    }
+}
+
+/// A `check-image-list/check`: boot an image with an interpreter and talk to its console.
+public struct ImageCheck: Sendable, Hashable, Codable {
+    public enum Action: Sendable, Hashable, Codable {
+        /// Wait for a login prompt and log in as root with this password.
+        case login(password: String)
+        /// An expect/sendline script.
+        case serial([SerialStep])
+    }
+
+    public enum SerialStep: Sendable, Hashable, Codable {
+        case expect(String)
+        case sendline(String)
+        case eof
+    }
+
+    public var image: String
+    public var interpreter: String
+    public var interpreterOptions: String
+    public var action: Action
+    public var location: SourceLocation?
+
+    public init(image: String, interpreter: String, interpreterOptions: String, action: Action,
+                location: SourceLocation? = nil) {
+        self.image = image
+        self.interpreter = interpreter
+        self.interpreterOptions = interpreterOptions
+        self.action = action
+        self.location = location
+    }
+}
+
+/// The `<initvm>` section: how the build VM itself is made.
+public struct InitVMSpec: Sendable, Hashable, Codable {
+    public var suite: String?
+    public var buildtype: String?
+    public var mirror: Mirror
+    public var packages: [PackageSpec]
+    public var size: String?
+    public var memory: String?
+    public var maxCPUs: Int?
+    public var portForwards: [PortForward]
+    public var finetuningCommands: [String]
+
+    public init(suite: String? = nil, buildtype: String? = nil, mirror: Mirror = Mirror(),
+                packages: [PackageSpec] = [], size: String? = nil, memory: String? = nil, maxCPUs: Int? = nil,
+                portForwards: [PortForward] = [], finetuningCommands: [String] = []) {
+        self.suite = suite
+        self.buildtype = buildtype
+        self.mirror = mirror
+        self.packages = packages
+        self.size = size
+        self.memory = memory
+        self.maxCPUs = maxCPUs
+        self.portForwards = portForwards
+        self.finetuningCommands = finetuningCommands
+    }
+}
+
+public struct PortForward: Sendable, Hashable, Codable {
+    public var proto: String
+    public var guestPort: Int
+    public var hostPort: Int
+
+    public init(proto: String, guestPort: Int, hostPort: Int) {
+        self.proto = proto
+        self.guestPort = guestPort
+        self.hostPort = hostPort
+    }
+}

@@ -1,0 +1,257 @@
+/// The typed form of an ELBE project file (`RootFileSystem`, revision 6). Values only; parsing and
+/// validation live in ProjectXML. Locations point back into the file for later error messages.
+public struct Project: Sendable, Hashable, Codable {
+    public var name: String
+    public var version: String
+    public var description: String?
+    public var buildtype: String
+    /// nil when `buildtype` names no architecture Havel knows (validation reports it).
+    public var architecture: Architecture?
+    public var suite: String
+    public var mirror: Mirror
+    public var preferences: [AptPreference]
+    public var rawPreference: String?
+    public var buildimage: BuildImage?
+    public var target: Target
+    /// The `<archive>` overlay: base64 of a tar.bz2, extracted over the target before finetuning.
+    public var archive: String?
+    public var checks: [ImageCheck]
+    public var initvm: InitVMSpec?
+    /// Packages pinned by a previous build (`<fullpkgs>` in a source.xml).
+    public var fullPackages: [PinnedPackage]
+
+    public init(name: String = "", version: String = "", description: String? = nil, buildtype: String = "",
+                architecture: Architecture? = nil, suite: String = "", mirror: Mirror = Mirror(),
+                preferences: [AptPreference] = [], rawPreference: String? = nil, buildimage: BuildImage? = nil,
+                target: Target = Target(), archive: String? = nil, checks: [ImageCheck] = [],
+                initvm: InitVMSpec? = nil, fullPackages: [PinnedPackage] = []) {
+        self.name = name
+        self.version = version
+        self.description = description
+        self.buildtype = buildtype
+        self.architecture = architecture
+        self.suite = suite
+        self.mirror = mirror
+        self.preferences = preferences
+        self.rawPreference = rawPreference
+        self.buildimage = buildimage
+        self.target = target
+        self.archive = archive
+        self.checks = checks
+        self.initvm = initvm
+        self.fullPackages = fullPackages
+    }
+}
+
+/// Where packages come from: the primary Debian mirror (component main) and extra apt lines.
+public struct Mirror: Sendable, Hashable, Codable {
+    public var primary: PrimaryMirror?
+    public var urls: [MirrorURL]
+    /// sources.list `[options]` applied to the primary mirror.
+    public var options: [String]
+    public var noauth: Bool
+    public var cdrom: String?
+
+    public init(primary: PrimaryMirror? = nil, urls: [MirrorURL] = [], options: [String] = [],
+                noauth: Bool = false, cdrom: String? = nil) {
+        self.primary = primary
+        self.urls = urls
+        self.options = options
+        self.noauth = noauth
+        self.cdrom = cdrom
+    }
+
+    /// The placeholder host that examples and fixtures use; Havel substitutes the host's mirror.
+    public static let placeholderHost = "MIRROR_HOST"
+}
+
+public struct PrimaryMirror: Sendable, Hashable, Codable {
+    public var host: String
+    public var path: String
+    public var proto: String
+    public var key: String?
+    public var proxy: String?
+
+    public init(host: String, path: String, proto: String, key: String? = nil, proxy: String? = nil) {
+        self.host = host
+        self.path = path
+        self.proto = proto
+        self.key = key
+        self.proxy = proxy
+    }
+
+    /// `proto://host/path`, with exactly one slash between host and path.
+    public var url: String {
+        let cleanPath = path.hasPrefix("/") ? path : "/" + path
+        return "\(proto)://\(host)\(cleanPath == "/" ? "" : cleanPath)"
+    }
+
+    public var usesPlaceholder: Bool { host == Mirror.placeholderHost }
+}
+
+/// One `url-list/url`: an extra apt repository line (`binary` and optional `source`), its key and options.
+public struct MirrorURL: Sendable, Hashable, Codable {
+    public var binary: String?
+    public var source: String?
+    public var rawKey: String?
+    public var options: [String]
+    public var location: SourceLocation?
+
+    public init(binary: String? = nil, source: String? = nil, rawKey: String? = nil, options: [String] = [],
+                location: SourceLocation? = nil) {
+        self.binary = binary
+        self.source = source
+        self.rawKey = rawKey
+        self.options = options
+        self.location = location
+    }
+}
+
+/// `<preference pin="...">priority</preference>`: an apt pin on the project's origin.
+public struct AptPreference: Sendable, Hashable, Codable {
+    public var pin: String
+    public var priority: Int
+
+    public init(pin: String, priority: Int) {
+        self.pin = pin
+        self.priority = priority
+    }
+}
+
+public struct BuildImage: Sendable, Hashable, Codable {
+    public var arch: String?
+    public var size: String?
+    public var interpreter: String?
+    public var console: String?
+    public var machine: String?
+    /// Packages installed into the build environment only, never into the target.
+    public var packages: [PackageSpec]
+
+    public init(arch: String? = nil, size: String? = nil, interpreter: String? = nil, console: String? = nil,
+                machine: String? = nil, packages: [PackageSpec] = []) {
+        self.arch = arch
+        self.size = size
+        self.interpreter = interpreter
+        self.console = console
+        self.machine = machine
+        self.packages = packages
+    }
+}
+
+/// A package in a pkg-list with at most one pin.
+public struct PackageSpec: Sendable, Hashable, Codable {
+    public enum Pin: Sendable, Hashable, Codable {
+        /// `version="1.2*"`: a glob matched at validation, `Pin: version` with priority 1001.
+        case version(String)
+        /// `origin="..."`: `Pin: origin`.
+        case origin(String)
+        /// `release-name`, `release-archive`, ... : `Pin: release n=...,a=...`.
+        case release([String: String])
+    }
+
+    public var name: String
+    public var pin: Pin?
+    public var location: SourceLocation?
+
+    public init(name: String, pin: Pin? = nil, location: SourceLocation? = nil) {
+        self.name = name
+        self.pin = pin
+        self.location = location
+    }
+}
+
+/// A package recorded by a previous build, as `<fullpkgs>` holds it.
+public struct PinnedPackage: Sendable, Hashable, Codable {
+    public var name: String
+    public var version: String
+    public var arch: String?
+    public var sha256: String?
+    public var auto: Bool
+    public var sourceName: String?
+    public var sourceVersion: String?
+
+    public init(name: String, version: String, arch: String? = nil, sha256: String? = nil, auto: Bool = false,
+                sourceName: String? = nil, sourceVersion: String? = nil) {
+        self.name = name
+        self.version = version
+        self.arch = arch
+        self.sha256 = sha256
+        self.auto = auto
+        self.sourceName = sourceName
+        self.sourceVersion = sourceVersion
+    }
+}
+
+public struct Target: Sendable, Hashable, Codable {
+    public var hostname: String
+    public var domain: String?
+    /// A crypt(3) hash; nil locks the root account.
+    public var passwdHashed: String?
+    public var console: String?
+    public var debootstrap: DebootstrapSpec
+    public var packages: [PackageSpec]
+    public var installRecommends: Bool
+    public var outputs: RootfsOutputs
+    public var images: [DiskImage]
+    public var fstab: [FstabEntry]
+    public var finetuning: [FinetuningStep]
+    public var projectFinetuning: [FinetuningStep]
+
+    public init(hostname: String = "", domain: String? = nil, passwdHashed: String? = nil, console: String? = nil,
+                debootstrap: DebootstrapSpec = DebootstrapSpec(), packages: [PackageSpec] = [],
+                installRecommends: Bool = false, outputs: RootfsOutputs = RootfsOutputs(),
+                images: [DiskImage] = [], fstab: [FstabEntry] = [], finetuning: [FinetuningStep] = [],
+                projectFinetuning: [FinetuningStep] = []) {
+        self.hostname = hostname
+        self.domain = domain
+        self.passwdHashed = passwdHashed
+        self.console = console
+        self.debootstrap = debootstrap
+        self.packages = packages
+        self.installRecommends = installRecommends
+        self.outputs = outputs
+        self.images = images
+        self.fstab = fstab
+        self.finetuning = finetuning
+        self.projectFinetuning = projectFinetuning
+    }
+}
+
+public struct DebootstrapSpec: Sendable, Hashable, Codable {
+    public enum Tool: String, Sendable, Codable { case debootstrap, mmdebstrap, baseImage = "base-image" }
+
+    public var variant: String?
+    public var include: [String]
+    public var exclude: [String]
+    /// nil: Havel's default (mmdebstrap).
+    public var tool: Tool?
+
+    public init(variant: String? = nil, include: [String] = [], exclude: [String] = [], tool: Tool? = nil) {
+        self.variant = variant
+        self.include = include
+        self.exclude = exclude
+        self.tool = tool
+    }
+}
+
+/// `target/package`: archives of the whole root filesystem.
+public struct RootfsOutputs: Sendable, Hashable, Codable {
+    public var tar: String?
+    public var tarOptions: String?
+    public var cpio: String?
+    public var squashfs: String?
+    public var squashfsOptions: String?
+    public var baseImage: String?
+
+    public init(tar: String? = nil, tarOptions: String? = nil, cpio: String? = nil, squashfs: String? = nil,
+                squashfsOptions: String? = nil, baseImage: String? = nil) {
+        self.tar = tar
+        self.tarOptions = tarOptions
+        self.cpio = cpio
+        self.squashfs = squashfs
+        self.squashfsOptions = squashfsOptions
+        self.baseImage = baseImage
+    }
+
+    public var isEmpty: Bool { tar == nil && cpio == nil && squashfs == nil && baseImage == nil }
+}

@@ -1,0 +1,330 @@
+import Foundation
+import HavelCore
+
+/// ELBE's preprocess: XInclude, variants, merging of repeated sections, migration of deprecated
+/// tags, `noauth`, and hashing of plain passwords. The result is a plain document without includes.
+public struct Preprocessor {
+    public struct Options: Sendable {
+        /// Elements with `variant="a,b"` are kept only if one of their variants is selected.
+        public var variants: Set<String>
+        /// Turn `passwd` into `passwd_hashed` (sha512-crypt). Validation leaves passwords alone.
+        public var hashPasswords: Bool
+        /// Fixed salt for reproducible output (tests); random when nil.
+        public var salt: String?
+
+        public init(variants: Set<String> = [], hashPasswords: Bool = true, salt: String? = nil) {
+            self.variants = variants
+            self.hashPasswords = hashPasswords
+            self.salt = salt
+        }
+    }
+
+    public static let maximumIncludeDepth = 16
+
+    var options: Options
+    public private(set) var diagnostics: [Diagnostic] = []
+
+    public init(options: Options = Options()) {
+        self.options = options
+    }
+
+    /// Runs every step. Problems that make the result unusable are errors in `diagnostics`.
+    public mutating func run(_ document: XMLDocument) -> XMLDocument {
+        var document = document
+        document.root = resolveIncludes(document.root, base: document.file, chain: [document.file], path: "/" + document.root.name.local)
+        document.root = selectVariants(document.root)
+        mergeSections(&document.root)
+        migrateDeprecated(&document.root)
+        return document
+    }
+
+    // MARK: - XInclude
+
+    mutating func resolveIncludes(_ element: XMLElement, base: String, chain: [String], path: String) -> XMLElement {
+        var result = element
+        result.children = []
+        ElementPath.forEachChildNode(element, path: path) { node, childPath in
+            guard case .element(let child) = node else {
+                result.children.append(node)
+                return
+            }
+            if SchemaChecker.isXInclude(child) {
+                result.children += include(child, base: base, chain: chain, path: childPath)
+            } else {
+                result.children.append(.element(resolveIncludes(child, base: base, chain: chain, path: childPath)))
+            }
+        }
+        return result
+    }
+
+    mutating func include(_ element: XMLElement, base: String, chain: [String], path: String) -> [XMLNode] {
+        func fail(_ message: String) -> [XMLNode] {
+            diagnostics.append(Diagnostic(.error, at: element.location, path: path, message))
+            return []
+        }
+        guard var href = element.attributeValue("href"), !href.isEmpty else {
+            return fail("xi:include needs an href attribute naming the file to include")
+        }
+        if href.hasPrefix("file://") { href = String(href.dropFirst("file://".count)) }
+        else if href.hasPrefix("file:") { href = String(href.dropFirst("file:".count)) }
+        if href.contains("://") {
+            return fail("xi:include href=\"\(href)\": only local files can be included, not URLs")
+        }
+        let directory = (base as NSString).deletingLastPathComponent
+        let resolved = href.hasPrefix("/") ? href : (directory.isEmpty ? href : directory + "/" + href)
+        let normalized = (resolved as NSString).standardizingPath
+        if chain.contains(normalized) {
+            return fail("xi:include href=\"\(href)\" includes itself (through \(chain.map { ($0 as NSString).lastPathComponent }.joined(separator: " → ")))")
+        }
+        if chain.count > Self.maximumIncludeDepth {
+            return fail("xi:include nests deeper than \(Self.maximumIncludeDepth) files")
+        }
+        let parse = element.attributeValue("parse") ?? "xml"
+        let bytes: [UInt8]
+        do {
+            bytes = try ProjectFile.readBytes(resolved)
+        } catch {
+            if let fallback = element.elements.first(where: {
+                $0.name.local == "fallback" && XMLNamespace.xinclude.contains($0.name.namespace ?? "")
+            }) {
+                return fallback.children
+            }
+            return fail("xi:include href=\"\(href)\": cannot read \(resolved)")
+        }
+        switch parse {
+        case "text":
+            return [.text(String(decoding: bytes, as: UTF8.self), element.location)]
+        case "xml":
+            do {
+                let included = try XMLReader.parse(bytes, file: resolved)
+                let root = resolveIncludes(included.root, base: resolved, chain: chain + [normalized], path: path)
+                return [.element(root)]
+            } catch {
+                diagnostics.append(Diagnostic(.error, at: error.location, path: nil, error.message))
+                return fail("xi:include href=\"\(href)\": the included file is not well-formed XML")
+            }
+        default:
+            return fail("xi:include parse=\"\(parse)\" is not supported; use xml or text")
+        }
+    }
+
+    // MARK: - Variants
+
+    func selectVariants(_ element: XMLElement) -> XMLElement {
+        var result = element
+        result.removeAttribute("variant")
+        result.children = element.children.compactMap { node in
+            guard case .element(let child) = node else { return node }
+            if let variant = child.attributeValue("variant") {
+                let wanted = Set(variant.split(separator: ",").map { $0.trimmingWhitespace() })
+                if wanted.isDisjoint(with: options.variants) { return nil }
+            }
+            return .element(selectVariants(child))
+        }
+        return result
+    }
+
+    // MARK: - Merging
+
+    /// Sections that may be written several times and are joined into the first occurrence.
+    static let mergedSections: [[String]] = [
+        ["target", "finetuning"], ["target", "hostsdk-pkg-list"], ["target", "pkg-list"],
+        ["project", "mirror", "url-list"], ["project", "buildimage", "pkg-list"],
+    ]
+
+    func mergeSections(_ root: inout XMLElement) {
+        for section in Self.mergedSections {
+            root.modifyElements(at: Array(section.dropLast())) { parent in
+                let name = section.last!
+                var firstIndex: Int?
+                var extra: [XMLNode] = []
+                var kept: [XMLNode] = []
+                for node in parent.children {
+                    if case .element(let e) = node, e.name.local == name {
+                        if firstIndex == nil {
+                            firstIndex = kept.count
+                            kept.append(node)
+                        } else {
+                            extra += e.children
+                        }
+                        continue
+                    }
+                    kept.append(node)
+                }
+                if let firstIndex, !extra.isEmpty, case .element(var first) = kept[firstIndex] {
+                    first.children += extra
+                    kept[firstIndex] = .element(first)
+                }
+                parent.children = kept
+            }
+        }
+    }
+
+    // MARK: - Deprecated tags, noauth, passwords
+
+    mutating func migrateDeprecated(_ root: inout XMLElement) {
+        var diagnostics: [Diagnostic] = []
+        let hash = options.hashPasswords
+        let salt = options.salt
+
+        func hashed(_ password: String, at location: SourceLocation) -> String? {
+            do {
+                return try PasswordHash.sha512crypt(password, salt: salt ?? PasswordHash.randomSalt())
+            } catch {
+                diagnostics.append(Diagnostic(.error, at: location, path: nil, error.message))
+                return nil
+            }
+        }
+
+        root.modifyElements(at: ["target"]) { target in
+            // passwd → passwd_hashed
+            if hash, let index = target.children.firstIndex(where: { $0.elementName == "passwd" }),
+               case .element(let passwd) = target.children[index] {
+                if target.firstElement(named: "passwd_hashed") != nil {
+                    diagnostics.append(Diagnostic(.warning, at: passwd.location, path: "/RootFileSystem/target/passwd",
+                                                  "both passwd and passwd_hashed are given; passwd is dropped"))
+                    target.children.remove(at: index)
+                } else if let value = hashed(passwd.text, at: passwd.location) {
+                    target.children[index] = .element(.leaf("passwd_hashed", value, at: passwd.location))
+                }
+            }
+            // debootstrapvariant → debootstrap/variant (+ include)
+            if let index = target.children.firstIndex(where: { $0.elementName == "debootstrapvariant" }),
+               case .element(let old) = target.children[index] {
+                var debootstrap = target.firstElement(named: "debootstrap") ??
+                    XMLElement(name: QualifiedName("debootstrap"), location: old.location)
+                debootstrap.children.append(.element(.leaf("variant", old.text.trimmingWhitespace(), at: old.location)))
+                if let include = old.attributeValue("includepkgs") {
+                    debootstrap.children.append(.element(.leaf("include", include, at: old.location)))
+                }
+                target.children.remove(at: index)
+                if let existing = target.children.firstIndex(where: { $0.elementName == "debootstrap" }) {
+                    target.children[existing] = .element(debootstrap)
+                } else {
+                    target.children.insert(.element(debootstrap), at: index)
+                }
+            }
+            // adduser@passwd → passwd_hashed
+            if hash {
+                target.modifyElements(at: ["finetuning"]) { finetuning in
+                    for i in finetuning.children.indices {
+                        guard case .element(var user) = finetuning.children[i], user.name.local == "adduser",
+                              let plain = user.attribute("passwd") else { continue }
+                        user.removeAttribute("passwd")
+                        if user.attribute("passwd_hashed") == nil, let value = hashed(plain.value, at: plain.location) {
+                            user.setAttribute("passwd_hashed", value)
+                        }
+                        finetuning.children[i] = .element(user)
+                    }
+                }
+            }
+            // fs/tune2fs → fs-finetuning/device-command
+            target.modifyElements(at: ["fstab"]) { fstab in
+                for i in fstab.children.indices {
+                    guard case .element(var entry) = fstab.children[i] else { continue }
+                    entry.modifyElements(at: ["fs"]) { fs in
+                        guard let index = fs.children.firstIndex(where: { $0.elementName == "tune2fs" }),
+                              case .element(let tune) = fs.children[index] else { return }
+                        fs.children.remove(at: index)
+                        let command = XMLElement.leaf("device-command", "tune2fs \(tune.text.trimmingWhitespace()) {device}", at: tune.location)
+                        if let existing = fs.children.firstIndex(where: { $0.elementName == "fs-finetuning" }),
+                           case .element(var tuning) = fs.children[existing] {
+                            tuning.children.append(.element(command))
+                            fs.children[existing] = .element(tuning)
+                        } else {
+                            var tuning = XMLElement(name: QualifiedName("fs-finetuning"), location: tune.location)
+                            tuning.children = [.element(command)]
+                            fs.children.append(.element(tuning))
+                        }
+                    }
+                    fstab.children[i] = .element(entry)
+                }
+            }
+        }
+        // pkg@pin → release-name, everywhere a pkg-list is.
+        root.transformAll { element in
+            guard element.name.local == "pkg", let pin = element.attribute("pin") else { return }
+            element.removeAttribute("pin")
+            if element.attribute("release-name") == nil { element.setAttribute("release-name", pin.value) }
+        }
+        // noauth → trusted=yes on every mirror; "[opts] url" → <options>.
+        for section in [["project"], ["initvm"]] {
+            root.modifyElements(at: section) { owner in
+                let noauth = owner.firstElement(named: "noauth") != nil
+                owner.modifyElements(at: ["mirror"]) { mirror in
+                    if noauth { mirror.addOption("trusted=yes") }
+                    mirror.modifyElements(at: ["url-list"]) { list in
+                        for i in list.children.indices {
+                            guard case .element(var url) = list.children[i], url.name.local == "url" else { continue }
+                            url.moveBracketOptions()
+                            if noauth { url.addOption("trusted=yes") }
+                            list.children[i] = .element(url)
+                        }
+                    }
+                }
+            }
+        }
+        self.diagnostics += diagnostics
+    }
+}
+
+extension XMLNode {
+    var elementName: String? {
+        if case .element(let e) = self { return e.name.local }
+        return nil
+    }
+}
+
+extension XMLElement {
+    /// Applies `body` to every element reached by following `path` (child names) from here.
+    mutating func modifyElements(at path: [String], _ body: (inout XMLElement) -> Void) {
+        guard let first = path.first else {
+            body(&self)
+            return
+        }
+        let rest = Array(path.dropFirst())
+        for i in children.indices {
+            guard case .element(var child) = children[i], child.name.local == first else { continue }
+            child.modifyElements(at: rest, body)
+            children[i] = .element(child)
+        }
+    }
+
+    /// Applies `body` to this element and every descendant.
+    mutating func transformAll(_ body: (inout XMLElement) -> Void) {
+        body(&self)
+        for i in children.indices {
+            guard case .element(var child) = children[i] else { continue }
+            child.transformAll(body)
+            children[i] = .element(child)
+        }
+    }
+
+    /// Adds `<options><option>value</option></options>` unless that option is already there.
+    mutating func addOption(_ value: String) {
+        if let index = children.firstIndex(where: { $0.elementName == "options" }), case .element(var options) = children[index] {
+            if options.elements(named: "option").contains(where: { $0.text.trimmingWhitespace() == value }) { return }
+            options.children.append(.element(.leaf("option", value, at: options.location)))
+            children[index] = .element(options)
+        } else {
+            var options = XMLElement(name: QualifiedName("options"), location: location)
+            options.children = [.element(.leaf("option", value, at: location))]
+            children.append(.element(options))
+        }
+    }
+
+    /// `<binary>[arch=amd64 trusted=yes] http://...</binary>` → the URL alone plus `<options>`.
+    mutating func moveBracketOptions() {
+        for name in ["binary", "source"] {
+            guard let index = children.firstIndex(where: { $0.elementName == name }),
+                  case .element(var line) = children[index] else { continue }
+            let text = line.text.trimmingWhitespace()
+            guard text.hasPrefix("["), let close = text.firstIndex(of: "]") else { continue }
+            let opts = text[text.index(after: text.startIndex)..<close].split(separator: " ").map(String.init)
+            let rest = text[text.index(after: close)...].trimmingWhitespace()
+            line.children = [.text(rest, line.textLocation)]
+            children[index] = .element(line)
+            for opt in opts where !opt.isEmpty { addOption(opt) }
+        }
+    }
+}

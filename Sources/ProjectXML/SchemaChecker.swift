@@ -66,8 +66,7 @@ struct SchemaChecker {
                 return
             }
             if ElbeSchema.preprocessedChildren[typeName]?.contains(child.name.local) == true {
-                self.warning(child.location, childPath, (child.name.local == "archivedir" ? "<archivedir> is read at preprocess time; " :
-                    "<\(child.name.local)> is deprecated; ") + Self.migration(of: child.name.local))
+                self.warning(child.location, childPath, Self.migration(of: child.name.local))
             }
             if let previous = counts[child.name.local] {
                 counts[child.name.local] = (previous.count + 1, previous.first)
@@ -87,12 +86,12 @@ struct SchemaChecker {
 
     static func migration(of name: String) -> String {
         switch name {
-        case "passwd": "havel preprocess turns it into passwd_hashed (sha512-crypt)"
-        case "debootstrapvariant": "write <debootstrap><variant>…</variant></debootstrap> instead"
-        case "tune2fs": "write <fs-finetuning><device-command>tune2fs … {device}</device-command></fs-finetuning> instead"
-        case "key": "inline the key as <raw-key> (Havel does not download keys from URLs)"
-        case "archivedir": "Havel cannot pack it into <archive> yet; give an <archive> instead"
-        default: "havel preprocess rewrites it"
+        case "passwd": "<passwd> holds a plain-text password; havel preprocess stores it as passwd_hashed (sha512-crypt)"
+        case "debootstrapvariant": "<debootstrapvariant> is deprecated; write <debootstrap><variant>…</variant></debootstrap>"
+        case "tune2fs": "<tune2fs> is deprecated; write <fs-finetuning><device-command>tune2fs … {device}</device-command></fs-finetuning>"
+        case "key": "<key> (a key URL) is deprecated and Havel does not download keys; inline the key as <raw-key>"
+        case "archivedir": "<archivedir> is not packed by Havel yet; give the overlay as <archive> (base64 tar.bz2)"
+        default: "<\(name)> is rewritten by havel preprocess"
         }
     }
 
@@ -112,7 +111,7 @@ struct SchemaChecker {
             }
             if ElbeSchema.preprocessedAttributes[typeName]?.contains(attribute.name.local) == true {
                 warning(attribute.location, path + "/@" + attribute.name.local,
-                        "attribute \(attribute.name.local) is deprecated; havel preprocess turns it into passwd_hashed")
+                        "attribute passwd holds a plain-text password; havel preprocess stores it as passwd_hashed")
             }
             if let problem = Self.problem(with: attribute.value, kind: rule.kind) {
                 error(attribute.location, path + "/@" + attribute.name.local, "attribute \(attribute.name.local)=\"\(attribute.value)\": \(problem)")

@@ -1,0 +1,29 @@
+# Havel's two commands for a fresh Debian 12 machine (as root):
+#   make run   installs what the host needs, builds Havel, and runs it on the default example
+#   make test  installs, builds, and runs every test
+export PATH := /opt/swift/usr/bin:$(PATH)
+
+SWIFT   ?= swift
+HAVEL   := .build/debug/havel
+EXAMPLE ?= examples/default.xml
+
+.PHONY: all setup build run test clean
+
+all: build
+
+setup:
+	@scripts/setup-host.sh
+
+build: setup
+	$(SWIFT) build
+
+run: build
+	$(HAVEL) validate $(EXAMPLE)
+	$(HAVEL) show $(EXAMPLE)
+
+test: setup
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+clean:
+	rm -rf .build

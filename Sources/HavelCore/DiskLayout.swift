@@ -28,19 +28,20 @@ extension DiskImage {
             throw HavelError(.invalidProject, "image \(name): the image size cannot be remain", at: location)
         }
         let diskSectors = total / Self.sectorSize
-        let lastUsable = diskSectors - (table == .gpt ? Self.gptBackupSectors : 0)
+        let reserved = table == .gpt ? Self.gptBackupSectors : 0
+        let lastUsable = diskSectors > reserved ? diskSectors - reserved : 0
         var next = firstPartitionSector
         var placed: [PlacedPartition] = []
 
-        func sectors(_ spec: SizeSpec, label: String, available: UInt64) throws(HavelError) -> UInt64 {
+        func sectors(_ spec: SizeSpec, label: String, available: UInt64, at place: SourceLocation?) throws(HavelError) -> UInt64 {
             switch spec {
             case .remain: return available
             case .bytes(let bytes):
-                let count = (bytes + Self.sectorSize - 1) / Self.sectorSize
+                let count = bytes / Self.sectorSize + (bytes % Self.sectorSize == 0 ? 0 : 1)
                 guard count <= available else {
                     throw HavelError(.invalidProject,
                                      "image \(name): partition \(label) (\(ByteCount.format(bytes))) does not fit; only \(ByteCount.format(available * Self.sectorSize)) are left of the \(ByteCount.format(total)) image",
-                                     at: location)
+                                     at: place ?? location)
                 }
                 return count
             }
@@ -51,7 +52,7 @@ extension DiskImage {
         }
         for (i, partition) in partitions.enumerated() {
             let available = lastUsable > next ? lastUsable - next : 0
-            let count = try sectors(partition.size, label: partition.label, available: available)
+            let count = try sectors(partition.size, label: partition.label, available: available, at: partition.location)
             guard count > 0 else {
                 throw HavelError(.invalidProject, "image \(name): no space is left for partition \(partition.label)", at: partition.location)
             }
@@ -60,14 +61,14 @@ extension DiskImage {
         }
         if let extended {
             let available = lastUsable > next ? lastUsable - next : 0
-            let count = try sectors(extended.size, label: "extended", available: available)
+            let count = try sectors(extended.size, label: "extended", available: available, at: extended.location)
             placed.append(PlacedPartition(number: partitions.count + 1, kind: .extended, label: "extended", startSector: next, sectorCount: count))
             let extendedEnd = next + count
             var logicalNext = next
             for (i, logical) in extended.logical.enumerated() {
                 logicalNext += Self.logicalGapSectors
                 let available = extendedEnd > logicalNext ? extendedEnd - logicalNext : 0
-                let logicalCount = try sectors(logical.size, label: logical.label, available: available)
+                let logicalCount = try sectors(logical.size, label: logical.label, available: available, at: logical.location)
                 guard logicalCount > 0 else {
                     throw HavelError(.invalidProject, "image \(name): no space is left in the extended partition for \(logical.label)", at: logical.location)
                 }

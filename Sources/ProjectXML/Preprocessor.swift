@@ -35,6 +35,7 @@ public struct Preprocessor {
         document.root = selectVariants(document.root)
         mergeSections(&document.root)
         migrateDeprecated(&document.root)
+        document.root.transformAll { $0.collapseBlankRuns() }
         return document
     }
 
@@ -298,6 +299,20 @@ extension XMLElement {
             child.transformAll(body)
             children[i] = .element(child)
         }
+    }
+
+    /// Where removed elements leave runs of whitespace-only text, keeps only the last of each run.
+    mutating func collapseBlankRuns() {
+        var result: [XMLNode] = []
+        for node in children {
+            if case .text(let t, _) = node, t.trimmingWhitespace().isEmpty,
+               case .text(let previous, _)? = result.last, previous.trimmingWhitespace().isEmpty {
+                result[result.count - 1] = node
+                continue
+            }
+            result.append(node)
+        }
+        children = result
     }
 
     /// Adds `<options><option>value</option></options>` unless that option is already there.

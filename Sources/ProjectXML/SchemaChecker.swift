@@ -99,8 +99,8 @@ struct SchemaChecker {
         for attribute in element.attributes {
             if let ns = attribute.name.namespace, ns == XMLNamespace.xml || ns == XMLNamespace.xsi { continue }
             if attribute.name.namespace == nil && attribute.name.local == "variant" { continue }
-            if attribute.name.local == "revision" || attribute.name.local == "created",
-               element.name.local == ElbeSchema.rootElement, type.attributes[attribute.name.local] == nil { continue }
+            // The root's revision is checked once, with its own message, in `check`.
+            if attribute.name.local == "revision", element.name.local == ElbeSchema.rootElement { continue }
             guard attribute.name.namespace == nil, let rule = type.attributes[attribute.name.local] else {
                 let allowed = type.attributes.keys.sorted()
                 let expected = allowed.isEmpty ? "<\(element.name.local)> takes no attributes" :
@@ -117,7 +117,8 @@ struct SchemaChecker {
                 error(attribute.location, path + "/@" + attribute.name.local, "attribute \(attribute.name.local)=\"\(attribute.value)\": \(problem)")
             }
         }
-        for (name, rule) in type.attributes.sorted(by: { $0.key < $1.key }) where rule.required && element.attribute(name) == nil {
+        for (name, rule) in type.attributes.sorted(by: { $0.key < $1.key })
+        where rule.required && element.attribute(name) == nil && !(name == "revision" && element.name.local == ElbeSchema.rootElement) {
             error(element.location, path, "<\(element.name.local)> needs attribute \(name)")
         }
     }

@@ -38,9 +38,12 @@ struct SemanticChecker {
         }
         for (name, what) in [("name", "the project's name"), ("version", "the project's version"),
                              ("buildtype", "the target architecture, one of " + Architecture.buildtypes.joined(separator: ", "))] {
-            let value = element.value(name)
-            if value == nil || value!.isEmpty {
-                error(element.location, path, value == nil ? "<project> needs <\(name)> (\(what))" : "<\(name)> is empty; give \(what)")
+            if let child = element.firstElement(named: name) {
+                if child.text.trimmingWhitespace().isEmpty {
+                    error(child.location, path + "/" + name, "<\(name)> is empty; give \(what)")
+                }
+            } else {
+                error(element.location, path, "<project> needs <\(name)> (\(what))")
             }
         }
         if let buildtype = element.firstElement(named: "buildtype"), !project.buildtype.isEmpty, project.architecture == nil {
@@ -148,9 +151,14 @@ struct SemanticChecker {
 
     mutating func checkImage(_ element: XMLElement, _ image: DiskImage, path: String) {
         guard image.size.byteCount != nil else {
-            error(element.location, path + "/size", "the image size must be a size, not remain")
+            error(element.firstElement(named: "size")?.textLocation ?? element.location, path + "/size",
+                  "the image size must be a size, not remain")
             return
         }
+        // Sizes that did not parse were reported by the schema check; a layout would only repeat them.
+        let partitionElements = element.elements(named: "partition") +
+            (element.firstElement(named: "extended").map { [$0] + $0.elements(named: "logical") } ?? [])
+        guard partitionElements.allSatisfy({ SizeSpec(parsing: $0.value("size") ?? "") != nil }) else { return }
         if image.table == .msdos && image.partitions.count > 4 {
             error(image.partitions[4].location, path, "an msdos partition table holds at most 4 primary partitions; \(image.partitions.count) given (use <extended> with <logical> partitions)")
         } else if image.table == .msdos && image.extended != nil && image.partitions.count > 3 {
@@ -201,13 +209,13 @@ struct SemanticChecker {
                 }
                 seenLabels[label] = entry.location
                 if !partitionLabels.contains(label) && !ubiLabels.contains(label) {
-                    let known = (partitionLabels.union(ubiLabels)).sorted()
+                    let known = partitionLabels.union(ubiLabels).filter { !$0.isEmpty }.sorted()
                     self.error(entry.location, entryPath, "fstab label \"\(label)\" names no partition or ubi volume" +
                                (known.isEmpty ? "; the project defines no images" : "; known labels: " + known.joined(separator: ", ")))
                 }
             }
             if !entry.mountpoint.hasPrefix("/") && entry.mountpoint != "none" && entry.filesystem.type != "swap" {
-                self.error(entry.location, entryPath + "/mountpoint", "mountpoint \"\(entry.mountpoint)\" must be an absolute path")
+                self.error(element.firstElement(named: "mountpoint")?.textLocation ?? entry.location, entryPath + "/mountpoint", "mountpoint \"\(entry.mountpoint)\" must be an absolute path")
             }
             if entry.mountpoint.hasPrefix("/"), !entry.noFstab || entry.label != nil {
                 if let previous = seenMountpoints[entry.mountpoint], entry.filesystem.type != "swap" {

@@ -92,8 +92,8 @@ public struct XMLReader {
     /// Refuses invalid UTF-8 and characters XML forbids, naming the first bad place.
     mutating func checkCharacters() throws(HavelError) {
         var decoder = UTF8()
-        var iterator = bytes.makeIterator()
-        var offset = 0
+        var iterator = bytes[index...].makeIterator()
+        var offset = index
         var scanLine = 1
         var scanColumn = 1
         while true {
@@ -245,7 +245,9 @@ public struct XMLReader {
         while true {
             guard let byte = current else { throw fail("unterminated attribute value", at: start) }
             if byte == quote { advance(); break }
-            if byte == 0x3C { throw fail("'<' is not allowed in an attribute value; write &lt;") }
+            if byte == 0x3C {
+                throw fail("'<' is not allowed in an attribute value; write &lt;, or close the value opened at line \(start.line), column \(start.column)")
+            }
             if byte == 0x26 {
                 value += try reference()
                 continue

@@ -121,12 +121,25 @@ public struct XMLElement: Sendable, Hashable {
         return result
     }
 
-    /// Where the element's first text starts (for messages about its value), else the element itself.
+    /// Where the element's first non-blank text character is (for messages about its value),
+    /// else the element itself.
     public var textLocation: SourceLocation {
         for child in children {
             switch child {
-            case .text(let t, let loc), .cdata(let t, let loc):
-                if !t.trimmingWhitespace().isEmpty { return loc }
+            case .text(let t, var loc), .cdata(let t, var loc):
+                guard !t.trimmingWhitespace().isEmpty else { continue }
+                if case .cdata = child { return loc }
+                for scalar in t.unicodeScalars {
+                    if scalar == "\n" {
+                        loc.line += 1
+                        loc.column = 1
+                    } else if scalar == " " || scalar == "\t" || scalar == "\r" {
+                        loc.column += 1
+                    } else {
+                        break
+                    }
+                }
+                return loc
             default: continue
             }
         }

@@ -1,0 +1,96 @@
+import Foundation
+@testable import HavelCLI
+import HavelCore
+import ProjectXML
+import Testing
+
+@Suite struct CommandTests {
+    static let repositoryRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+    static let example = repositoryRoot + "/examples/default.xml"
+
+    func temporaryDirectory() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("havel-cli-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    @Test func validateExitCodes() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let broken = dir + "/broken.xml"
+        try String(contentsOfFile: Self.example, encoding: .utf8)
+            .replacingOccurrences(of: "<suite>bookworm</suite>", with: "<suite>bookwrom</suite>")
+            .write(toFile: broken, atomically: true, encoding: .utf8)
+        #expect(await HavelMain.run(["validate", Self.example]) == 0)
+        #expect(await HavelMain.run(["validate", Self.example, broken]) == 1)
+        #expect(await HavelMain.run(["validate"]) == 2)
+        #expect(await HavelMain.run(["validate", "--no-such-flag", Self.example]) == 2)
+        #expect(await HavelMain.run(["no-such-command"]) == 2)
+    }
+
+    @Test func preprocessWritesPlainXMLAtomically() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let out = dir + "/out.xml"
+        #expect(await HavelMain.run(["preprocess", Self.example, "-o", out]) == 0)
+        let text = try String(contentsOfFile: out, encoding: .utf8)
+        #expect(text.hasPrefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"))
+        #expect(text.contains("<passwd_hashed>$6$"))
+        #expect(!text.contains("<passwd>"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["out.xml"])
+        // An invalid file writes nothing.
+        let bad = dir + "/bad.xml"
+        try "<RootFileSystem xmlns=\"https://www.linutronix.de/projects/Elbe\" revision=\"6\"/>".write(toFile: bad, atomically: true, encoding: .utf8)
+        #expect(await HavelMain.run(["preprocess", bad, "-o", dir + "/never.xml"]) == 1)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/never.xml"))
+    }
+
+    @Test func preprocessGzipOutputLoads() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(await HavelMain.run(["preprocess", Self.example, "--gzip", "-o", dir + "/p.xml.gz"]) == 0)
+        let loaded = try ProjectLoader.load(path: dir + "/p.xml.gz")
+        #expect(loaded.isValid)
+        #expect(loaded.project.name == "havel-example")
+    }
+
+    @Test func summaryShowsTheImageTable() throws {
+        var project = try ProjectLoader.load(path: Self.example, options: .init(preprocess: .init(hashPasswords: true))).project
+        try MirrorOptions.parse(["--mirror", "http://mirror.invalid/debian"]).apply(to: &project)
+        let text = ProjectSummary(project).text
+        #expect(text.contains("havel-example 1.0"))
+        #expect(text.contains("arm64 (buildtype aarch64"))
+        #expect(text.contains("http://mirror.invalid/debian"))
+        #expect(text.contains("sdcard.img  msdos  1 GiB"))
+        #expect(text.contains("1  boot       64 MiB     at sector 2048  vfat /boot  bootable"))
+        #expect(text.contains("2  rootfs     959 MiB    at sector 133120  ext4 /"))
+        #expect(text.contains("Finetuning  7 actions"))
+    }
+
+    @Test func mirrorPlaceholderBecomesTheHostMirror() throws {
+        var project = try ProjectLoader.load(path: Self.example).project
+        #expect(project.mirror.primary?.host == Mirror.placeholderHost)
+        try MirrorOptions.parse([]).apply(to: &project)
+        #expect(project.mirror.primary?.host != Mirror.placeholderHost)
+        #expect(project.mirror.primary?.host.isEmpty == false)
+    }
+
+    @Test func mirrorOptionRejectsNonsense() {
+        #expect(throws: (any Error).self) { try MirrorOptions.parse(["--mirror", "not-a-url"]) }
+    }
+
+    @Test func showJSONIsTheModel() async throws {
+        let summary = ProjectSummary(try ProjectLoader.load(path: Self.example).project)
+        let data = try JSONEncoder().encode(summary)
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let project = try #require(object["project"] as? [String: Any])
+        #expect(project["name"] as? String == "havel-example")
+        #expect(project["architecture"] as? String == "arm64")
+        let layouts = try #require(object["layouts"] as? [String: Any])
+        #expect((layouts["sdcard.img"] as? [Any])?.count == 2)
+    }
+}

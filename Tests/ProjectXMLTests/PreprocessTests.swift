@@ -1,0 +1,149 @@
+import Foundation
+import HavelCore
+@testable import ProjectXML
+import Testing
+
+@Suite struct PreprocessTests {
+    static let main = TestPaths.fixtures + "/preprocess/main.xml"
+
+    func preprocess(variants: Set<String>, salt: String? = "fixturesalt") throws -> LoadedProject {
+        try ProjectLoader.load(path: Self.main, options: .init(preprocess: .init(variants: variants, hashPasswords: true, salt: salt)))
+    }
+
+    @Test func mergedDocumentMatchesTheExpectedOne() throws {
+        let loaded = try preprocess(variants: ["devel"])
+        #expect(loaded.errors.isEmpty, "\(loaded.errors)")
+        let written = XMLWriter.write(loaded.document)
+        let expectedPath = TestPaths.repositoryRoot + "/Tests/ProjectXMLTests/Fixtures/preprocess/expected-devel.xml"
+        if ProcessInfo.processInfo.environment["HAVEL_UPDATE_GOLDEN"] == "1" {
+            try written.write(toFile: expectedPath, atomically: true, encoding: .utf8)
+        }
+        let expected = try String(contentsOfFile: expectedPath, encoding: .utf8)
+        #expect(written == expected)
+    }
+
+    @Test func includesResolveRelativeToTheIncludingFile() throws {
+        let project = try preprocess(variants: []).project
+        #expect(project.target.hostname == "fixture-board")
+        // parts/image.xml includes deeper/partition.xml relative to parts/.
+        #expect(project.target.images.first?.partitions.map(\.label) == ["rfs"])
+        #expect(project.target.packages.map(\.name) == ["bash", "busybox", "nano"])
+    }
+
+    @Test func variantsSelectElements() throws {
+        let devel = try preprocess(variants: ["devel"]).project
+        #expect(devel.target.packages.map(\.name) == ["bash", "busybox", "gdbserver", "nano"])
+        #expect(devel.target.finetuning.map(\.action.elementName) == ["rm", "adduser"])
+        #expect(devel.mirror.urls.count == 1)
+
+        let production = try preprocess(variants: ["secure", "extras"]).project
+        #expect(production.target.finetuning.map(\.action.elementName) == ["rm", "rm"])
+        #expect(production.mirror.urls.count == 2)
+        #expect(!XMLWriter.write(try preprocess(variants: ["secure"]).document).contains("variant="))
+    }
+
+    @Test func deprecatedTagsAreMigrated() throws {
+        let loaded = try preprocess(variants: ["devel"])
+        let project = loaded.project
+        #expect(project.target.debootstrap.variant == "minbase")
+        #expect(project.target.debootstrap.include == ["apt", "less"])
+        #expect(project.target.fstab.first?.filesystem.deviceCommands == ["tune2fs -i 0 {device}"])
+        #expect(project.target.packages[1].pin == .release(["name": "bookworm"]))
+        let text = XMLWriter.write(loaded.document)
+        #expect(!text.contains("<passwd>") && !text.contains("debootstrapvariant") && !text.contains("tune2fs>"))
+    }
+
+    @Test func noauthAndBracketOptionsBecomeMirrorOptions() throws {
+        let mirror = try preprocess(variants: []).project.mirror
+        #expect(mirror.noauth)
+        #expect(mirror.options == ["trusted=yes"])
+        #expect(mirror.urls[0].binary == "http://MIRROR_HOST/debian-security bookworm-security main")
+        #expect(mirror.urls[0].options == ["arch=armhf", "trusted=yes"])
+    }
+
+    @Test func passwordsAreHashedAsOpensslWouldAndVerifiable() async throws {
+        let project = try preprocess(variants: ["devel"]).project
+        let root = try #require(project.target.passwdHashed)
+        let expectedRoot = try opensslPasswd("secret", salt: "fixturesalt")
+        #expect(root == expectedRoot)
+        #expect(root.hasPrefix("$6$fixturesalt$"))
+        guard case .addUser(let user)? = project.target.finetuning.last?.action else {
+            Issue.record("adduser missing")
+            return
+        }
+        let expectedUser = try opensslPasswd("dev", salt: "fixturesalt")
+        #expect(user.passwdHashed == expectedUser)
+        // Random salts differ between runs.
+        let first = try PasswordHash.sha512crypt("x")
+        let second = try PasswordHash.sha512crypt("x")
+        #expect(first != second)
+    }
+
+    func opensslPasswd(_ password: String, salt: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = ["passwd", "-6", "-salt", salt, password]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).trimmingWhitespace()
+    }
+
+    @Test func missingAndRecursiveIncludesAreErrorsAtTheInclude() throws {
+        let dir = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try """
+        <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" xmlns:xi="http://www.w3.org/2001/XInclude" revision="6">
+          <xi:include href="self.xml"/>
+          <xi:include href="gone.xml"/>
+          <xi:include href="http://example.org/x.xml"/>
+        </RootFileSystem>
+        """.write(toFile: dir + "/self.xml", atomically: true, encoding: .utf8)
+        let loaded = try ProjectLoader.load(path: dir + "/self.xml")
+        let messages = loaded.errors.map { "\($0.location?.line ?? 0): \($0.message)" }
+        #expect(messages.contains { $0.hasPrefix("2: ") && $0.contains("includes itself") })
+        #expect(messages.contains { $0.hasPrefix("3: ") && $0.contains("cannot read") && $0.contains("gone.xml") })
+        #expect(messages.contains { $0.hasPrefix("4: ") && $0.contains("only local files") })
+    }
+
+    @Test func errorsInIncludedFilesNameThatFile() throws {
+        let dir = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "<?xml version=\"1.0\"?>\n<pkg-list>\n  <pkg version=\"1\" origin=\"x\">bash</pkg>\n</pkg-list>\n"
+            .write(toFile: dir + "/pkgs.xml", atomically: true, encoding: .utf8)
+        let base = try String(contentsOfFile: TestPaths.fixtures + "/preprocess/main.xml", encoding: .utf8)
+            .replacingOccurrences(of: "parts/pkglist.xml", with: dir + "/pkgs.xml")
+            .replacingOccurrences(of: "href=\"parts/", with: "href=\"" + TestPaths.fixtures + "/preprocess/parts/")
+        try base.write(toFile: dir + "/main.xml", atomically: true, encoding: .utf8)
+        let loaded = try ProjectLoader.load(path: dir + "/main.xml")
+        let pin = try #require(loaded.errors.first { $0.message.contains("conflicting pins") })
+        #expect(pin.location?.file == dir + "/pkgs.xml")
+        #expect(pin.location?.line == 3)
+    }
+
+    @Test func gzipCompressedFilesLoadTheSame() throws {
+        let dir = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let plain = try [UInt8](Data(contentsOf: URL(fileURLWithPath: TestPaths.fixtures + "/valid-base.xml")))
+        let packed = try Gzip.compress(plain)
+        #expect(packed.starts(with: [0x1F, 0x8B]))
+        try Data(packed).write(to: URL(fileURLWithPath: dir + "/p.xml.gz"))
+        let a = try ProjectLoader.load(path: TestPaths.fixtures + "/valid-base.xml")
+        let b = try ProjectLoader.load(path: dir + "/p.xml.gz")
+        #expect(b.isValid)
+        #expect(XMLWriter.write(a.document) == XMLWriter.write(b.document))
+    }
+
+    @Test func oversizedAndBombFilesAreRefused() throws {
+        let dir = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let big = [UInt8](repeating: 0x20, count: ProjectFile.maximumSize + 1)
+        try Data(big).write(to: URL(fileURLWithPath: dir + "/big.xml"))
+        #expect { try ProjectLoader.load(path: dir + "/big.xml") } throws: { "\($0)".contains("larger than the 64 MiB limit") }
+        // 100 MiB of spaces compress to about 100 KiB: decompression stops at the limit.
+        try Data(try Gzip.compress(big + big)).write(to: URL(fileURLWithPath: dir + "/bomb.xml.gz"))
+        #expect { try ProjectLoader.load(path: dir + "/bomb.xml.gz") } throws: { "\($0)".contains("decompresses to more than") }
+    }
+}

@@ -26,8 +26,12 @@ let package = Package(
             .product(name: "SystemPackage", package: "swift-system"),
         ], swiftSettings: strict),
         .target(name: "Debian", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
+        .target(name: "Chroot", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
+        .target(name: "Reports", dependencies: ["HavelCore", "ProjectXML", "Debian", "SystemKit"], swiftSettings: strict),
+        .target(name: "Build", dependencies: ["HavelCore", "ProjectXML", "SystemKit", "Debian", "Chroot", "Reports"],
+                swiftSettings: strict),
         .target(name: "HavelCLI", dependencies: [
-            "HavelCore", "ProjectXML", "SystemKit", "Debian",
+            "HavelCore", "ProjectXML", "SystemKit", "Debian", "Chroot", "Build",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
         .executableTarget(name: "havel", dependencies: ["HavelCLI"], swiftSettings: strict),
@@ -37,6 +41,9 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "SystemKitTests", dependencies: ["SystemKit"], swiftSettings: strict),
         .testTarget(name: "DebianTests", dependencies: ["Debian"], swiftSettings: strict),
+        .testTarget(name: "ChrootTests", dependencies: ["Chroot", "SystemKit"], swiftSettings: strict),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Debian", "ProjectXML"], swiftSettings: strict),
+        .testTarget(name: "BuildTests", dependencies: ["Build", "ProjectXML", "SystemKit", "Debian"], swiftSettings: strict),
         .testTarget(name: "HavelCLITests", dependencies: ["HavelCLI", "ProjectXML"], swiftSettings: strict),
     ]
 )

@@ -1,0 +1,2 @@
+// Build owns the pipeline: stages, cache keys, the build directory, progress events.
+public enum BuildModule {}

@@ -8,7 +8,8 @@ public struct HavelCommand: AsyncParsableCommand {
         commandName: "havel",
         abstract: "Build Debian-based root filesystems and disk images from ELBE project files.",
         version: HavelVersion.current,
-        subcommands: [ValidateCommand.self, PreprocessCommand.self, ShowCommand.self])
+        subcommands: [ValidateCommand.self, PreprocessCommand.self, ShowCommand.self, BuildCommand.self,
+                      ChrootCommand.self, CacheCommand.self])
 
     public init() {}
 }

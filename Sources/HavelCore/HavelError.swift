@@ -62,6 +62,8 @@ public struct HavelError: Error, Sendable, CustomStringConvertible {
         public static let unsupported = Code(rawValue: "unsupported")
         public static let processFailed = Code(rawValue: "process-failed")
         public static let internalError = Code(rawValue: "internal")
+        public static let cancelled = Code(rawValue: "cancelled")
+        public static let hostNotReady = Code(rawValue: "host-not-ready")
     }
 
     public var code: Code

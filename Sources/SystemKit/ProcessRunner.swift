@@ -39,7 +39,32 @@ public enum ProcessRunner {
             return ProcessResult(termination: termination(result.terminationStatus),
                                  standardOutput: result.standardOutput, standardError: result.standardError)
         } catch {
-            throw HavelError(.processFailed, "\(command.executable) could not be run", cause: error)
+            throw failure(command, error)
+        }
+    }
+
+    /// Cancellation of the calling task ends the child (SIGTERM, then SIGKILL) and is reported as such.
+    static func failure(_ command: Command, _ error: any Error) -> HavelError {
+        if error is CancellationError || Task.isCancelled {
+            return HavelError(.cancelled, "\(command.executable) was stopped: the build was interrupted")
+        }
+        return HavelError(.processFailed, "\(command.executable) could not be run", cause: error)
+    }
+
+    /// Runs with the terminal: standard input, output and error inherited, in Havel's own process
+    /// group so that a person's Ctrl-C reaches it (Havel ignores SIGINT meanwhile).
+    public static func interactive(_ command: Command) async throws(HavelError) -> ProcessResult.Termination {
+        var config = try configuration(command)
+        config.platformOptions.createSession = false
+        let previous = signal(SIGINT, SIG_IGN)
+        defer { signal(SIGINT, previous) }
+        do {
+            let result = try await Subprocess.run(config, input: .fileDescriptor(.standardInput, closeAfterSpawningProcess: false),
+                                                  output: .fileDescriptor(.standardOutput, closeAfterSpawningProcess: false),
+                                                  error: .fileDescriptor(.standardError, closeAfterSpawningProcess: false))
+            return termination(result.terminationStatus)
+        } catch {
+            throw failure(command, error)
         }
     }
 
@@ -65,7 +90,7 @@ public enum ProcessRunner {
             }
             return termination(result.terminationStatus)
         } catch {
-            throw HavelError(.processFailed, "\(command.executable) could not be run", cause: error)
+            throw failure(command, error)
         }
     }
 

@@ -1,2 +1,0 @@
-// Build owns the pipeline: stages, cache keys, the build directory, progress events.
-public enum BuildModule {}

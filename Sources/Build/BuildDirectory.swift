@@ -1,0 +1,97 @@
+// Build owns the pipeline: the stages from a project file to a finished root filesystem and its
+// reports, their content-addressed cache keys, the build directory's layout and its state record,
+// and the progress events a front end renders. It formats nothing for a terminal.
+
+import Foundation
+import HavelCore
+
+/// The one layout of a build directory, wherever the build ran.
+public struct BuildDirectory: Sendable {
+    public let path: String
+
+    public init(_ path: String) {
+        self.path = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
+    }
+
+    public var rootfs: String { path + "/rootfs" }
+    public var sourceXML: String { path + "/source.xml" }
+    public var log: String { path + "/log.txt" }
+    public var report: String { path + "/report.txt" }
+    public var validation: String { path + "/validation.txt" }
+    public var licenceText: String { path + "/licence-target.txt" }
+    public var licenceXML: String { path + "/licence-target.xml" }
+    public var artifacts: String { path + "/artifacts" }
+    public var state: String { path + "/state.json" }
+    /// Scratch space of a running build (hooks, keyrings, package lists); removed when it ends.
+    public var work: String { path + "/.work" }
+
+    /// Files a finished build presents as results (besides rootfs/ and artifacts/).
+    public func resultFiles(packedRootfs: String?) -> [String] {
+        [sourceXML, report, validation, licenceText, licenceXML] + (packedRootfs.map { [path + "/" + $0] } ?? [])
+    }
+}
+
+/// state.json: what a build did, stage by stage, and how it ended. Written at every stage boundary,
+/// so an interrupted build says where it stopped.
+public struct BuildState: Codable, Sendable, Equatable {
+    public enum Status: String, Codable, Sendable { case running, done, failed }
+
+    public struct Stage: Codable, Sendable, Equatable {
+        public var name: String
+        /// Content key of the stage's inputs (stages that are cached have one).
+        public var key: String?
+        /// The stage's result came from the stage cache.
+        public var cached: Bool
+        public var seconds: Double
+        /// .deb files downloaded from a mirror during this stage.
+        public var downloads: Int?
+        public var note: String?
+    }
+
+    public var status: Status
+    public var reason: String?
+    public var project: String
+    public var version: String
+    public var architecture: String
+    public var havelVersion: String
+    public var started: Date
+    public var finished: Date?
+    public var stages: [Stage]
+    /// The packed root filesystem's file name within the build directory.
+    public var packedRootfs: String?
+    public var artifacts: [String]
+
+    public init(project: String, version: String, architecture: String, havelVersion: String, started: Date) {
+        self.status = .running
+        self.project = project
+        self.version = version
+        self.architecture = architecture
+        self.havelVersion = havelVersion
+        self.started = started
+        self.stages = []
+        self.artifacts = []
+    }
+
+    public static func read(_ path: String) -> BuildState? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try? decoder.decode(BuildState.self, from: data)
+    }
+
+    public func write(_ path: String) throws(HavelError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        do {
+            let data = try encoder.encode(self)
+            let temporary = path + ".tmp"
+            try data.write(to: URL(fileURLWithPath: temporary))
+            guard rename(temporary, path) == 0 else { throw HavelError(.io, "cannot write \(path)") }
+        } catch let error as HavelError {
+            throw error
+        } catch {
+            throw HavelError(.io, "cannot write \(path): \(error.localizedDescription)")
+        }
+    }
+}

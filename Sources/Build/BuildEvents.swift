@@ -1,0 +1,106 @@
+import Foundation
+import HavelCore
+
+/// What a running build tells its front end.
+public enum BuildEvent: Sendable {
+    case stageStarted(String)
+    case stageFinished(String, seconds: Double, cached: Bool)
+    /// A line of the build log (tool output or Havel's own messages).
+    case log(String)
+    /// Packages set up so far and in all (from dpkg's output).
+    case packages(done: Int, total: Int)
+    /// Bytes downloaded so far.
+    case fetched(bytes: UInt64)
+    case warning(String)
+}
+
+/// The build log: every line, timestamped, into log.txt, and on to the front end.
+public final class BuildLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var handle: FileHandle?
+    private let sink: @Sendable (BuildEvent) -> Void
+    private let started = ContinuousClock.now
+    private var packagesTotal = 0
+    private var packagesDone = 0
+    private var fetched: UInt64 = 0
+
+    public init(path: String?, sink: @escaping @Sendable (BuildEvent) -> Void) throws(HavelError) {
+        self.sink = sink
+        if let path {
+            guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+                throw HavelError(.io, "cannot create the build log \(path)")
+            }
+            self.handle = handle
+        }
+    }
+
+    public func close() {
+        lock.lock()
+        try? handle?.close()
+        handle = nil
+        lock.unlock()
+    }
+
+    func stamp() -> String {
+        let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let text = String(Int(seconds * 10) / 10) + "." + String(Int(seconds * 10) % 10)
+        return "[" + String(repeating: " ", count: max(0, 6 - text.count)) + text + "]"
+    }
+
+    func write(_ line: String) {
+        lock.lock()
+        handle?.write(Data((stamp() + " " + line + "\n").utf8))
+        lock.unlock()
+    }
+
+    /// A line of Havel's own.
+    public func info(_ line: String) {
+        write(line)
+        sink(.log(line))
+    }
+
+    public func warning(_ line: String) {
+        write("WARNING: " + line)
+        sink(.warning(line))
+    }
+
+    public func event(_ event: BuildEvent) {
+        switch event {
+        case .stageStarted(let name): write("== \(name)")
+        case .stageFinished(let name, let seconds, let cached):
+            write("== \(name) done in \(String(format: "%.1f", seconds)) s\(cached ? " (from the stage cache)" : "")")
+        default: break
+        }
+        sink(event)
+    }
+
+    /// A line of a tool's output: logged, and read for progress (apt's Get:, dpkg's Setting up).
+    public func tool(_ line: String) {
+        write("  " + line)
+        lock.lock()
+        var progress: BuildEvent?
+        if line.hasPrefix("Get:"), let bracket = line.range(of: "[", options: .backwards),
+           let size = Self.parseSize(String(line[bracket.upperBound...].dropLast())) {
+            fetched += size
+            progress = .fetched(bytes: fetched)
+        } else if line.hasPrefix("Setting up ") {
+            packagesDone += 1
+            progress = .packages(done: packagesDone, total: max(packagesTotal, packagesDone))
+        } else if let range = line.range(of: " newly installed, ") {
+            let number = line[..<range.lowerBound].split(separator: " ").last.flatMap { Int($0) } ?? 0
+            packagesTotal += number
+        }
+        lock.unlock()
+        sink(.log(line))
+        if let progress { sink(progress) }
+    }
+
+    /// apt's sizes: "1,234 kB", "12.3 MB", "999 B".
+    static func parseSize(_ text: String) -> UInt64? {
+        let parts = text.trimmingWhitespace().split(separator: " ")
+        guard parts.count == 2, let value = Double(parts[0].replacingOccurrences(of: ",", with: "")) else { return nil }
+        let factor: Double = switch parts[1] { case "B": 1; case "kB": 1e3; case "MB": 1e6; case "GB": 1e9; default: 0 }
+        return factor == 0 ? nil : UInt64(value * factor)
+    }
+}

@@ -1,0 +1,384 @@
+import Foundation
+import HavelCore
+import Chroot
+import Debian
+import ProjectXML
+import Reports
+import SystemKit
+
+/// How to build.
+public struct BuildOptions: Sendable {
+    public var directory: BuildDirectory
+    public var cache: HavelCache
+    /// Read and write the stage cache (`--no-cache` turns it off; packages still come from the verified .deb cache).
+    public var useStageCache: Bool
+    /// Clamp for file times in archives; nil: the build's start.
+    public var sourceDateEpoch: Int?
+    public var havelVersion: String
+
+    public init(directory: BuildDirectory, cache: HavelCache = HavelCache(), useStageCache: Bool = true,
+                sourceDateEpoch: Int? = nil, havelVersion: String) {
+        self.directory = directory
+        self.cache = cache
+        self.useStageCache = useStageCache
+        self.sourceDateEpoch = sourceDateEpoch
+        self.havelVersion = havelVersion
+    }
+}
+
+/// What the install stage produced, kept with the stage in the cache so a reused stage needs nothing else.
+struct InstallRecord: Codable, Sendable {
+    struct Package: Codable, Sendable {
+        var name: String
+        var version: String
+        var architecture: String
+        var sha256: String?
+        var origin: String?
+    }
+
+    var packages: [Package]
+    var sourcesList: String
+    var preferences: String
+
+    func sha256(name: String, version: String, architecture: String) -> String? {
+        packages.first { $0.name == name && $0.version == version && $0.architecture == architecture }?.sha256
+    }
+}
+
+/// Runs the stages of a build: host checks, mirror probe, install (cached by content), target set-up,
+/// archive and finetuning, reports, packing. Records every stage in state.json and ends in `done` or
+/// `failed`; results of a failed build are removed so that nothing half-made looks finished.
+public final class Builder: @unchecked Sendable {
+    let loaded: LoadedProject
+    let project: Project
+    let options: BuildOptions
+    let log: BuildLog
+    var state: BuildState
+    let started = Date()
+    var directory: BuildDirectory { options.directory }
+
+    public init(project loaded: LoadedProject, options: BuildOptions, events: @escaping @Sendable (BuildEvent) -> Void) throws(HavelError) {
+        guard loaded.isValid else {
+            throw HavelError(.invalidProject, "the project has errors; run havel validate", diagnostics: loaded.errors)
+        }
+        guard let architecture = loaded.project.architecture else {
+            throw HavelError(.invalidProject, "the project names no architecture Havel knows")
+        }
+        self.loaded = loaded
+        self.project = loaded.project
+        self.options = options
+        do {
+            try FileManager.default.createDirectory(atPath: options.directory.path, withIntermediateDirectories: true)
+        } catch {
+            throw HavelError(.io, "cannot create the build directory \(options.directory.path): \(error.localizedDescription)")
+        }
+        self.log = try BuildLog(path: options.directory.log, sink: events)
+        self.state = BuildState(project: loaded.project.name, version: loaded.project.version,
+                                architecture: architecture.debianName, havelVersion: options.havelVersion, started: Date())
+    }
+
+    var architecture: Architecture { project.architecture! }
+    var packedName: String {
+        if let tar = project.target.outputs.tar, !tar.isEmpty { return tar }
+        return "\(project.name)-\(project.version)-rootfs.tar.zst"
+    }
+
+    /// Runs the whole build. On failure or cancellation the state says so and the error is rethrown.
+    public func run() async throws(HavelError) -> BuildState {
+        defer { log.close() }
+        log.info("Havel \(options.havelVersion): building \(project.name) \(project.version) for \(architecture.debianName) (\(project.suite)) in \(directory.path)")
+        do {
+            try await prepareDirectory()
+            try await stage("check host") { () async throws(HavelError) in try await self.checkHost() }
+            let releases = try await stage("probe mirror") { () async throws(HavelError) in try await self.probeMirror() }
+            let record = try await installStage(releases: releases)
+            var added: [String] = []
+            var touched: [String] = []
+            try await stage("configure target") { () async throws(HavelError) in
+                let target = try RootedFileSystem(root: self.directory.rootfs)
+                try await TargetSetup.apply(self.project, to: target, havelVersion: self.options.havelVersion, date: self.started, log: self.log)
+            }
+            try await stage("archive and finetuning") { () async throws(HavelError) in
+                let target = try RootedFileSystem(root: self.directory.rootfs)
+                if let archive = self.project.archive {
+                    added = try await ArchiveOverlay.apply(archive, to: target, work: self.directory.work, log: self.log)
+                }
+                var runner = FinetuningRunner(target: target, chroot: ChrootRunner(root: self.directory.rootfs),
+                                              directory: self.directory, log: self.log)
+                let excursions = try ChrootExcursions.enter(target)
+                do throws(HavelError) {
+                    try await runner.run(self.project.target.finetuning)
+                } catch {
+                    excursions.leave(warn: self.log.warning)
+                    throw error
+                }
+                excursions.leave(warn: self.log.warning)
+                touched = runner.touched
+                self.state.artifacts = runner.artifacts
+            }
+            try await stage("reports") { () async throws(HavelError) in
+                try await ReportWriter(builder: self, record: record, added: added, touched: touched).write()
+            }
+            try await stage("pack rootfs") { () async throws(HavelError) in
+                try await Tar.pack(self.directory.rootfs, to: self.directory.path + "/" + self.packedName,
+                                   mtimeClamp: self.options.sourceDateEpoch ?? Int(self.started.timeIntervalSince1970))
+                self.state.packedRootfs = self.packedName
+            }
+            state.status = .done
+            state.finished = Date()
+            try state.write(directory.state)
+            try? FileManager.default.removeItem(atPath: directory.work)
+            log.info("build done in \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(directory.path)")
+            return state
+        } catch {
+            let failure = Task.isCancelled && error.code != .cancelled ?
+                HavelError(.cancelled, "the build was interrupted (\(error.message))") : error
+            await fail(failure)
+            throw failure
+        }
+    }
+
+    func fail(_ error: HavelError) async {
+        state.status = .failed
+        state.reason = error.description
+        state.finished = Date()
+        log.info("build FAILED: \(error.description)")
+        for diagnostic in error.diagnostics { log.info(diagnostic.description) }
+        for file in directory.resultFiles(packedRootfs: packedName) { unlink(file) }
+        unlink(directory.path + "/" + packedName + ".partial")
+        _ = try? await Mounts.unmountAll(under: directory.path)
+        try? FileManager.default.removeItem(atPath: directory.work)
+        try? state.write(directory.state)
+    }
+
+    /// Runs one stage, timing it and recording it in state.json.
+    func stage<T>(_ name: String, key: String? = nil, _ body: () async throws(HavelError) -> T) async throws(HavelError) -> T {
+        try Task.checkCancellationAsHavelError()
+        log.event(.stageStarted(name))
+        let clock = ContinuousClock.now
+        let result = try await body()
+        let elapsed = ContinuousClock.now - clock
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        if let index = state.stages.firstIndex(where: { $0.name == name }) {
+            state.stages[index].seconds = seconds
+        } else {
+            state.stages.append(.init(name: name, key: key, cached: false, seconds: seconds))
+        }
+        log.event(.stageFinished(name, seconds: seconds, cached: state.stages.last?.cached ?? false))
+        try state.write(directory.state)
+        return result
+    }
+
+    // MARK: - Stages
+
+    /// Clears what an earlier run left: its mounts (after a SIGKILL), its results and its tree.
+    func prepareDirectory() async throws(HavelError) {
+        let stale = try await Mounts.unmountAll(under: directory.path)
+        if !stale.isEmpty { log.warning("removed \(stale.count) mount(s) an earlier run left: \(stale.joined(separator: ", "))") }
+        for file in directory.resultFiles(packedRootfs: packedName) { unlink(file) }
+        for dir in [directory.rootfs, directory.work, directory.artifacts] {
+            if FileManager.default.fileExists(atPath: dir) {
+                do { try FileManager.default.removeItem(atPath: dir) } catch {
+                    throw HavelError(.io, "cannot remove \(dir) from an earlier build: \(error.localizedDescription)")
+                }
+            }
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: directory.work, withIntermediateDirectories: true)
+        } catch {
+            throw HavelError(.io, "cannot create \(directory.work)")
+        }
+        try state.write(directory.state)
+    }
+
+    func checkHost() async throws(HavelError) {
+        guard geteuid() == 0 else {
+            throw HavelError(.hostNotReady, "havel build needs root (it installs packages into a tree and runs them in a chroot); run it with sudo")
+        }
+        var missing: [(tool: String, package: String)] = []
+        let tool = project.target.debootstrap.tool ?? .mmdebstrap
+        var tools: [(String, String)] = [("tar", "tar"), ("zstd", "zstd"), ("unshare", "util-linux"), ("chpasswd", "passwd"),
+                                        ("sha256sum", "coreutils"), ("/usr/lib/apt/apt-helper", "apt")]
+        switch tool {
+        case .mmdebstrap: tools.append(("mmdebstrap", "mmdebstrap"))
+        case .debootstrap: tools.append(("debootstrap", "debootstrap"))
+        case .baseImage: throw HavelError(.unsupported, "debootstrap type base-image is not supported yet; use mmdebstrap or debootstrap")
+        }
+        let host = HostArchitecture.current
+        let foreign = host.map { !architecture.runsNatively(on: $0) } ?? true
+        if foreign { tools.append(("/usr/libexec/qemu-binfmt/\(architecture.qemuUserName)-binfmt-P", "qemu-user-static")) }
+        for (name, package) in tools where ProcessRunner.which(name) == nil {
+            missing.append((name, package))
+        }
+        if !missing.isEmpty {
+            let packages = Set(missing.map(\.package)).sorted()
+            throw HavelError(.hostNotReady, "missing tools: \(missing.map(\.tool).joined(separator: ", ")); install them with: apt-get install \(packages.joined(separator: " "))")
+        }
+        if foreign {
+            let registered = try await Binfmt.ensureHandler(qemuName: architecture.qemuUserName)
+            log.info(registered ? "registered qemu-\(architecture.qemuUserName) with binfmt_misc" : "qemu-\(architecture.qemuUserName) is registered with binfmt_misc")
+        }
+    }
+
+    func probeMirror() async throws(HavelError) -> [RepositoryProbe.Release] {
+        let repositories = AptSources.repositories(for: project)
+        guard !repositories.isEmpty else { throw HavelError(.invalidProject, "the project names no repository to install from") }
+        let releases = try await RepositoryProbe.fetchReleases(repositories, workDirectory: directory.work + "/releases")
+        for release in releases { log.info("repository \(release.url) (sha256 \(release.sha256.prefix(12)))") }
+        return releases
+    }
+
+    /// The content key of the install stage: everything that decides which files the tree holds.
+    func installKey(releases: [RepositoryProbe.Release]) async throws(HavelError) -> String {
+        struct Inputs: Encodable {
+            var format = 1
+            var tool: String
+            var architecture: String
+            var suite: String
+            var variant: String?
+            var packages: [String]
+            var exclude: [String]
+            var sources: [String]
+            var releases: [String]
+            var preferences: String
+            var keys: [String]
+            var recommends: Bool
+        }
+        let inputs = Inputs(tool: (project.target.debootstrap.tool ?? .mmdebstrap).rawValue, architecture: architecture.debianName,
+                            suite: project.suite, variant: project.target.debootstrap.variant,
+                            packages: BootstrapRequest.packages(for: project), exclude: project.target.debootstrap.exclude,
+                            sources: AptSources.lines(for: project), releases: releases.map { "\($0.url) \($0.sha256)" },
+                            preferences: AptSources.preferences(for: project), keys: AptSources.keys(for: project).map(\.armored),
+                            recommends: project.target.installRecommends)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let data = try? encoder.encode(inputs) else { throw HavelError(.internalError, "cannot encode the stage inputs") }
+        return try await Digest.sha256([UInt8](data))
+    }
+
+    func installStage(releases: [RepositoryProbe.Release]) async throws(HavelError) -> InstallRecord {
+        let key = try await installKey(releases: releases)
+        let name = "install packages"
+        let cache = options.cache
+        try cache.prepare()
+        if options.useStageCache, cache.hasStage(key) {
+            state.stages.append(.init(name: name, key: key, cached: true, seconds: 0, downloads: 0))
+            return try await stage(name, key: key) { () async throws(HavelError) in
+                log.info("reusing the installed tree from the stage cache (\(key.prefix(16)))")
+                try await Tar.unpack(cache.stageDirectory(key) + "/rootfs.tar.zst", into: directory.rootfs)
+                cache.touchStage(key)
+                guard let data = FileManager.default.contents(atPath: cache.stageDirectory(key) + "/record.json"),
+                      let record = try? JSONDecoder().decode(InstallRecord.self, from: data) else {
+                    throw HavelError(.io, "the cached stage \(key) has no readable record; run havel cache prune")
+                }
+                return record
+            }
+        }
+        state.stages.append(.init(name: name, key: key, cached: false, seconds: 0))
+        return try await stage(name, key: key) { () async throws(HavelError) in
+            let removed = try await cache.verifyDebs()
+            if removed > 0 { log.warning("removed \(removed) cached package(s) whose sha256 did not match") }
+            let before = Set(cache.debFiles())
+            let record = try await bootstrap()
+            let downloaded = Set(cache.debFiles()).subtracting(before).count
+            if let index = state.stages.firstIndex(where: { $0.name == name }) { state.stages[index].downloads = downloaded }
+            log.info("\(record.packages.count) packages installed, \(downloaded) downloaded")
+            if options.useStageCache {
+                let archive = directory.work + "/stage.tar.zst"
+                try await Tar.pack(directory.rootfs, to: archive, mtimeClamp: nil)
+                let recordPath = directory.work + "/record.json"
+                let description = directory.work + "/description"
+                do {
+                    try JSONEncoder().encode(record).write(to: URL(fileURLWithPath: recordPath))
+                    try "\(project.name) \(project.version) \(architecture.debianName) \(project.suite), \(record.packages.count) packages"
+                        .write(toFile: description, atomically: true, encoding: .utf8)
+                } catch {
+                    throw HavelError(.io, "cannot write the stage record: \(error.localizedDescription)")
+                }
+                try cache.storeStage(key, files: ["rootfs.tar.zst": archive, "record.json": recordPath, "description": description])
+                cache.touchStage(key)
+            }
+            return record
+        }
+    }
+
+    /// Bootstraps with every package of the project in one run and verifies each .deb against the mirror's index.
+    func bootstrap() async throws(HavelError) -> InstallRecord {
+        let lists = directory.work + "/lists"
+        let tool = project.target.debootstrap.tool ?? .mmdebstrap
+        let sources = AptSources.lines(for: project)
+        let request = BootstrapRequest(
+            tool: tool, architecture: architecture, suite: project.suite, variant: project.target.debootstrap.variant,
+            packages: BootstrapRequest.packages(for: project), exclude: project.target.debootstrap.exclude,
+            sourceLines: sources, preferences: AptSources.preferences(for: project), keys: AptSources.keys(for: project),
+            installRecommends: project.target.installRecommends, packageCache: options.cache.debs, listsDirectory: lists)
+        guard tool == .mmdebstrap else {
+            throw HavelError(.unsupported, "debootstrap type \(tool.rawValue) is not supported yet; remove <type> to use mmdebstrap")
+        }
+        let command = try Mmdebstrap.prepare(request, workDirectory: directory.work + "/bootstrap", output: directory.rootfs)
+        log.info("$ " + command.description)
+        let tail = LineTail(limit: 60)
+        let log = self.log
+        let status = try await ProcessRunner.stream(command) { line in
+            tail.append(line)
+            log.tool(line)
+        }
+        guard status == .exited(0) else {
+            let explanation = BootstrapFailure.explain(tail.all, suite: project.suite, architecture: architecture, sources: sources)
+            throw HavelError(.processFailed, "installing the packages failed (mmdebstrap \(status)): " +
+                             (explanation ?? "see the log for details:\n" + tail.all.suffix(8).joined(separator: "\n")))
+        }
+        return try await makeRecord(lists: lists, sources: sources)
+    }
+
+    func makeRecord(lists: String, sources: [String]) async throws(HavelError) -> InstallRecord {
+        let installed = try DpkgStatus.read(root: directory.rootfs)
+        let index = PackagesIndex.index(try PackagesIndex.readLists(root: lists))
+        let cache = options.cache
+        var files: [String: (name: String, version: String, arch: String)] = [:]
+        for package in installed {
+            let version = package.version.replacingOccurrences(of: ":", with: "%3a")
+            files["\(package.name)_\(version)_\(package.architecture).deb"] = (package.name, package.version, package.architecture)
+        }
+        let present = Set(cache.debFiles())
+        let digests = try await Digest.sha256(files: files.keys.filter { present.contains($0) }.map { cache.debs + "/" + $0 })
+        var verified: [String: String] = [:]
+        var packages: [InstallRecord.Package] = []
+        for package in installed {
+            let version = package.version.replacingOccurrences(of: ":", with: "%3a")
+            let file = "\(package.name)_\(version)_\(package.architecture).deb"
+            let indexed = index["\(package.name) \(package.version) \(package.architecture)"]
+            let digest = digests[cache.debs + "/" + file]
+            if let digest, let expected = indexed?.sha256 {
+                guard digest == expected else {
+                    unlink(cache.debs + "/" + file)
+                    throw HavelError(.processFailed, "package \(package.name) \(package.version): the downloaded .deb has sha256 \(digest) but the mirror's index says \(expected); it was removed from the cache, build again")
+                }
+                verified[file] = digest
+            }
+            packages.append(.init(name: package.name, version: package.version, architecture: package.architecture,
+                                  sha256: indexed?.sha256 ?? digest, origin: indexed?.origin))
+        }
+        try cache.recordVerified(verified)
+        let sourcesList = (try? String(contentsOfFile: directory.rootfs + "/etc/apt/sources.list", encoding: .utf8)) ?? sources.joined(separator: "\n") + "\n"
+        return InstallRecord(packages: packages, sourcesList: sourcesList, preferences: AptSources.preferences(for: project))
+    }
+}
+
+/// The machine Havel runs on.
+public enum HostArchitecture {
+    public static let current: Architecture? = {
+        var info = utsname()
+        uname(&info)
+        let machine = withUnsafeBytes(of: &info.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        switch machine {
+        case "x86_64": return .amd64
+        case "aarch64": return .arm64
+        case "i686", "i386": return .i386
+        case "armv7l": return .armhf
+        case "riscv64": return .riscv64
+        case "ppc64le": return .ppc64el
+        default: return nil
+        }
+    }()
+}

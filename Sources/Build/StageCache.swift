@@ -1,0 +1,159 @@
+import Foundation
+import HavelCore
+import SystemKit
+
+/// Havel's caches under one directory (default /var/cache/havel):
+/// - `debs/`: downloaded packages, shared by every build, each verified by sha256 before reuse;
+/// - `stages/<key>/`: finished stages (the installed tree as a tar.zst plus what the reports need),
+///   keyed by the sha256 of everything that went into them.
+public struct HavelCache: Sendable {
+    public static let defaultPath = "/var/cache/havel"
+
+    public let path: String
+    public var debs: String { path + "/debs" }
+    public var stages: String { path + "/stages" }
+    var debIndex: String { debs + "/index.json" }
+
+    public init(path: String = HavelCache.defaultPath) {
+        self.path = path
+    }
+
+    public func prepare() throws(HavelError) {
+        for dir in [debs, stages] {
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            } catch {
+                throw HavelError(.io, "cannot create the cache directory \(dir): \(error.localizedDescription)")
+            }
+        }
+    }
+
+    // MARK: - Packages
+
+    /// sha256 of every .deb the cache vouches for, by file name.
+    public func readDebIndex() -> [String: String] {
+        guard let data = FileManager.default.contents(atPath: debIndex),
+              let index = try? JSONDecoder().decode([String: String].self, from: data) else { return [:] }
+        return index
+    }
+
+    func writeDebIndex(_ index: [String: String]) throws(HavelError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        do {
+            try encoder.encode(index).write(to: URL(fileURLWithPath: debIndex + ".tmp"))
+            guard rename(debIndex + ".tmp", debIndex) == 0 else { throw HavelError(.io, "cannot write \(debIndex)") }
+        } catch let error as HavelError {
+            throw error
+        } catch {
+            throw HavelError(.io, "cannot write \(debIndex): \(error.localizedDescription)")
+        }
+    }
+
+    public func debFiles() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: debs)) ?? []).filter { $0.hasSuffix(".deb") }.sorted()
+    }
+
+    /// Removes every cached .deb whose sha256 is not the one recorded when it was verified against its
+    /// mirror's index (or that was never verified). Returns how many were removed.
+    @discardableResult
+    public func verifyDebs() async throws(HavelError) -> Int {
+        let index = readDebIndex()
+        let files = debFiles()
+        let digests = try await Digest.sha256(files: files.map { debs + "/" + $0 })
+        var removed = 0
+        var kept: [String: String] = [:]
+        for file in files {
+            if let expected = index[file], digests[debs + "/" + file] == expected {
+                kept[file] = expected
+            } else {
+                unlink(debs + "/" + file)
+                removed += 1
+            }
+        }
+        if kept != index { try writeDebIndex(kept) }
+        return removed
+    }
+
+    /// Records packages whose digests were checked against the mirror's index.
+    public func recordVerified(_ digests: [String: String]) throws(HavelError) {
+        var index = readDebIndex()
+        for (file, digest) in digests { index[file] = digest }
+        try writeDebIndex(index)
+    }
+
+    // MARK: - Stages
+
+    public func stageDirectory(_ key: String) -> String { stages + "/" + key }
+
+    public func hasStage(_ key: String) -> Bool {
+        FileManager.default.fileExists(atPath: stageDirectory(key) + "/complete")
+    }
+
+    /// Stores a finished stage: the files given are moved in, then a `complete` marker is written,
+    /// so that a half-stored stage is never reused.
+    public func storeStage(_ key: String, files: [String: String]) throws(HavelError) {
+        let final = stageDirectory(key)
+        let temporary = final + ".tmp-\(getpid())"
+        do {
+            try? FileManager.default.removeItem(atPath: temporary)
+            try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+            for (name, source) in files {
+                try FileManager.default.moveItem(atPath: source, toPath: temporary + "/" + name)
+            }
+            _ = FileManager.default.createFile(atPath: temporary + "/complete", contents: Data())
+            try? FileManager.default.removeItem(atPath: final)
+            try FileManager.default.moveItem(atPath: temporary, toPath: final)
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw HavelError(.io, "cannot store stage \(key) in the cache: \(error.localizedDescription)")
+        }
+    }
+
+    public struct StageEntry: Sendable, Codable {
+        public var key: String
+        public var bytes: UInt64
+        public var created: Date
+        public var lastUsed: Date
+        public var description: String?
+    }
+
+    public func listStages() -> [StageEntry] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: stages)) ?? []
+        return names.filter { hasStage($0) }.compactMap { name in
+            let dir = stageDirectory(name)
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+            var bytes: UInt64 = 0
+            for file in files {
+                bytes += (try? FileManager.default.attributesOfItem(atPath: dir + "/" + file)[.size] as? UInt64) ?? 0
+            }
+            let attributes = try? FileManager.default.attributesOfItem(atPath: dir + "/complete")
+            let created = attributes?[.creationDate] as? Date ?? attributes?[.modificationDate] as? Date ?? Date(timeIntervalSince1970: 0)
+            let used = (try? FileManager.default.attributesOfItem(atPath: dir + "/last-used")[.modificationDate] as? Date) ?? created
+            let description = (try? String(contentsOfFile: dir + "/description", encoding: .utf8))?.trimmingWhitespace()
+            return StageEntry(key: name, bytes: bytes, created: created, lastUsed: used, description: description)
+        }.sorted { $0.lastUsed > $1.lastUsed }
+    }
+
+    public func touchStage(_ key: String) {
+        _ = FileManager.default.createFile(atPath: stageDirectory(key) + "/last-used", contents: Data())
+    }
+
+    /// Removes stages not used within `olderThan` seconds (all with 0) and, with `debs`, every cached
+    /// package. Returns the bytes freed.
+    public func prune(olderThan age: TimeInterval, debs alsoDebs: Bool) -> UInt64 {
+        var freed: UInt64 = 0
+        let limit = Date().addingTimeInterval(-age)
+        for stage in listStages() where age == 0 || stage.lastUsed < limit {
+            if (try? FileManager.default.removeItem(atPath: stageDirectory(stage.key))) != nil { freed += stage.bytes }
+        }
+        if alsoDebs {
+            for file in debFiles() {
+                freed += (try? FileManager.default.attributesOfItem(atPath: debs + "/" + file)[.size] as? UInt64) ?? 0
+                unlink(debs + "/" + file)
+            }
+            try? writeDebIndex([:])
+        }
+        return freed
+    }
+}

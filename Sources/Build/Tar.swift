@@ -1,0 +1,48 @@
+import Foundation
+import HavelCore
+import SystemKit
+
+/// Packing and unpacking trees with GNU tar: numeric owners, extended attributes (file capabilities),
+/// entries sorted by name and times clamped, so that equal trees give equal archives.
+enum Tar {
+    /// Compression chosen by the file name: .tar.zst/.tzst, .tar.gz/.tgz, .tar.xz/.txz, .tar.bz2, .tar.
+    static func compressor(for name: String) -> [String]? {
+        if name.hasSuffix(".tar.zst") || name.hasSuffix(".tzst") { return ["zstd", "-T0", "-q", "-3", "-c"] }
+        if name.hasSuffix(".tar.gz") || name.hasSuffix(".tgz") { return ["gzip", "-n", "-c"] }
+        if name.hasSuffix(".tar.xz") || name.hasSuffix(".txz") { return ["xz", "-T0", "-c"] }
+        if name.hasSuffix(".tar.bz2") { return ["bzip2", "-c"] }
+        if name.hasSuffix(".tar") { return [] }
+        return nil
+    }
+
+    /// Packs `directory` into `output` (written to a temporary name, renamed when complete).
+    static func pack(_ directory: String, to output: String, mtimeClamp: Int?) async throws(HavelError) {
+        guard let compressor = compressor(for: output) else {
+            throw HavelError(.invalidProject, "\((output as NSString).lastPathComponent): unknown archive type; name it .tar, .tar.gz, .tar.xz, .tar.bz2 or .tar.zst")
+        }
+        let temporary = output + ".partial"
+        var tar = ["tar", "--sort=name", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls"]
+        if let clamp = mtimeClamp { tar += ["--mtime=@\(clamp)", "--clamp-mtime"] }
+        tar += ["-C", directory, "-cf", "-", "."]
+        let pipeline = compressor.isEmpty ? Command.shellLine(tar) + " > " + Command.shellQuote(temporary) :
+            Command.shellLine(tar) + " | " + Command.shellLine(compressor) + " > " + Command.shellQuote(temporary)
+        let result = try await ProcessRunner.run(Command("bash", ["-o", "pipefail", "-c", pipeline]))
+        guard result.succeeded else {
+            unlink(temporary)
+            throw HavelError(.processFailed, "packing \(directory) into \(output) failed: \(result.standardError.trimmingWhitespace())")
+        }
+        guard rename(temporary, output) == 0 else { throw HavelError(.io, "cannot rename \(temporary)") }
+    }
+
+    /// Unpacks a tar.zst made by `pack` into an empty directory.
+    static func unpack(_ archive: String, into directory: String) async throws(HavelError) {
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try await ProcessRunner.check(Command("tar", ["-x", "--zstd", "-f", archive, "-C", directory, "--numeric-owner",
+                                                     "--xattrs", "--xattrs-include=*", "--acls", "-p"]))
+    }
+}
+
+extension Command {
+    /// Words joined for `sh -c`, each quoted as needed.
+    static func shellLine(_ words: [String]) -> String { words.map(shellQuote).joined(separator: " ") }
+}

@@ -1,0 +1,87 @@
+import HavelCore
+
+/// apt's view of a project: sources.list lines and preferences, as the target gets them.
+public enum AptSources {
+    /// `deb [opts] proto://host/path suite main` for the primary mirror (ELBE's primary contributes
+    /// only `main`), then every url-list entry's binary line and, with `includeSource`, its source line.
+    public static func lines(for project: Project, includeSource: Bool = false) -> [String] {
+        var lines: [String] = []
+        if let primary = project.mirror.primary {
+            lines.append(line("deb", options: project.mirror.options, "\(primary.url) \(project.suite) main"))
+            if includeSource {
+                lines.append(line("deb-src", options: project.mirror.options, "\(primary.url) \(project.suite) main"))
+            }
+        }
+        for url in project.mirror.urls {
+            if let binary = url.binary, !binary.isEmpty { lines.append(line("deb", options: url.options, binary)) }
+            if includeSource, let source = url.source, !source.isEmpty { lines.append(line("deb-src", options: url.options, source)) }
+        }
+        return lines
+    }
+
+    static func line(_ type: String, options: [String], _ rest: String) -> String {
+        let words = rest.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).joined(separator: " ")
+        return options.isEmpty ? "\(type) \(words)" : "\(type) [\(options.joined(separator: " "))] \(words)"
+    }
+
+    /// The repositories a project reads from, as `(uri, suite)` for fetching their Release files.
+    public static func repositories(for project: Project) -> [(uri: String, suite: String)] {
+        lines(for: project).compactMap { line in
+            var words = line.split(separator: " ").map(String.init)
+            guard words.first == "deb" else { return nil }
+            words.removeFirst()
+            if words.first?.hasPrefix("[") == true {
+                while let word = words.first, !word.hasSuffix("]") { words.removeFirst() }
+                words.removeFirst()
+            }
+            guard words.count >= 2 else { return nil }
+            return (words[0], words[1])
+        }
+    }
+
+    /// apt preferences: each pinned pkg-list entry (priority 1001, as ELBE writes them), the project's
+    /// `preference` elements, then `raw-preference` verbatim.
+    public static func preferences(for project: Project) -> String {
+        var stanzas: [String] = []
+        for package in project.target.packages {
+            guard let pin = package.pin else { continue }
+            let pinLine: String
+            switch pin {
+            case .version(let glob): pinLine = "version \(glob)"
+            case .origin(let origin): pinLine = "origin \"\(origin)\""
+            case .release(let fields):
+                let keys = ["name": "n", "archive": "a", "version": "v", "component": "c", "origin": "o", "label": "l"]
+                pinLine = "release " + fields.sorted { $0.key < $1.key }.map { "\(keys[$0.key] ?? $0.key)=\($0.value)" }.joined(separator: ",")
+            }
+            stanzas.append("Package: \(package.name)\nPin: \(pinLine)\nPin-Priority: 1001")
+        }
+        for preference in project.preferences {
+            let pin = preference.pin.contains(" ") ? preference.pin : "release o=\(preference.pin)"
+            stanzas.append("Package: *\nPin: \(pin)\nPin-Priority: \(preference.priority)")
+        }
+        if let raw = project.rawPreference?.trimmingWhitespace(), !raw.isEmpty {
+            stanzas.append(raw.split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingWhitespace() }.joined(separator: "\n"))
+        }
+        return stanzas.isEmpty ? "" : stanzas.joined(separator: "\n\n") + "\n"
+    }
+
+    /// Armored keys the target must trust: the primary mirror's key and each url-list raw-key, named
+    /// as apt expects files in `trusted.gpg.d`.
+    public static func keys(for project: Project) -> [(fileName: String, armored: String)] {
+        var keys: [(String, String)] = []
+        if let key = project.mirror.primary?.key?.trimmingWhitespace(), !key.isEmpty {
+            keys.append(("havel-primary-key.asc", dedent(key)))
+        }
+        for (i, url) in project.mirror.urls.enumerated() {
+            if let key = url.rawKey?.trimmingWhitespace(), !key.isEmpty {
+                keys.append(("havel-url-\(i + 1)-key.asc", dedent(key)))
+            }
+        }
+        return keys
+    }
+
+    /// Keys in XML are indented with the document; gpg needs the armor lines at column 1.
+    static func dedent(_ text: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingWhitespace() }.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import HavelCore
+import SystemKit
+
+/// Everything a bootstrap tool needs to make a target tree with the project's packages installed.
+public struct BootstrapRequest: Sendable {
+    public var tool: DebootstrapSpec.Tool
+    public var architecture: Architecture
+    public var suite: String
+    public var variant: String?
+    /// debootstrap/include plus the pkg-list, in order, without duplicates.
+    public var packages: [String]
+    public var exclude: [String]
+    public var sourceLines: [String]
+    public var preferences: String
+    public var keys: [(fileName: String, armored: String)]
+    public var installRecommends: Bool
+    /// Shared directory of downloaded .debs, hard-linked in and out of the tree.
+    public var packageCache: String
+    /// The hooks copy the apt package lists to `<listsDirectory>/var/lib/apt/lists/` for the reports.
+    public var listsDirectory: String
+
+    public init(tool: DebootstrapSpec.Tool, architecture: Architecture, suite: String, variant: String?, packages: [String],
+                exclude: [String], sourceLines: [String], preferences: String, keys: [(fileName: String, armored: String)],
+                installRecommends: Bool, packageCache: String, listsDirectory: String) {
+        self.tool = tool
+        self.architecture = architecture
+        self.suite = suite
+        self.variant = variant
+        self.packages = packages
+        self.exclude = exclude
+        self.sourceLines = sourceLines
+        self.preferences = preferences
+        self.keys = keys
+        self.installRecommends = installRecommends
+        self.packageCache = packageCache
+        self.listsDirectory = listsDirectory
+    }
+
+    /// The packages to install for a project: debootstrap/include, then the pkg-list.
+    public static func packages(for project: Project) -> [String] {
+        var seen = Set<String>()
+        return (project.target.debootstrap.include + project.target.packages.map(\.name)).filter { seen.insert($0).inserted }
+    }
+}
+
+/// Drives mmdebstrap: one run that bootstraps and installs every package into a directory.
+/// Hooks place apt preferences and keys before anything is installed, share a .deb cache through
+/// hard links, and keep the package lists for the reports.
+public enum Mmdebstrap {
+    public static let mergedUsrHooks = "/usr/share/mmdebstrap/hooks/merged-usr"
+
+    /// Writes the hook directory and keyring into `workDirectory` and returns the command that makes
+    /// the finished tree in `output` (a directory that must not exist or be empty).
+    public static func prepare(_ request: BootstrapRequest, workDirectory: String, output: String) throws(HavelError) -> Command {
+        let hooks = workDirectory + "/hooks"
+        let keyring = workDirectory + "/keyring"
+        let payload = workDirectory + "/payload"
+        do {
+            for dir in [hooks, keyring, payload + "/keys", request.packageCache, request.listsDirectory] {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            }
+            try request.preferences.write(toFile: payload + "/preferences", atomically: true, encoding: .utf8)
+            for key in request.keys {
+                try key.armored.write(toFile: payload + "/keys/" + key.fileName, atomically: true, encoding: .utf8)
+            }
+            try setupHook(payload: payload, cache: request.packageCache)
+                .write(toFile: hooks + "/setup00-havel.sh", atomically: true, encoding: .utf8)
+            try customizeHook(cache: request.packageCache, lists: request.listsDirectory)
+                .write(toFile: hooks + "/customize99-havel.sh", atomically: true, encoding: .utf8)
+            for script in ["setup00-havel.sh", "customize99-havel.sh"] {
+                try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: hooks + "/" + script)
+            }
+            // apt outside the tree checks signatures against this keyring: the host's trusted keys plus the project's.
+            for source in ["/etc/apt/trusted.gpg.d", "/usr/share/keyrings/debian-archive-keyring.gpg"] {
+                try copyKeys(from: source, to: keyring)
+            }
+            for key in request.keys {
+                try key.armored.write(toFile: keyring + "/" + key.fileName, atomically: true, encoding: .utf8)
+            }
+        } catch let error as HavelError {
+            throw error
+        } catch {
+            throw HavelError(.io, "cannot prepare the bootstrap in \(workDirectory): \(error.localizedDescription)")
+        }
+
+        var arguments = ["--mode=root", "--verbose", "--architectures=\(request.architecture.debianName)"]
+        if let variant = request.variant { arguments.append("--variant=\(variant)") }
+        let include = request.packages + request.exclude.map { $0 + "-" }
+        if !include.isEmpty { arguments.append("--include=" + include.joined(separator: ",")) }
+        arguments.append("--aptopt=APT::Install-Recommends \"\(request.installRecommends ? "true" : "false")\"")
+        arguments.append("--aptopt=Acquire::Retries \"3\"")
+        arguments.append("--keyring=\(keyring)")
+        if FileManager.default.fileExists(atPath: mergedUsrHooks) { arguments.append("--hook-dir=\(mergedUsrHooks)") }
+        arguments.append("--hook-dir=\(hooks)")
+        // Keep the .debs of Essential packages so the customize hook can put them in the cache.
+        arguments.append("--skip=essential/unlink")
+        arguments += [request.suite, output]
+        arguments += request.sourceLines
+        return Command("mmdebstrap", arguments, environment: ["DEBIAN_FRONTEND": "noninteractive", "TMPDIR": workDirectory])
+    }
+
+    static func copyKeys(from source: String, to keyring: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory) else { return }
+        let files = isDirectory.boolValue ?
+            try FileManager.default.contentsOfDirectory(atPath: source).map { source + "/" + $0 } : [source]
+        for file in files where file.hasSuffix(".gpg") || file.hasSuffix(".asc") {
+            let destination = keyring + "/" + (file as NSString).lastPathComponent
+            if !FileManager.default.fileExists(atPath: destination) {
+                try FileManager.default.copyItem(atPath: file, toPath: destination)
+            }
+        }
+    }
+
+    static func setupHook(payload: String, cache: String) -> String {
+        """
+        #!/bin/sh
+        # Havel: apt preferences and keys before the first package is installed; cached .debs linked in.
+        set -eu
+        root="$1"
+        mkdir -p "$root/etc/apt/preferences.d" "$root/etc/apt/trusted.gpg.d" "$root/var/cache/apt/archives"
+        if [ -s \(Command.shellQuote(payload))/preferences ]; then
+            cp \(Command.shellQuote(payload))/preferences "$root/etc/apt/preferences.d/havel"
+        fi
+        for key in \(Command.shellQuote(payload))/keys/*.asc; do
+            [ -e "$key" ] && cp "$key" "$root/etc/apt/trusted.gpg.d/"
+        done
+        find \(Command.shellQuote(cache)) -maxdepth 1 -name '*.deb' -type f -print0 |
+            xargs -0 -r cp -l -n -t "$root/var/cache/apt/archives/" 2>/dev/null ||
+        find \(Command.shellQuote(cache)) -maxdepth 1 -name '*.deb' -type f -print0 |
+            xargs -0 -r cp -n -t "$root/var/cache/apt/archives/"
+
+        """
+    }
+
+    static func customizeHook(cache: String, lists: String) -> String {
+        """
+        #!/bin/sh
+        # Havel: new .debs back into the shared cache; the package lists kept for the reports.
+        set -eu
+        root="$1"
+        find "$root/var/cache/apt/archives" -maxdepth 1 -name '*.deb' -type f -print0 |
+            xargs -0 -r cp -l -n -t \(Command.shellQuote(cache))/ 2>/dev/null ||
+        find "$root/var/cache/apt/archives" -maxdepth 1 -name '*.deb' -type f -print0 |
+            xargs -0 -r cp -n -t \(Command.shellQuote(cache))/
+        mkdir -p \(Command.shellQuote(lists))/var/lib/apt/lists
+        find "$root/var/lib/apt/lists" -maxdepth 1 -name '*_Packages' -type f -exec cp -t \(Command.shellQuote(lists))/var/lib/apt/lists/ {} +
+
+        """
+    }
+}
+
+/// Turns the output of apt, mmdebstrap and debootstrap into one sentence saying what went wrong.
+public enum BootstrapFailure {
+    public static func explain(_ lines: [String], suite: String, architecture: Architecture, sources: [String]) -> String? {
+        let mirrors = sources.joined(separator: "; ")
+        for line in lines.reversed() {
+            if let range = line.range(of: "Unable to locate package ") {
+                let name = line[range.upperBound...].trimmingWhitespace()
+                return "package \(name) was not found in \(suite) for \(architecture.debianName) (sources: \(mirrors)); check the name in the pkg-list or the mirror's components"
+            }
+            if line.contains("Version '"), line.contains("' for '"), line.contains("was not found") {
+                return line.replacingOccurrences(of: "E: ", with: "") + " (a version pin in the pkg-list names a version the mirror does not have)"
+            }
+            if line.contains("NO_PUBKEY") || line.contains("signatures couldn't be verified") || line.contains("is not signed") {
+                let key = line.range(of: "NO_PUBKEY ").map { " " + line[$0.upperBound...].split(separator: " ").first.map(String.init)! } ?? ""
+                return "a repository's signature cannot be verified (missing key\(key)); give its key as <raw-key> in the url-list or <primary_key>, or set <noauth/> (\(line.trimmingWhitespace()))"
+            }
+            if line.contains("Failed to fetch") || line.contains("does not have a Release file") {
+                return "cannot download from the mirror: " + line.replacingOccurrences(of: "E: ", with: "").replacingOccurrences(of: "W: ", with: "").trimmingWhitespace()
+            }
+            if line.contains("Could not resolve") || line.contains("Temporary failure resolving") {
+                return "the mirror's host name cannot be resolved: \(line.trimmingWhitespace())"
+            }
+            if line.contains("Could not connect") || line.contains("Connection refused") || line.contains("Unable to connect") {
+                return "the mirror cannot be reached: \(line.trimmingWhitespace())"
+            }
+            if line.contains("Unmet dependencies") || line.contains("unmet dependencies") {
+                return "the package list cannot be installed together (unmet dependencies); see the log for apt's explanation"
+            }
+        }
+        return nil
+    }
+}

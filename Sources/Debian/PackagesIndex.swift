@@ -1,0 +1,132 @@
+import Foundation
+import HavelCore
+
+/// One binary package as an apt `Packages` index lists it.
+public struct IndexedPackage: Sendable, Hashable, Codable {
+    public var name: String
+    public var version: String
+    public var architecture: String
+    /// Pool path relative to the archive root, e.g. `pool/main/b/bash/bash_5.2.15-2+b8_arm64.deb`.
+    public var filename: String
+    /// Size of the `.deb` in bytes, when the index gives one.
+    public var size: Int?
+    /// SHA-256 of the `.deb` (lowercase hex), when the index gives one.
+    public var sha256: String?
+    /// From `Source: foo` or `Source: foo (1.2-3)`; the package name when there is no `Source:` field.
+    public var sourceName: String
+    /// The version in parentheses of `Source:`; the package version when there is none.
+    public var sourceVersion: String
+    /// Where the index came from, e.g. `mirror.example/debian bookworm main`.
+    public var origin: String
+
+    public init(name: String, version: String, architecture: String, filename: String = "", size: Int? = nil,
+                sha256: String? = nil, sourceName: String? = nil, sourceVersion: String? = nil, origin: String = "") {
+        self.name = name
+        self.version = version
+        self.architecture = architecture
+        self.filename = filename
+        self.size = size
+        self.sha256 = sha256
+        self.sourceName = sourceName ?? name
+        self.sourceVersion = sourceVersion ?? version
+        self.origin = origin
+    }
+}
+
+/// apt's `Packages` index files, as `apt-get update` leaves them in `var/lib/apt/lists`.
+public enum PackagesIndex {
+    /// The packages of one `Packages` file; stanzas without `Package:` or `Version:` are skipped.
+    public static func parse(_ text: String, origin: String) -> [IndexedPackage] {
+        let fields: Set<String> = ["package", "version", "architecture", "filename", "size", "sha256", "source"]
+        var packages: [IndexedPackage] = []
+        for stanza in Deb822.parse(text, keeping: fields) {
+            guard let name = stanza["package"], !name.isEmpty,
+                  let version = stanza["version"], !version.isEmpty else { continue }
+            let source = DpkgStatus.splitSource(stanza["source"], package: name, version: version)
+            let sha256 = stanza["sha256"].flatMap { $0.isEmpty ? nil : $0.lowercased() }
+            packages.append(IndexedPackage(
+                name: name, version: version, architecture: stanza["architecture"] ?? "",
+                filename: stanza["filename"] ?? "", size: stanza["size"].flatMap { Int($0) }, sha256: sha256,
+                sourceName: source.name, sourceVersion: source.version, origin: origin))
+        }
+        return packages
+    }
+
+    /// Every uncompressed `<root>/var/lib/apt/lists/*_Packages` file, in file-name order, with the origin
+    /// taken from the file name (see `origin(listFileName:)`).
+    ///
+    /// Compressed lists (`*_Packages.lz4`, `.gz`, `.xz`, `.zst`, which apt keeps when
+    /// `Acquire::GzipIndexes` is set, as in many container images) are skipped: a root filesystem built
+    /// by debootstrap or mmdebstrap has uncompressed lists. A missing lists directory yields no packages
+    /// (lists may have been cleaned out of the tree); an unreadable list file is an error.
+    public static func readLists(root: String) throws(HavelError) -> [IndexedPackage] {
+        let directory = RootPath.join(root, "var/lib/apt/lists")
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            return []
+        }
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory)
+        } catch {
+            throw HavelError(.io, "cannot list apt lists directory \(directory)", cause: error)
+        }
+        var packages: [IndexedPackage] = []
+        for name in names.sorted() where name.hasSuffix("_Packages") {
+            let text = try RootPath.readText(directory + "/" + name, what: "apt list")
+            packages += parse(text, origin: origin(listFileName: name))
+        }
+        return packages
+    }
+
+    /// Best-effort origin of a list file: apt names lists after their URI with `/` turned into `_` and
+    /// `_` itself escaped as `%5f`, so `mirror.example_debian_dists_bookworm_main_binary-arm64_Packages`
+    /// becomes `mirror.example/debian bookworm main`. A suite containing `/` (`bookworm/updates`) cannot be
+    /// told apart from a component and ends up as `bookworm updates/main`. Flat repositories (no `_dists_`)
+    /// give just the decoded URI part.
+    public static func origin(listFileName: String) -> String {
+        var name = Substring(listFileName)
+        if let slash = name.lastIndex(of: "/") { name = name[name.index(after: slash)...] }
+        if name.hasSuffix("_Packages") { name = name.dropLast("_Packages".count) }
+
+        func decode(_ tokens: some Sequence<Substring>) -> String {
+            tokens.map { String($0).removingPercentEncoding ?? String($0) }.joined(separator: "/")
+        }
+
+        guard let dists = name.range(of: "_dists_") else {
+            var tokens = name.split(separator: "_", omittingEmptySubsequences: false)
+            if tokens.count > 1, tokens.last == "." { tokens.removeLast() }
+            return decode(tokens)
+        }
+        let base = decode(name[..<dists.lowerBound].split(separator: "_", omittingEmptySubsequences: false))
+        var rest = name[dists.upperBound...].split(separator: "_", omittingEmptySubsequences: false)
+        if let last = rest.last, last.hasPrefix("binary-") { rest.removeLast() }
+        guard let suite = rest.first else { return base }
+        let component = decode(rest.dropFirst())
+        return [base, decode([suite]), component].filter { !$0.isEmpty }.joined(separator: " ")
+    }
+
+    /// `"name version arch"`, the key of `index(_:)` and of build hash tables.
+    public static func key(name: String, version: String, architecture: String) -> String {
+        name + " " + version + " " + architecture
+    }
+
+    /// Packages keyed `"name version arch"`; architecture-independent packages are keyed with `all`, as dpkg
+    /// reports them. When several lists carry the same key, the first one wins.
+    public static func index(_ packages: [IndexedPackage]) -> [String: IndexedPackage] {
+        var result: [String: IndexedPackage] = [:]
+        for package in packages {
+            let key = key(name: package.name, version: package.version, architecture: package.architecture)
+            if result[key] == nil { result[key] = package }
+        }
+        return result
+    }
+
+    /// The indexed package for an installed one: the exact architecture, or else an `all` package of that
+    /// name and version (so a lookup with the native architecture finds architecture-independent packages).
+    public static func lookup(_ index: [String: IndexedPackage], name: String, version: String,
+                              architecture: String) -> IndexedPackage? {
+        index[key(name: name, version: version, architecture: architecture)]
+            ?? index[key(name: name, version: version, architecture: "all")]
+    }
+}

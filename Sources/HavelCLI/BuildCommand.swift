@@ -1,0 +1,132 @@
+import ArgumentParser
+import Build
+import Foundation
+import HavelCore
+import ProjectXML
+
+/// `havel build PROJECT.xml`: a root filesystem and its reports, on this host, as root.
+struct BuildCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "build",
+        abstract: "Build the project's root filesystem and reports on this host (as root).",
+        discussion: """
+        The build directory holds rootfs/, the packed rootfs, source.xml (with every installed package pinned), \
+        validation.txt, report.txt, licence-target.txt/.xml, log.txt and state.json. An unchanged rebuild reuses the \
+        installed tree from the stage cache. Exit status: 0 done, 1 failed, 2 usage, 130 interrupted.
+        """)
+
+    @OptionGroup var read: ProjectReadOptions
+    @OptionGroup var mirrorOptions: MirrorOptions
+
+    @Option(name: [.customShort("o"), .long], help: ArgumentHelp("The build directory (default: build/<project name>).", valueName: "BUILDDIR"))
+    var output: String?
+
+    @Option(name: .long, help: ArgumentHelp("Havel's cache of packages and stages.", valueName: "DIR"))
+    var cache: String = HavelCache.defaultPath
+
+    @Flag(name: .long, help: "Neither reuse nor store stages (packages still come from the verified package cache).")
+    var noCache = false
+
+    @OptionGroup var output_: OutputOptions
+
+    @Argument(help: "The project file.")
+    var file: String
+
+    func run() async throws {
+        var loaded = try ProjectLoader.load(path: file, options: read.loaderOptions(hashPasswords: true))
+        for warning in loaded.warnings where output_.verbose { Terminal.error(warning.description) }
+        guard loaded.isValid else {
+            for error in loaded.errors { Terminal.error(error.description) }
+            Terminal.error("\(file): invalid, not built (\(loaded.errors.count) error\(loaded.errors.count == 1 ? "" : "s"))")
+            throw ExitCode(1)
+        }
+        try mirrorOptions.apply(to: &loaded.project)
+        let directory = BuildDirectory(output ?? "build/\(loaded.project.name)")
+        let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { Int($0) }
+        let options = BuildOptions(directory: directory, cache: HavelCache(path: cache), useStageCache: !noCache,
+                                   sourceDateEpoch: epoch, havelVersion: HavelVersion.current)
+        let renderer = ProgressRenderer(mode: output_.mode)
+        let builder = try Builder(project: loaded, options: options) { renderer.handle($0) }
+        let outcome = await Interruptible.run { () async throws(HavelError) -> BuildState in try await builder.run() }
+        renderer.finish()
+        switch outcome {
+        case .success(let state):
+            renderer.summary(state, directory: directory)
+        case .failure(let error, let signal):
+            Terminal.error("havel: build failed: \(error)")
+            if let state = BuildState.read(directory.state) { renderer.timings(state) }
+            Terminal.error("see \(directory.log)")
+            throw ExitCode(signal.map { 128 + $0 } ?? 1)
+        }
+    }
+}
+
+/// `--quiet` / `--verbose`, shared by commands that run builds.
+struct OutputOptions: ParsableArguments {
+    @Flag(name: .shortAndLong, help: "Print only errors and the result.")
+    var quiet = false
+
+    @Flag(name: .shortAndLong, help: "Print every line of the build log.")
+    var verbose = false
+
+    var mode: ProgressRenderer.Mode {
+        if quiet { return .quiet }
+        if verbose { return .verbose }
+        return Terminal.stdoutIsTerminal ? .live : .plain
+    }
+}
+
+/// Runs async work that SIGINT or SIGTERM cancels; the work's own cleanup runs before it returns.
+enum Interruptible {
+    enum Outcome<T> {
+        case success(T)
+        case failure(HavelError, signal: Int32?)
+    }
+
+    static func run<T: Sendable>(_ body: @escaping @Sendable () async throws(HavelError) -> T) async -> Outcome<T> {
+        let task = Task { () async throws(HavelError) -> T in try await body() }
+        let received = SignalBox()
+        var sources: [any DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                received.set(sig)
+                Terminal.error("\nhavel: \(sig == SIGINT ? "interrupted" : "terminated"), cleaning up…")
+                task.cancel()
+            }
+            source.resume()
+            sources.append(source)
+        }
+        defer {
+            for source in sources { source.cancel() }
+            signal(SIGINT, SIG_DFL)
+            signal(SIGTERM, SIG_DFL)
+        }
+        do {
+            return .success(try await task.value)
+        } catch {
+            let sig = received.value
+            let failure = sig != nil ? HavelError(.cancelled, "the build was interrupted; the build directory is marked failed") :
+                (error as? HavelError ?? HavelError(.internalError, "\(error)"))
+            return .failure(failure, signal: sig)
+        }
+    }
+}
+
+final class SignalBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var received: Int32?
+
+    func set(_ value: Int32) {
+        lock.lock()
+        if received == nil { received = value }
+        lock.unlock()
+    }
+
+    var value: Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        return received
+    }
+}

@@ -1,0 +1,53 @@
+import HavelCore
+
+/// source.xml: the preprocessed project plus what the build pinned: `<fullpkgs>` with every installed
+/// package (version, architecture, sha256 of its .deb, source package), `<sources_list>` and `<apt_prefs>`.
+public enum SourceDocument {
+    public static let generatedElements: Set<String> = ["fullpkgs", "sources_list", "apt_prefs", "elbe_version", "havel_version"]
+
+    public static func pinned(_ document: XMLDocument, packages: [PinnedPackage], sourcesList: String, aptPreferences: String,
+                              havelVersion: String) -> XMLDocument {
+        var document = document
+        var root = document.root
+        root.children.removeAll { node in
+            if case .element(let e) = node { return generatedElements.contains(e.name.local) }
+            return false
+        }
+        let at = root.location
+        var full = XMLElement(name: QualifiedName("fullpkgs"), location: at)
+        for package in packages {
+            var pkg = XMLElement.leaf("pkg", package.name, at: at)
+            pkg.setAttribute("version", package.version)
+            if let arch = package.arch { pkg.setAttribute("arch", arch) }
+            pkg.setAttribute("auto", package.auto ? "true" : "false")
+            if let sha256 = package.sha256 { pkg.setAttribute("sha256", sha256) }
+            if let source = package.sourceName { pkg.setAttribute("source-name", source) }
+            if let version = package.sourceVersion { pkg.setAttribute("source-version", version) }
+            full.children.append(.text("\n    ", at))
+            full.children.append(.element(pkg))
+        }
+        full.children.append(.text("\n  ", at))
+        for element in [full, .leaf("sources_list", sourcesList, at: at), .leaf("apt_prefs", aptPreferences, at: at),
+                        .leaf("elbe_version", "havel " + havelVersion, at: at)] {
+            root.children.append(.text("\n  ", at))
+            root.children.append(.element(element))
+        }
+        root.children.append(.text("\n", at))
+        document.root = root
+        return document
+    }
+
+    /// Rewrites the primary mirror elements so that source.xml names the mirror the build really used.
+    public static func withPrimaryMirror(_ document: XMLDocument, _ primary: PrimaryMirror?) -> XMLDocument {
+        guard let primary else { return document }
+        var document = document
+        document.root.modifyElements(at: ["project", "mirror"]) { mirror in
+            for (name, value) in [("primary_host", primary.host), ("primary_path", primary.path), ("primary_proto", primary.proto)] {
+                if let index = mirror.children.firstIndex(where: { $0.elementName == name }), case .element(let old) = mirror.children[index] {
+                    mirror.children[index] = .element(.leaf(name, value, at: old.location))
+                }
+            }
+        }
+        return document
+    }
+}

@@ -1,5 +1,5 @@
 # Havel's two commands for a fresh Debian 12 machine (as root):
-#   make run   installs what the host needs, builds Havel, and runs it on the default example
+#   make run   installs what the host needs, builds Havel, and builds the default example with it
 #   make test  installs, builds, and runs every test
 export PATH := /opt/swift/usr/bin:$(PATH)
 
@@ -20,6 +20,7 @@ build: setup
 run: build
 	$(HAVEL) validate $(EXAMPLE)
 	$(HAVEL) show $(EXAMPLE)
+	$(HAVEL) build $(EXAMPLE) -o build/default
 
 test: setup
 	$(SWIFT) build --build-tests

@@ -5,8 +5,12 @@ set -euo pipefail
 
 # Building Havel: zlib and libcrypt headers for the C modules.
 build_packages=(zlib1g-dev libcrypt-dev pkg-config)
-# Checking and testing: openssl verifies password hashes in the tests.
-tool_packages=(openssl ca-certificates)
+# Building root filesystems: bootstrap tools, qemu-user for foreign architectures (Havel registers
+# it with binfmt_misc itself), archivers, and the tools that set up users in a tree.
+tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils bzip2 tar util-linux passwd
+               ca-certificates debian-archive-keyring
+               # tests: openssl verifies password hashes
+               openssl)
 
 missing=()
 for pkg in "${build_packages[@]}" "${tool_packages[@]}"; do

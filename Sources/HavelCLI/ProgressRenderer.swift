@@ -75,7 +75,7 @@ final class ProgressRenderer: @unchecked Sendable {
         if mode != .quiet { timings(state) }
         Terminal.out("built \(state.project) \(state.version) (\(state.architecture)) in \(directory.path):")
         Terminal.out("  rootfs/             the target tree (havel chroot \(directory.path))")
-        if let packed = state.packedRootfs { Terminal.out("  \(packed)".padding(toLength: 22, withPad: " ", startingAt: 0) + "the packed root filesystem") }
+        if let packed = state.packedRootfs { Terminal.out("  \(packed)  the packed root filesystem") }
         Terminal.out("  source.xml          the project with every installed package pinned")
         Terminal.out("  validation.txt, report.txt, licence-target.txt/.xml, log.txt")
         for artifact in state.artifacts { Terminal.out("  \(artifact)") }

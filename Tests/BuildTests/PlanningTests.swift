@@ -1,0 +1,99 @@
+import Foundation
+@testable import Build
+import Debian
+import HavelCore
+import Testing
+
+@Suite struct AptPlanningTests {
+    func project() -> Project {
+        var project = Project(name: "p", version: "1", buildtype: "armhf", architecture: .armhf, suite: "bookworm")
+        project.mirror = Mirror(primary: PrimaryMirror(host: "mirror.test", path: "/debian", proto: "http"),
+                                urls: [MirrorURL(binary: "http://mirror.test/debian-security  bookworm-security main",
+                                                 source: "http://mirror.test/debian-security bookworm-security main",
+                                                 rawKey: "    -----BEGIN PGP PUBLIC KEY BLOCK-----\n    abc\n    -----END PGP PUBLIC KEY BLOCK-----",
+                                                 options: ["trusted=yes"])],
+                                options: ["check-valid-until=no"])
+        project.target.packages = [PackageSpec(name: "bash", pin: .version("5.2*")),
+                                   PackageSpec(name: "less", pin: .release(["name": "bookworm", "component": "main"])),
+                                   PackageSpec(name: "vim")]
+        project.preferences = [AptPreference(pin: "Debian", priority: 600)]
+        return project
+    }
+
+    @Test func sourcesLinesFollowELBE() {
+        #expect(AptSources.lines(for: project()) == [
+            "deb [check-valid-until=no] http://mirror.test/debian bookworm main",
+            "deb [trusted=yes] http://mirror.test/debian-security bookworm-security main",
+        ])
+        #expect(AptSources.lines(for: project(), includeSource: true).count == 4)
+        #expect(AptSources.repositories(for: project()).map { "\($0.uri) \($0.suite)" } ==
+                ["http://mirror.test/debian bookworm", "http://mirror.test/debian-security bookworm-security"])
+    }
+
+    @Test func preferencesPinPackagesAndOrigins() {
+        #expect(AptSources.preferences(for: project()) == """
+        Package: bash
+        Pin: version 5.2*
+        Pin-Priority: 1001
+
+        Package: less
+        Pin: release c=main,n=bookworm
+        Pin-Priority: 1001
+
+        Package: *
+        Pin: release o=Debian
+        Pin-Priority: 600
+
+        """)
+    }
+
+    @Test func keysAreDedented() {
+        let keys = AptSources.keys(for: project())
+        #expect(keys.map(\.fileName) == ["havel-url-1-key.asc"])
+        #expect(keys[0].armored.hasPrefix("-----BEGIN PGP PUBLIC KEY BLOCK-----\nabc\n"))
+    }
+
+    @Test func mmdebstrapCommandCarriesTheProject() throws {
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("havel-mm-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let request = BootstrapRequest(tool: .mmdebstrap, architecture: .armhf, suite: "bookworm", variant: "minbase",
+                                       packages: ["bash", "less"], exclude: ["e2fsprogs"], sourceLines: AptSources.lines(for: project()),
+                                       preferences: AptSources.preferences(for: project()), keys: AptSources.keys(for: project()),
+                                       installRecommends: false, packageCache: work + "/debs", listsDirectory: work + "/lists")
+        let command = try Mmdebstrap.prepare(request, workDirectory: work, output: work + "/rootfs")
+        #expect(command.executable == "mmdebstrap")
+        #expect(command.arguments.contains("--architectures=armhf"))
+        #expect(command.arguments.contains("--variant=minbase"))
+        #expect(command.arguments.contains("--include=bash,less,e2fsprogs-"))
+        #expect(command.arguments.contains("--aptopt=APT::Install-Recommends \"false\""))
+        #expect(Array(command.arguments.suffix(4)) == ["bookworm", work + "/rootfs"] + AptSources.lines(for: project()))
+        #expect(FileManager.default.isExecutableFile(atPath: work + "/hooks/setup00-havel.sh"))
+        #expect(FileManager.default.fileExists(atPath: work + "/keyring/havel-url-1-key.asc"))
+        #expect((try? String(contentsOfFile: work + "/payload/preferences", encoding: .utf8))?.contains("Pin: version 5.2*") == true)
+    }
+
+    @Test func bootstrapFailuresAreExplained() {
+        let sources = ["deb http://m/debian bookworm main"]
+        func explain(_ line: String) -> String {
+            BootstrapFailure.explain(["I: something", line], suite: "bookworm", architecture: .arm64, sources: sources) ?? ""
+        }
+        #expect(explain("E: Unable to locate package no-such-pkg").contains("package no-such-pkg was not found in bookworm for arm64"))
+        #expect(explain("E: Failed to fetch http://m/debian/pool/x.deb  404  Not Found").contains("http://m/debian/pool/x.deb  404"))
+        #expect(explain("W: GPG error: http://m bookworm InRelease: NO_PUBKEY 0123ABCD").contains("missing key 0123ABCD"))
+        #expect(explain("E: Version '9.9' for 'bash' was not found").contains("version pin"))
+        #expect(BootstrapFailure.explain(["nothing useful"], suite: "s", architecture: .arm64, sources: []) == nil)
+    }
+
+    @Test func aptSizesInProgress() {
+        #expect(BuildLog.parseSize("1,234 kB") == 1_234_000)
+        #expect(BuildLog.parseSize("12.5 MB") == 12_500_000)
+        #expect(BuildLog.parseSize("nonsense") == nil)
+    }
+
+    @Test func tarCompressionFollowsTheName() {
+        #expect(Tar.compressor(for: "x.tar.zst")?.first == "zstd")
+        #expect(Tar.compressor(for: "x.tgz")?.first == "gzip")
+        #expect(Tar.compressor(for: "x.tar") == [])
+        #expect(Tar.compressor(for: "x.zip") == nil)
+    }
+}

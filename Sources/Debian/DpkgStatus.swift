@@ -1,5 +1,6 @@
 import Foundation
 import HavelCore
+import SystemKit
 
 /// One package dpkg lists as installed in a root filesystem.
 public struct InstalledPackage: Sendable, Hashable, Codable {
@@ -52,14 +53,15 @@ public enum DpkgStatus {
     /// Reads `<root>/var/lib/dpkg/status` and marks the packages that `<root>/var/lib/apt/extended_states`
     /// lists with `Auto-Installed: 1`. A missing `extended_states` means nothing is auto-installed.
     public static func read(root: String) throws(HavelError) -> [InstalledPackage] {
-        let statusPath = RootPath.join(root, "var/lib/dpkg/status")
-        guard FileManager.default.fileExists(atPath: statusPath) else {
-            throw HavelError(.notFound, "dpkg status \(statusPath) not found; is \(root) a Debian root filesystem?")
+        let tree = try RootedFileSystem(root: root)
+        let statusPath = "/var/lib/dpkg/status"
+        guard tree.exists(statusPath) else {
+            throw HavelError(.notFound, "dpkg status \(root)\(statusPath) not found; is \(root) a Debian root filesystem?")
         }
-        var packages = parse(try RootPath.readText(statusPath, what: "dpkg status"))
-        let statesPath = RootPath.join(root, "var/lib/apt/extended_states")
-        if FileManager.default.fileExists(atPath: statesPath) {
-            let marks = AutoInstalledMarks(try RootPath.readText(statesPath, what: "apt extended_states"))
+        var packages = parse(String(decoding: try tree.readFile(statusPath), as: UTF8.self))
+        let statesPath = "/var/lib/apt/extended_states"
+        if tree.exists(statesPath) {
+            let marks = AutoInstalledMarks(String(decoding: try tree.readFile(statesPath), as: UTF8.self))
             for index in packages.indices where marks.contains(packages[index]) {
                 packages[index].autoInstalled = true
             }
@@ -111,28 +113,6 @@ struct AutoInstalledMarks {
         if byNameAndArch.contains(package.name + " " + package.architecture) { return true }
         if byNameWithoutArch.contains(package.name) { return true }
         return package.architecture == "all" && byName.contains(package.name)
-    }
-}
-
-/// Paths inside a root filesystem given as a host directory.
-enum RootPath {
-    /// `root` + `/` + `relative`, without doubled slashes (`/` + `var/lib` is `/var/lib`).
-    static func join(_ root: String, _ relative: String) -> String {
-        var base = root
-        while base.hasSuffix("/") { base.removeLast() }
-        var rest = Substring(relative)
-        while rest.hasPrefix("/") { rest.removeFirst() }
-        return base + "/" + rest
-    }
-
-    /// The file's text; invalid UTF-8 sequences become U+FFFD rather than failing the read.
-    static func readText(_ path: String, what: String) throws(HavelError) -> String {
-        do {
-            let data = try Data(contentsOf: URL(fileURLWithPath: path))
-            return String(decoding: data, as: UTF8.self)
-        } catch {
-            throw HavelError(.io, "cannot read \(what) \(path)", cause: error)
-        }
     }
 }
 

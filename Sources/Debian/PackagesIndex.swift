@@ -1,5 +1,6 @@
 import Foundation
 import HavelCore
+import SystemKit
 
 /// One binary package as an apt `Packages` index lists it.
 public struct IndexedPackage: Sendable, Hashable, Codable {
@@ -60,21 +61,11 @@ public enum PackagesIndex {
     /// by debootstrap or mmdebstrap has uncompressed lists. A missing lists directory yields no packages
     /// (lists may have been cleaned out of the tree); an unreadable list file is an error.
     public static func readLists(root: String) throws(HavelError) -> [IndexedPackage] {
-        let directory = RootPath.join(root, "var/lib/apt/lists")
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            return []
-        }
-        let names: [String]
-        do {
-            names = try FileManager.default.contentsOfDirectory(atPath: directory)
-        } catch {
-            throw HavelError(.io, "cannot list apt lists directory \(directory)", cause: error)
-        }
+        let tree = try RootedFileSystem(root: root)
         var packages: [IndexedPackage] = []
-        for name in names.sorted() where name.hasSuffix("_Packages") {
-            let text = try RootPath.readText(directory + "/" + name, what: "apt list")
-            packages += parse(text, origin: origin(listFileName: name))
+        for path in try tree.glob("/var/lib/apt/lists/*_Packages") {
+            let text = String(decoding: try tree.readFile(path), as: UTF8.self)
+            packages += parse(text, origin: origin(listFileName: path))
         }
         return packages
     }

@@ -2,6 +2,7 @@
 
 import Debian
 import Foundation
+import SystemKit
 
 /// One package's copyright file, or nil when the package has none.
 public struct LicenceEntry: Sendable, Hashable {
@@ -77,14 +78,14 @@ public enum LicenceReport {
     /// unreadable files, directories and names that are not package names give a nil copyright.
     /// Files that are not UTF-8 are read as ISO-8859-1.
     public static func collect(root: String, packages: [String]) -> [LicenceEntry] {
-        packages.map { package in
+        let tree = try? RootedFileSystem(root: root)
+        return packages.map { package in
             let name = String(package.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
-            guard isPlausiblePackageName(name),
-                  let path = ContainedPath.resolve(root: root, "usr/share/doc/\(name)/copyright"),
-                  (try? FileManager.default.attributesOfItem(atPath: path))?[.type] as? FileAttributeType == .typeRegular,
-                  let data = FileManager.default.contents(atPath: path) else {
+            guard isPlausiblePackageName(name), let tree,
+                  let bytes = try? tree.readFile("/usr/share/doc/\(name)/copyright") else {
                 return LicenceEntry(package: package, copyright: nil)
             }
+            let data = Data(bytes)
             let text = String(data: data, encoding: .utf8) ?? String(data: data, encoding: .isoLatin1)
                 ?? String(decoding: data, as: UTF8.self)
             return LicenceEntry(package: package, copyright: CopyrightParser.parse(text))
@@ -127,43 +128,5 @@ public enum LicenceReport {
             }
         }
         return out
-    }
-}
-
-/// Paths inside a root filesystem, resolved without ever leaving it.
-enum ContainedPath {
-    /// The host path of `relative` inside `root`, following symlinks with chroot semantics; nil when a
-    /// component is missing or symlinks nest more than 40 deep.
-    static func resolve(root: String, _ relative: String) -> String? {
-        var base = root
-        while base.count > 1, base.hasSuffix("/") { base.removeLast() }
-        if base == "/" { base = "" }
-        var pending = components(relative)
-        var resolved: [String] = []
-        var links = 0
-        let fm = FileManager.default
-        while !pending.isEmpty {
-            let component = pending.removeFirst()
-            if component == "." { continue }
-            if component == ".." {
-                _ = resolved.popLast()
-                continue
-            }
-            let path = base + "/" + (resolved + [component]).joined(separator: "/")
-            guard let attributes = try? fm.attributesOfItem(atPath: path) else { return nil }
-            if attributes[.type] as? FileAttributeType == .typeSymbolicLink {
-                links += 1
-                guard links <= 40, let target = try? fm.destinationOfSymbolicLink(atPath: path) else { return nil }
-                if target.hasPrefix("/") { resolved = [] }
-                pending = components(target) + pending
-            } else {
-                resolved.append(component)
-            }
-        }
-        return base + "/" + resolved.joined(separator: "/")
-    }
-
-    private static func components(_ path: String) -> [String] {
-        path.split(separator: "/").map(String.init)
     }
 }

@@ -180,10 +180,4 @@ Version: 1.5.82
             (error as? HavelError)?.code == .notFound
         }
     }
-
-    @Test func rootPathJoin() {
-        #expect(RootPath.join("/", "var/lib/dpkg/status") == "/var/lib/dpkg/status")
-        #expect(RootPath.join("/build/chroot//", "/var/lib") == "/build/chroot/var/lib")
-        #expect(RootPath.join("rel", "x") == "rel/x")
-    }
 }

@@ -67,3 +67,23 @@ import Testing
         #expect(HostMirror(url: "not a url") == nil)
     }
 }
+
+/// House rule: no committed file names this machine's Debian mirror; examples and fixtures use the
+/// MIRROR_HOST placeholder. This catches a slip before it is pushed.
+@Suite struct MirrorHostIsNeverCommittedTests {
+    @Test func noSourceFileNamesTheHostMirror() throws {
+        let host = try HostAptSources.primaryMirror().host
+        var root = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { root.deleteLastPathComponent() }
+        var offenders: [String] = []
+        for top in ["Sources", "Tests", "examples", "scripts", "bench", "README.md", "Makefile", ".ci"] {
+            let path = root.path + "/" + top
+            let files = (FileManager.default.enumerator(atPath: path)?.allObjects as? [String]).map { $0.map { path + "/" + $0 } } ?? [path]
+            for file in files {
+                guard let data = FileManager.default.contents(atPath: file), data.count < 8 << 20 else { continue }
+                if String(decoding: data, as: UTF8.self).contains(host) { offenders.append(file) }
+            }
+        }
+        #expect(offenders.isEmpty, "these files name the host's mirror \(host); use MIRROR_HOST: \(offenders)")
+    }
+}

@@ -224,7 +224,13 @@ struct FinetuningRunner {
         if !user.groups.isEmpty { arguments += ["--groups", user.groups.joined(separator: ",")] }
         if user.system { arguments.append("--system") }
         arguments.append(user.createHome ? "--create-home" : "--no-create-home")
-        arguments.append(user.createGroup ? "--user-group" : "--no-user-group")
+        let groups = target.exists("/etc/group") ? String(decoding: try target.readFile("/etc/group"), as: UTF8.self) : ""
+        if user.createGroup && user.gid == nil && groups.split(separator: "\n").contains(where: { $0.hasPrefix(user.name + ":") }) {
+            // A group of that name exists already (Debian's base-passwd has several): the user joins it.
+            arguments += ["--gid", user.name]
+        } else {
+            arguments.append(user.createGroup && user.gid == nil ? "--user-group" : "--no-user-group")
+        }
         arguments.append(user.name)
         let passwd = target.exists("/etc/passwd") ? String(decoding: try target.readFile("/etc/passwd"), as: UTF8.self) : ""
         let exists = passwd.split(separator: "\n").contains { $0.hasPrefix(user.name + ":") }

@@ -90,6 +90,16 @@ struct FinetuningTests {
         #expect(!((try? String(contentsOfFile: "/etc/passwd", encoding: .utf8)) ?? "").contains("alice:x:2001"))
     }
 
+    @Test func aUserWhoseGroupAlreadyExistsJoinsIt() async throws {
+        let tree = try SyntheticTree()
+        defer { tree.remove() }
+        try await run("<adduser shell=\"/bin/sh\">www-data2</adduser><adduser shell=\"/bin/sh\" system=\"true\">backup</adduser>", on: tree)
+        try tree.write("/etc/group", (tree.read("/etc/group") ?? "") + "operator:x:37:\n")
+        try await run("<adduser shell=\"/bin/sh\">operator</adduser>", on: tree)
+        #expect(tree.read("/etc/passwd")?.contains("operator:x:") == true)
+        #expect(tree.read("/etc/passwd")?.split(separator: "\n").first { $0.hasPrefix("operator:") }?.split(separator: ":")[3] == "37")
+    }
+
     @Test func artifactsAndTargetToProjectMoves() async throws {
         let tree = try SyntheticTree()
         defer { tree.remove() }

@@ -1,0 +1,76 @@
+import Foundation
+@testable import Build
+import Debian
+import HavelCore
+import ProjectXML
+import SystemKit
+import Testing
+
+/// What the integration tests need from the machine: root, the tools `make test` installs, and the
+/// Debian mirror named in this host's apt sources. Without them the tests are skipped, and say why.
+enum Integration {
+    static let missingReason: String? = {
+        if geteuid() != 0 { return "needs root (bootstraps a root filesystem)" }
+        for tool in ["mmdebstrap", "/usr/libexec/qemu-binfmt/aarch64-binfmt-P", "zstd", "unshare"] where ProcessRunner.which(tool) == nil {
+            return "needs \(tool) (scripts/setup-host.sh installs it)"
+        }
+        guard (try? HostAptSources.primaryMirror()) != nil else { return "needs a Debian mirror in the host's apt sources" }
+        return nil
+    }()
+
+    static var available: Bool { missingReason == nil }
+    static var skipReason: Comment { Comment(rawValue: missingReason ?? "") }
+
+    static let repositoryRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// The havel executable `swift build` made next to the tests.
+    static var havelExecutable: String? {
+        for candidate in [".build/debug/havel", ".build/x86_64-unknown-linux-gnu/debug/havel", ".build/aarch64-unknown-linux-gnu/debug/havel"] {
+            let path = repositoryRoot + "/" + candidate
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }
+
+    static func temporaryDirectory(_ name: String) throws -> String {
+        let path = "/var/tmp/havel-it-\(name)-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// Loads project text as `havel build` does: preprocessed, passwords hashed, the placeholder mirror resolved.
+    static func load(_ text: String, file: String = "it.xml", mirror: HostMirror? = nil) throws -> LoadedProject {
+        var loaded = try ProjectLoader.load(text: text, file: file, options: .init(preprocess: .init(hashPasswords: true)))
+        guard loaded.isValid else { throw HavelError(.invalidProject, "fixture invalid", diagnostics: loaded.errors) }
+        let host = try mirror ?? HostAptSources.primaryMirror()
+        if loaded.project.mirror.primary?.usesPlaceholder == true {
+            loaded.project.mirror.primary?.host = host.host
+            loaded.project.mirror.primary?.path = host.path
+            loaded.project.mirror.primary?.proto = host.proto
+        }
+        return loaded
+    }
+
+    static func build(_ loaded: LoadedProject, in directory: String, cache: String, useStageCache: Bool = true) async throws(HavelError) -> BuildState {
+        let builder = try Builder(project: loaded, options: BuildOptions(directory: BuildDirectory(directory), cache: HavelCache(path: cache),
+                                                                         useStageCache: useStageCache, havelVersion: "test")) { _ in }
+        return try await builder.run()
+    }
+
+    /// A tar.bz2 made from shell commands run in an empty directory, as base64 for `<archive>`.
+    static func archive(_ script: String) throws -> String {
+        let dir = try temporaryDirectory("archive")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/in", withIntermediateDirectories: true)
+        let make = Process()
+        make.executableURL = URL(fileURLWithPath: "/bin/sh")
+        make.arguments = ["-c", "set -e; cd \(dir)/in; \(script); tar --owner=0 --group=0 -cjf ../a.tar.bz2 ."]
+        try make.run()
+        make.waitUntilExit()
+        return try Data(contentsOf: URL(fileURLWithPath: dir + "/a.tar.bz2")).base64EncodedString(options: .lineLength76Characters)
+    }
+}

@@ -1,0 +1,201 @@
+import Foundation
+@testable import Build
+import Chroot
+import Debian
+import HavelCore
+import ProjectXML
+import SystemKit
+import Testing
+
+/// Real builds: mmdebstrap from the host's mirror, qemu-user for arm64 and armhf, the target checked
+/// from the outside and from inside its chroot.
+@Suite(.serialized, .enabled(if: Integration.available, Integration.skipReason))
+struct IntegrationTests {
+    static func arm64Project(archive: String) -> String {
+        """
+        <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
+          <project>
+            <name>havel-it-arm64</name>
+            <version>0.1</version>
+            <buildtype>aarch64</buildtype>
+            <mirror>
+              <primary_host>MIRROR_HOST</primary_host>
+              <primary_path>/debian</primary_path>
+              <primary_proto>http</primary_proto>
+            </mirror>
+            <suite>bookworm</suite>
+          </project>
+          <target>
+            <hostname>it-board</hostname>
+            <domain>example.org</domain>
+            <passwd>rootpw</passwd>
+            <console>ttyAMA0,115200</console>
+            <debootstrap><variant>minbase</variant></debootstrap>
+            <images>
+              <msdoshd>
+                <name>sd.img</name>
+                <size>1GiB</size>
+                <partition><size>64MiB</size><label>boot</label><bootable/></partition>
+                <partition><size>remain</size><label>rfs</label></partition>
+              </msdoshd>
+            </images>
+            <fstab>
+              <bylabel><label>rfs</label><mountpoint>/</mountpoint><fs><type>ext4</type></fs></bylabel>
+              <bylabel><label>boot</label><mountpoint>/boot</mountpoint><fs><type>vfat</type></fs><options>ro</options></bylabel>
+            </fstab>
+            <finetuning>
+              <rm>/etc/overlay-remove-me</rm>
+              <mkdir>/srv/app/data</mkdir>
+              <mknod opts="c 1 3">/srv/app/null</mknod>
+              <cp path="/etc/os-release">/srv/app/os-release</cp>
+              <mv path="/srv/app/os-release">/srv/app/os-release.moved</mv>
+              <ln path="/srv/app/data">/data</ln>
+              <addgroup gid="3000">operators</addgroup>
+              <adduser shell="/bin/bash" groups="operators" uid="3001" passwd="fieldpw">fieldeng</adduser>
+              <file dst="/etc/app.conf" owner="fieldeng" group="operators" mode="0640">
+                setting = 1
+              </file>
+              <file dst="/etc/app.conf" append="true">more = 2
+        </file>
+              <command>uname -m > /etc/built-on-machine; id fieldeng > /etc/operator-id</command>
+              <raw_cmd>touch /etc/raw-cmd-ran</raw_cmd>
+              <artifact>/etc/os-release</artifact>
+              <rm_apt_source>this-line-does-not-exist</rm_apt_source>
+            </finetuning>
+            <pkg-list>
+              <pkg>systemd-sysv</pkg>
+              <pkg>less</pkg>
+              <pkg>procps</pkg>
+              <pkg>iproute2</pkg>
+              <pkg>netbase</pkg>
+            </pkg-list>
+          </target>
+          <archive>\(archive)</archive>
+        </RootFileSystem>
+        """
+    }
+
+    static let armhfProject = """
+        <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
+          <project>
+            <name>havel-it-armhf</name><version>0.1</version><buildtype>armhf</buildtype>
+            <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror>
+            <suite>bookworm</suite>
+          </project>
+          <target>
+            <hostname>it-armhf</hostname>
+            <debootstrap><variant>minbase</variant></debootstrap>
+            <package><tar><name>armhf-rootfs.tar.gz</name></tar></package>
+            <pkg-list><pkg version="6.*">netbase</pkg></pkg-list>
+          </target>
+        </RootFileSystem>
+        """
+
+    @Test func arm64BuildThenAnUnchangedRebuildReusesTheInstallStage() async throws {
+        let base = try Integration.temporaryDirectory("arm64")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let archive = try Integration.archive("""
+            mkdir -p etc usr/local/bin opt/overlay
+            echo 'from the archive' > etc/overlay.conf; chmod 600 etc/overlay.conf
+            printf '#!/bin/sh\\necho hello\\n' > usr/local/bin/hello; chmod 755 usr/local/bin/hello
+            echo data > opt/overlay/data.txt
+            echo gone > etc/overlay-remove-me
+            """)
+        let loaded = try Integration.load(Self.arm64Project(archive: archive))
+        let dir = base + "/build"
+        let cache = base + "/cache"
+        let first = try await Integration.build(loaded, in: dir, cache: cache)
+        let rootfs = dir + "/rootfs"
+        func read(_ path: String) -> String? { try? String(contentsOfFile: rootfs + path, encoding: .utf8) }
+        func mode(_ path: String) -> Int? { (try? FileManager.default.attributesOfItem(atPath: rootfs + path))?[.posixPermissions] as? Int }
+
+        #expect(first.status == .done)
+        let install = try #require(first.stages.first { $0.name == "install packages" })
+        #expect(!install.cached)
+        #expect((install.downloads ?? 0) > 50)
+
+        // Archive and finetuning.
+        #expect(read("/etc/overlay.conf") == "from the archive\n")
+        #expect(mode("/etc/overlay.conf") == 0o600)
+        #expect(mode("/usr/local/bin/hello") == 0o755)
+        #expect(read("/opt/overlay/data.txt") == "data\n")
+        #expect(!FileManager.default.fileExists(atPath: rootfs + "/etc/overlay-remove-me"))
+        #expect(FileManager.default.fileExists(atPath: rootfs + "/srv/app/data"))
+        // cp -a copies a symlink as a symlink, as ELBE's `cp -av` does.
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: rootfs + "/srv/app/os-release.moved") == "../usr/lib/os-release")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: rootfs + "/data") == "/srv/app/data")
+        var node = stat()
+        #expect(lstat(rootfs + "/srv/app/null", &node) == 0 && (node.st_mode & S_IFMT) == S_IFCHR)
+        #expect(read("/etc/app.conf") == "setting = 1\nmore = 2\n")
+        #expect(mode("/etc/app.conf") == 0o640)
+        #expect(read("/etc/built-on-machine") == "aarch64\n")
+        #expect(read("/etc/operator-id")?.contains("uid=3001(fieldeng) gid=3001(fieldeng) groups=3001(fieldeng),3000(operators)") == true)
+        #expect(FileManager.default.fileExists(atPath: rootfs + "/etc/raw-cmd-ran"))
+        #expect((try? String(contentsOfFile: dir + "/artifacts/os-release", encoding: .utf8))?.contains("bookworm") == true)
+        #expect(first.artifacts == ["artifacts/os-release"])
+
+        // Identity, accounts, fstab, getty, provenance.
+        #expect(read("/etc/hostname") == "it-board\n")
+        #expect(read("/etc/hosts")?.contains("it-board.example.org it-board") == true)
+        let shadow = read("/etc/shadow") ?? ""
+        let rootHash = try #require(shadow.split(separator: "\n").first { $0.hasPrefix("root:") }?.split(separator: ":")[1])
+        #expect(rootHash.hasPrefix("$6$"))
+        #expect(try PasswordHash.sha512crypt("rootpw", salt: String(rootHash.split(separator: "$")[1])) == rootHash)
+        #expect(read("/etc/fstab")?.contains("LABEL=rfs / ext4 defaults 0 1\nLABEL=boot /boot vfat ro 0 2\n") == true)
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: rootfs + "/etc/systemd/system/getty.target.wants/serial-getty@ttyAMA0.service").hasSuffix("/serial-getty@.service"))
+        #expect(read("/etc/havel_version")?.contains("project: havel-it-arm64\nversion: 0.1\n") == true)
+        #expect(!FileManager.default.fileExists(atPath: rootfs + "/usr/sbin/policy-rc.d"))
+
+        // Inside the chroot: the target's machine, the host's kernel.
+        let chroot = ChrootRunner(root: rootfs)
+        #expect(try await chroot.run(["uname", "-m"]).standardOutput == "aarch64\n")
+        let hostKernel = try String(contentsOfFile: "/proc/version", encoding: .utf8)
+        #expect(try await chroot.run(["cat", "/proc/version"]).standardOutput == hostKernel)
+
+        // source.xml pins exactly what dpkg says is installed; validation is clean.
+        let query = try await chroot.run(["dpkg-query", "-W", "-f", "${db:Status-Abbrev} ${Package} ${Version} ${Architecture}\n"])
+        let dpkg = Set(query.standardOutput.split(separator: "\n").filter { $0.hasPrefix("ii ") }.map { String($0.dropFirst(3)).trimmingWhitespace() })
+        let source = try ProjectLoader.load(path: dir + "/source.xml")
+        #expect(source.isValid, "\(source.errors)")
+        let pinned = Set(source.project.fullPackages.map { "\($0.name) \($0.version) \($0.arch ?? "")" })
+        #expect(pinned == dpkg)
+        #expect(source.project.fullPackages.allSatisfy { ($0.sha256?.count ?? 0) == 64 })
+        let validation = try String(contentsOfFile: dir + "/validation.txt", encoding: .utf8)
+        #expect(validation.contains("validation passed"))
+        #expect(!validation.contains("ERROR"))
+        let licences = try String(contentsOfFile: dir + "/licence-target.xml", encoding: .utf8)
+        #expect(licences.contains("<pkglicense name=\"systemd\">"))
+        let report = try String(contentsOfFile: dir + "/report.txt", encoding: .utf8)
+        #expect(report.contains("/etc/overlay.conf") && report.contains("/etc/app.conf"))
+        #expect(FileManager.default.fileExists(atPath: dir + "/havel-it-arm64-0.1-rootfs.tar.zst"))
+        #expect(Mounts.mountPoints(under: dir).isEmpty)
+
+        // An unchanged rebuild: the install stage comes from the stage cache and nothing is downloaded.
+        let second = try await Integration.build(loaded, in: dir, cache: cache)
+        let reused = try #require(second.stages.first { $0.name == "install packages" })
+        #expect(reused.cached)
+        #expect(reused.downloads == 0)
+        #expect(reused.key == install.key)
+        #expect(read("/etc/app.conf") == "setting = 1\nmore = 2\n")
+        let again = try ProjectLoader.load(path: dir + "/source.xml")
+        #expect(Set(again.project.fullPackages.map { "\($0.name) \($0.version) \($0.sha256 ?? "")" }) ==
+                Set(source.project.fullPackages.map { "\($0.name) \($0.version) \($0.sha256 ?? "")" }))
+        #expect(Mounts.mountPoints(under: dir).isEmpty)
+    }
+
+    @Test func armhfBuildWithAVersionPin() async throws {
+        let base = try Integration.temporaryDirectory("armhf")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let dir = base + "/build"
+        let state = try await Integration.build(try Integration.load(Self.armhfProject), in: dir, cache: base + "/cache")
+        #expect(state.status == .done)
+        #expect(state.packedRootfs == "armhf-rootfs.tar.gz")
+        #expect(try await ChrootRunner(root: dir + "/rootfs").run(["uname", "-m"]).standardOutput == "armv7l\n")
+        #expect((try? String(contentsOfFile: dir + "/rootfs/etc/apt/preferences.d/havel", encoding: .utf8))?.contains("Pin: version 6.*") == true)
+        #expect(try String(contentsOfFile: dir + "/validation.txt", encoding: .utf8).contains("validation passed"))
+        let listing = try await ProcessRunner.check(Command("tar", ["-tzf", dir + "/armhf-rootfs.tar.gz"])).standardOutput
+        let entries = listing.split(separator: "\n").map(String.init)
+        #expect(entries.contains("./etc/hostname"))
+        #expect(entries == entries.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) } || entries.first == "./")
+    }
+}

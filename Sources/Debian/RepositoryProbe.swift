@@ -38,9 +38,13 @@ public enum RepositoryProbe {
         return releases
     }
 
+    /// apt-helper says `E: Failed to fetch URL  404  Not Found [IP: …]`; that line is the reason.
     static func reason(_ output: String, url: String) -> String {
-        let line = output.split(separator: "\n").last { $0.hasPrefix("E:") || $0.contains("Err") } ?? output.split(separator: "\n").last ?? ""
-        let text = line.replacingOccurrences(of: "E: ", with: "").trimmingWhitespace()
-        return text.isEmpty ? "\(url) could not be downloaded" : text
+        let lines = output.split(separator: "\n").map { $0.trimmingWhitespace() }
+        if let fetch = lines.first(where: { $0.contains("Failed to fetch") }) {
+            return fetch.replacingOccurrences(of: "E: ", with: "")
+        }
+        let text = lines.last { !$0.isEmpty && !$0.hasPrefix("Err:") }?.replacingOccurrences(of: "E: ", with: "") ?? ""
+        return text.isEmpty ? "\(url) could not be downloaded" : "\(url): \(text)"
     }
 }

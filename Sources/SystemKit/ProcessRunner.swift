@@ -14,7 +14,8 @@ public enum ProcessRunner {
         }
         var options = PlatformOptions()
         options.createSession = true
-        options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: gracePeriod)]
+        // The whole session: mmdebstrap's apt and dpkg, a chroot's script and whatever it started.
+        options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: gracePeriod)]
         var environment: [Environment.Key: String] = [:]
         for (key, value) in command.environment { environment[Environment.Key(stringLiteral: key)] = value }
         return Configuration(executable: .path(FilePath(path)), arguments: Arguments(command.arguments),

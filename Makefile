@@ -7,7 +7,7 @@ SWIFT   ?= swift
 HAVEL   := .build/debug/havel
 EXAMPLE ?= examples/default.xml
 
-.PHONY: all setup build run test clean
+.PHONY: all setup build run test bench clean
 
 all: build
 
@@ -28,3 +28,8 @@ test: setup
 
 clean:
 	rm -rf .build
+
+# Havel against a bare mmdebstrap of the same packages (root; a few minutes).
+bench: setup
+	$(SWIFT) build -c release
+	bench/build-vs-mmdebstrap $(EXAMPLE) 2

@@ -9,8 +9,8 @@ build_packages=(zlib1g-dev libcrypt-dev pkg-config)
 # it with binfmt_misc itself), archivers, and the tools that set up users in a tree.
 tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils bzip2 tar util-linux passwd
                ca-certificates debian-archive-keyring
-               # tests: openssl verifies password hashes
-               openssl)
+               # tests: openssl verifies password hashes; bench: bc
+               openssl bc)
 
 missing=()
 for pkg in "${build_packages[@]}" "${tool_packages[@]}"; do

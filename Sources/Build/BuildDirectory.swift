@@ -14,6 +14,9 @@ public struct BuildDirectory: Sendable {
     }
 
     public var rootfs: String { path + "/rootfs" }
+    /// The build environment: a copy of the installed tree plus `buildimage/pkg-list`, made only for
+    /// projects that use it (buildenv_* finetuning, b2t_cp, t2b_cp); never part of the target.
+    public var buildenv: String { path + "/buildenv" }
     public var sourceXML: String { path + "/source.xml" }
     public var log: String { path + "/log.txt" }
     public var report: String { path + "/report.txt" }

@@ -92,6 +92,12 @@ public final class Builder: @unchecked Sendable {
             try await stage("check host") { () async throws(HavelError) in try await self.checkHost() }
             let releases = try await stage("probe mirror") { () async throws(HavelError) in try await self.probeMirror() }
             let record = try await installStage(releases: releases)
+            var buildenv: RootedFileSystem?
+            if needsBuildEnvironment {
+                buildenv = try await stage("build environment") { () async throws(HavelError) in try await self.makeBuildEnvironment() }
+            } else if let packages = project.buildimage?.packages, !packages.isEmpty {
+                log.info("buildimage/pkg-list is for the build environment only; it is not installed into the target")
+            }
             var added: [String] = []
             var touched: [String] = []
             try await stage("configure target") { () async throws(HavelError) in
@@ -104,7 +110,7 @@ public final class Builder: @unchecked Sendable {
                     added = try await ArchiveOverlay.apply(archive, to: target, work: self.directory.work, log: self.log)
                 }
                 var runner = FinetuningRunner(target: target, chroot: ChrootRunner(root: self.directory.rootfs),
-                                              directory: self.directory, log: self.log)
+                                              buildenv: buildenv, directory: self.directory, log: self.log)
                 let excursions = try ChrootExcursions.enter(target)
                 do throws(HavelError) {
                     try await runner.run(self.project.target.finetuning)
@@ -176,7 +182,7 @@ public final class Builder: @unchecked Sendable {
         let stale = try await Mounts.unmountAll(under: directory.path)
         if !stale.isEmpty { log.warning("removed \(stale.count) mount(s) an earlier run left: \(stale.joined(separator: ", "))") }
         for file in directory.resultFiles(packedRootfs: packedName) { unlink(file) }
-        for dir in [directory.rootfs, directory.work, directory.artifacts] {
+        for dir in [directory.rootfs, directory.buildenv, directory.work, directory.artifacts] {
             if FileManager.default.fileExists(atPath: dir) {
                 do { try FileManager.default.removeItem(atPath: dir) } catch {
                     throw HavelError(.io, "cannot remove \(dir) from an earlier build: \(error.localizedDescription)")
@@ -189,6 +195,41 @@ public final class Builder: @unchecked Sendable {
             throw HavelError(.io, "cannot create \(directory.work)")
         }
         try state.write(directory.state)
+    }
+
+    /// Whether the project needs a build environment beside the target.
+    var needsBuildEnvironment: Bool {
+        if let packages = project.buildimage?.packages, !packages.isEmpty { return true }
+        return project.target.finetuning.contains { step in
+            switch step.action {
+            case .makeDirectory(_, let place), .command(_, let place): return place == .buildenv
+            case .copy(_, _, let source, let destination), .move(_, _, let source, let destination):
+                return source == .buildenv || destination == .buildenv
+            default: return false
+            }
+        }
+    }
+
+    /// A copy of the installed tree, with the buildimage packages installed into it (under emulation).
+    func makeBuildEnvironment() async throws(HavelError) -> RootedFileSystem {
+        try await ProcessRunner.check(Command("cp", ["-a", "--reflink=auto", directory.rootfs, directory.buildenv]))
+        let buildenv = try RootedFileSystem(root: directory.buildenv)
+        let packages = project.buildimage?.packages.map(\.name) ?? []
+        guard !packages.isEmpty else { return buildenv }
+        log.info("installing into the build environment: \(packages.joined(separator: " "))")
+        let sources = AptSources.lines(for: project)
+        let excursions = try ChrootExcursions.enter(buildenv)
+        do throws(HavelError) {
+            let chroot = ChrootRunner(root: directory.buildenv)
+            try await runTool(chroot.command(["apt-get", "update"]), what: "apt-get update", sources: sources)
+            try await runTool(chroot.command(["apt-get", "-y", "install"] + packages), what: "apt-get install", sources: sources)
+            try await runTool(chroot.command(["apt-get", "clean"]), what: "apt-get clean", sources: sources)
+        } catch {
+            excursions.leave(warn: log.warning)
+            throw error
+        }
+        excursions.leave(warn: log.warning)
+        return buildenv
     }
 
     func checkHost() async throws(HavelError) {
@@ -312,10 +353,20 @@ public final class Builder: @unchecked Sendable {
             packages: BootstrapRequest.packages(for: project), exclude: project.target.debootstrap.exclude,
             sourceLines: sources, preferences: AptSources.preferences(for: project), keys: AptSources.keys(for: project),
             installRecommends: project.target.installRecommends, packageCache: options.cache.debs, listsDirectory: lists)
-        guard tool == .mmdebstrap else {
-            throw HavelError(.unsupported, "debootstrap type \(tool.rawValue) is not supported yet; remove <type> to use mmdebstrap")
+        switch tool {
+        case .mmdebstrap:
+            let command = try Mmdebstrap.prepare(request, workDirectory: directory.work + "/bootstrap", output: directory.rootfs)
+            try await runTool(command, what: "mmdebstrap", sources: sources)
+        case .debootstrap:
+            try await debootstrap(request)
+        case .baseImage:
+            throw HavelError(.unsupported, "debootstrap type base-image is not supported yet; use mmdebstrap or debootstrap")
         }
-        let command = try Mmdebstrap.prepare(request, workDirectory: directory.work + "/bootstrap", output: directory.rootfs)
+        return try await makeRecord(lists: lists, sources: sources)
+    }
+
+    /// Runs a bootstrap tool or apt, streaming its output into the log; a failure is explained in one sentence.
+    func runTool(_ command: Command, what: String, sources: [String]) async throws(HavelError) {
         log.info("$ " + command.description)
         let tail = LineTail(limit: 60)
         let log = self.log
@@ -325,10 +376,73 @@ public final class Builder: @unchecked Sendable {
         }
         guard status == .exited(0) else {
             let explanation = BootstrapFailure.explain(tail.all, suite: project.suite, architecture: architecture, sources: sources)
-            throw HavelError(.processFailed, "installing the packages failed (mmdebstrap \(status)): " +
+            throw HavelError(.processFailed, "installing the packages failed (\(what) \(status)): " +
                              (explanation ?? "see the log for details:\n" + tail.all.suffix(8).joined(separator: "\n")))
         }
-        return try await makeRecord(lists: lists, sources: sources)
+    }
+
+    /// debootstrap the base system, then apt inside the tree for the pkg-list, with the same sources,
+    /// preferences, keys and package cache as the mmdebstrap path; the tree ends as clean as mmdebstrap leaves it.
+    func debootstrap(_ request: BootstrapRequest) async throws(HavelError) {
+        guard let primary = project.mirror.primary else {
+            throw HavelError(.invalidProject, "debootstrap needs a primary mirror (<primary_host>)")
+        }
+        let noauth = project.mirror.noauth || project.mirror.options.contains("trusted=yes")
+        var keyring: String? = "/usr/share/keyrings/debian-archive-keyring.gpg"
+        if noauth {
+            keyring = nil
+        } else if let key = project.mirror.primary?.key, !key.isEmpty {
+            let armored = directory.work + "/primary-key.asc"
+            keyring = directory.work + "/primary-key.gpg"
+            do { try AptSources.keys(for: project)[0].armored.write(toFile: armored, atomically: true, encoding: .utf8) } catch {
+                throw HavelError(.io, "cannot write \(armored)")
+            }
+            guard ProcessRunner.which("gpg") != nil else {
+                throw HavelError(.hostNotReady, "debootstrap needs gpg to use <primary_key>; apt-get install gnupg, or use mmdebstrap")
+            }
+            try await ProcessRunner.check(Command("gpg", ["--batch", "--yes", "--dearmor", "-o", keyring!, armored]))
+        }
+        let base = BootstrapRequest(tool: .debootstrap, architecture: request.architecture, suite: request.suite, variant: request.variant,
+                                    packages: project.target.debootstrap.include, exclude: request.exclude, sourceLines: request.sourceLines,
+                                    preferences: request.preferences, keys: request.keys, installRecommends: request.installRecommends,
+                                    packageCache: request.packageCache, listsDirectory: request.listsDirectory)
+        try await runTool(Debootstrap.command(base, mirror: primary.url, keyring: keyring, output: directory.rootfs),
+                          what: "debootstrap", sources: request.sourceLines)
+        let target = try RootedFileSystem(root: directory.rootfs)
+        try target.writeFile("/etc/apt/sources.list", contents: Array((request.sourceLines.joined(separator: "\n") + "\n").utf8), mode: 0o644)
+        if !request.preferences.isEmpty {
+            try target.writeFile("/etc/apt/preferences.d/havel", contents: Array(request.preferences.utf8), mode: 0o644)
+        }
+        for key in request.keys {
+            try target.writeFile("/etc/apt/trusted.gpg.d/" + key.fileName, contents: Array(key.armored.utf8), mode: 0o644)
+        }
+        // apt inside the tree: cached packages linked in, new ones linked back out.
+        let archives = try target.resolve("/var/cache/apt/archives")
+        _ = try await ProcessRunner.run(Command("sh", ["-c", "cp -l -n \"$1\"/*.deb \"$2\"/ 2>/dev/null || cp -n \"$1\"/*.deb \"$2\"/ 2>/dev/null; true", "sh",
+                                                   options.cache.debs, archives]))
+        let excursions = try ChrootExcursions.enter(target)
+        do throws(HavelError) {
+            let chroot = ChrootRunner(root: directory.rootfs)
+            let recommends = "APT::Install-Recommends=\(request.installRecommends ? "true" : "false")"
+            try await runTool(chroot.command(["apt-get", "-o", "Acquire::Retries=3", "update"]), what: "apt-get update", sources: request.sourceLines)
+            if !project.target.packages.isEmpty {
+                try await runTool(chroot.command(["apt-get", "-y", "-o", recommends, "install"] + project.target.packages.map(\.name)),
+                                  what: "apt-get install", sources: request.sourceLines)
+            }
+        } catch {
+            excursions.leave(warn: log.warning)
+            throw error
+        }
+        excursions.leave(warn: log.warning)
+        let lists = try target.resolve("/var/lib/apt/lists")
+        try await ProcessRunner.check(Command("sh", ["-c", """
+            set -e
+            cp -l -n "$1"/*.deb "$2"/ 2>/dev/null || cp -n "$1"/*.deb "$2"/ 2>/dev/null || true
+            mkdir -p "$3/var/lib/apt/lists"
+            cp "$4"/*_Packages "$3/var/lib/apt/lists/"
+            rm -f "$1"/*.deb
+            find "$4" -mindepth 1 -maxdepth 1 ! -name lock ! -name partial -exec rm -rf {} +
+            """, "sh", archives, options.cache.debs, request.listsDirectory, lists]))
     }
 
     func makeRecord(lists: String, sources: [String]) async throws(HavelError) -> InstallRecord {

@@ -9,15 +9,18 @@ import SystemKit
 struct FinetuningRunner {
     let target: RootedFileSystem
     let chroot: ChrootRunner
+    /// The build environment (`buildenv/`), present when the project uses buildenv actions.
+    var buildenv: RootedFileSystem?
     let directory: BuildDirectory
     let log: BuildLog
     /// Tree paths written or created by finetuning, for the build report.
     var touched: [String] = []
     var artifacts: [String] = []
 
-    init(target: RootedFileSystem, chroot: ChrootRunner, directory: BuildDirectory, log: BuildLog) {
+    init(target: RootedFileSystem, chroot: ChrootRunner, buildenv: RootedFileSystem? = nil, directory: BuildDirectory, log: BuildLog) {
         self.target = target
         self.chroot = chroot
+        self.buildenv = buildenv
         self.directory = directory
         self.log = log
     }
@@ -66,9 +69,8 @@ struct FinetuningRunner {
                 try target.remove(path)
             }
         case .makeDirectory(let path, let place):
-            try requirePlace(place, step)
-            try target.createDirectory(path)
-            touched.append(path)
+            try tree(place, step).createDirectory(path)
+            if place == .target { touched.append(path) }
         case .makeNode(let path, let options):
             let words = options.split(separator: " ").map(String.init)
             let valid = (words.count == 3 && ["c", "u", "b"].contains(words[0]) && words.dropFirst().allSatisfy { UInt32($0) != nil })
@@ -79,16 +81,28 @@ struct FinetuningRunner {
             try await ProcessRunner.check(Command("mknod", [host] + words))
             touched.append(path)
         case .copy(let from, let to, let source, let destination):
-            try requirePlace(source, step)
-            try requirePlace(destination, step)
-            let sources = try target.glob(from)
-            guard !sources.isEmpty else { throw fail(step, "path=\"\(from)\" matches nothing in the target") }
-            for path in sources { try target.copy(from: path, to: to) }
-            touched.append(to)
+            let sourceTree = try tree(source, step)
+            let destinationTree = try tree(destination, step)
+            let sources = try sourceTree.glob(from)
+            guard !sources.isEmpty else { throw fail(step, "path=\"\(from)\" matches nothing in the \(source.rawValue)") }
+            for path in sources {
+                if source == destination {
+                    try sourceTree.copy(from: path, to: to)
+                } else {
+                    // Between trees: resolved in the source tree, placed by the destination tree.
+                    var placed = to
+                    if destinationTree.exists(to), (try? FileManager.default.attributesOfItem(atPath: destinationTree.resolve(to)))?[.type] as? FileAttributeType == .typeDirectory {
+                        placed = to + "/" + (path as NSString).lastPathComponent
+                    }
+                    try destinationTree.remove(placed)
+                    try destinationTree.importItem(fromHost: sourceTree.resolve(path, followFinalSymlink: false), to: placed)
+                }
+            }
+            if destination == .target { touched.append(to) }
         case .move(let from, let to, let source, let destination):
-            try requirePlace(source, step)
-            let sources = try target.glob(from)
-            guard !sources.isEmpty else { throw fail(step, "path=\"\(from)\" matches nothing in the target") }
+            let sourceTree = try tree(source, step)
+            let sources = try sourceTree.glob(from)
+            guard !sources.isEmpty else { throw fail(step, "path=\"\(from)\" matches nothing in the \(source.rawValue)") }
             if destination == .project {
                 try makeArtifactsDirectory()
                 for path in sources {
@@ -99,8 +113,8 @@ struct FinetuningRunner {
                     artifacts.append(String(host.dropFirst(directory.path.count + 1)))
                 }
             } else {
-                for path in sources { try target.move(from: path, to: to) }
-                touched.append(to)
+                for path in sources { try sourceTree.move(from: path, to: to) }
+                if source == .target { touched.append(to) }
             }
         case .link(let linkTarget, let link):
             try target.symlink(target: linkTarget, at: link)
@@ -120,10 +134,10 @@ struct FinetuningRunner {
             guard !words.isEmpty else { throw fail(step, "the command is empty") }
             try await chroot.check(words, what: "raw_cmd \(line)", onLine: log.tool)
         case .command(let script, let place):
-            try requirePlace(place, step)
+            let runner = place == .buildenv ? ChrootRunner(root: try tree(.buildenv, step).root) : chroot
             let lines = LineTail(limit: 8)
             let log = self.log
-            let status = try await ProcessRunner.stream(chroot.command(["/bin/sh", "-c", script])) { line in
+            let status = try await ProcessRunner.stream(runner.command(["/bin/sh", "-c", script])) { line in
                 lines.append(line)
                 log.tool(line)
             }
@@ -155,9 +169,14 @@ struct FinetuningRunner {
         }
     }
 
-    func requirePlace(_ place: FinetuningAction.Place, _ step: FinetuningStep) throws(HavelError) {
-        if place == .buildenv {
-            throw fail(step, "Havel builds without a separate build environment; buildenv actions are not supported (use the target form of the action)")
+    /// The tree an action works on.
+    func tree(_ place: FinetuningAction.Place, _ step: FinetuningStep) throws(HavelError) -> RootedFileSystem {
+        switch place {
+        case .target: return target
+        case .buildenv:
+            guard let buildenv else { throw fail(step, "no build environment was made for this build") }
+            return buildenv
+        case .project: throw fail(step, "the project directory is not a tree for this action")
         }
     }
 

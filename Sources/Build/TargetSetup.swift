@@ -1,4 +1,5 @@
 import Foundation
+import Debian
 import HavelCore
 import SystemKit
 
@@ -32,6 +33,12 @@ enum TargetSetup {
         if !entries.isEmpty {
             let text = "# /etc/fstab written by Havel from the project's <fstab>\n" + entries.map(\.fstabLine).joined(separator: "\n") + "\n"
             try target.writeFile("/etc/fstab", contents: Array(text.utf8), mode: 0o644)
+        }
+
+        // The target's apt sources as ELBE writes them: url-list source lines become deb-src.
+        let sources = AptSources.lines(for: project, includeSource: true)
+        if !sources.isEmpty {
+            try target.writeFile("/etc/apt/sources.list", contents: Array((sources.joined(separator: "\n") + "\n").utf8), mode: 0o644)
         }
 
         let formatter = ISO8601DateFormatter()

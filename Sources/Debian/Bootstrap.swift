@@ -155,6 +155,13 @@ public enum Mmdebstrap {
 public enum BootstrapFailure {
     public static func explain(_ lines: [String], suite: String, architecture: Architecture, sources: [String]) -> String? {
         let mirrors = sources.joined(separator: "; ")
+        let missingKeys = lines.flatMap { line in
+            line.components(separatedBy: "NO_PUBKEY ").dropFirst().compactMap { $0.split(separator: " ").first.map(String.init) }
+        }
+        if !missingKeys.isEmpty {
+            let keys = Array(NSOrderedSet(array: missingKeys)) as? [String] ?? missingKeys
+            return "a repository's signature cannot be verified: missing key \(keys.joined(separator: ", ")); give the repository's key as <raw-key> in its url-list entry or as <primary_key>, or set <noauth/>"
+        }
         for line in lines.reversed() {
             if let range = line.range(of: "Unable to locate package ") {
                 let name = line[range.upperBound...].trimmingWhitespace()
@@ -163,9 +170,8 @@ public enum BootstrapFailure {
             if line.contains("Version '"), line.contains("' for '"), line.contains("was not found") {
                 return line.replacingOccurrences(of: "E: ", with: "") + " (a version pin in the pkg-list names a version the mirror does not have)"
             }
-            if line.contains("NO_PUBKEY") || line.contains("signatures couldn't be verified") || line.contains("is not signed") {
-                let key = line.range(of: "NO_PUBKEY ").map { " " + line[$0.upperBound...].split(separator: " ").first.map(String.init)! } ?? ""
-                return "a repository's signature cannot be verified (missing key\(key)); give its key as <raw-key> in the url-list or <primary_key>, or set <noauth/> (\(line.trimmingWhitespace()))"
+            if line.contains("signatures couldn't be verified") || line.contains("is not signed") {
+                return "a repository's signature cannot be verified; give its key as <raw-key> in its url-list entry or as <primary_key>, or set <noauth/> (\(line.trimmingWhitespace()))"
             }
             if line.contains("Failed to fetch") || line.contains("does not have a Release file") {
                 return "cannot download from the mirror: " + line.replacingOccurrences(of: "E: ", with: "").replacingOccurrences(of: "W: ", with: "").trimmingWhitespace()
@@ -181,5 +187,23 @@ public enum BootstrapFailure {
             }
         }
         return nil
+    }
+}
+
+/// Drives debootstrap, for projects that ask for it (`<debootstrap><type>debootstrap</type>`): the
+/// base system from the primary mirror, then the pkg-list with apt inside the tree (see `Builder`).
+public enum Debootstrap {
+    /// The debootstrap command; `keyring` is a binary keyring for gpgv, nil with noauth.
+    public static func command(_ request: BootstrapRequest, mirror: String, keyring: String?, output: String) -> Command {
+        var arguments = ["--arch=\(request.architecture.debianName)"]
+        if let variant = request.variant { arguments.append("--variant=\(variant)") }
+        // debootstrap's include installs with dpkg only (no apt resolution): the pkg-list goes through apt afterwards.
+        let include = request.packages
+        if !include.isEmpty { arguments.append("--include=" + include.joined(separator: ",")) }
+        if !request.exclude.isEmpty { arguments.append("--exclude=" + request.exclude.joined(separator: ",")) }
+        if let keyring { arguments.append("--keyring=\(keyring)") } else { arguments.append("--no-check-gpg") }
+        arguments.append("--cache-dir=\(request.packageCache)")
+        arguments += [request.suite, output, mirror]
+        return Command("debootstrap", arguments, environment: ["DEBIAN_FRONTEND": "noninteractive"])
     }
 }

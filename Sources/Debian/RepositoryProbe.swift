@@ -22,7 +22,7 @@ public enum RepositoryProbe {
             for name in ["InRelease", "Release"] {
                 let url = dists + name
                 let file = "\(workDirectory)/release-\(index)-\(name)"
-                let result = try await ProcessRunner.run(Command("/usr/lib/apt/apt-helper", ["download-file", url, file]))
+                let result = try await ProcessRunner.run(Command("/usr/lib/apt/apt-helper", ["-o", "Acquire::Retries=0", "-o", "Acquire::http::Timeout=20", "download-file", url, file]))
                 if result.succeeded, FileManager.default.fileExists(atPath: file) {
                     let digest = try await Digest.sha256(files: [file])[file] ?? ""
                     found = Release(url: url, sha256: digest)

@@ -100,6 +100,25 @@ struct FinetuningTests {
         #expect(tree.read("/etc/passwd")?.split(separator: "\n").first { $0.hasPrefix("operator:") }?.split(separator: ":")[3] == "37")
     }
 
+    @Test func buildEnvironmentActionsWorkBetweenTheTwoTrees() async throws {
+        let tree = try SyntheticTree()
+        let env = try SyntheticTree()
+        defer { tree.remove(); env.remove() }
+        try env.write("/etc/tool.conf", "from the build environment\n")
+        let log = try BuildLog(path: nil) { _ in }
+        var runner = FinetuningRunner(target: try RootedFileSystem(root: tree.root), chroot: ChrootRunner(root: tree.root),
+                                      buildenv: try RootedFileSystem(root: env.root), directory: BuildDirectory(tree.base), log: log)
+        try await runner.run(try steps("""
+        <buildenv_mkdir>/opt/sdk</buildenv_mkdir>
+        <b2t_cp path="/etc/tool.conf">/etc/tool.conf</b2t_cp>
+        <t2b_cp path="/etc/hostname">/opt/sdk</t2b_cp>
+        <buildenv_mv path="/opt/sdk/hostname">/opt/sdk/target-hostname</buildenv_mv>
+        """))
+        #expect(tree.read("/etc/tool.conf") == "from the build environment\n")
+        #expect(env.read("/opt/sdk/target-hostname") == "tree-hostname\n")
+        #expect(!FileManager.default.fileExists(atPath: tree.root + "/opt/sdk"))
+    }
+
     @Test func artifactsAndTargetToProjectMoves() async throws {
         let tree = try SyntheticTree()
         defer { tree.remove() }

@@ -183,6 +183,54 @@ struct IntegrationTests {
         #expect(Mounts.mountPoints(under: dir).isEmpty)
     }
 
+    static let debootstrapProject = """
+        <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
+          <project>
+            <name>havel-it-debootstrap</name><version>0.1</version><buildtype>amd64</buildtype>
+            <mirror>
+              <primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto>
+              <url-list><url><source>http://MIRROR_HOST/debian bookworm main</source></url></url-list>
+            </mirror>
+            <suite>bookworm</suite>
+            <buildimage><pkg-list><pkg>bzip2</pkg></pkg-list></buildimage>
+          </project>
+          <target>
+            <hostname>it-debootstrap</hostname>
+            <debootstrap><variant>minbase</variant><type>debootstrap</type></debootstrap>
+            <finetuning>
+              <buildenv_command>echo made in the build environment > /buildenv-marker</buildenv_command>
+              <b2t_cp path="/bin/bzip2">/usr/local/bin/bzip2-from-buildenv</b2t_cp>
+              <t2b_cp path="/etc/hostname">/target-hostname</t2b_cp>
+            </finetuning>
+            <pkg-list><pkg>netbase</pkg></pkg-list>
+          </target>
+        </RootFileSystem>
+        """
+
+    @Test func debootstrapWithABuildEnvironment() async throws {
+        let base = try Integration.temporaryDirectory("debootstrap")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let dir = base + "/build"
+        let state = try await Integration.build(try Integration.load(Self.debootstrapProject), in: dir, cache: base + "/cache")
+        #expect(state.status == .done)
+        #expect(state.stages.map(\.name).contains("build environment"))
+        let target = try DpkgStatus.read(root: dir + "/rootfs").map(\.name)
+        let buildenv = try DpkgStatus.read(root: dir + "/buildenv").map(\.name)
+        #expect(target.contains("netbase"))
+        #expect(!target.contains("bzip2"), "buildimage packages never go into the target")
+        #expect(buildenv.contains("bzip2"))
+        #expect(FileManager.default.isExecutableFile(atPath: dir + "/rootfs/usr/local/bin/bzip2-from-buildenv"))
+        #expect((try? String(contentsOfFile: dir + "/buildenv/buildenv-marker", encoding: .utf8)) == "made in the build environment\n")
+        #expect((try? String(contentsOfFile: dir + "/buildenv/target-hostname", encoding: .utf8)) == "it-debootstrap\n")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/rootfs/buildenv-marker"))
+        // A url-list source line becomes deb-src in the target's sources.list; no apt lists or .debs are left in it.
+        let sources = try String(contentsOfFile: dir + "/rootfs/etc/apt/sources.list", encoding: .utf8)
+        #expect(sources.contains("deb-src http://"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/rootfs/var/cache/apt/archives").filter { $0.hasSuffix(".deb") }.isEmpty)
+        #expect(try String(contentsOfFile: dir + "/validation.txt", encoding: .utf8).contains("validation passed"))
+        #expect(Mounts.mountPoints(under: dir).isEmpty)
+    }
+
     @Test func armhfBuildWithAVersionPin() async throws {
         let base = try Integration.temporaryDirectory("armhf")
         defer { try? FileManager.default.removeItem(atPath: base) }

@@ -28,6 +28,8 @@ let package = Package(
         .target(name: "Debian", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
         .target(name: "Chroot", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
         .target(name: "Reports", dependencies: ["HavelCore", "ProjectXML", "Debian", "SystemKit"], swiftSettings: strict),
+        .target(name: "Images", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
+        .target(name: "BootCheck", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
         .target(name: "Build", dependencies: ["HavelCore", "ProjectXML", "SystemKit", "Debian", "Chroot", "Reports"],
                 swiftSettings: strict),
         .target(name: "HavelCLI", dependencies: [
@@ -43,6 +45,8 @@ let package = Package(
         .testTarget(name: "DebianTests", dependencies: ["Debian"], swiftSettings: strict),
         .testTarget(name: "ChrootTests", dependencies: ["Chroot", "SystemKit"], swiftSettings: strict),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Debian", "ProjectXML"], swiftSettings: strict),
+        .testTarget(name: "ImagesTests", dependencies: ["Images", "SystemKit"], swiftSettings: strict),
+        .testTarget(name: "BootCheckTests", dependencies: ["BootCheck", "SystemKit"], swiftSettings: strict),
         .testTarget(name: "BuildTests", dependencies: ["Build", "ProjectXML", "SystemKit", "Debian"], swiftSettings: strict),
         .testTarget(name: "HavelCLITests", dependencies: ["HavelCLI", "ProjectXML"], swiftSettings: strict),
     ]

@@ -24,13 +24,14 @@ public struct BuildDirectory: Sendable {
     public var licenceText: String { path + "/licence-target.txt" }
     public var licenceXML: String { path + "/licence-target.xml" }
     public var artifacts: String { path + "/artifacts" }
+    public var checkReport: String { path + "/check.xml" }
     public var state: String { path + "/state.json" }
     /// Scratch space of a running build (hooks, keyrings, package lists); removed when it ends.
     public var work: String { path + "/.work" }
 
     /// Files a finished build presents as results (besides rootfs/ and artifacts/).
     public func resultFiles(packedRootfs: String?) -> [String] {
-        [sourceXML, report, validation, licenceText, licenceXML] + (packedRootfs.map { [path + "/" + $0] } ?? [])
+        [sourceXML, report, validation, licenceText, licenceXML, checkReport] + (packedRootfs.map { [path + "/" + $0] } ?? [])
     }
 }
 
@@ -62,7 +63,11 @@ public struct BuildState: Codable, Sendable, Equatable {
     public var stages: [Stage]
     /// The packed root filesystem's file name within the build directory.
     public var packedRootfs: String?
+    /// Other root filesystem archives (cpio, squashfs) and the disk images, as finally packed.
+    public var outputs: [String]
     public var artifacts: [String]
+    /// Boot checks by name: passed or not.
+    public var checks: [String: Bool]
 
     public init(project: String, version: String, architecture: String, havelVersion: String, started: Date) {
         self.status = .running
@@ -72,7 +77,9 @@ public struct BuildState: Codable, Sendable, Equatable {
         self.havelVersion = havelVersion
         self.started = started
         self.stages = []
+        self.outputs = []
         self.artifacts = []
+        self.checks = [:]
     }
 
     public static func read(_ path: String) -> BuildState? {

@@ -15,14 +15,17 @@ public struct BuildOptions: Sendable {
     /// Clamp for file times in archives; nil: the build's start.
     public var sourceDateEpoch: Int?
     public var havelVersion: String
+    /// Leave out the boot checks of `check-image-list` (`--skip-checks`).
+    public var skipChecks: Bool
 
     public init(directory: BuildDirectory, cache: HavelCache = HavelCache(), useStageCache: Bool = true,
-                sourceDateEpoch: Int? = nil, havelVersion: String) {
+                sourceDateEpoch: Int? = nil, havelVersion: String, skipChecks: Bool = false) {
         self.directory = directory
         self.cache = cache
         self.useStageCache = useStageCache
         self.sourceDateEpoch = sourceDateEpoch
         self.havelVersion = havelVersion
+        self.skipChecks = skipChecks
     }
 }
 
@@ -55,6 +58,10 @@ public final class Builder: @unchecked Sendable {
     let log: BuildLog
     var state: BuildState
     let started = Date()
+    /// Deletes what an earlier build left, in the background; awaited before the build ends.
+    var cleanup: Task<Void, Never>?
+    /// The clamp for every file time: SOURCE_DATE_EPOCH, else the newest installed package.
+    var epoch = 0
     var directory: BuildDirectory { options.directory }
 
     public init(project loaded: LoadedProject, options: BuildOptions, events: @escaping @Sendable (BuildEvent) -> Void) throws(HavelError) {
@@ -92,6 +99,8 @@ public final class Builder: @unchecked Sendable {
             try await stage("check host") { () async throws(HavelError) in try await self.checkHost() }
             let releases = try await stage("probe mirror") { () async throws(HavelError) in try await self.probeMirror() }
             let record = try await installStage(releases: releases)
+            epoch = options.sourceDateEpoch ?? ReproducibleTime.newestPackage(in: directory.rootfs) ?? Int(started.timeIntervalSince1970)
+            log.info("file times are clamped to \(epoch) (\(options.sourceDateEpoch != nil ? "SOURCE_DATE_EPOCH" : "the newest installed package"))")
             var buildenv: RootedFileSystem?
             if needsBuildEnvironment {
                 buildenv = try await stage("build environment") { () async throws(HavelError) in try await self.makeBuildEnvironment() }
@@ -102,13 +111,20 @@ public final class Builder: @unchecked Sendable {
             var touched: [String] = []
             try await stage("configure target") { () async throws(HavelError) in
                 let target = try RootedFileSystem(root: self.directory.rootfs)
-                try await TargetSetup.apply(self.project, to: target, havelVersion: self.options.havelVersion, date: self.started, log: self.log)
+                try await TargetSetup.apply(self.project, to: target, havelVersion: self.options.havelVersion,
+                                            date: Date(timeIntervalSince1970: TimeInterval(self.epoch)), log: self.log)
             }
-            try await stage("archive and finetuning") { () async throws(HavelError) in
-                let target = try RootedFileSystem(root: self.directory.rootfs)
-                if let archive = self.project.archive {
-                    added = try await ArchiveOverlay.apply(archive, to: target, work: self.directory.work, log: self.log)
+            if let archive = project.archive {
+                added = try await stage("archive") { () async throws(HavelError) in
+                    try await ArchiveOverlay.apply(archive, to: try RootedFileSystem(root: self.directory.rootfs),
+                                                   work: self.directory.work, log: self.log)
                 }
+            }
+            // Deferred from the install stage: once, with the archive's initramfs settings, before finetuning
+            // (which may take the kernel and initrd as artifacts, as with ELBE).
+            try await stage("initramfs") { () async throws(HavelError) in try await self.finishInitramfs() }
+            try await stage("finetuning") { () async throws(HavelError) in
+                let target = try RootedFileSystem(root: self.directory.rootfs)
                 var runner = FinetuningRunner(target: target, chroot: ChrootRunner(root: self.directory.rootfs),
                                               buildenv: buildenv, directory: self.directory, log: self.log)
                 let excursions = try ChrootExcursions.enter(target)
@@ -122,14 +138,26 @@ public final class Builder: @unchecked Sendable {
                 touched = runner.touched
                 self.state.artifacts = runner.artifacts
             }
-            try await stage("reports") { () async throws(HavelError) in
-                try await ReportWriter(builder: self, record: record, added: added, touched: touched).write()
-            }
-            try await stage("pack rootfs") { () async throws(HavelError) in
-                try await Tar.pack(self.directory.rootfs, to: self.directory.path + "/" + self.packedName,
-                                   mtimeClamp: self.options.sourceDateEpoch ?? Int(self.started.timeIntervalSince1970))
+            // The reports and the packed rootfs only read the finished tree: they run side by side.
+            try await stage("reports and packing") { () async throws(HavelError) in
+                let packed = self.directory.path + "/" + self.packedName
+                let clamp = self.epoch
+                let rootfs = self.directory.rootfs
+                let packing = Task { try await Tar.pack(rootfs, to: packed, mtimeClamp: clamp) }
+                do throws(HavelError) {
+                    try await ReportWriter(builder: self, record: record, added: added, touched: touched).write()
+                } catch {
+                    packing.cancel()
+                    _ = await packing.result
+                    throw error
+                }
+                if case .failure(let error) = await packing.result {
+                    throw error as? HavelError ?? HavelError(.internalError, "packing failed: \(error)")
+                }
                 self.state.packedRootfs = self.packedName
             }
+            try await imageStages()
+            await cleanup?.value
             state.status = .done
             state.finished = Date()
             try state.write(directory.state)
@@ -145,12 +173,13 @@ public final class Builder: @unchecked Sendable {
     }
 
     func fail(_ error: HavelError) async {
+        await cleanup?.value
         state.status = .failed
         state.reason = error.description
         state.finished = Date()
         log.info("build FAILED: \(error.description)")
         for diagnostic in error.diagnostics { log.info(diagnostic.description) }
-        for file in directory.resultFiles(packedRootfs: packedName) { unlink(file) }
+        for file in directory.resultFiles(packedRootfs: packedName) + resultsOfThisBuild() { unlink(file) }
         unlink(directory.path + "/" + packedName + ".partial")
         _ = try? await Mounts.unmountAll(under: directory.path)
         try? FileManager.default.removeItem(atPath: directory.work)
@@ -182,12 +211,20 @@ public final class Builder: @unchecked Sendable {
         let stale = try await Mounts.unmountAll(under: directory.path)
         if !stale.isEmpty { log.warning("removed \(stale.count) mount(s) an earlier run left: \(stale.joined(separator: ", "))") }
         for file in directory.resultFiles(packedRootfs: packedName) { unlink(file) }
-        for dir in [directory.rootfs, directory.buildenv, directory.work, directory.artifacts] {
-            if FileManager.default.fileExists(atPath: dir) {
-                do { try FileManager.default.removeItem(atPath: dir) } catch {
-                    throw HavelError(.io, "cannot remove \(dir) from an earlier build: \(error.localizedDescription)")
-                }
+        // The trees of an earlier build are renamed away at once and deleted while this build runs.
+        var old: [String] = []
+        for dir in [directory.rootfs, directory.buildenv, directory.work, directory.artifacts] where FileManager.default.fileExists(atPath: dir) {
+            let trash = "\(directory.path)/.old-\((dir as NSString).lastPathComponent)-\(UUID().uuidString.prefix(8))"
+            guard rename(dir, trash) == 0 else {
+                throw HavelError(.io, "cannot move \(dir) of an earlier build aside: \(String(cString: strerror(errno)))")
             }
+            old.append(trash)
+        }
+        let leftovers = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [])
+            .filter { $0.hasPrefix(".old-") }.map { directory.path + "/" + $0 }
+        let trash = Set(old + leftovers).sorted()
+        if !trash.isEmpty {
+            cleanup = Task.detached { _ = try? await ProcessRunner.run(Command("rm", ["-rf", "--one-file-system", "--"] + trash)) }
         }
         do {
             try FileManager.default.createDirectory(atPath: directory.work, withIntermediateDirectories: true)
@@ -195,6 +232,21 @@ public final class Builder: @unchecked Sendable {
             throw HavelError(.io, "cannot create \(directory.work)")
         }
         try state.write(directory.state)
+    }
+
+    /// Undoes the install stage's deferral of update-initramfs and, with a kernel installed, runs it once.
+    func finishInitramfs() async throws(HavelError) {
+        let target = try RootedFileSystem(root: directory.rootfs)
+        guard target.exists(InitramfsDeferral.diverted) || target.exists(InitramfsDeferral.tool) else { return }
+        let excursions = try ChrootExcursions.enter(target)
+        do throws(HavelError) {
+            try await runTool(ChrootRunner(root: directory.rootfs).command(["/bin/sh", "-c", InitramfsDeferral.finishCommands]),
+                              what: "update-initramfs", sources: [])
+        } catch {
+            excursions.leave(warn: log.warning)
+            throw error
+        }
+        excursions.leave(warn: log.warning)
     }
 
     /// Whether the project needs a build environment beside the target.
@@ -272,7 +324,7 @@ public final class Builder: @unchecked Sendable {
     /// The content key of the install stage: everything that decides which files the tree holds.
     func installKey(releases: [RepositoryProbe.Release]) async throws(HavelError) -> String {
         struct Inputs: Encodable {
-            var format = 1
+            var format = 2
             var tool: String
             var architecture: String
             var suite: String
@@ -306,7 +358,7 @@ public final class Builder: @unchecked Sendable {
             state.stages.append(.init(name: name, key: key, cached: true, seconds: 0, downloads: 0))
             return try await stage(name, key: key) { () async throws(HavelError) in
                 log.info("reusing the installed tree from the stage cache (\(key.prefix(16)))")
-                try await Tar.unpack(cache.stageDirectory(key) + "/rootfs.tar.zst", into: directory.rootfs)
+                try await TreeCopy.copy(cache.stageDirectory(key) + "/rootfs", to: directory.rootfs)
                 cache.touchStage(key)
                 guard let data = FileManager.default.contents(atPath: cache.stageDirectory(key) + "/record.json"),
                       let record = try? JSONDecoder().decode(InstallRecord.self, from: data) else {
@@ -325,8 +377,8 @@ public final class Builder: @unchecked Sendable {
             if let index = state.stages.firstIndex(where: { $0.name == name }) { state.stages[index].downloads = downloaded }
             log.info("\(record.packages.count) packages installed, \(downloaded) downloaded")
             if options.useStageCache {
-                let archive = directory.work + "/stage.tar.zst"
-                try await Tar.pack(directory.rootfs, to: archive, mtimeClamp: nil)
+                let tree = directory.work + "/stage-rootfs"
+                try await TreeCopy.copy(directory.rootfs, to: tree)
                 let recordPath = directory.work + "/record.json"
                 let description = directory.work + "/description"
                 do {
@@ -336,7 +388,7 @@ public final class Builder: @unchecked Sendable {
                 } catch {
                     throw HavelError(.io, "cannot write the stage record: \(error.localizedDescription)")
                 }
-                try cache.storeStage(key, files: ["rootfs.tar.zst": archive, "record.json": recordPath, "description": description])
+                try cache.storeStage(key, files: ["rootfs": tree, "record.json": recordPath, "description": description])
                 cache.touchStage(key)
             }
             return record
@@ -424,6 +476,8 @@ public final class Builder: @unchecked Sendable {
         do throws(HavelError) {
             let chroot = ChrootRunner(root: directory.rootfs)
             let recommends = "APT::Install-Recommends=\(request.installRecommends ? "true" : "false")"
+            try await runTool(chroot.command(["/bin/sh", "-c", InitramfsDeferral.deferScript(inChroot: true)]), what: "deferring update-initramfs",
+                              sources: request.sourceLines)
             try await runTool(chroot.command(["apt-get", "-o", "Acquire::Retries=3", "update"]), what: "apt-get update", sources: request.sourceLines)
             if !project.target.packages.isEmpty {
                 try await runTool(chroot.command(["apt-get", "-y", "-o", recommends, "install"] + project.target.packages.map(\.name)),

@@ -4,7 +4,8 @@ import SystemKit
 
 /// Havel's caches under one directory (default /var/cache/havel):
 /// - `debs/`: downloaded packages, shared by every build, each verified by sha256 before reuse;
-/// - `stages/<key>/`: finished stages (the installed tree as a tar.zst plus what the reports need),
+/// - `stages/<key>/`: finished stages (the installed tree, copied as it is so that reusing it is one
+///   `cp -a`, plus what the reports need),
 ///   keyed by the sha256 of everything that went into them.
 public struct HavelCache: Sendable {
     public static let defaultPath = "/var/cache/havel"
@@ -124,15 +125,27 @@ public struct HavelCache: Sendable {
             let dir = stageDirectory(name)
             let files = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
             var bytes: UInt64 = 0
-            for file in files {
-                bytes += (try? FileManager.default.attributesOfItem(atPath: dir + "/" + file)[.size] as? UInt64) ?? 0
-            }
+            for file in files { bytes += Self.size(of: dir + "/" + file) }
             let attributes = try? FileManager.default.attributesOfItem(atPath: dir + "/complete")
             let created = attributes?[.creationDate] as? Date ?? attributes?[.modificationDate] as? Date ?? Date(timeIntervalSince1970: 0)
             let used = (try? FileManager.default.attributesOfItem(atPath: dir + "/last-used")[.modificationDate] as? Date) ?? created
             let description = (try? String(contentsOfFile: dir + "/description", encoding: .utf8))?.trimmingWhitespace()
             return StageEntry(key: name, bytes: bytes, created: created, lastUsed: used, description: description)
         }.sorted { $0.lastUsed > $1.lastUsed }
+    }
+
+    /// Bytes of a file, or of everything below a directory (links not followed).
+    static func size(of path: String) -> UInt64 {
+        var total: UInt64 = 0
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return 0 }
+        total += UInt64(info.st_size)
+        if (info.st_mode & S_IFMT) == S_IFDIR, let items = FileManager.default.enumerator(atPath: path) {
+            for case let item as String in items where lstat(path + "/" + item, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG {
+                total += UInt64(info.st_size)
+            }
+        }
+        return total
     }
 
     public func touchStage(_ key: String) {

@@ -33,13 +33,6 @@ enum Tar {
         }
         guard rename(temporary, output) == 0 else { throw HavelError(.io, "cannot rename \(temporary)") }
     }
-
-    /// Unpacks a tar.zst made by `pack` into an empty directory.
-    static func unpack(_ archive: String, into directory: String) async throws(HavelError) {
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try await ProcessRunner.check(Command("tar", ["-x", "--zstd", "-f", archive, "-C", directory, "--numeric-owner",
-                                                     "--xattrs", "--xattrs-include=*", "--acls", "-p"]))
-    }
 }
 
 extension Command {

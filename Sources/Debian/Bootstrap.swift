@@ -68,7 +68,8 @@ public enum Mmdebstrap {
                 .write(toFile: hooks + "/setup00-havel.sh", atomically: true, encoding: .utf8)
             try customizeHook(cache: request.packageCache, lists: request.listsDirectory)
                 .write(toFile: hooks + "/customize99-havel.sh", atomically: true, encoding: .utf8)
-            for script in ["setup00-havel.sh", "customize99-havel.sh"] {
+            try InitramfsDeferral.essentialHook.write(toFile: hooks + "/essential00-havel.sh", atomically: true, encoding: .utf8)
+            for script in ["setup00-havel.sh", "customize99-havel.sh", "essential00-havel.sh"] {
                 try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: hooks + "/" + script)
             }
             // apt outside the tree checks signatures against this keyring: the host's trusted keys plus the project's.
@@ -149,6 +150,44 @@ public enum Mmdebstrap {
 
         """
     }
+}
+
+/// update-initramfs under qemu-user takes minutes and a kernel install runs it twice (its postinst and
+/// the initramfs-tools trigger). Havel diverts it to a no-op while packages are installed and runs it
+/// once when the tree is finished, after the archive and finetuning, so their initramfs settings count.
+public enum InitramfsDeferral {
+    public static let tool = "/usr/sbin/update-initramfs"
+    public static let diverted = "/usr/sbin/update-initramfs.havel-deferred"
+    /// The script that puts the no-op in place: run inside the tree, or from the host with the tree as `$1`.
+    public static func deferScript(inChroot: Bool) -> String {
+        let root = inChroot ? "" : "$1"
+        let run = inChroot ? "" : "chroot \"$1\" "
+        return """
+            set -eu
+            \(run)dpkg-divert --quiet --local --rename --divert \(diverted) --add \(tool)
+            cat > "\(root)\(tool)" <<'HAVEL_STUB'
+            #!/bin/sh
+            # Havel: initramfs generation is deferred until the tree is finished.
+            exit 0
+            HAVEL_STUB
+            chmod 755 "\(root)\(tool)"
+
+            """
+    }
+
+    static var essentialHook: String { "#!/bin/sh\n# Havel: defer update-initramfs until the tree is finished.\n" + deferScript(inChroot: false) }
+
+    /// Commands that undo the deferral and, when a kernel is installed, generate every initramfs once.
+    public static let finishCommands = """
+        set -e
+        if [ -e \(diverted) ] || dpkg-divert --list \(tool) | grep -q havel-deferred; then
+            rm -f \(tool)
+            dpkg-divert --quiet --local --rename --divert \(diverted) --remove \(tool)
+        fi
+        if [ -x \(tool) ] && ls /lib/modules/*/modules.dep >/dev/null 2>&1; then
+            \(tool) -c -k all
+        fi
+        """
 }
 
 /// Turns the output of apt, mmdebstrap and debootstrap into one sentence saying what went wrong.

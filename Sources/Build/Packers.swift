@@ -1,0 +1,84 @@
+import Foundation
+import HavelCore
+import SystemKit
+
+/// Root filesystem archives from `target/package` (tar, cpio newc, squashfs) and ELBE's packers for
+/// finished disk images (`set_packer`: none, gzip, zstd, tar, tarxz, targz, tarzstd; default tarxz).
+/// Every output is written under a temporary name and renamed when complete, with entries sorted and
+/// times clamped so that equal inputs give equal bytes.
+enum Packers {
+    static let imagePackers = ["none", "gzip", "zstd", "tar", "tarxz", "targz", "tarzstd"]
+    static let defaultImagePacker = "tarxz"
+
+    /// The file name a packer gives `name`.
+    static func packedName(_ name: String, packer: String) -> String {
+        switch packer {
+        case "gzip": name + ".gz"
+        case "zstd": name + ".zst"
+        case "tar": name + ".tar"
+        case "tarxz": name + ".tar.xz"
+        case "targz": name + ".tar.gz"
+        case "tarzstd": name + ".tar.zst"
+        default: name
+        }
+    }
+
+    /// Packs `directory/name` with `packer`, removing the unpacked file unless the packer is `none`.
+    /// Returns the packed file's name.
+    static func packImage(_ name: String, in directory: String, packer: String, mtime: Int) async throws(HavelError) -> String {
+        guard imagePackers.contains(packer) else {
+            throw HavelError(.invalidProject, "set_packer \(packer) is not supported; use one of: " + imagePackers.joined(separator: ", "))
+        }
+        if packer == "none" { return name }
+        let output = packedName(name, packer: packer)
+        let temporary = directory + "/" + output + ".partial"
+        let source = directory + "/" + name
+        let tar = ["tar", "--sort=name", "--numeric-owner", "--owner=0", "--group=0", "--mtime=@\(mtime)", "--sparse",
+                   "-C", directory, "-cf", "-", name]
+        let line: String
+        switch packer {
+        case "gzip": line = "gzip -n -c < \(Command.shellQuote(source))"
+        case "zstd": line = "zstd -T0 -q -c < \(Command.shellQuote(source))"
+        case "tar": line = Command.shellLine(tar)
+        case "tarxz": line = Command.shellLine(tar) + " | xz -T0 -c"
+        case "targz": line = Command.shellLine(tar) + " | gzip -n -c"
+        default: line = Command.shellLine(tar) + " | zstd -T0 -q -c"
+        }
+        let result = try await ProcessRunner.run(Command("bash", ["-o", "pipefail", "-c", line + " > " + Command.shellQuote(temporary)]))
+        guard result.succeeded else {
+            unlink(temporary)
+            throw HavelError(.processFailed, "packing \(name) with \(packer) failed: \(result.standardError.trimmingWhitespace())")
+        }
+        guard rename(temporary, directory + "/" + output) == 0 else { throw HavelError(.io, "cannot rename \(temporary)") }
+        unlink(source)
+        return output
+    }
+
+    /// `target/package/cpio`: a newc archive of the tree, entries sorted and times clamped (GNU tar
+    /// writes the sorted, clamped stream; bsdtar turns it into newc without touching the tree).
+    static func cpio(_ rootfs: String, to output: String, mtime: Int) async throws(HavelError) {
+        let temporary = output + ".partial"
+        let tar = ["tar", "--sort=name", "--numeric-owner", "--mtime=@\(mtime)", "--clamp-mtime", "-C", rootfs, "-cf", "-", "."]
+        let line = Command.shellLine(tar) + " | bsdtar --format newc -cf " + Command.shellQuote(temporary) + " @-"
+        let result = try await ProcessRunner.run(Command("bash", ["-o", "pipefail", "-c", line]))
+        guard result.succeeded else {
+            unlink(temporary)
+            throw HavelError(.processFailed, "making the cpio archive \(output) failed: \(result.standardError.trimmingWhitespace())")
+        }
+        guard rename(temporary, output) == 0 else { throw HavelError(.io, "cannot rename \(temporary)") }
+    }
+
+    /// `target/package/squashfs`: mksquashfs with fixed times, plus the project's options.
+    static func squashfs(_ rootfs: String, to output: String, options: String?, mtime: Int) async throws(HavelError) {
+        let temporary = output + ".partial"
+        unlink(temporary)
+        var arguments = [rootfs, temporary, "-noappend", "-quiet", "-mkfs-time", String(mtime), "-all-time", String(mtime)]
+        if let options { arguments += try Shell.split(options) }
+        let result = try await ProcessRunner.run(Command("mksquashfs", arguments))
+        guard result.succeeded else {
+            unlink(temporary)
+            throw HavelError(.processFailed, "mksquashfs \(output) failed: \(result.standardError.trimmingWhitespace())")
+        }
+        guard rename(temporary, output) == 0 else { throw HavelError(.io, "cannot rename \(temporary)") }
+    }
+}

@@ -1,0 +1,227 @@
+import Foundation
+import HavelCore
+import SystemKit
+
+/// `<project-finetuning>`: actions on the build directory after the images exist — moving files out of
+/// the target, registering artifacts, converting images, choosing packers, and working on a disk
+/// image's partitions by their offsets (debugfs and mtools, no loop device; a loop device and a mount
+/// only for `command` without `nomount`, released on every exit path).
+struct ProjectFinetuningRunner {
+    let directory: BuildDirectory
+    let target: RootedFileSystem
+    let log: BuildLog
+    var artifacts: [String]
+    /// Packer per image name (`set_packer` applies to the images made so far).
+    var packers: [String: String] = [:]
+    let images: [String]
+
+    func fail(_ step: FinetuningStep, _ message: String) -> HavelError {
+        HavelError(.invalidProject, "project-finetuning <\(step.action.elementName)>: \(message)", at: step.location)
+    }
+
+    /// A path inside the build directory; `..` and absolute paths are refused.
+    func projectPath(_ name: String, _ step: FinetuningStep) throws(HavelError) -> String {
+        let parts = name.split(separator: "/").filter { $0 != "." }
+        guard !parts.isEmpty, !parts.contains(".."), !name.hasPrefix("/") else {
+            throw fail(step, "\"\(name)\" must be a path inside the build directory")
+        }
+        return directory.path + "/" + parts.joined(separator: "/")
+    }
+
+    mutating func run(_ steps: [FinetuningStep]) async throws(HavelError) {
+        for step in steps {
+            try Task.checkCancellationAsHavelError()
+            log.info("project-finetuning: <\(step.action.elementName)>" + (step.location.map { " (\($0))" } ?? ""))
+            try await run(step)
+        }
+    }
+
+    mutating func run(_ step: FinetuningStep) async throws(HavelError) {
+        switch step.action {
+        case .move(let from, let to, _, .project):
+            let sources = try target.glob(from)
+            guard !sources.isEmpty else { throw fail(step, "path=\"\(from)\" matches nothing in the target") }
+            for path in sources {
+                let destination = try projectPath(to.isEmpty ? (path as NSString).lastPathComponent : to, step)
+                try target.exportItem(path, toHost: destination)
+                try target.remove(path)
+                register(destination)
+            }
+        case .artifact(let path, _):
+            let file = try projectPath(path, step)
+            guard FileManager.default.fileExists(atPath: file) else { throw fail(step, "\(path) does not exist in the build directory") }
+            register(file)
+        case .removeArtifact(let path):
+            let file = try projectPath(path, step)
+            let name = relative(file)
+            artifacts.removeAll { $0 == name }
+            unlink(file)
+        case .setPacker(let packer):
+            guard Packers.imagePackers.contains(packer) else {
+                throw fail(step, "packer \(packer) is not supported; use one of: " + Packers.imagePackers.joined(separator: ", "))
+            }
+            for image in images { packers[image] = packer }
+        case .imageConvert(let source, let destination, let format, let keep):
+            let input = try projectPath(source, step)
+            let output = try projectPath(destination, step)
+            guard FileManager.default.fileExists(atPath: input) else { throw fail(step, "\(source) does not exist") }
+            try await ProcessRunner.check(Command("qemu-img", ["convert", "-O", format, input, output + ".partial"]))
+            guard rename(output + ".partial", output) == 0 else { throw HavelError(.io, "cannot rename \(output).partial") }
+            if !keep {
+                unlink(input)
+                let name = relative(input)
+                artifacts.removeAll { $0 == name }
+            }
+            register(output)
+        case .losetup(let image, let actions):
+            let path = try projectPath(image, step)
+            guard FileManager.default.fileExists(atPath: path) else { throw fail(step, "image \(image) does not exist") }
+            for action in actions { try await runPartitionAction(action, image: path, step: step) }
+        default:
+            throw fail(step, "this action belongs in <finetuning>")
+        }
+    }
+
+    func relative(_ path: String) -> String { String(path.dropFirst(directory.path.count + 1)) }
+
+    mutating func register(_ path: String) {
+        let name = relative(path)
+        if !artifacts.contains(name) { artifacts.append(name) }
+    }
+
+    struct PartitionPlace {
+        var offset: UInt64
+        var size: UInt64
+        var type: String
+    }
+
+    /// Where partition `number` lies, from the image's own partition table.
+    static func partition(_ number: Int, of image: String) async throws(HavelError) -> PartitionPlace {
+        let result = try await ProcessRunner.check(Command("sfdisk", ["--json", image]))
+        struct Table: Decodable {
+            struct Inner: Decodable {
+                var sectorsize: UInt64?
+                var partitions: [Entry]?
+            }
+            struct Entry: Decodable {
+                var node: String
+                var start: UInt64
+                var size: UInt64
+                var type: String
+            }
+            var partitiontable: Inner
+        }
+        guard let table = try? JSONDecoder().decode(Table.self, from: Data(result.standardOutput.utf8)) else {
+            throw HavelError(.processFailed, "cannot read the partition table of \(image)")
+        }
+        let sector = table.partitiontable.sectorsize ?? 512
+        // Nodes are the image path as given followed by the partition number ("disk.img1", "disk.img10").
+        let entry = table.partitiontable.partitions?.first { $0.node.hasPrefix(image) && Int($0.node.dropFirst(image.count)) == number }
+        guard let entry else {
+            throw HavelError(.notFound, "\(image) has no partition \(number)")
+        }
+        return PartitionPlace(offset: entry.start * sector, size: entry.size * sector, type: entry.type)
+    }
+
+    /// ext2/3/4 or vfat, told by the filesystem's own magic bytes.
+    static func filesystem(of image: String, at offset: UInt64) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: image) else { return nil }
+        defer { try? handle.close() }
+        try? handle.seek(toOffset: offset)
+        guard let head = try? handle.read(upToCount: 2048), head.count == 2048 else { return nil }
+        let bytes = [UInt8](head)
+        if bytes[1080] == 0x53 && bytes[1081] == 0xEF { return "ext" }
+        if bytes[510] == 0x55 && bytes[511] == 0xAA && (bytes[82..<87].elementsEqual(Array("FAT32".utf8)) || bytes[54..<57].elementsEqual(Array("FAT".utf8))) {
+            return "vfat"
+        }
+        return nil
+    }
+
+    mutating func runPartitionAction(_ action: ImageAction, image: String, step: FinetuningStep) async throws(HavelError) {
+        switch action {
+        case .extractPartition(let number, let artifact):
+            let place = try await Self.partition(number, of: image)
+            let output = try projectPath(artifact, step)
+            try await dd(from: image, skip: place.offset, count: place.size, to: output + ".partial", seek: 0)
+            guard rename(output + ".partial", output) == 0 else { throw HavelError(.io, "cannot rename \(output).partial") }
+            register(output)
+        case .copyFromPartition(let number, let path, let artifact):
+            let place = try await Self.partition(number, of: image)
+            let output = try projectPath(artifact, step)
+            switch Self.filesystem(of: image, at: place.offset) {
+            case "ext":
+                try await ProcessRunner.check(Command("debugfs", ["-R", "dump -p \(path) \(output)", "\(image)?offset=\(place.offset)"]))
+                guard FileManager.default.fileExists(atPath: output) else { throw fail(step, "\(path) is not in partition \(number)") }
+            case "vfat":
+                try await ProcessRunner.check(Command("mcopy", ["-n", "-i", "\(image)@@\(place.offset)", "::" + path, output],
+                                                      environment: ["MTOOLS_SKIP_CHECK": "1"]))
+            default:
+                throw fail(step, "partition \(number) holds no ext2/3/4 or vfat filesystem Havel can read without mounting")
+            }
+            register(output)
+        case .copyToPartition(let number, let artifact, let path):
+            let place = try await Self.partition(number, of: image)
+            let input = try projectPath(artifact, step)
+            guard FileManager.default.fileExists(atPath: input) else { throw fail(step, "artifact \(artifact) does not exist") }
+            switch Self.filesystem(of: image, at: place.offset) {
+            case "ext":
+                _ = try await ProcessRunner.run(Command("debugfs", ["-w", "-R", "rm \(path)", "\(image)?offset=\(place.offset)"]))
+                try await ProcessRunner.check(Command("debugfs", ["-w", "-R", "write \(input) \(path)", "\(image)?offset=\(place.offset)"]))
+            case "vfat":
+                try await ProcessRunner.check(Command("mcopy", ["-o", "-i", "\(image)@@\(place.offset)", input, "::" + path],
+                                                      environment: ["MTOOLS_SKIP_CHECK": "1"]))
+            default:
+                throw fail(step, "partition \(number) holds no ext2/3/4 or vfat filesystem Havel can write without mounting")
+            }
+        case .setPartitionType(let number, let type):
+            try await ProcessRunner.check(Command("sfdisk", ["--part-type", image, String(number), type]))
+        case .command(let number, let script, let mount):
+            let place = try await Self.partition(number, of: image)
+            if mount {
+                try await withMountedPartition(image, place: place, step: step) { mountPoint throws(HavelError) in
+                    try await runScript(script, environment: ["ELBE_MNT": mountPoint, "HAVEL_MNT": mountPoint], step: step)
+                }
+            } else {
+                // The partition as a plain file: changed in place, then written back.
+                let file = directory.work + "/partition-\(number).img"
+                try await dd(from: image, skip: place.offset, count: place.size, to: file, seek: 0)
+                try await runScript(script, environment: ["ELBE_DEV": file, "HAVEL_DEV": file], step: step)
+                try await dd(from: file, skip: 0, count: place.size, to: image, seek: place.offset)
+                unlink(file)
+            }
+        }
+    }
+
+    func runScript(_ script: String, environment: [String: String], step: FinetuningStep) async throws(HavelError) {
+        var env = environment
+        env["HAVEL_BUILDDIR"] = directory.path
+        let log = self.log
+        let status = try await ProcessRunner.stream(Command("sh", ["-c", script], environment: env, workingDirectory: directory.path)) { log.tool($0) }
+        guard status == .exited(0) else { throw fail(step, "the command failed (\(status))") }
+    }
+
+    func withMountedPartition(_ image: String, place: PartitionPlace, step: FinetuningStep,
+                              _ body: (String) async throws(HavelError) -> Void) async throws(HavelError) {
+        let mountPoint = directory.work + "/mnt-\(place.offset)"
+        try? FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let loop = try await ProcessRunner.check(Command("losetup", ["--find", "--show", "--offset", String(place.offset),
+                                                                     "--sizelimit", String(place.size), image]))
+            .standardOutput.trimmingWhitespace()
+        var failure: HavelError?
+        let mounted = try await ProcessRunner.run(Command("mount", [loop, mountPoint]))
+        if mounted.succeeded {
+            do throws(HavelError) { try await body(mountPoint) } catch { failure = error }
+            _ = try? await ProcessRunner.run(Command("umount", [mountPoint]))
+        } else {
+            failure = fail(step, "partition at offset \(place.offset) cannot be mounted here (\(mounted.standardError.trimmingWhitespace())); use nomount=\"true\" and $ELBE_DEV")
+        }
+        _ = try? await ProcessRunner.run(Command("losetup", ["--detach", loop]))
+        if let failure { throw failure }
+    }
+
+    func dd(from input: String, skip: UInt64, count: UInt64, to output: String, seek: UInt64) async throws(HavelError) {
+        try await ProcessRunner.check(Command("dd", ["if=\(input)", "of=\(output)", "bs=64K", "iflag=skip_bytes,count_bytes",
+                                                     "oflag=seek_bytes", "skip=\(skip)", "count=\(count)", "seek=\(seek)",
+                                                     "conv=notrunc,sparse", "status=none"]))
+    }
+}

@@ -30,10 +30,10 @@ let package = Package(
         .target(name: "Reports", dependencies: ["HavelCore", "ProjectXML", "Debian", "SystemKit"], swiftSettings: strict),
         .target(name: "Images", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
         .target(name: "BootCheck", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
-        .target(name: "Build", dependencies: ["HavelCore", "ProjectXML", "SystemKit", "Debian", "Chroot", "Reports"],
+        .target(name: "Build", dependencies: ["HavelCore", "ProjectXML", "SystemKit", "Debian", "Chroot", "Reports", "Images", "BootCheck"],
                 swiftSettings: strict),
         .target(name: "HavelCLI", dependencies: [
-            "HavelCore", "ProjectXML", "SystemKit", "Debian", "Chroot", "Build",
+            "HavelCore", "ProjectXML", "SystemKit", "Debian", "Chroot", "Build", "BootCheck",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
         .executableTarget(name: "havel", dependencies: ["HavelCLI"], swiftSettings: strict),

@@ -9,8 +9,13 @@ build_packages=(zlib1g-dev libcrypt-dev pkg-config)
 # it with binfmt_misc itself), archivers, and the tools that set up users in a tree.
 tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils bzip2 tar util-linux passwd
                ca-certificates debian-archive-keyring
+               # disk images from plain files (Images): partition tables, filesystems filled from a tree
+               fdisk e2fsprogs dosfstools mtools squashfs-tools erofs-utils btrfs-progs
                # tests: openssl verifies password hashes; bench: bc
-               openssl bc)
+               openssl bc
+               # boot checks: qemu-system for the image's architecture; their tests boot a Debian
+               # kernel with a busybox initramfs (scripts/fetch-test-kernel.sh)
+               qemu-system-x86 qemu-system-arm busybox-static cpio gzip procps)
 
 missing=()
 for pkg in "${build_packages[@]}" "${tool_packages[@]}"; do
@@ -27,6 +32,14 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The Debian kernel the BootCheck tests boot (cached; no network once it is there).
+if [[ $(id -u) -eq 0 ]]; then
+    "$(dirname "$0")/fetch-test-kernel.sh" ||
+        echo "setup-host: warning: no test kernel could be fetched; the BootCheck boot tests will be skipped" >&2
+elif [[ ! -s ${HAVEL_TEST_KERNEL_DIR:-/var/cache/havel/test-kernel}/vmlinuz ]]; then
+    echo "setup-host: no test kernel; the BootCheck boot tests will be skipped (run scripts/fetch-test-kernel.sh as root)" >&2
 fi
 
 swift_bin=${SWIFT:-swift}

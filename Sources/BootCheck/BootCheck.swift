@@ -1,2 +1,130 @@
 // BootCheck owns booting an image in qemu-system and driving its serial console, with a JUnit report.
-public enum BootCheckModule {}
+
+import Foundation
+import HavelCore
+import SystemKit
+
+/// How qemu runs the guest: hardware virtualisation or qemu's own translator.
+public enum Accelerator: String, Sendable, Codable {
+    case kvm, tcg
+}
+
+/// Where and how checks run.
+public struct CheckContext: Sendable {
+    /// Relative file arguments (artifacts, kernels) resolve here; qemu runs in this directory.
+    public var buildDirectory: String
+    /// `$ELBE_IMG` and `$HAVEL_IMG` expand to this (relative: against `buildDirectory`).
+    public var imagePath: String
+    /// From a real probe (`AcceleratorProbe`). With `.tcg`, requests for KVM in the options are rewritten.
+    public var accelerator: Accelerator
+    /// Until the first expected text appears (TCG is slow).
+    public var bootTimeout: Duration
+    /// Each later step.
+    public var stepTimeout: Duration
+    /// The whole serial output is written here as it arrives (qemu's stderr appended at the end).
+    public var transcriptPath: String?
+
+    public init(buildDirectory: String, imagePath: String, accelerator: Accelerator,
+                bootTimeout: Duration = .seconds(300), stepTimeout: Duration = .seconds(120),
+                transcriptPath: String? = nil) {
+        self.buildDirectory = buildDirectory
+        self.imagePath = imagePath
+        self.accelerator = accelerator
+        self.bootTimeout = bootTimeout
+        self.stepTimeout = stepTimeout
+        self.transcriptPath = transcriptPath
+    }
+}
+
+/// The outcome of one check, as it goes into check.xml.
+public struct CheckResult: Sendable, Codable, Hashable {
+    public var name: String
+    public var passed: Bool
+    public var seconds: Double
+    /// What passed, or which step failed, what it waited for, and the last serial lines.
+    public var message: String
+    /// The last lines of serial output (escape sequences and carriage returns removed).
+    public var transcriptTail: String
+
+    public init(name: String, passed: Bool, seconds: Double, message: String, transcriptTail: String) {
+        self.name = name
+        self.passed = passed
+        self.seconds = seconds
+        self.message = message
+        self.transcriptTail = transcriptTail
+    }
+}
+
+/// Runs `check-image-list` checks: boots the image in qemu with the serial console on stdio and
+/// talks to it. qemu is always stopped at the end (SIGTERM, then SIGKILL after a grace period) —
+/// on success, failure, time-out and cancellation.
+public enum BootChecker {
+    /// Lines of serial output kept in `CheckResult.transcriptTail`.
+    public static let tailLines = 40
+
+    public static func run(_ check: ImageCheck, name: String, context: CheckContext,
+                           log: @escaping @Sendable (String) -> Void) async -> CheckResult {
+        let started = ContinuousClock.now
+        func result(_ passed: Bool, _ message: String, tail: String = "") -> CheckResult {
+            let elapsed = ContinuousClock.now - started
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            return CheckResult(name: name, passed: passed, seconds: (seconds * 1000).rounded() / 1000,
+                               message: message, transcriptTail: tail)
+        }
+
+        let invocation: QemuInvocation
+        do {
+            invocation = try QemuInvocation(check: check, context: context)
+        } catch {
+            log("check \(name): FAILED: \(error.message)")
+            return result(false, error.message)
+        }
+        if !invocation.rewrites.isEmpty {
+            log("warning: check \(name): KVM is not usable on this host, so the guest runs under TCG (5–15× slower); "
+                + "changed in interpreter-opts: " + invocation.rewrites.joined(separator: "; "))
+        }
+        guard ProcessRunner.which(invocation.executable) != nil else {
+            let message = "\(invocation.executable): not found; install qemu-system for the image's architecture "
+                + "(Debian: qemu-system-x86 or qemu-system-arm)"
+            log("check \(name): FAILED: \(message)")
+            return result(false, message)
+        }
+        log("check \(name): \(invocation)" + (invocation.additions.isEmpty ? "" : "  (added: \(invocation.additions.joined(separator: " ")))"))
+        if let path = context.transcriptPath { log("check \(name): serial transcript in \(path)") }
+
+        let console = SerialConsole(transcriptPath: context.transcriptPath)
+        defer { console.closeTranscript() }
+        let command = Command(invocation.executable, invocation.arguments, workingDirectory: invocation.workingDirectory)
+        let outcome: ConversationOutcome
+        let termination: ProcessResult.Termination
+        do {
+            (outcome, termination) = try await ProcessRunner.converse(command, onOutput: { console.receive($0) }) { session in
+                var conversation = Conversation(name: name, console: console, session: session, context: context,
+                                                log: log, started: started)
+                do {
+                    switch check.action {
+                    case .login(let password): return try await conversation.login(password: password)
+                    case .serial(let steps): return try await conversation.serial(steps)
+                    }
+                } catch let failure as Conversation.StepFailure {
+                    return ConversationOutcome(passed: false, message: failure.message)
+                } catch {
+                    return ConversationOutcome(passed: false, message: "stopped: the check was cancelled")
+                }
+            }
+        } catch {
+            log("check \(name): FAILED: \(error.message)")
+            return result(false, error.message, tail: console.tail(lines: tailLines))
+        }
+
+        var passed = outcome.passed
+        var message = outcome.message
+        if passed && outcome.waitedForExit && termination != .exited(0) {
+            passed = false
+            let stderr = console.standardError.split(separator: "\n").suffix(5).joined(separator: "\n")
+            message = "EOF: qemu ended with \(termination)" + (stderr.isEmpty ? "" : ":\n" + stderr)
+        }
+        log("check \(name): " + (passed ? "passed: " : "FAILED: ") + message)
+        return result(passed, message, tail: console.tail(lines: tailLines))
+    }
+}

@@ -40,7 +40,7 @@ enum Packers {
         case "gzip": line = "gzip -n -c < \(Command.shellQuote(source))"
         case "zstd": line = "zstd -T0 -q -c < \(Command.shellQuote(source))"
         case "tar": line = Command.shellLine(tar)
-        case "tarxz": line = Command.shellLine(tar) + " | xz -T0 -c"
+        case "tarxz": line = Command.shellLine(tar) + " | xz -T0 -3 -c"
         case "targz": line = Command.shellLine(tar) + " | gzip -n -c"
         default: line = Command.shellLine(tar) + " | zstd -T0 -q -c"
         }

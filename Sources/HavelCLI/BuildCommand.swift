@@ -27,6 +27,9 @@ struct BuildCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Neither reuse nor store stages (packages still come from the verified package cache).")
     var noCache = false
 
+    @Flag(name: .long, help: "Do not boot the images for the project's check-image-list (run havel check-image later).")
+    var skipChecks = false
+
     @OptionGroup var output_: OutputOptions
 
     @Argument(help: "The project file.")
@@ -44,7 +47,7 @@ struct BuildCommand: AsyncParsableCommand {
         let directory = BuildDirectory(output ?? "build/\(loaded.project.name)")
         let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { Int($0) }
         let options = BuildOptions(directory: directory, cache: HavelCache(path: cache), useStageCache: !noCache,
-                                   sourceDateEpoch: epoch, havelVersion: HavelVersion.current)
+                                   sourceDateEpoch: epoch, havelVersion: HavelVersion.current, skipChecks: skipChecks)
         let renderer = ProgressRenderer(mode: output_.mode)
         let builder = try Builder(project: loaded, options: options) { renderer.handle($0) }
         let outcome = await Interruptible.run { () async throws(HavelError) -> BuildState in try await builder.run() }

@@ -9,7 +9,7 @@ public struct HavelCommand: AsyncParsableCommand {
         abstract: "Build Debian-based root filesystems and disk images from ELBE project files.",
         version: HavelVersion.current,
         subcommands: [ValidateCommand.self, PreprocessCommand.self, ShowCommand.self, BuildCommand.self,
-                      ChrootCommand.self, CacheCommand.self])
+                      ChrootCommand.self, CheckImageCommand.self, CacheCommand.self])
 
     public init() {}
 }

@@ -62,6 +62,12 @@ struct IntegrationTests {
               <artifact>/etc/os-release</artifact>
               <rm_apt_source>this-line-does-not-exist</rm_apt_source>
             </finetuning>
+            <project-finetuning>
+              <set_packer packer="none"/>
+              <losetup img="sd.img">
+                <copy_from_partition part="2" artifact="hostname-from-image">/etc/hostname</copy_from_partition>
+              </losetup>
+            </project-finetuning>
             <pkg-list>
               <pkg>systemd-sysv</pkg>
               <pkg>less</pkg>
@@ -169,6 +175,17 @@ struct IntegrationTests {
         #expect(report.contains("/etc/overlay.conf") && report.contains("/etc/app.conf"))
         #expect(FileManager.default.fileExists(atPath: dir + "/havel-it-arm64-0.1-rootfs.tar.zst"))
         #expect(Mounts.mountPoints(under: dir).isEmpty)
+
+        // The disk image: the table as the project says, the tree split by mountpoint, read back without mounting.
+        #expect(first.outputs == ["sd.img"])
+        let table = try await ProcessRunner.check(Command("sfdisk", ["--json", dir + "/sd.img"])).standardOutput
+        #expect(table.contains("\"start\": 2048, \"size\": 131072, \"type\": \"c\", \"bootable\": true"))
+        let rfsOffset = (2048 + 131072) * 512
+        #expect(try await ProcessRunner.run(Command("e2fsck", ["-fn", "\(dir)/sd.img?offset=\(rfsOffset)"])).succeeded)
+        let listing = try await ProcessRunner.check(Command("debugfs", ["-R", "ls -p /etc", "\(dir)/sd.img?offset=\(rfsOffset)"])).standardOutput
+        #expect(listing.contains("/app.conf/"))
+        #expect((try? String(contentsOfFile: dir + "/hostname-from-image", encoding: .utf8)) == "it-board\n")
+        #expect(first.artifacts.contains("hostname-from-image"))
 
         // An unchanged rebuild: the install stage comes from the stage cache and nothing is downloaded.
         let second = try await Integration.build(loaded, in: dir, cache: cache)

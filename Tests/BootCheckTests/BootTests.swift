@@ -1,0 +1,240 @@
+import Foundation
+import FoundationXML
+import HavelCore
+import SystemKit
+import Testing
+@testable import BootCheck
+
+/// Real boots of the test guest in qemu-system-x86_64 under TCG (KVM does not work on these build
+/// machines). One boot to the login prompt takes about 5 s here when nothing else runs; the
+/// deadlines (60 s to the first text, 30 s per step) leave room for a loaded machine. Serialized,
+/// so that boots do not compete for the two CPUs and the timings printed mean something.
+@Suite(.serialized, .enabled(if: TestGuest.available, TestGuest.skipReason))
+struct BootTests {
+    let directory: String
+
+    init() async throws {
+        directory = try await TestGuest.directory.value
+    }
+
+    func run(_ action: ImageCheck.Action, options: String, tag: String, context: CheckContext? = nil,
+             interpreter: String = TestGuest.qemu, log: LogLines = LogLines()) async throws -> CheckResult {
+        let check = ImageCheck(image: "sda.img", interpreter: interpreter, interpreterOptions: options, action: action)
+        let result = await BootChecker.run(check, name: tag, context: context ?? TestGuest.context(directory), log: log.sink)
+        print("[\(tag)] \(result.passed ? "passed" : "failed") in \(String(format: "%.1f", result.seconds)) s: "
+              + (log.all.filter { $0.contains("after") }.joined(separator: " | ")))
+        if !result.passed { print("[\(tag)] message: " + result.message.split(separator: "\n").prefix(4).joined(separator: " ⏎ ")) }
+        #expect(try await !TestGuest.qemuRunning(tag), "qemu \(tag) is still running after the check")
+        return result
+    }
+
+    @Test func loginWithTheRightPasswordPasses() async throws {
+        let tag = TestGuest.newTag()
+        let transcript = directory + "/\(tag).log"
+        let log = LogLines()
+        let result = try await run(.login(password: "s3cret"), options: TestGuest.options(password: "s3cret", tag: tag), tag: tag,
+                                   context: TestGuest.context(directory, transcript: transcript), log: log)
+        #expect(result.passed, "\(result.message)")
+        #expect(result.seconds < 60)
+        #expect(result.transcriptTail.contains("HAVEL-CHECK-42"))
+        #expect(log.contains("login prompt after"))
+        #expect(log.contains("added: -no-reboot -nographic -snapshot"))
+        // The transcript is the raw serial output, kernel messages included.
+        let text = try String(contentsOfFile: transcript, encoding: .utf8)
+        #expect(text.contains("Linux version"))
+        #expect(text.contains("havel-test login: "))
+        #expect(text.contains("HAVEL-CHECK-42"))
+        // -snapshot: the image is untouched.
+        #expect(try Data(contentsOf: URL(fileURLWithPath: directory + "/sda.img")) == Data(count: 1 << 20))
+    }
+
+    @Test func anEmptyLoginPasswordMeansRoot() async throws {
+        let tag = TestGuest.newTag()
+        let result = try await run(.login(password: ""), options: TestGuest.options(password: "root", tag: tag), tag: tag)
+        #expect(result.passed, "\(result.message)")
+    }
+
+    @Test func aWrongPasswordFailsClearlyAndQuickly() async throws {
+        let tag = TestGuest.newTag()
+        let result = try await run(.login(password: "wrong"), options: TestGuest.options(password: "s3cret", tag: tag), tag: tag)
+        #expect(!result.passed)
+        #expect(result.message.hasPrefix("password: the guest rejected the password for root"), "\(result.message)")
+        #expect(result.message.contains("last serial output:"))
+        #expect(result.transcriptTail.contains("Login incorrect"))
+        #expect(result.seconds < 30, "a rejected password is noticed at once, not after a time-out")
+    }
+
+    @Test func aSerialScriptWithEOFPasses() async throws {
+        let tag = TestGuest.newTag()
+        let steps: [ImageCheck.SerialStep] = [
+            .expect("login:"), .sendline("root"), .expect("Password:"), .sendline("pw"), .expect("# "),
+            .sendline("echo serial-$((40+2))"), .expect("serial-42"), .sendline("poweroff -f"), .eof,
+        ]
+        let result = try await run(.serial(steps), options: TestGuest.options(password: "pw", tag: tag), tag: tag)
+        #expect(result.passed, "\(result.message)")
+        #expect(result.message.contains("qemu exited"))
+        #expect(result.transcriptTail.contains("reboot: Power down"))
+    }
+
+    @Test func anExpectationThatNeverComesTimesOutNamingTheStep() async throws {
+        let tag = TestGuest.newTag()
+        let context = TestGuest.context(directory, boot: .seconds(60), step: .seconds(3))
+        let result = try await run(.serial([.expect(".*[Ll]ogin:.*"), .expect("never-printed-text")]),
+                                   options: TestGuest.options(tag: tag), tag: tag, context: context)
+        #expect(!result.passed)
+        #expect(result.message.hasPrefix("step 2 of 2 (expect \"never-printed-text\"): expected \"never-printed-text\", not seen within 3.0 s"),
+                "\(result.message)")
+        #expect(result.message.contains("havel-test login:"))
+    }
+
+    @Test func kvmOptionsAreRewrittenUnderTCGAndStillBoot() async throws {
+        let tag = TestGuest.newTag()
+        let log = LogLines()
+        let result = try await run(.login(password: "root"), options: TestGuest.options(extra: "-enable-kvm -cpu host", tag: tag),
+                                   tag: tag, log: log)
+        #expect(result.passed, "\(result.message)")
+        #expect(log.contains("warning: check \(tag): KVM is not usable on this host"))
+        #expect(log.contains("-enable-kvm dropped; -cpu host → -cpu max; -accel tcg added"))
+    }
+
+    @Test func cancellingTheTaskStopsQemu() async throws {
+        let tag = TestGuest.newTag()
+        let log = LogLines()
+        let check = ImageCheck(image: "sda.img", interpreter: TestGuest.qemu, interpreterOptions: TestGuest.options(tag: tag),
+                               action: .serial([.expect("never-printed-text")]))
+        let context = TestGuest.context(directory, boot: .seconds(300))
+        let task = Task { await BootChecker.run(check, name: tag, context: context, log: log.sink) }
+        for _ in 0..<100 where try await !TestGuest.qemuRunning(tag) { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try await TestGuest.qemuRunning(tag))
+        try await Task.sleep(for: .seconds(2))
+        let cancelled = ContinuousClock.now
+        task.cancel()
+        let result = await task.value
+        let stopping = ContinuousClock.now - cancelled
+        print("[\(tag)] cancelled; qemu gone \(stopping) after the cancel")
+        #expect(!result.passed)
+        #expect(result.message.contains("cancel"), "\(result.message)")
+        #expect(stopping < .seconds(10))
+        #expect(try await !TestGuest.qemuRunning(tag))
+    }
+
+    @Test func qemuErrorsAreReportedWithItsMessage() async throws {
+        let tag = TestGuest.newTag()
+        let result = try await run(.login(password: ""), options: "-m 256 -name \(tag) -kernel no-such-kernel", tag: tag)
+        #expect(!result.passed)
+        #expect(result.message.hasPrefix("login prompt: qemu exited (exit status 1)"), "\(result.message)")
+        #expect(result.message.contains("no-such-kernel"))
+    }
+
+    @Test func aMissingInterpreterIsNamed() async throws {
+        let tag = TestGuest.newTag()
+        let result = try await run(.login(password: ""), options: "", tag: tag, interpreter: "qemu-system-havel-none")
+        #expect(!result.passed)
+        #expect(result.message.contains("qemu-system-havel-none: not found"))
+    }
+
+    @Test func theJUnitReportParsesAndCounts() async throws {
+        let good = TestGuest.newTag()
+        let bad = TestGuest.newTag()
+        let results = [
+            try await run(.login(password: ""), options: TestGuest.options(tag: good), tag: good),
+            try await run(.login(password: ""), options: "-m 256 -name \(bad) -kernel no-such-kernel", tag: bad),
+        ]
+        let xml = BootChecker.junitXML(results, suite: "check-image-list")
+        let document = try XMLDocument(xmlString: xml, options: [])
+        let suite = try #require(try document.nodes(forXPath: "/testsuites/testsuite").first as? XMLElement)
+        #expect(suite.attribute(forName: "tests")?.stringValue == "2")
+        #expect(suite.attribute(forName: "failures")?.stringValue == "1")
+        let cases = try document.nodes(forXPath: "//testcase").compactMap { $0 as? XMLElement }
+        #expect(cases.map { $0.attribute(forName: "name")?.stringValue } == [good, bad])
+        #expect(try document.nodes(forXPath: "//testcase[@name='\(good)']/failure").isEmpty)
+        let failure = try #require(try document.nodes(forXPath: "//testcase[@name='\(bad)']/failure").first as? XMLElement)
+        #expect(failure.attribute(forName: "message")?.stringValue?.hasPrefix("login prompt: qemu exited") == true)
+        #expect(failure.stringValue?.contains("no-such-kernel") == true)
+    }
+
+    @Test func theProbeAnswersTCGHereWithinItsDeadline() async throws {
+        AcceleratorProbe.forget()
+        let directory = self.directory
+        let deadline = Duration.seconds(30)
+        let outcome = await AcceleratorProbe.probeOutcome(qemu: TestGuest.qemu, kernel: directory + "/vmlinuz",
+                                                          initrd: directory + "/initrd.gz", append: "console=ttyS0 panic=-1",
+                                                          marker: "havel-test login:", deadline: deadline)
+        print("AcceleratorProbe: \(outcome.accelerator) in \(outcome.seconds) s: \(outcome.reason)")
+        #expect(outcome.accelerator == .tcg)
+        #expect(outcome.seconds < 35)
+        // Remembered: the second answer comes without a boot.
+        let again = ContinuousClock.now
+        let second = await AcceleratorProbe.probe(qemu: TestGuest.qemu, kernel: directory + "/vmlinuz", initrd: nil,
+                                                  append: "", marker: "x", deadline: deadline)
+        #expect(second == .tcg)
+        #expect(ContinuousClock.now - again < .seconds(5), "a second probe would boot again")
+        let leftovers = try await ProcessRunner.run(Command("pgrep", ["-f", "accel kvm.*havel-bootcheck-\(getpid())"]))
+        #expect(!leftovers.succeeded, "a KVM probe qemu is still running: \(leftovers.standardOutput)")
+    }
+
+    /// With a CPU model KVM accepts here, the guest hangs (in the kernel's decompressor): the
+    /// deadline ends the probe and its qemu.
+    @Test func aHangingKVMGuestIsStoppedAtTheDeadline() async throws {
+        let deadline = Duration.seconds(5)
+        let outcome = await AcceleratorProbe.run(qemu: TestGuest.qemu, kernel: directory + "/vmlinuz",
+                                                 initrd: directory + "/initrd.gz", append: "console=ttyS0 panic=-1",
+                                                 marker: "havel-test login:", deadline: deadline, cpu: "kvm64")
+        print("AcceleratorProbe with -cpu kvm64: \(outcome.accelerator) in \(outcome.seconds) s: \(outcome.reason)")
+        #expect(outcome.accelerator == .tcg)
+        #expect(outcome.seconds < 5 + 3 + 1, "the deadline plus the SIGTERM grace period at most")
+        let leftovers = try await ProcessRunner.run(Command("pgrep", ["-f", "accel kvm.*havel-bootcheck-\(getpid())"]))
+        #expect(!leftovers.succeeded, "a KVM probe qemu is still running: \(leftovers.standardOutput)")
+    }
+
+    @Test func aCancelledProbeStopsItsQemuAndIsNotAnAnswer() async throws {
+        let directory = self.directory
+        let task = Task {
+            await AcceleratorProbe.run(qemu: TestGuest.qemu, kernel: directory + "/vmlinuz", initrd: directory + "/initrd.gz",
+                                       append: "console=ttyS0", marker: "havel-test login:", deadline: .seconds(60), cpu: "kvm64")
+        }
+        try await Task.sleep(for: .seconds(1))
+        task.cancel()
+        let outcome = await task.value
+        #expect(outcome.cancelled)
+        #expect(outcome.accelerator == .tcg)
+        #expect(outcome.seconds < 5)
+        let leftovers = try await ProcessRunner.run(Command("pgrep", ["-f", "accel kvm.*havel-bootcheck-\(getpid())"]))
+        #expect(!leftovers.succeeded, "a KVM probe qemu is still running: \(leftovers.standardOutput)")
+    }
+
+    /// The TCG guest can also be asked for the marker: the probe is not just always saying no.
+    @Test func theProbeBootSeesItsMarkerUnderTCG() async throws {
+        let tag = TestGuest.newTag()
+        let result = try await run(.serial([.expect("havel-test login:")]), options: TestGuest.options(tag: tag), tag: tag)
+        #expect(result.passed, "\(result.message)")
+    }
+}
+
+/// check.xml from made-up results: escaping and counts.
+@Suite struct JUnitTests {
+    @Test func escapesAndCountsParse() throws {
+        let results = [
+            CheckResult(name: "sda.img #1", passed: true, seconds: 12.5, message: "ok", transcriptTail: "# echo\nHAVEL-CHECK-42"),
+            CheckResult(name: "<odd> & \"name\"", passed: false, seconds: 300, message: "step 1 of 1 (expect \"a<b\"): time-out\nmore",
+                        transcriptTail: "\u{1B}[0;32m OK \u{1B}[0m ]]> \u{07}\u{0}€"),
+            CheckResult(name: "empty", passed: false, seconds: 0, message: "", transcriptTail: ""),
+        ]
+        let xml = BootChecker.junitXML(results, suite: "check-image-list")
+        let document = try XMLDocument(xmlString: xml, options: [])
+        let root = try #require(document.rootElement())
+        #expect(root.name == "testsuites")
+        #expect(root.attribute(forName: "tests")?.stringValue == "3")
+        #expect(root.attribute(forName: "failures")?.stringValue == "2")
+        #expect(root.attribute(forName: "time")?.stringValue == "312.500")
+        let cases = try document.nodes(forXPath: "//testcase").compactMap { $0 as? XMLElement }
+        #expect(cases.count == 3)
+        #expect(cases[1].attribute(forName: "name")?.stringValue == "<odd> & \"name\"")
+        let failure = try #require(cases[1].elements(forName: "failure").first)
+        #expect(failure.attribute(forName: "message")?.stringValue == "step 1 of 1 (expect \"a<b\"): time-out")
+        #expect(failure.stringValue?.contains("␛[0;32m OK ␛[0m ]]> ␇␀€") == true)
+        #expect(cases[2].elements(forName: "failure").count == 1)
+        #expect(cases[0].elements(forName: "failure").isEmpty)
+        #expect(cases[0].elements(forName: "system-out").first?.stringValue == "# echo\nHAVEL-CHECK-42")
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+@testable import Build
+import Debian
+import HavelCore
+import ProjectXML
+import SystemKit
+import Testing
+
+/// Images from real trees: an arm64 system with a kernel boots under qemu-system-aarch64 (software
+/// emulation here) to a login, and two builds of one project give identical bytes.
+@Suite(.serialized, .enabled(if: Integration.available, Integration.skipReason))
+struct ImageIntegrationTests {
+    static func bootProject(archive: String) -> String {
+        """
+        <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
+          <project>
+            <name>havel-it-boot</name><version>0.1</version><buildtype>aarch64</buildtype>
+            <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror>
+            <suite>bookworm</suite>
+          </project>
+          <check-image-list>
+            <check>
+              <img>disk.img</img>
+              <interpreter>qemu-system-aarch64</interpreter>
+              <interpreter-opts>-M virt -cpu cortex-a57 -smp 2 -m 1024 -kernel artifacts/vmlinuz -initrd artifacts/initrd.img -append "console=ttyAMA0 root=/dev/vda1 rw" -drive file=$ELBE_IMG,format=raw,if=virtio -nic none</interpreter-opts>
+              <action><login>bootpw</login></action>
+            </check>
+          </check-image-list>
+          <target>
+            <hostname>boot-board</hostname>
+            <passwd>bootpw</passwd>
+            <console>ttyAMA0,115200</console>
+            <debootstrap><variant>minbase</variant></debootstrap>
+            <images>
+              <msdoshd>
+                <name>disk.img</name>
+                <size>1500MiB</size>
+                <partition><size>remain</size><label>rootfs</label></partition>
+              </msdoshd>
+            </images>
+            <fstab>
+              <bylabel><label>rootfs</label><mountpoint>/</mountpoint><fs><type>ext4</type></fs></bylabel>
+            </fstab>
+            <finetuning>
+              <command>cp -L /vmlinuz /boot/vmlinuz-boot-check; cp -L /initrd.img /boot/initrd-boot-check</command>
+              <t2p_mv path="/boot/vmlinuz-boot-check">vmlinuz</t2p_mv>
+              <t2p_mv path="/boot/initrd-boot-check">initrd.img</t2p_mv>
+            </finetuning>
+            <project-finetuning><set_packer packer="none"/></project-finetuning>
+            <pkg-list>
+              <pkg>linux-image-arm64</pkg>
+              <pkg>systemd-sysv</pkg>
+              <pkg>initramfs-tools</pkg>
+            </pkg-list>
+          </target>
+          <archive>\\(archive)</archive>
+        </RootFileSystem>
+        """
+    }
+
+    @Test func anArm64ImageWithItsKernelBootsToALogin() async throws {
+        let base = try Integration.temporaryDirectory("boot")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        // The initramfs needs only the virtio disk and ext4 (MODULES=list takes ~30 s under emulation, most ~7 min).
+        let archive = try Integration.archive("""
+            mkdir -p etc/initramfs-tools/conf.d
+            echo MODULES=list > etc/initramfs-tools/conf.d/havel-boot-check
+            printf 'virtio_pci\\nvirtio_blk\\next4\\n' > etc/initramfs-tools/modules
+            """)
+        let dir = base + "/build"
+        let state = try await Integration.build(try Integration.load(Self.bootProject(archive: archive)), in: dir, cache: base + "/cache")
+        #expect(state.status == .done)
+        #expect(state.checks.values.allSatisfy { $0 } && state.checks.count == 1, "\\(state.checks)")
+        let report = try String(contentsOfFile: dir + "/check.xml", encoding: .utf8)
+        #expect(report.contains("failures=\\"0\\""))
+        #expect(report.contains("tests=\\"1\\""))
+        // update-initramfs ran once, after the archive: the initrd is the small MODULES=list one.
+        let initrd = try FileManager.default.attributesOfItem(atPath: dir + "/artifacts/initrd.img")[.size] as? Int ?? 0
+        #expect(initrd > 0 && initrd < 15_000_000, "initrd of \\(initrd) bytes")
+        let log = try String(contentsOfFile: dir + "/log.txt", encoding: .utf8)
+        #expect(log.components(separatedBy: "update-initramfs: Generating").count - 1 == 1)
+        let seconds = state.stages.first { $0.name == "boot checks" }?.seconds ?? 0
+        print("boot check of the arm64 image took \\(seconds) s")
+        #expect(try await ProcessRunner.run(Command("pgrep", ["-f", "qemu-system-aarch64.*\\(dir)"])).standardOutput.isEmpty)
+    }
+
+    static let reproducibleProject = """
+        <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
+          <project>
+            <name>havel-it-repro</name><version>0.1</version><buildtype>amd64</buildtype>
+            <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror>
+            <suite>bookworm</suite>
+          </project>
+          <target>
+            <hostname>repro</hostname>
+            <passwd_hashed>$6$fixedsalt$0123456789abcdef</passwd_hashed>
+            <debootstrap><variant>minbase</variant></debootstrap>
+            <images>
+              <msdoshd>
+                <name>repro.img</name>
+                <size>600MiB</size>
+                <partition><size>64MiB</size><label>boot</label><bootable/></partition>
+                <partition><size>remain</size><label>rfs</label></partition>
+              </msdoshd>
+            </images>
+            <fstab>
+              <bylabel><label>rfs</label><mountpoint>/</mountpoint><fs><type>ext4</type></fs></bylabel>
+              <bylabel><label>boot</label><mountpoint>/boot</mountpoint><fs><type>vfat</type></fs></bylabel>
+            </fstab>
+            <finetuning><file dst="/etc/motd">reproducible</file></finetuning>
+            <project-finetuning><set_packer packer="gzip"/></project-finetuning>
+            <pkg-list><pkg>netbase</pkg><pkg>less</pkg></pkg-list>
+          </target>
+        </RootFileSystem>
+        """
+
+    @Test func twoBuildsOfOneProjectAreBitIdentical() async throws {
+        let base = try Integration.temporaryDirectory("repro")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let loaded = try Integration.load(Self.reproducibleProject)
+        var digests: [[String: String]] = []
+        for round in 1...2 {
+            let dir = base + "/build\\(round)"
+            // Each round bootstraps from scratch (no stage cache), sharing only verified packages.
+            let state = try await Integration.build(loaded, in: dir, cache: base + "/cache", useStageCache: false)
+            #expect(state.stages.first { $0.name == "install packages" }?.cached == false)
+            let files = [dir + "/havel-it-repro-0.1-rootfs.tar.zst", dir + "/repro.img.gz"]
+            let sums = try await Digest.sha256(files: files)
+            digests.append(Dictionary(uniqueKeysWithValues: sums.map { (($0.key as NSString).lastPathComponent, $0.value) }))
+            if round == 2 { try? await diffTrees(base + "/build1/rootfs", dir + "/rootfs") }
+        }
+        #expect(digests[0].count == 2)
+        #expect(digests[0] == digests[1])
+    }
+
+    /// On a mismatch, names the files that differ (for the log of a failing run).
+    func diffTrees(_ a: String, _ b: String) async throws {
+        let result = try await ProcessRunner.run(Command("diff", ["-rq", "--no-dereference", a, b]))
+        if !result.standardOutput.isEmpty { print("trees differ:\\n" + result.standardOutput.split(separator: "\\n").prefix(20).joined(separator: "\\n")) }
+    }
+}

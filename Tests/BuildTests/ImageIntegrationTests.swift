@@ -53,7 +53,7 @@ struct ImageIntegrationTests {
               <pkg>initramfs-tools</pkg>
             </pkg-list>
           </target>
-          <archive>\\(archive)</archive>
+          <archive>\(archive)</archive>
         </RootFileSystem>
         """
     }
@@ -65,23 +65,23 @@ struct ImageIntegrationTests {
         let archive = try Integration.archive("""
             mkdir -p etc/initramfs-tools/conf.d
             echo MODULES=list > etc/initramfs-tools/conf.d/havel-boot-check
-            printf 'virtio_pci\\nvirtio_blk\\next4\\n' > etc/initramfs-tools/modules
+            printf 'virtio_pci\nvirtio_blk\next4\n' > etc/initramfs-tools/modules
             """)
         let dir = base + "/build"
         let state = try await Integration.build(try Integration.load(Self.bootProject(archive: archive)), in: dir, cache: base + "/cache")
         #expect(state.status == .done)
-        #expect(state.checks.values.allSatisfy { $0 } && state.checks.count == 1, "\\(state.checks)")
+        #expect(state.checks.values.allSatisfy { $0 } && state.checks.count == 1, "\(state.checks)")
         let report = try String(contentsOfFile: dir + "/check.xml", encoding: .utf8)
-        #expect(report.contains("failures=\\"0\\""))
-        #expect(report.contains("tests=\\"1\\""))
+        #expect(report.contains("failures=\"0\""))
+        #expect(report.contains("tests=\"1\""))
         // update-initramfs ran once, after the archive: the initrd is the small MODULES=list one.
         let initrd = try FileManager.default.attributesOfItem(atPath: dir + "/artifacts/initrd.img")[.size] as? Int ?? 0
-        #expect(initrd > 0 && initrd < 15_000_000, "initrd of \\(initrd) bytes")
+        #expect(initrd > 0 && initrd < 15_000_000, "initrd of \(initrd) bytes")
         let log = try String(contentsOfFile: dir + "/log.txt", encoding: .utf8)
         #expect(log.components(separatedBy: "update-initramfs: Generating").count - 1 == 1)
         let seconds = state.stages.first { $0.name == "boot checks" }?.seconds ?? 0
-        print("boot check of the arm64 image took \\(seconds) s")
-        #expect(try await ProcessRunner.run(Command("pgrep", ["-f", "qemu-system-aarch64.*\\(dir)"])).standardOutput.isEmpty)
+        print("boot check of the arm64 image took \(seconds) s")
+        #expect(try await ProcessRunner.run(Command("pgrep", ["-f", "qemu-system-aarch64.*\(dir)"])).standardOutput.isEmpty)
     }
 
     static let reproducibleProject = """
@@ -120,7 +120,7 @@ struct ImageIntegrationTests {
         let loaded = try Integration.load(Self.reproducibleProject)
         var digests: [[String: String]] = []
         for round in 1...2 {
-            let dir = base + "/build\\(round)"
+            let dir = base + "/build\(round)"
             // Each round bootstraps from scratch (no stage cache), sharing only verified packages.
             let state = try await Integration.build(loaded, in: dir, cache: base + "/cache", useStageCache: false)
             #expect(state.stages.first { $0.name == "install packages" }?.cached == false)
@@ -136,6 +136,6 @@ struct ImageIntegrationTests {
     /// On a mismatch, names the files that differ (for the log of a failing run).
     func diffTrees(_ a: String, _ b: String) async throws {
         let result = try await ProcessRunner.run(Command("diff", ["-rq", "--no-dereference", a, b]))
-        if !result.standardOutput.isEmpty { print("trees differ:\\n" + result.standardOutput.split(separator: "\\n").prefix(20).joined(separator: "\\n")) }
+        if !result.standardOutput.isEmpty { print("trees differ:\n" + result.standardOutput.split(separator: "\n").prefix(20).joined(separator: "\n")) }
     }
 }

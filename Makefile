@@ -29,7 +29,8 @@ test: setup
 clean:
 	rm -rf .build
 
-# Havel against a bare mmdebstrap of the same packages (root; a few minutes).
+# Havel against a bare mmdebstrap of the same packages, and disk image creation (root; a few minutes).
 bench: setup
 	$(SWIFT) build -c release
-	bench/build-vs-mmdebstrap $(EXAMPLE) 2
+	bench/build-vs-mmdebstrap bench/reference-arm64.xml 2
+	bench/image-creation 2

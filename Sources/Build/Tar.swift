@@ -21,7 +21,9 @@ enum Tar {
             throw HavelError(.invalidProject, "\((output as NSString).lastPathComponent): unknown archive type; name it .tar, .tar.gz, .tar.xz, .tar.bz2 or .tar.zst")
         }
         let temporary = output + ".partial"
-        var tar = ["tar", "--sort=name", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls"]
+        // Extended attributes need pax headers, which record atime and ctime unless told not to.
+        var tar = ["tar", "--sort=name", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls",
+                   "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime"]
         if let clamp = mtimeClamp { tar += ["--mtime=@\(clamp)", "--clamp-mtime"] }
         tar += ["-C", directory, "-cf", "-", "."]
         let pipeline = compressor.isEmpty ? Command.shellLine(tar) + " > " + Command.shellQuote(temporary) :

@@ -14,6 +14,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
@@ -32,6 +35,17 @@ let package = Package(
         .target(name: "BootCheck", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
         .target(name: "Build", dependencies: ["HavelCore", "ProjectXML", "SystemKit", "Debian", "Chroot", "Reports", "Images", "BootCheck"],
                 swiftSettings: strict),
+        .target(name: "DaemonAPI", dependencies: ["HavelCore"], swiftSettings: strict),
+        .target(name: "Daemon", dependencies: [
+            "HavelCore", "ProjectXML", "SystemKit", "Build", "DaemonAPI",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ], swiftSettings: strict),
+        .target(name: "DaemonClient", dependencies: [
+            "HavelCore", "DaemonAPI",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ], swiftSettings: strict),
+        .target(name: "InitVM", dependencies: ["HavelCore", "SystemKit", "Debian", "DaemonAPI"], swiftSettings: strict),
         .target(name: "HavelCLI", dependencies: [
             "HavelCore", "ProjectXML", "SystemKit", "Debian", "Chroot", "Build", "BootCheck",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -47,6 +61,11 @@ let package = Package(
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Debian", "ProjectXML"], swiftSettings: strict),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "SystemKit"], swiftSettings: strict),
         .testTarget(name: "BootCheckTests", dependencies: ["BootCheck", "SystemKit"], swiftSettings: strict),
+        .testTarget(name: "DaemonTests", dependencies: [
+            "Daemon", "DaemonAPI", "DaemonClient", "Build", "ProjectXML", "SystemKit",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ], swiftSettings: strict),
+        .testTarget(name: "InitVMTests", dependencies: ["InitVM", "SystemKit", "DaemonAPI"], swiftSettings: strict),
         .testTarget(name: "BuildTests", dependencies: ["Build", "ProjectXML", "SystemKit", "Debian"], swiftSettings: strict),
         .testTarget(name: "HavelCLITests", dependencies: ["HavelCLI", "ProjectXML"], swiftSettings: strict),
     ]

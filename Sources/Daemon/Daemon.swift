@@ -1,0 +1,2 @@
+// Daemon owns the HTTP server inside the initvm: project database, job queue, builds through Build, logs and files.
+public enum DaemonModule {}

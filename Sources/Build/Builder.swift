@@ -62,6 +62,8 @@ public final class Builder: @unchecked Sendable {
     var cleanup: Task<Void, Never>?
     /// The clamp for every file time: SOURCE_DATE_EPOCH, else the newest installed package.
     var epoch = 0
+    /// GRUB's BIOS core image, when an image asks for grub-install and the target has grub-pc.
+    var grubCore: String?
     var directory: BuildDirectory { options.directory }
 
     public init(project loaded: LoadedProject, options: BuildOptions, events: @escaping @Sendable (BuildEvent) -> Void) throws(HavelError) {
@@ -137,6 +139,15 @@ public final class Builder: @unchecked Sendable {
                 excursions.leave(warn: self.log.warning)
                 touched = runner.touched
                 self.state.artifacts = runner.artifacts
+            }
+            if project.target.images.contains(where: { $0.grubInstall != nil }) {
+                try await stage("bootloader") { () async throws(HavelError) in
+                    let target = try RootedFileSystem(root: self.directory.rootfs)
+                    try? FileManager.default.createDirectory(atPath: self.directory.work, withIntermediateDirectories: true)
+                    self.grubCore = try await Bootloader(project: self.project, target: target,
+                                                         chroot: ChrootRunner(root: self.directory.rootfs), log: self.log)
+                        .prepare(work: self.directory.work)
+                }
             }
             // The reports and the packed rootfs only read the finished tree: they run side by side.
             try await stage("reports and packing") { () async throws(HavelError) in

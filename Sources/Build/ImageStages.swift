@@ -33,6 +33,10 @@ extension Builder {
                                                seed: "\(project.name) \(project.version)")
                     let log = self.log
                     let built = try await ImageBuilder.build(request) { log.info($0) }
+                    if image.grubInstall != nil, let core = grubCore {
+                        try Bootloader.installBIOS(core: core, image: built.path, built: built,
+                                                   target: try RootedFileSystem(root: directory.rootfs), log: log)
+                    }
                     log.info("image \(image.name): " + built.partitions.map { "\($0.number) \($0.label)" }.joined(separator: ", "))
                 }
             }

@@ -84,6 +84,86 @@ struct ImageIntegrationTests {
         #expect(try await ProcessRunner.run(Command("pgrep", ["-f", "qemu-system-aarch64.*\(dir)"])).standardOutput.isEmpty)
     }
 
+    static func grubProject(archive: String) -> String {
+        """
+        <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
+          <project>
+            <name>havel-it-grub</name><version>0.1</version><buildtype>amd64</buildtype>
+            <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror>
+            <suite>bookworm</suite>
+          </project>
+          <check-image-list>
+            <check>
+              <img>disk.img</img>
+              <interpreter>qemu-system-x86_64</interpreter>
+              <interpreter-opts>-m 1024 -enable-kvm -cpu host -drive file=$ELBE_IMG,format=raw,if=virtio -nographic -nic none</interpreter-opts>
+              <action><login>grubpw</login></action>
+            </check>
+          </check-image-list>
+          <target>
+            <hostname>grub-board</hostname>
+            <passwd>grubpw</passwd>
+            <console>ttyS0,115200</console>
+            <debootstrap><variant>minbase</variant></debootstrap>
+            <images>
+              <gpthd>
+                <name>disk.img</name>
+                <size>1500MiB</size>
+                <grub-install/>
+                <partition><size>1MiB</size><label>bios</label><biosgrub/></partition>
+                <partition><size>64MiB</size><label>efi</label><bootable/></partition>
+                <partition><size>remain</size><label>rfs</label></partition>
+              </gpthd>
+            </images>
+            <fstab>
+              <bylabel><label>rfs</label><mountpoint>/</mountpoint><fs><type>ext4</type></fs></bylabel>
+              <bylabel><label>efi</label><mountpoint>/boot/efi</mountpoint><fs><type>vfat</type></fs></bylabel>
+            </fstab>
+            <project-finetuning><set_packer packer="none"/></project-finetuning>
+            <pkg-list>
+              <pkg>linux-image-amd64</pkg>
+              <pkg>grub-pc</pkg>
+              <pkg>grub-efi-amd64-bin</pkg>
+              <pkg>systemd-sysv</pkg>
+              <pkg>initramfs-tools</pkg>
+            </pkg-list>
+          </target>
+          <archive>\(archive)</archive>
+        </RootFileSystem>
+        """
+    }
+
+    /// ELBE's hybrid amd64 image: GRUB for BIOS (in a biosgrub partition) and for EFI (the removable
+    /// path on the EFI system partition); SeaBIOS and OVMF each boot it to a login with its own kernel.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/usr/share/ovmf/OVMF.fd"), "needs OVMF (package ovmf)"))
+    func anAmd64ImageWithGrubBootsToALoginFromBIOSAndEFI() async throws {
+        let base = try Integration.temporaryDirectory("grub")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let archive = try Integration.archive("""
+            mkdir -p etc/initramfs-tools/conf.d
+            echo MODULES=list > etc/initramfs-tools/conf.d/havel-boot-check
+            printf 'virtio_pci\nvirtio_blk\next4\n' > etc/initramfs-tools/modules
+            """)
+        let dir = base + "/build"
+        let state = try await Integration.build(try Integration.load(Self.grubProject(archive: archive)), in: dir, cache: base + "/cache")
+        #expect(state.status == .done)
+        #expect(state.stages.contains { $0.name == "bootloader" })
+        #expect(state.checks.count == 1 && state.checks.values.allSatisfy { $0 }, "\(state.checks)")
+        // GRUB's boot code is in the protective MBR, the partition table is intact.
+        let mbr = try #require(FileHandle(forReadingAtPath: dir + "/disk.img")?.readData(ofLength: 512))
+        #expect(mbr[510] == 0x55 && mbr[511] == 0xAA)
+        #expect(try await ProcessRunner.run(Command("sfdisk", ["--verify", dir + "/disk.img"])).succeeded)
+        #expect(try String(contentsOfFile: dir + "/rootfs/boot/grub/grub.cfg", encoding: .utf8).contains("root=LABEL=rfs"))
+        #expect(FileManager.default.fileExists(atPath: dir + "/rootfs/boot/efi/EFI/BOOT/BOOTX64.EFI"))
+        // The same image under EFI firmware.
+        let efi = ImageCheck(image: "disk.img", interpreter: "qemu-system-x86_64",
+                             interpreterOptions: "-m 1024 -bios /usr/share/ovmf/OVMF.fd -drive file=$ELBE_IMG,format=raw,if=virtio -nographic -nic none",
+                             action: .login(password: "grubpw"))
+        let results = try await CheckRunner.run([efi], directory: BuildDirectory(dir), log: try BuildLog(path: nil) { _ in })
+        #expect(results.first?.passed == true, "\(results.first?.message ?? "")")
+        #expect(try await ProcessRunner.run(Command("pgrep", ["-f", "qemu-system-x86_64.*\(dir)"])).standardOutput.isEmpty)
+    }
+
     static let reproducibleProject = """
         <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
           <project>

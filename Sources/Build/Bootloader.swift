@@ -1,0 +1,177 @@
+import Foundation
+import HavelCore
+import Chroot
+import Images
+import SystemKit
+
+/// GRUB for amd64/i386 images with `<grub-install/>`, without loop devices or mounts. As ELBE does,
+/// the target's installed packages decide which: `grub-pc` gives BIOS, `grub-efi-<arch>-bin` gives EFI
+/// (`EFI/BOOT/BOOTX64.EFI`, the removable path). Everything GRUB needs is made inside the target with the
+/// target's own grub-mkimage: the modules under /boot/grub, a grub.cfg that finds its filesystems by
+/// label, and a core image. For BIOS, the core image and GRUB's boot sector are then written into the
+/// finished disk image (the gap before the first partition, or a GPT biosgrub partition), patched as
+/// grub-bios-setup would.
+struct Bootloader {
+    let project: Project
+    let target: RootedFileSystem
+    let chroot: ChrootRunner
+    let log: BuildLog
+
+    enum Firmware { case bios, efi }
+
+    /// What the target has installed for GRUB.
+    func firmwares() -> [Firmware] {
+        var result: [Firmware] = []
+        if target.exists("/usr/lib/grub/i386-pc/boot.img") && target.exists("/var/lib/dpkg/info/grub-pc.list") { result.append(.bios) }
+        let efiArch = project.architecture == .i386 ? "i386" : "x86_64"
+        if target.exists("/usr/lib/grub/\(efiArch)-efi/normal.mod") { result.append(.efi) }
+        return result
+    }
+
+    /// The fstab label holding `path` (the deepest mountpoint above it) and the path inside that filesystem.
+    func filesystem(holding path: String) -> (label: String, inner: String)? {
+        let candidates = project.target.fstab.compactMap { entry -> (String, String)? in
+            guard let label = entry.label else { return nil }
+            let mount = entry.mountpoint
+            if mount == "/" { return (label, path) }
+            if path == mount || path.hasPrefix(mount + "/") { return (label, String(path.dropFirst(mount.count))) }
+            return nil
+        }
+        return candidates.max { $0.1.count > $1.1.count }.map { (label: $0.0, inner: $0.1.isEmpty ? "/" : $0.1) }
+    }
+
+    /// Prepares the tree: modules, grub.cfg and, for EFI, the EFI binary. Returns the BIOS core image
+    /// (a host path in the work directory) when the target uses BIOS.
+    func prepare(work: String) async throws(HavelError) -> String? {
+        let firmwares = firmwares()
+        guard !firmwares.isEmpty else {
+            log.warning("<grub-install/> is set but the target has neither grub-pc nor grub-efi installed; add one to the pkg-list")
+            return nil
+        }
+        guard let grubFS = filesystem(holding: "/boot/grub"), let rootFS = filesystem(holding: "/") else {
+            throw HavelError(.invalidProject, "grub-install needs fstab entries by label for / (and /boot if it is separate)")
+        }
+        let kernels = (try target.glob("/boot/vmlinuz-*")).sorted()
+        guard let kernel = kernels.last else {
+            throw HavelError(.invalidProject, "grub-install: the target has no kernel in /boot; add a linux-image package to the pkg-list")
+        }
+        let version = String((kernel as NSString).lastPathComponent.dropFirst("vmlinuz-".count))
+        guard let kernelFS = filesystem(holding: "/boot/vmlinuz-\(version)") else {
+            throw HavelError(.invalidProject, "grub-install: no fstab entry holds /boot")
+        }
+        let bootPrefix = kernelFS.inner.hasPrefix("/boot/") ? "/boot" : ""
+        var cmdline = "root=LABEL=\(rootFS.label) ro"
+        var serial = ""
+        if let console = project.target.console {
+            let parts = console.split(separator: ",")
+            let speed = parts.count > 1 ? String(parts[1]) : "115200"
+            cmdline += " console=\(console)"
+            if let unit = parts.first?.dropFirst("ttyS".count), parts.first?.hasPrefix("ttyS") == true, let number = Int(unit) {
+                serial = "serial --unit=\(number) --speed=\(speed)\nterminal_input serial console\nterminal_output serial console\n"
+            }
+        }
+        let initrd = target.exists("/boot/initrd.img-\(version)") ? "    initrd \(bootPrefix)/initrd.img-\(version)\n" : ""
+        let config = """
+        # Written by Havel for <grub-install/>: the filesystems are found by their labels.
+        set timeout=2
+        set default=0
+        \(serial)search --no-floppy --label --set=root \(kernelFS.label)
+        menuentry 'Debian GNU/Linux, \(version)' {
+            linux \(bootPrefix)/vmlinuz-\(version) \(cmdline)
+        \(initrd)}
+
+        """
+        try target.createDirectory("/boot/grub")
+        try target.writeFile("/boot/grub/grub.cfg", contents: Array(config.utf8), mode: 0o644)
+        let early = "search --no-floppy --label --set=root \(grubFS.label)\nset prefix=($root)\(grubFS.inner)\n"
+        try target.writeFile("/boot/grub/havel-early.cfg", contents: Array(early.utf8), mode: 0o644)
+
+        var core: String?
+        for firmware in firmwares {
+            switch firmware {
+            case .bios:
+                try await copyModules("i386-pc")
+                try await chroot.check(["grub-mkimage", "-O", "i386-pc", "-o", "/boot/grub/i386-pc/havel-core.img",
+                                        "-c", "/boot/grub/havel-early.cfg", "-p", "/boot/grub",
+                                        "biosdisk", "part_msdos", "part_gpt", "ext2", "fat", "search", "search_label", "configfile", "normal"],
+                                       what: "grub-mkimage (BIOS)", onLine: log.tool)
+                let host = work + "/havel-core.img"
+                try? FileManager.default.removeItem(atPath: host)
+                try target.exportItem("/boot/grub/i386-pc/havel-core.img", toHost: host)
+                core = host
+                log.info("GRUB for BIOS: core image \(ByteCount.format(UInt64((try? FileManager.default.attributesOfItem(atPath: host)[.size] as? Int) ?? 0)))")
+            case .efi:
+                let (format, directory, file) = project.architecture == .i386 ? ("i386-efi", "i386-efi", "BOOTIA32.EFI") : ("x86_64-efi", "x86_64-efi", "BOOTX64.EFI")
+                guard filesystem(holding: "/boot/efi")?.inner == "/" || project.target.fstab.contains(where: { $0.mountpoint == "/boot/efi" }) else {
+                    throw HavelError(.invalidProject, "grub-install for EFI needs a vfat partition mounted at /boot/efi")
+                }
+                try await copyModules(directory)
+                try target.createDirectory("/boot/efi/EFI/BOOT")
+                try await chroot.check(["grub-mkimage", "-O", format, "-o", "/boot/efi/EFI/BOOT/\(file)",
+                                        "-c", "/boot/grub/havel-early.cfg", "-p", "/boot/grub",
+                                        "part_msdos", "part_gpt", "ext2", "fat", "search", "search_label", "configfile", "normal",
+                                        "efi_gop", "linux"],
+                                       what: "grub-mkimage (EFI)", onLine: log.tool)
+                log.info("GRUB for EFI: /boot/efi/EFI/BOOT/\(file)")
+            }
+        }
+        return core
+    }
+
+    func copyModules(_ platform: String) async throws(HavelError) {
+        try await chroot.check(["sh", "-c", "mkdir -p /boot/grub/\(platform) && cp /usr/lib/grub/\(platform)/*.mod /usr/lib/grub/\(platform)/*.lst /boot/grub/\(platform)/"],
+                               what: "copying GRUB modules", onLine: log.tool)
+    }
+
+    /// Writes GRUB's boot sector and the core image into a finished disk image, as grub-bios-setup would.
+    static func installBIOS(core: String, image: String, built: BuiltImage, target: RootedFileSystem, log: BuildLog) throws(HavelError) {
+        guard let coreData = FileManager.default.contents(atPath: core),
+              let bootData = try? target.readFile("/usr/lib/grub/i386-pc/boot.img"), bootData.count == 512 else {
+            throw HavelError(.notFound, "GRUB's boot.img or the core image is missing")
+        }
+        let sectors = UInt64((coreData.count + 511) / 512)
+        // Where the core image goes: a biosgrub partition (GPT) or the gap before the first partition (msdos).
+        let start: UInt64
+        if let biosgrub = built.partitions.first(where: { $0.type.uppercased() == "21686148-6449-6E6F-744E-656564454649" }) {
+            guard biosgrub.sectorCount >= sectors else {
+                throw HavelError(.invalidProject, "the biosgrub partition (\(biosgrub.sectorCount) sectors) is smaller than GRUB's core image (\(sectors) sectors)")
+            }
+            start = biosgrub.startSector
+        } else {
+            guard built.table == "dos" else {
+                throw HavelError(.invalidProject, "GRUB for BIOS on a GPT disk needs a partition with <biosgrub/>")
+            }
+            let first = built.partitions.map(\.startSector).min() ?? 2048
+            guard first > sectors else {
+                throw HavelError(.invalidProject, "GRUB's core image (\(sectors) sectors) does not fit before the first partition (sector \(first)); raise first_partition_sector")
+            }
+            start = 1
+        }
+        var boot = [UInt8](bootData)
+        // boot.img: the LBA of the core image (offset 0x5c), and nops over the boot drive check (0x66),
+        // as grub-bios-setup does for hard disks.
+        for i in 0..<8 { boot[0x5c + i] = UInt8((start >> (8 * UInt64(i))) & 0xff) }
+        boot[0x66] = 0x90
+        boot[0x67] = 0x90
+        var corePatched = [UInt8](coreData)
+        // The first sector of core.img (diskboot) ends with a blocklist: where the rest of the core is.
+        let list = 0x200 - 12
+        let rest = start + 1
+        for i in 0..<8 { corePatched[list + i] = UInt8((rest >> (8 * UInt64(i))) & 0xff) }
+        let count = UInt16(sectors - 1)
+        corePatched[list + 8] = UInt8(count & 0xff)
+        corePatched[list + 9] = UInt8(count >> 8)
+        guard let handle = FileHandle(forUpdatingAtPath: image) else { throw HavelError(.io, "cannot open \(image)") }
+        defer { try? handle.close() }
+        do {
+            // Only the boot code: the partition table and signature (bytes 440-511) stay as sfdisk wrote them.
+            try handle.seek(toOffset: 0)
+            handle.write(Data(boot[0..<440]))
+            try handle.seek(toOffset: start * 512)
+            handle.write(Data(corePatched))
+        } catch {
+            throw HavelError(.io, "cannot write GRUB into \(image): \(error.localizedDescription)")
+        }
+        log.info("GRUB for BIOS written into \((image as NSString).lastPathComponent): core image at sector \(start)")
+    }
+}

@@ -37,7 +37,7 @@ let package = Package(
                 swiftSettings: strict),
         .target(name: "DaemonAPI", dependencies: ["HavelCore"], swiftSettings: strict),
         .target(name: "Daemon", dependencies: [
-            "HavelCore", "ProjectXML", "SystemKit", "Build", "DaemonAPI",
+            "HavelCore", "ProjectXML", "SystemKit", "Debian", "Build", "DaemonAPI",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ], swiftSettings: strict),
@@ -48,6 +48,7 @@ let package = Package(
         .target(name: "InitVM", dependencies: ["HavelCore", "SystemKit", "Debian", "DaemonAPI"], swiftSettings: strict),
         .target(name: "HavelCLI", dependencies: [
             "HavelCore", "ProjectXML", "SystemKit", "Debian", "Chroot", "Build", "BootCheck",
+            "DaemonAPI", "Daemon", "DaemonClient", "InitVM",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
         .executableTarget(name: "havel", dependencies: ["HavelCLI"], swiftSettings: strict),

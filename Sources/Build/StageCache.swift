@@ -95,7 +95,7 @@ public struct HavelCache: Sendable {
     /// so that a half-stored stage is never reused.
     public func storeStage(_ key: String, files: [String: String]) throws(HavelError) {
         let final = stageDirectory(key)
-        let temporary = final + ".tmp-\(getpid())"
+        let temporary = final + ".tmp-\(UUID().uuidString)"
         do {
             try? FileManager.default.removeItem(atPath: temporary)
             try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)

@@ -1,2 +1,304 @@
 // Daemon owns the HTTP server inside the initvm: project database, job queue, builds through Build, logs and files.
-public enum DaemonModule {}
+
+import Build
+import DaemonAPI
+import Debian
+import Foundation
+import HavelCore
+import Hummingbird
+import Logging
+import ProjectXML
+import ServiceLifecycle
+import SystemKit
+
+/// How the daemon runs.
+public struct DaemonConfiguration: Sendable {
+    /// havel.sqlite and projects/<id>/ live here (default /var/lib/havel).
+    public var dataDirectory: String
+    public var token: String
+    public var host: String
+    /// 0: any free port (tests; the port is passed to `onServerRunning`).
+    public var port: Int
+    /// Builds running at once; the rest wait.
+    public var jobs: Int
+    /// The package and stage cache every build shares, as for `havel build --cache`.
+    public var cache: String
+    public var useStageCache: Bool
+    /// nil: the MIRROR_HOST placeholder means this machine's apt mirror; "host" or a URL replace every primary mirror.
+    public var mirror: String?
+    public var havelVersion: String
+
+    public static let defaultDataDirectory = "/var/lib/havel"
+    public static let defaultPort = DaemonDefaults.port
+
+    public init(dataDirectory: String = DaemonConfiguration.defaultDataDirectory, token: String, host: String = "127.0.0.1",
+                port: Int = DaemonConfiguration.defaultPort, jobs: Int = ProcessInfo.processInfo.activeProcessorCount,
+                cache: String = HavelCache.defaultPath, useStageCache: Bool = true, mirror: String? = nil, havelVersion: String) {
+        self.dataDirectory = dataDirectory
+        self.token = token
+        self.host = host
+        self.port = port
+        self.jobs = jobs
+        self.cache = cache
+        self.useStageCache = useStageCache
+        self.mirror = mirror
+        self.havelVersion = havelVersion
+    }
+}
+
+/// The daemon: opens (and repairs) the project database, serves the API, runs the builds.
+public final class HavelDaemon: Sendable {
+    public static let interruptedReason = "the daemon stopped during the build"
+
+    public let configuration: DaemonConfiguration
+    let store: ProjectStore
+    let data: String
+    let stopping = StopFlag()
+    private let queueBox = QueueBox()
+    private let groupBox = GroupBox()
+    var queue: BuildQueue { queueBox.queue! }
+
+    /// Opens the data directory and database; projects a killed daemon left busy become failed.
+    public init(configuration: DaemonConfiguration) async throws(HavelError) {
+        self.configuration = configuration
+        let data = configuration.dataDirectory.hasPrefix("/") ? configuration.dataDirectory
+            : FileManager.default.currentDirectoryPath + "/" + configuration.dataDirectory
+        self.data = data
+        do {
+            try FileManager.default.createDirectory(atPath: data + "/projects", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: data + "/trash", withIntermediateDirectories: true)
+        } catch {
+            throw HavelError(.io, "cannot create the data directory \(data): \(error.localizedDescription)")
+        }
+        guard !configuration.token.isEmpty else { throw HavelError(.invalidArgument, "the API token is empty") }
+        store = try ProjectStore(path: data + "/havel.sqlite")
+        let jobs = configuration.jobs
+        queueBox.queue = BuildQueue(limit: jobs) { [weak self] id in await self?.runBuild(id) }
+        try await recover()
+    }
+
+    /// What a killed daemon left: busy projects (now failed, also in their state.json and log), mounts, trash.
+    func recover() async throws(HavelError) {
+        let integrity = try await store.integrityCheck()
+        guard integrity == "ok" else {
+            throw HavelError(.io, "the project database \(store.path) is damaged (\(integrity)); restore it or move it away")
+        }
+        let interrupted = try await store.failInterruptedBuilds(reason: Self.interruptedReason)
+        for id in interrupted {
+            let directory = ProjectDirectory(data: data, id: id).build
+            _ = try? await Mounts.unmountAll(under: directory.path)
+            if var state = BuildState.read(directory.state), state.status == .running {
+                state.status = .failed
+                state.reason = Self.interruptedReason
+                state.finished = Date()
+                try? state.write(directory.state)
+            }
+            Self.appendLog(directory, "build FAILED: " + Self.interruptedReason)
+        }
+        emptyTrash()
+    }
+
+    /// Deletes what delete and reset moved aside, in the background.
+    func emptyTrash() {
+        let trash = data + "/trash"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: trash)) ?? []
+        guard !names.isEmpty else { return }
+        let paths = names.map { trash + "/" + $0 }
+        Task.detached {
+            for path in paths { _ = try? await Mounts.unmountAll(under: path) }
+            _ = try? await ProcessRunner.run(Command("rm", ["-rf", "--one-file-system", "--"] + paths))
+        }
+    }
+
+    /// Moves a directory into the trash (instantly, by rename) and empties the trash.
+    func discard(_ path: String) throws(HavelError) {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        let target = data + "/trash/" + (path as NSString).lastPathComponent + "-" + UUID().uuidString.prefix(8)
+        guard rename(path, target) == 0 else {
+            throw HavelError(.io, "cannot move \(path) aside: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    func directory(_ id: ProjectID) -> ProjectDirectory { ProjectDirectory(data: data, id: id) }
+
+    static func appendLog(_ directory: BuildDirectory, _ line: String) {
+        try? FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        let fd = open(directory.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        let bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    }
+
+    // MARK: - Builds
+
+    /// One build: the uploaded project loaded as `havel build` loads it, its mirror resolved, built by
+    /// `Build.Builder` into the project's build directory; the outcome recorded in the database.
+    func runBuild(_ id: ProjectID) async {
+        let directory = directory(id)
+        var builderStarted = false
+        do throws(HavelError) {
+            try await store.update(id) { record in
+                record.buildStarted = Date()
+                record.buildFinished = nil
+            }
+            var loaded = try ProjectLoader.load(path: directory.source, options: .init(preprocess: .init(hashPasswords: true)))
+            guard loaded.isValid else {
+                throw HavelError(.invalidProject, "the project has errors; run havel validate", diagnostics: loaded.errors)
+            }
+            try MirrorResolution.apply(configuration.mirror, to: &loaded.project)
+            let options = BuildOptions(directory: directory.build, cache: HavelCache(path: configuration.cache),
+                                       useStageCache: configuration.useStageCache, havelVersion: configuration.havelVersion)
+            let builder = try Builder(project: loaded, options: options) { _ in }
+            builderStarted = true
+            _ = try await builder.run()
+            await finish(id, .buildDone, reason: nil)
+        } catch {
+            var reason = error.description
+            if error.code == .cancelled || Task.isCancelled {
+                reason = stopping.value ? Self.interruptedReason : "the build was cancelled"
+            }
+            // A tool killed on cancellation may have mounted after the builder cleaned up.
+            _ = try? await Mounts.unmountAll(under: directory.build.path)
+            if !builderStarted {
+                Self.appendLog(directory.build, "build FAILED: \(reason)")
+                for diagnostic in error.diagnostics { Self.appendLog(directory.build, diagnostic.description) }
+            }
+            await finish(id, .buildFailed, reason: reason)
+        }
+    }
+
+    func finish(_ id: ProjectID, _ status: ProjectStatus, reason: String?) async {
+        let files = directory(id).resultFiles()
+        do {
+            try await store.update(id) { record in
+                record.status = status.rawValue
+                record.reason = reason
+                record.buildFinished = Date()
+            }
+            try await store.setFiles(id, files)
+        } catch {
+            Logger(label: "havel.daemon").error("project \(id): cannot record the end of its build: \(error)")
+        }
+    }
+
+    /// Cancels every build (they end as failed: the daemon stopped during the build) and waits for them.
+    public func stop() async {
+        stopping.set()
+        let notStarted = await queue.shutdown()
+        for id in notStarted {
+            Self.appendLog(directory(id).build, "build FAILED: " + Self.interruptedReason)
+            await finish(id, .buildFailed, reason: Self.interruptedReason)
+        }
+    }
+
+    // MARK: - Serving
+
+    /// The application: the routes on `host:port`, and a service that stops the builds first on shutdown.
+    public func makeApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in })
+        -> Application<RouterResponder<BasicRequestContext>> {
+        var logger = Logger(label: "havel.daemon")
+        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .notice
+        return Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "havel"),
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+            logger: logger)
+    }
+
+    /// Serves until SIGTERM or SIGINT (or `shutdown()`); then running builds are cancelled (and recorded as
+    /// failed) before the server stops.
+    public func run(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        try await serve(handlingSignals: true, onServerRunning: onServerRunning)
+    }
+
+    /// Serves until `shutdown()` (and, handling signals, SIGTERM or SIGINT). The server and the build
+    /// service form one service group; on graceful shutdown the builds stop first.
+    public func serve(handlingSignals: Bool, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let app = makeApplication(onServerRunning: onServerRunning)
+        let group = ServiceGroup(configuration: .init(
+            services: [app, BuildService(daemon: self)],
+            gracefulShutdownSignals: handlingSignals ? [.sigterm, .sigint] : [],
+            logger: app.logger))
+        groupBox.set(group)
+        try await group.run()
+    }
+
+    /// Stops serving as SIGTERM does: builds first, then the server.
+    public func shutdown() async {
+        await groupBox.group?.triggerGracefulShutdown()
+    }
+}
+
+final class GroupBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: ServiceGroup?
+
+    func set(_ group: ServiceGroup) {
+        lock.lock()
+        value = group
+        lock.unlock()
+    }
+
+    var group: ServiceGroup? {
+        lock.lock()
+        defer { lock.unlock() }
+        return value
+    }
+}
+
+/// Runs until graceful shutdown, then stops the builds. Registered after the application, so it
+/// is shut down before it.
+struct BuildService: Service {
+    let daemon: HavelDaemon
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await daemon.stop()
+    }
+}
+
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopped = false
+
+    func set() {
+        lock.lock()
+        stopped = true
+        lock.unlock()
+    }
+
+    var value: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return stopped
+    }
+}
+
+/// Holds the queue, whose job refers back to the daemon (set once in init).
+final class QueueBox: @unchecked Sendable {
+    var queue: BuildQueue?
+}
+
+/// The token: read from its file, or made (32 random bytes, hex) and stored there with mode 0600.
+public enum DaemonToken {
+    public static func loadOrCreate(path: String) throws(HavelError) -> String {
+        if let data = FileManager.default.contents(atPath: path) {
+            let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !token.isEmpty else { throw HavelError(.invalidArgument, "the token file \(path) is empty") }
+            return token
+        }
+        var generator = SystemRandomNumberGenerator()
+        let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw HavelError(.io, "cannot create the token file \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        let bytes = Array((token + "\n").utf8)
+        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count, fchmod(fd, 0o600) == 0 else {
+            throw HavelError(.io, "cannot write the token file \(path)")
+        }
+        return token
+    }
+}

@@ -1,11 +1,58 @@
 // DaemonAPI owns the contract between the Havel daemon (inside the initvm) and its clients: the
 // routes and the Codable requests and responses both sides use. It holds no logic.
 
-/// The routes, relative to the API's base URL (`http://127.0.0.1:PORT`).
+import Foundation
+import HavelCore
+
+/// The routes, relative to the API's base URL (`http://127.0.0.1:PORT`). Every route but `health`
+/// needs the token (`DaemonAuth`); errors come as `ErrorResponse` with a 4xx/5xx status.
 public enum DaemonRoute {
     /// GET, no token needed: `HealthResponse`. Used by `initvm status` to tell booting from ready.
     public static let health = "/health"
+    /// GET: `ProjectList`. POST (body `CreateProjectRequest`, may be empty): 201 with the new `ProjectInfo`.
+    public static let projects = "/projects"
+
+    /// GET: `ProjectInfo`. DELETE: 204 (409 while busy).
+    public static func project(_ id: ProjectID) -> String { "/projects/\(id)" }
+    /// PUT, body the project XML (preprocessed): `ProjectInfo`, status `needs_build` (400 with the
+    /// diagnostics if the project is invalid, 409 while busy).
+    public static func source(_ id: ProjectID) -> String { "/projects/\(id)/source" }
+    /// POST: 202 with `ProjectInfo`, status `busy` (queued or running); 409 if busy or without a source.
+    public static func build(_ id: ProjectID) -> String { "/projects/\(id)/build" }
+    /// POST: back to `needs_build` (or `empty` without a source), build results removed; 409 while busy.
+    public static func reset(_ id: ProjectID) -> String { "/projects/\(id)/reset" }
+    /// GET: the build log as text/plain; with `?follow=true` it streams until the build ends.
+    public static func log(_ id: ProjectID, follow: Bool = false) -> String {
+        "/projects/\(id)/log" + (follow ? "?follow=true" : "")
+    }
+    /// GET: `FileList`, the files of the last build relative to its build directory.
+    public static func files(_ id: ProjectID) -> String { "/projects/\(id)/files" }
+    /// GET: one file's bytes (application/octet-stream). The path is relative to the build directory;
+    /// `..`, absolute paths and links leaving it are refused (400), missing files are 404.
+    public static func file(_ id: ProjectID, path: String) -> String {
+        "/projects/\(id)/files/" + path.split(separator: "/", omittingEmptySubsequences: false)
+            .map { percentEncode(String($0)) }.joined(separator: "/")
+    }
+
+    /// Percent-encodes a path component (everything but unreserved characters).
+    public static func percentEncode(_ component: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        var result = ""
+        for byte in component.utf8 {
+            let scalar = Unicode.Scalar(byte)
+            if byte < 0x80, allowed.contains(scalar) {
+                result.unicodeScalars.append(scalar)
+            } else {
+                result += String(format: "%%%02X", byte)
+            }
+        }
+        return result
+    }
 }
+
+/// Projects are numbered by the daemon; a number is never used twice.
+public typealias ProjectID = Int64
 
 public struct HealthResponse: Codable, Sendable, Equatable {
     public var status: String
@@ -17,9 +64,123 @@ public struct HealthResponse: Codable, Sendable, Equatable {
     }
 }
 
+/// Where the daemon listens unless told otherwise (`havel daemon --listen`, `havel control --url`).
+public enum DaemonDefaults {
+    public static let port = 7588
+    public static var url: String { "http://127.0.0.1:\(port)" }
+}
+
 /// The header carrying the token created at `initvm create` (stored 0600 beside buildenv.img).
 public enum DaemonAuth {
     public static let header = "Authorization"
     public static func value(token: String) -> String { "Bearer " + token }
     public static let tokenFileName = "api-token"
+}
+
+/// Where a project is in its life.
+public enum ProjectStatus: String, Codable, Sendable, CaseIterable {
+    /// Created, no project file uploaded yet.
+    case empty
+    /// A project file is there; not built since it was uploaded or reset.
+    case needsBuild = "needs_build"
+    /// A build is queued or running.
+    case busy
+    case buildDone = "build_done"
+    /// The build failed, was cancelled, or the daemon stopped during it; `reason` says which.
+    case buildFailed = "build_failed"
+}
+
+public struct ProjectInfo: Codable, Sendable, Equatable {
+    public var id: ProjectID
+    /// From the uploaded project file (nil until one is uploaded).
+    public var name: String?
+    public var version: String?
+    public var status: ProjectStatus
+    /// Why the last build failed.
+    public var reason: String?
+    public var created: Date
+    public var updated: Date
+    public var buildStarted: Date?
+    public var buildFinished: Date?
+    /// While busy: builds ahead of this one in the queue (0: running).
+    public var queuePosition: Int?
+
+    public init(id: ProjectID, name: String?, version: String?, status: ProjectStatus, reason: String?, created: Date,
+                updated: Date, buildStarted: Date?, buildFinished: Date?, queuePosition: Int? = nil) {
+        self.id = id
+        self.name = name
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.created = created
+        self.updated = updated
+        self.buildStarted = buildStarted
+        self.buildFinished = buildFinished
+        self.queuePosition = queuePosition
+    }
+}
+
+public struct ProjectList: Codable, Sendable, Equatable {
+    public var projects: [ProjectInfo]
+
+    public init(projects: [ProjectInfo]) {
+        self.projects = projects
+    }
+}
+
+public struct CreateProjectRequest: Codable, Sendable, Equatable {
+    public init() {}
+}
+
+/// A result file of a build, relative to the build directory (`report.txt`, `artifacts/x`).
+public struct FileEntry: Codable, Sendable, Equatable {
+    public var path: String
+    public var size: UInt64
+
+    public init(path: String, size: UInt64) {
+        self.path = path
+        self.size = size
+    }
+}
+
+public struct FileList: Codable, Sendable, Equatable {
+    public var files: [FileEntry]
+
+    public init(files: [FileEntry]) {
+        self.files = files
+    }
+}
+
+/// Every error response: `{ "error": "message" }`, plus the project's findings for an invalid upload.
+public struct ErrorResponse: Codable, Sendable, Equatable {
+    public var error: String
+    public var diagnostics: [String]?
+
+    public init(error: String, diagnostics: [String]? = nil) {
+        self.error = error
+        self.diagnostics = diagnostics
+    }
+}
+
+/// The JSON both sides write and read: ISO 8601 dates, sorted keys.
+public enum DaemonJSON {
+    public static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}
+
+extension HavelError.Code {
+    /// No token or the wrong one (HTTP 401).
+    public static let unauthorized = HavelError.Code(rawValue: "unauthorized")
+    /// The request does not fit the project's state: busy, no project file yet (HTTP 409).
+    public static let conflict = HavelError.Code(rawValue: "conflict")
 }

@@ -1,2 +1,238 @@
 // DaemonClient owns the client side of the daemon API, used by `havel initvm submit` and `havel control`.
-public enum DaemonClientModule {}
+
+import AsyncHTTPClient
+import DaemonAPI
+import Foundation
+import HavelCore
+import NIOCore
+import NIOHTTP1
+
+/// Talks to a Havel daemon: one async method per route (see `DaemonRoute`). Every failure is a
+/// `HavelError`; an error answer of the daemon keeps its message (and a project's findings as diagnostics),
+/// with the code telling its kind: `.unauthorized` (401), `.invalidArgument` (400), `.notFound` (404),
+/// `.conflict` (409), `.io` (anything else, or no connection).
+public struct DaemonClient: Sendable {
+    public let baseURL: String
+    public let token: String?
+    let http: HTTPClient
+    /// For calls that answer at once.
+    public var timeout: TimeAmount = .seconds(60)
+
+    public init(baseURL: String, token: String?, httpClient: HTTPClient = .shared) {
+        var url = baseURL
+        while url.hasSuffix("/") { url.removeLast() }
+        self.baseURL = url
+        self.token = token?.trimmingCharacters(in: .whitespacesAndNewlines)
+        self.http = httpClient
+    }
+
+    /// Reads the token from a file (as `initvm create` or `havel daemon` wrote it).
+    public static func readToken(path: String) throws(HavelError) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw HavelError(.notFound, "cannot read the API token file \(path)")
+        }
+        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw HavelError(.invalidArgument, "the API token file \(path) is empty") }
+        return token
+    }
+
+    // MARK: - Routes
+
+    public func health() async throws(HavelError) -> HealthResponse {
+        try await decode(HealthResponse.self, .GET, DaemonRoute.health)
+    }
+
+    public func projects() async throws(HavelError) -> [ProjectInfo] {
+        try await decode(ProjectList.self, .GET, DaemonRoute.projects).projects
+    }
+
+    public func createProject() async throws(HavelError) -> ProjectInfo {
+        let body = try encode(CreateProjectRequest())
+        return try await decode(ProjectInfo.self, .POST, DaemonRoute.projects, body: body, contentType: "application/json")
+    }
+
+    public func project(_ id: ProjectID) async throws(HavelError) -> ProjectInfo {
+        try await decode(ProjectInfo.self, .GET, DaemonRoute.project(id))
+    }
+
+    public func deleteProject(_ id: ProjectID) async throws(HavelError) {
+        _ = try await call(.DELETE, DaemonRoute.project(id))
+    }
+
+    /// Uploads the project XML (preprocessed: includes and variants resolved); the status becomes needs_build.
+    public func upload(_ id: ProjectID, xml: String) async throws(HavelError) -> ProjectInfo {
+        try await decode(ProjectInfo.self, .PUT, DaemonRoute.source(id), body: ByteBuffer(string: xml), contentType: "application/xml")
+    }
+
+    /// Queues a build; the status becomes busy.
+    public func build(_ id: ProjectID) async throws(HavelError) -> ProjectInfo {
+        try await decode(ProjectInfo.self, .POST, DaemonRoute.build(id))
+    }
+
+    public func reset(_ id: ProjectID) async throws(HavelError) -> ProjectInfo {
+        try await decode(ProjectInfo.self, .POST, DaemonRoute.reset(id))
+    }
+
+    /// The build log as it is now.
+    public func log(_ id: ProjectID) async throws(HavelError) -> String {
+        String(buffer: try await call(.GET, DaemonRoute.log(id)))
+    }
+
+    /// The build log line by line, following it until the build ends (or the sequence is dropped).
+    public func followLog(_ id: ProjectID) -> AsyncThrowingStream<String, any Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: String.self)
+        let task = Task {
+            do throws(HavelError) {
+                var pending: [UInt8] = []
+                try await self.stream(.GET, DaemonRoute.log(id, follow: true)) { chunk in
+                    // Whole lines go out; a trailing partial line waits for the next chunk.
+                    pending += chunk.readableBytesView
+                    var start = 0
+                    while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                        continuation.yield(String(decoding: pending[start..<newline], as: UTF8.self))
+                        start = newline + 1
+                    }
+                    pending.removeFirst(start)
+                }
+                if !pending.isEmpty { continuation.yield(String(decoding: pending, as: UTF8.self)) }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    /// The result files of the last build, relative to its build directory.
+    public func files(_ id: ProjectID) async throws(HavelError) -> [FileEntry] {
+        try await decode(FileList.self, .GET, DaemonRoute.files(id)).files
+    }
+
+    /// Downloads a result file to `destination` (written beside it, then renamed). Returns its size.
+    @discardableResult
+    public func download(_ id: ProjectID, path: String, to destination: String) async throws(HavelError) -> UInt64 {
+        let temporary = destination + ".havel-download-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw HavelError(.io, "cannot create \(temporary): \(String(cString: strerror(errno)))")
+        }
+        var written: UInt64 = 0
+        do throws(HavelError) {
+            try await stream(.GET, DaemonRoute.file(id, path: path)) { chunk throws(HavelError) in
+                let ok = chunk.readableBytesView.withUnsafeBytes { bytes -> Bool in
+                    var offset = 0
+                    while offset < bytes.count {
+                        let count = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                        if count < 0 && errno == EINTR { continue }
+                        guard count > 0 else { return false }
+                        offset += count
+                    }
+                    return true
+                }
+                guard ok else { throw HavelError(.io, "cannot write \(temporary): \(String(cString: strerror(errno)))") }
+                written += UInt64(chunk.readableBytes)
+            }
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+        guard fsync(fd) == 0 || errno == EINVAL, close(fd) == 0, rename(temporary, destination) == 0 else {
+            unlink(temporary)
+            throw HavelError(.io, "cannot write \(destination): \(String(cString: strerror(errno)))")
+        }
+        return written
+    }
+
+    /// Polls until the project is no longer busy and returns it.
+    public func waitForBuild(_ id: ProjectID, every interval: Duration = .seconds(1)) async throws(HavelError) -> ProjectInfo {
+        while true {
+            let info = try await project(id)
+            if info.status != .busy { return info }
+            do {
+                try await Task.sleep(for: interval)
+            } catch {
+                throw HavelError(.cancelled, "stopped waiting for project \(id)")
+            }
+        }
+    }
+
+    // MARK: - HTTP
+
+    func request(_ method: HTTPMethod, _ route: String, body: ByteBuffer? = nil, contentType: String? = nil) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: baseURL + route)
+        request.method = method
+        if let token { request.headers.add(name: DaemonAuth.header, value: DaemonAuth.value(token: token)) }
+        if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
+        if let body { request.body = .bytes(body) }
+        return request
+    }
+
+    func call(_ method: HTTPMethod, _ route: String, body: ByteBuffer? = nil, contentType: String? = nil) async throws(HavelError) -> ByteBuffer {
+        let what = "\(method) \(route)"
+        do {
+            let response = try await http.execute(request(method, route, body: body, contentType: contentType), timeout: timeout)
+            let bytes = try await response.body.collect(upTo: 64 << 20)
+            guard (200..<300).contains(response.status.code) else { throw Self.failure(response.status, bytes, what: what) }
+            return bytes
+        } catch let error as HavelError {
+            throw error
+        } catch {
+            throw HavelError(.io, "\(what) at \(baseURL) failed: \(error)")
+        }
+    }
+
+    /// Streams a response body, chunk by chunk, to `onChunk`.
+    func stream(_ method: HTTPMethod, _ route: String, onChunk: (ByteBuffer) throws(HavelError) -> Void) async throws(HavelError) {
+        let what = "\(method) \(route)"
+        do {
+            let response = try await http.execute(request(method, route), deadline: .now() + .hours(24))
+            guard (200..<300).contains(response.status.code) else {
+                throw Self.failure(response.status, try await response.body.collect(upTo: 1 << 20), what: what)
+            }
+            for try await chunk in response.body { try onChunk(chunk) }
+        } catch let error as HavelError {
+            throw error
+        } catch is CancellationError {
+            throw HavelError(.cancelled, "\(what) was cancelled")
+        } catch {
+            throw HavelError(.io, "\(what) at \(baseURL) failed: \(error)")
+        }
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, _ method: HTTPMethod, _ route: String, body: ByteBuffer? = nil,
+                              contentType: String? = nil) async throws(HavelError) -> T {
+        let bytes = try await call(method, route, body: body, contentType: contentType)
+        do {
+            return try DaemonJSON.decoder().decode(T.self, from: Data(bytes.readableBytesView))
+        } catch {
+            throw HavelError(.io, "\(method) \(route): the daemon's answer is not a \(T.self): \(error)")
+        }
+    }
+
+    func encode(_ value: some Encodable) throws(HavelError) -> ByteBuffer {
+        do {
+            return ByteBuffer(bytes: try DaemonJSON.encoder().encode(value))
+        } catch {
+            throw HavelError(.internalError, "cannot encode \(type(of: value)): \(error)")
+        }
+    }
+
+    /// The daemon's error answer as a HavelError with its message.
+    static func failure(_ status: HTTPResponseStatus, _ body: ByteBuffer, what: String) -> HavelError {
+        let code: HavelError.Code = switch status.code {
+        case 401: .unauthorized
+        case 400: .invalidArgument
+        case 404: .notFound
+        case 409: .conflict
+        default: .io
+        }
+        if let answer = try? DaemonJSON.decoder().decode(ErrorResponse.self, from: Data(body.readableBytesView)) {
+            let diagnostics = (answer.diagnostics ?? []).map { Diagnostic(.error, at: nil, path: nil, $0) }
+            return HavelError(code, answer.error, diagnostics: diagnostics)
+        }
+        let text = String(buffer: body).trimmingCharacters(in: .whitespacesAndNewlines)
+        return HavelError(code, "\(what): \(status.code) \(status.reasonPhrase)" + (text.isEmpty ? "" : ": " + text))
+    }
+}

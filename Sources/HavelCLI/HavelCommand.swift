@@ -9,7 +9,8 @@ public struct HavelCommand: AsyncParsableCommand {
         abstract: "Build Debian-based root filesystems and disk images from ELBE project files.",
         version: HavelVersion.current,
         subcommands: [ValidateCommand.self, PreprocessCommand.self, ShowCommand.self, BuildCommand.self,
-                      ChrootCommand.self, CheckImageCommand.self, CacheCommand.self])
+                      ChrootCommand.self, CheckImageCommand.self, CacheCommand.self,
+                      DaemonCommand.self, ControlCommand.self, InitVMCommand.self])
 
     public init() {}
 }

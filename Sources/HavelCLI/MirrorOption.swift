@@ -20,40 +20,6 @@ struct MirrorOptions: ParsableArguments {
 
     /// Applies the option (and the MIRROR_HOST placeholder) to a project's primary mirrors.
     func apply(to project: inout Project) throws(HavelError) {
-        let replacement: HostMirror?
-        switch mirror {
-        case nil:
-            replacement = project.mirror.primary?.usesPlaceholder == true || project.initvm?.mirror.primary?.usesPlaceholder == true
-                ? try HostAptSources.primaryMirror() : nil
-        case "host"?:
-            replacement = try HostAptSources.primaryMirror()
-        case let url?:
-            replacement = HostMirror(url: url)
-        }
-        guard let replacement else { return }
-        let forceAll = mirror != nil
-        func replace(_ primary: inout PrimaryMirror?) {
-            guard forceAll || primary?.usesPlaceholder == true else { return }
-            var value = primary ?? PrimaryMirror(host: "", path: "", proto: "http")
-            value.host = replacement.host
-            value.path = replacement.path
-            value.proto = replacement.proto
-            primary = value
-        }
-        replace(&project.mirror.primary)
-        if project.initvm != nil { replace(&project.initvm!.mirror.primary) }
-        // url-list lines that name the placeholder point at the same mirror.
-        let placeholderPrefixes = ["http://" + Mirror.placeholderHost, "https://" + Mirror.placeholderHost]
-        func fix(_ line: String?) -> String? {
-            guard let line else { return nil }
-            for prefix in placeholderPrefixes where line.contains(prefix) {
-                return line.replacingOccurrences(of: prefix, with: "\(replacement.proto)://\(replacement.host)")
-            }
-            return line
-        }
-        for i in project.mirror.urls.indices {
-            project.mirror.urls[i].binary = fix(project.mirror.urls[i].binary)
-            project.mirror.urls[i].source = fix(project.mirror.urls[i].source)
-        }
+        try MirrorResolution.apply(mirror, to: &project)
     }
 }

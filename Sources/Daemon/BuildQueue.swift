@@ -1,0 +1,95 @@
+import DaemonAPI
+import Foundation
+import HavelCore
+
+/// Builds waiting and running: at most `limit` run at once, each in its own task; the rest wait in order.
+actor BuildQueue {
+    typealias Job = @Sendable (ProjectID) async -> Void
+
+    let limit: Int
+    private let job: Job
+    private var waiting: [ProjectID] = []
+    private var running: [ProjectID: Task<Void, Never>] = [:]
+    private var stopped = false
+    /// Continuations of those waiting for a project's build to end (log followers).
+    private var watchers: [ProjectID: [CheckedContinuation<Void, Never>]] = [:]
+
+    init(limit: Int, job: @escaping Job) {
+        self.limit = max(1, limit)
+        self.job = job
+    }
+
+    /// Queues a build; false once the queue is shut down. A project whose last build is still
+    /// recording its end waits until it has.
+    func enqueue(_ id: ProjectID) -> Bool {
+        guard !stopped else { return false }
+        guard !waiting.contains(id) else { return true }
+        waiting.append(id)
+        pump()
+        return true
+    }
+
+    /// 0 while running, n ≥ 1 for the n-th waiting, nil if neither.
+    func position(of id: ProjectID) -> Int? {
+        if let index = waiting.firstIndex(of: id) { return index + 1 }
+        return running[id] != nil ? 0 : nil
+    }
+
+    func isActive(_ id: ProjectID) -> Bool { position(of: id) != nil }
+
+    var runningCount: Int { running.count }
+
+    /// Returns when the project's build (queued or running) has ended, at once if it has none.
+    func waitUntilIdle(_ id: ProjectID) async {
+        guard isActive(id) else { return }
+        await withCheckedContinuation { continuation in watchers[id, default: []].append(continuation) }
+    }
+
+    /// Takes a waiting build out of the queue or cancels a running one. Returns whether there was one.
+    func cancel(_ id: ProjectID) -> Bool {
+        if let index = waiting.firstIndex(of: id) {
+            waiting.remove(at: index)
+            notify(id)
+            return true
+        }
+        if let task = running[id] {
+            task.cancel()
+            return true
+        }
+        return false
+    }
+
+    /// Stops taking builds, cancels the running ones and waits for them to record how they ended.
+    /// Returns the ids that were still waiting (never started).
+    func shutdown() async -> [ProjectID] {
+        stopped = true
+        let notStarted = waiting
+        waiting.removeAll()
+        for id in notStarted { notify(id) }
+        let tasks = Array(running.values)
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
+        return notStarted
+    }
+
+    private func pump() {
+        while !stopped, running.count < limit, let index = waiting.firstIndex(where: { running[$0] == nil }) {
+            let id = waiting.remove(at: index)
+            let job = self.job
+            running[id] = Task {
+                await job(id)
+                self.finished(id)
+            }
+        }
+    }
+
+    private func finished(_ id: ProjectID) {
+        running[id] = nil
+        if !waiting.contains(id) { notify(id) }
+        pump()
+    }
+
+    private func notify(_ id: ProjectID) {
+        for continuation in watchers.removeValue(forKey: id) ?? [] { continuation.resume() }
+    }
+}

@@ -1,0 +1,231 @@
+import ArgumentParser
+import DaemonAPI
+import DaemonClient
+import Foundation
+import HavelCore
+import ProjectXML
+
+/// `havel control ...`: the daemon's API for scripts and CI.
+struct ControlCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "control",
+        abstract: "Talk to a Havel daemon: create, upload, build, wait, fetch logs and results (for scripts and CI).",
+        discussion: "Exit status: 0 success, 1 the daemon refused or a build failed (wait), 2 usage.",
+        subcommands: [List.self, Create.self, Upload.self, Build.self, Wait.self, Log.self, Files.self, Get.self,
+                      Reset.self, Delete.self, Status.self])
+
+    /// Where the daemon is and how to prove who we are; how to print.
+    struct Connection: ParsableArguments {
+        @Option(name: .long, help: ArgumentHelp("The daemon's base URL.", valueName: "URL"))
+        var url: String = DaemonDefaults.url
+
+        @Option(name: .long, help: ArgumentHelp("File holding the API token (default: $HAVEL_TOKEN_FILE).", valueName: "FILE"))
+        var tokenFile: String?
+
+        @Flag(name: .long, help: "Print JSON.")
+        var json = false
+
+        func validate() throws {
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                throw ValidationError("--url \(url) is not an http(s) URL such as \(DaemonDefaults.url)")
+            }
+        }
+
+        func client() throws(HavelError) -> DaemonClient {
+            let path = tokenFile ?? ProcessInfo.processInfo.environment["HAVEL_TOKEN_FILE"]
+            return DaemonClient(baseURL: url, token: try path.map { path throws(HavelError) in try DaemonClient.readToken(path: path) })
+        }
+
+        func print<T: Encodable>(_ value: T, text: () -> String) throws {
+            if json {
+                let encoder = DaemonJSON.encoder()
+                encoder.outputFormatting.insert(.prettyPrinted)
+                Terminal.out(String(decoding: try encoder.encode(value), as: UTF8.self))
+            } else {
+                let line = text()
+                if !line.isEmpty { Terminal.out(line) }
+            }
+        }
+    }
+
+    static func describe(_ project: ProjectInfo) -> String {
+        var line = "\(project.id)  \(project.status.rawValue)"
+        if let name = project.name { line += "  \(name) \(project.version ?? "")" }
+        if project.status == .busy, let position = project.queuePosition { line += position == 0 ? "  (running)" : "  (queued, \(position) ahead)" }
+        if let reason = project.reason { line += "  \(reason)" }
+        return line
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the projects: id, status, name, version.")
+        @OptionGroup var connection: Connection
+
+        func run() async throws {
+            let projects = try await connection.client().projects()
+            try connection.print(ProjectList(projects: projects)) {
+                projects.map(ControlCommand.describe).joined(separator: "\n")
+            }
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an empty project and print its id.")
+        @OptionGroup var connection: Connection
+
+        func run() async throws {
+            let project = try await connection.client().createProject()
+            try connection.print(project) { "\(project.id)" }
+        }
+    }
+
+    struct Upload: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Upload a project file (preprocessed here: includes, variants, passwords); the project then needs a build.")
+        @OptionGroup var connection: Connection
+        @OptionGroup var read: ProjectReadOptions
+        @Argument(help: "The project id.") var id: ProjectID
+        @Argument(help: "The project file.") var file: String
+
+        func run() async throws {
+            let loaded = try ProjectLoader.load(path: file, options: read.loaderOptions(hashPasswords: true))
+            guard loaded.isValid else {
+                for error in loaded.errors { Terminal.error(error.description) }
+                Terminal.error("\(file): invalid, not uploaded (\(loaded.errors.count) error\(loaded.errors.count == 1 ? "" : "s"))")
+                throw ExitCode(1)
+            }
+            let project = try await connection.client().upload(id, xml: XMLWriter.write(loaded.document))
+            try connection.print(project) { ControlCommand.describe(project) }
+        }
+    }
+
+    struct Build: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Queue a build of the project.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The project id.") var id: ProjectID
+        @Flag(name: .long, help: "Wait for the build to end (exit 1 if it failed).") var wait = false
+
+        func run() async throws {
+            let client = try connection.client()
+            let project = try await client.build(id)
+            guard wait else {
+                try connection.print(project) { ControlCommand.describe(project) }
+                return
+            }
+            try await Wait.finish(try await client.waitForBuild(id), connection: connection)
+        }
+    }
+
+    struct Wait: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Wait until the project is no longer busy; exit 1 if its build failed.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The project id.") var id: ProjectID
+        @Option(name: .long, help: "Seconds between polls.") var interval: Double = 2
+
+        func run() async throws {
+            let project = try await connection.client().waitForBuild(id, every: .milliseconds(Int(max(0.1, interval) * 1000)))
+            try await Self.finish(project, connection: connection)
+        }
+
+        static func finish(_ project: ProjectInfo, connection: Connection) async throws {
+            try connection.print(project) { ControlCommand.describe(project) }
+            if project.status == .buildFailed { throw ExitCode(1) }
+        }
+    }
+
+    struct Log: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the build log (with --follow, until the build ends).")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The project id.") var id: ProjectID
+        @Flag(name: .shortAndLong, help: "Keep printing new lines while the build runs.") var follow = false
+
+        func run() async throws {
+            let client = try connection.client()
+            if follow {
+                for try await line in client.followLog(id) { Terminal.out(line) }
+            } else {
+                FileHandle.standardOutput.write(Data(try await client.log(id).utf8))
+            }
+        }
+    }
+
+    struct Files: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the result files of the last build, with sizes.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The project id.") var id: ProjectID
+
+        func run() async throws {
+            let files = try await connection.client().files(id)
+            try connection.print(FileList(files: files)) {
+                files.map { String($0.size).padding(toLength: max(12, String($0.size).count + 2), withPad: " ", startingAt: 0) + $0.path }
+                    .joined(separator: "\n")
+            }
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Download result files (all of them without a path).")
+        @OptionGroup var connection: Connection
+        @Option(name: .shortAndLong, help: ArgumentHelp("Directory to write into.", valueName: "DIR")) var output: String = "."
+        @Argument(help: "The project id.") var id: ProjectID
+        @Argument(help: "Files as `files` lists them (relative to the build directory).") var paths: [String] = []
+
+        func run() async throws {
+            let client = try connection.client()
+            let paths = self.paths.isEmpty ? try await client.files(id).map(\.path) : self.paths
+            var fetched: [FileEntry] = []
+            for path in paths {
+                let destination = output + "/" + path
+                do {
+                    try FileManager.default.createDirectory(atPath: (destination as NSString).deletingLastPathComponent,
+                                                            withIntermediateDirectories: true)
+                } catch {
+                    throw HavelError(.io, "cannot create the directory for \(destination): \(error.localizedDescription)")
+                }
+                let size = try await client.download(id, path: path, to: destination)
+                fetched.append(FileEntry(path: destination, size: size))
+                if !connection.json { Terminal.out("\(destination)  \(ByteCount.format(size))") }
+            }
+            if connection.json { try connection.print(FileList(files: fetched)) { "" } }
+        }
+    }
+
+    struct Reset: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove the project's build results; it needs a build again.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The project id.") var id: ProjectID
+
+        func run() async throws {
+            let project = try await connection.client().reset(id)
+            try connection.print(project) { ControlCommand.describe(project) }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete the project and everything it built.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The project id.") var id: ProjectID
+
+        func run() async throws {
+            try await connection.client().deleteProject(id)
+            struct Deleted: Encodable { var deleted: ProjectID }
+            try connection.print(Deleted(deleted: id)) { "deleted project \(id)" }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one project, or without an id whether the daemon is up.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The project id.") var id: ProjectID?
+
+        func run() async throws {
+            let client = try connection.client()
+            if let id {
+                let project = try await client.project(id)
+                try connection.print(project) { ControlCommand.describe(project) }
+            } else {
+                let health = try await client.health()
+                try connection.print(health) { "daemon at \(connection.url): \(health.status), havel \(health.havelVersion)" }
+            }
+        }
+    }
+}

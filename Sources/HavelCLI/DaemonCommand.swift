@@ -1,0 +1,76 @@
+import ArgumentParser
+import Build
+import Daemon
+import DaemonAPI
+import Foundation
+import HavelCore
+
+/// `havel daemon`: the build API (inside the initvm; on any Debian host for tests).
+struct DaemonCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "daemon",
+        abstract: "Serve the build API: projects, a build queue, logs and result files (inside the initvm).",
+        discussion: """
+        Every call but GET /health needs the token in --token-file (made there, mode 0600, if missing). \
+        Projects live in --data (havel.sqlite and projects/<id>/). Builds run as havel build runs them, \
+        up to --jobs at once, with the MIRROR_HOST placeholder taken from this machine's apt sources. \
+        SIGTERM or SIGINT stops the builds (they are marked failed) and then the server.
+        """)
+
+    @Option(name: .long, help: ArgumentHelp("Address to listen on: HOST:PORT, or PORT for 127.0.0.1.", valueName: "HOST:PORT"))
+    var listen: String = "127.0.0.1:\(DaemonConfiguration.defaultPort)"
+
+    @Option(name: .long, help: ArgumentHelp("The project database and project directories.", valueName: "DIR"))
+    var data: String = DaemonConfiguration.defaultDataDirectory
+
+    @Option(name: .long, help: ArgumentHelp("The API token (created, mode 0600, if missing; default: DIR/\(DaemonAuth.tokenFileName)).", valueName: "FILE"))
+    var tokenFile: String?
+
+    @Option(name: .long, help: "Builds running at once (default: the number of CPUs).")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(name: .long, help: ArgumentHelp("Havel's cache of packages and stages.", valueName: "DIR"))
+    var cache: String = HavelCache.defaultPath
+
+    @Flag(name: .long, help: "Neither reuse nor store stages (packages still come from the verified package cache).")
+    var noCache = false
+
+    @OptionGroup var mirrorOptions: MirrorOptions
+
+    func validate() throws {
+        guard Self.parseListen(listen) != nil else {
+            throw ValidationError("--listen \(listen) is not HOST:PORT (such as 127.0.0.1:\(DaemonConfiguration.defaultPort)) or a port")
+        }
+        guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1") }
+    }
+
+    static func parseListen(_ text: String) -> (host: String, port: Int)? {
+        if let port = Int(text), (0...65535).contains(port) { return ("127.0.0.1", port) }
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            return nil
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host.isEmpty ? "127.0.0.1" : host, port)
+    }
+
+    func run() async throws {
+        let (host, port) = Self.parseListen(listen)!
+        do {
+            try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        } catch {
+            throw HavelError(.io, "cannot create the data directory \(data): \(error.localizedDescription)")
+        }
+        let tokenPath = tokenFile ?? data + "/" + DaemonAuth.tokenFileName
+        let token = try DaemonToken.loadOrCreate(path: tokenPath)
+        let configuration = DaemonConfiguration(dataDirectory: data, token: token, host: host, port: port, jobs: jobs, cache: cache,
+                                                useStageCache: !noCache, mirror: mirrorOptions.mirror, havelVersion: HavelVersion.current)
+        let daemon = try await HavelDaemon(configuration: configuration)
+        let jobs = self.jobs
+        let data = self.data
+        try await daemon.run { boundPort in
+            Terminal.out("havel daemon \(HavelVersion.current): listening on http://\(host.contains(":") ? "[\(host)]" : host):\(boundPort) (data \(data), \(jobs) build\(jobs == 1 ? "" : "s") at once, token in \(tokenPath))")
+        }
+        Terminal.out("havel daemon: stopped")
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+@testable import Build
+import HavelCore
+import Images
+@testable import ProjectXML
+import SystemKit
+import Testing
+
+/// project-finetuning on a real image made from a synthetic tree: partitions worked on by offset with
+/// debugfs, mtools and sfdisk (no mounts), image conversion, artifacts; and the rootfs archives.
+@Suite(.enabled(if: geteuid() == 0 && ProcessRunner.which("mkfs.vfat") != nil && ProcessRunner.which("qemu-img") != nil,
+                "needs root, dosfstools and qemu-utils (scripts/setup-host.sh installs them)"))
+struct ProjectFinetuningTests {
+    func makeImage(_ tree: SyntheticTree) async throws -> BuildDirectory {
+        try FileManager.default.createDirectory(atPath: tree.root + "/boot", withIntermediateDirectories: true)
+        try tree.write("/boot/config.txt", "boot config\n")
+        let image = DiskImage(table: .msdos, name: "disk.img", size: SizeSpec(parsing: "128MiB")!,
+                              partitions: [Partition(size: SizeSpec(parsing: "32MiB")!, label: "boot", bootable: true),
+                                           Partition(size: .remain, label: "rfs")])
+        let fstab = [FstabEntry(source: .label("rfs"), mountpoint: "/", filesystem: Filesystem(type: "ext4")),
+                     FstabEntry(source: .label("boot"), mountpoint: "/boot", filesystem: Filesystem(type: "vfat"))]
+        let directory = BuildDirectory(tree.base)
+        _ = try await ImageBuilder.build(ImageRequest(image: image, fstab: fstab, rootfs: tree.root, outputDirectory: tree.base,
+                                                      workDirectory: tree.base + "/.work/images", projectDirectory: tree.base,
+                                                      sourceDateEpoch: 1_700_000_000, seed: "test 1")) { _ in }
+        return directory
+    }
+
+    func steps(_ xml: String) throws -> [FinetuningStep] {
+        let text = "<RootFileSystem xmlns=\"https://www.linutronix.de/projects/Elbe\" revision=\"6\"><target><project-finetuning>\(xml)</project-finetuning></target></RootFileSystem>"
+        return ProjectDecoder.decode(try XMLReader.parse(text, file: "pf.xml").root).target.projectFinetuning
+    }
+
+    @Test func partitionActionsWorkByOffset() async throws {
+        let tree = try SyntheticTree()
+        defer { tree.remove() }
+        let directory = try await makeImage(tree)
+        try "added after the build\n".write(toFile: tree.base + "/new.conf", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: directory.work, withIntermediateDirectories: true)
+        var runner = ProjectFinetuningRunner(directory: directory, target: try RootedFileSystem(root: tree.root), log: try BuildLog(path: nil) { _ in },
+                                             artifacts: [], images: ["disk.img"])
+        try await runner.run(try steps("""
+        <losetup img="disk.img">
+          <extract_partition part="1">boot.vfat</extract_partition>
+          <copy_from_partition part="2" artifact="hostname.txt">/etc/hostname</copy_from_partition>
+          <copy_from_partition part="1" artifact="config.txt">/config.txt</copy_from_partition>
+          <copy_to_partition part="2" artifact="new.conf">/etc/new.conf</copy_to_partition>
+          <set_partition_type part="2" type="8e"/>
+          <command part="1" nomount="true">mdir -i "$ELBE_DEV" ::/ > "$HAVEL_BUILDDIR/boot-listing.txt"</command>
+        </losetup>
+        <img_convert dst="disk.qcow2" fmt="qcow2" keep_src="true">disk.img</img_convert>
+        <artifact>boot-listing.txt</artifact>
+        <rm_artifact>boot.vfat</rm_artifact>
+        <set_packer packer="zstd"/>
+        """))
+        #expect(!FileManager.default.fileExists(atPath: tree.base + "/boot.vfat"))
+        #expect((try? String(contentsOfFile: tree.base + "/hostname.txt", encoding: .utf8)) == "tree-hostname\n")
+        #expect((try? String(contentsOfFile: tree.base + "/config.txt", encoding: .utf8)) == "boot config\n")
+        #expect((try? String(contentsOfFile: tree.base + "/boot-listing.txt", encoding: .utf8))?.contains("config") == true)
+        let place = try await ProjectFinetuningRunner.partition(2, of: tree.base + "/disk.img")
+        #expect(place.type == "8e")
+        let written = try await ProcessRunner.check(Command("debugfs", ["-R", "cat /etc/new.conf", "\(tree.base)/disk.img?offset=\(place.offset)"]))
+        #expect(written.standardOutput == "added after the build\n")
+        let info = try await ProcessRunner.check(Command("qemu-img", ["info", "--output=json", tree.base + "/disk.qcow2"])).standardOutput
+        #expect(info.contains("\"format\": \"qcow2\""))
+        #expect(runner.artifacts == ["hostname.txt", "config.txt", "disk.qcow2", "boot-listing.txt"])
+        #expect(runner.packers["disk.img"] == "zstd")
+    }
+
+    @Test func extractedPartitionIsTheFilesystem() async throws {
+        let tree = try SyntheticTree()
+        defer { tree.remove() }
+        let directory = try await makeImage(tree)
+        var runner = ProjectFinetuningRunner(directory: directory, target: try RootedFileSystem(root: tree.root), log: try BuildLog(path: nil) { _ in },
+                                             artifacts: [], images: ["disk.img"])
+        try await runner.run(try steps("<losetup img=\"disk.img\"><extract_partition part=\"2\">root.ext4</extract_partition></losetup>"))
+        #expect(try await ProcessRunner.run(Command("e2fsck", ["-fn", tree.base + "/root.ext4"])).succeeded)
+        #expect(runner.artifacts == ["root.ext4"])
+        await #expect(throws: HavelError.self) {
+            try await runner.run(try steps("<losetup img=\"disk.img\"><extract_partition part=\"7\">none</extract_partition></losetup>"))
+        }
+        await #expect(throws: HavelError.self) {
+            try await runner.run(try steps("<artifact>../outside</artifact>"))
+        }
+    }
+
+    @Test func packersAndRootfsArchives() async throws {
+        let tree = try SyntheticTree()
+        defer { tree.remove() }
+        try await Packers.cpio(tree.root, to: tree.base + "/rootfs.cpio", mtime: 1_700_000_000)
+        let cpio = try await ProcessRunner.check(Command("bsdtar", ["-tf", tree.base + "/rootfs.cpio"])).standardOutput
+        #expect(cpio.contains("./etc/hostname"))
+        #expect(try await ProcessRunner.check(Command("file", ["-b", tree.base + "/rootfs.cpio"])).standardOutput.contains("cpio archive") ||
+                cpio.contains("./etc/passwd"))
+        try await Packers.squashfs(tree.root, to: tree.base + "/rootfs.squashfs", options: nil, mtime: 1_700_000_000)
+        let squash = try await ProcessRunner.check(Command("unsquashfs", ["-l", tree.base + "/rootfs.squashfs"])).standardOutput
+        #expect(squash.contains("/etc/hostname"))
+        try "image bytes".write(toFile: tree.base + "/x.img", atomically: true, encoding: .utf8)
+        let packed = try await Packers.packImage("x.img", in: tree.base, packer: "tarxz", mtime: 1_700_000_000)
+        #expect(packed == "x.img.tar.xz")
+        #expect(!FileManager.default.fileExists(atPath: tree.base + "/x.img"))
+        let listing = try await ProcessRunner.check(Command("tar", ["-tJf", tree.base + "/" + packed])).standardOutput
+        #expect(listing == "x.img\n")
+        await #expect(throws: HavelError.self) { try await Packers.packImage("x.img.tar.xz", in: tree.base, packer: "android-sparse", mtime: 0) }
+    }
+}

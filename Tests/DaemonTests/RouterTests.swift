@@ -1,0 +1,222 @@
+import DaemonAPI
+import Build
+import Foundation
+import HavelCore
+import Hummingbird
+import HummingbirdTesting
+import Testing
+@testable import Daemon
+
+/// The API in-process (`app.test(.router)`): auth, validation, state rules, file confinement, restart repair.
+@Suite struct RouterTests {
+    let auth: HTTPFields = [.authorization: DaemonAuth.value(token: DaemonFixture.token)]
+
+    func decode<T: Decodable>(_ type: T.Type, _ response: TestResponse) throws -> T {
+        try DaemonJSON.decoder().decode(T.self, from: Data(response.body.readableBytesView))
+    }
+
+    func withDaemon(_ body: @Sendable (HavelDaemon, any TestClientProtocol, String) async throws -> Void) async throws {
+        let data = try DaemonFixture.temporaryDirectory("router")
+        do {
+            // An unreachable mirror: a build started here fails at once instead of downloading.
+            let daemon = try await HavelDaemon(configuration: DaemonFixture.configuration(data: data, mirror: "http://127.0.0.1:9/debian"))
+            let app = daemon.makeApplication()
+            try await app.test(.router) { client in try await body(daemon, client, data) }
+            await daemon.stop()
+        } catch {
+            await DaemonFixture.remove(data)
+            throw error
+        }
+        await DaemonFixture.remove(data)
+    }
+
+    func create(_ client: some TestClientProtocol) async throws -> ProjectInfo {
+        try await client.execute(uri: DaemonRoute.projects, method: .post, headers: auth) { response in
+            #expect(response.status == .created)
+            return try decode(ProjectInfo.self, response)
+        }
+    }
+
+    @Test func healthNeedsNoTokenButEverythingElseDoes() async throws {
+        try await withDaemon { _, client, _ in
+            try await client.execute(uri: DaemonRoute.health, method: .get) { response in
+                #expect(response.status == .ok)
+                let decoded = try decode(HealthResponse.self, response)
+                #expect(decoded == HealthResponse(status: "ok", havelVersion: "test"))
+            }
+            for (uri, method) in [(DaemonRoute.projects, HTTPRequest.Method.get), (DaemonRoute.projects, .post),
+                                  (DaemonRoute.project(1), .get), (DaemonRoute.project(1), .delete), (DaemonRoute.build(1), .post),
+                                  (DaemonRoute.log(1), .get), (DaemonRoute.file(1, path: "log.txt"), .get), ("/nothing", .get)] {
+                try await client.execute(uri: uri, method: method) { response in
+                    #expect(response.status == .unauthorized, "\(method) \(uri)")
+                    let message = try decode(ErrorResponse.self, response).error
+                    #expect(message.contains("token"))
+                }
+            }
+            try await client.execute(uri: DaemonRoute.projects, method: .get,
+                                     headers: [.authorization: DaemonAuth.value(token: "wrong")]) { response in
+                #expect(response.status == .unauthorized)
+                let message = try decode(ErrorResponse.self, response).error
+                #expect(message == "wrong API token")
+            }
+            try await client.execute(uri: DaemonRoute.projects, method: .get, headers: auth) { response in
+                #expect(response.status == .ok)
+                let decoded = try decode(ProjectList.self, response)
+                #expect(decoded.projects.isEmpty)
+            }
+        }
+    }
+
+    @Test func projectLifecycle() async throws {
+        try await withDaemon { daemon, client, data in
+            let created = try await create(client)
+            #expect(created.status == .empty)
+            #expect(FileManager.default.fileExists(atPath: data + "/projects/\(created.id)"))
+            let id = created.id
+            // Nothing to build yet.
+            try await client.execute(uri: DaemonRoute.build(id), method: .post, headers: auth) { response in
+                #expect(response.status == .conflict)
+                let message = try decode(ErrorResponse.self, response).error
+                #expect(message.contains("no project file"))
+            }
+            // An invalid project is refused with its findings.
+            try await client.execute(uri: DaemonRoute.source(id), method: .put, headers: auth,
+                                     body: ByteBuffer(string: "<RootFileSystem><project/></RootFileSystem>")) { response in
+                #expect(response.status == .badRequest)
+                let error = try decode(ErrorResponse.self, response)
+                #expect(error.error.contains("error"))
+                #expect(!(error.diagnostics ?? []).isEmpty)
+            }
+            try await client.execute(uri: DaemonRoute.source(id), method: .put, headers: auth, body: ByteBuffer(string: "<not xml")) { response in
+                #expect(response.status == .badRequest)
+            }
+            try await client.execute(uri: DaemonRoute.source(id), method: .put, headers: auth,
+                                     body: ByteBuffer(string: DaemonFixture.project(name: "lifecycle"))) { response in
+                #expect(response.status == .ok)
+                let info = try decode(ProjectInfo.self, response)
+                #expect(info.status == .needsBuild)
+                #expect(info.name == "lifecycle")
+                #expect(info.version == "1.0")
+            }
+            #expect(FileManager.default.fileExists(atPath: data + "/projects/\(id)/source.xml"))
+            // A build queued while another of the same project runs is refused; this one fails fast (no mirror).
+            try await client.execute(uri: DaemonRoute.build(id), method: .post, headers: auth) { response in
+                #expect(response.status == .accepted)
+                let decoded = try decode(ProjectInfo.self, response)
+                #expect(decoded.status == .busy)
+            }
+            try await client.execute(uri: DaemonRoute.build(id), method: .post, headers: auth) { response in
+                // Still busy, or already over: never two builds of one project.
+                #expect(response.status == .conflict || response.status == .accepted)
+            }
+            await daemon.queue.waitUntilIdle(id)
+            let failed = try await client.execute(uri: DaemonRoute.project(id), method: .get, headers: auth) { response in
+                try decode(ProjectInfo.self, response)
+            }
+            #expect(failed.status == .buildFailed)
+            #expect(failed.reason?.isEmpty == false)
+            #expect(failed.buildFinished != nil)
+            try await client.execute(uri: DaemonRoute.log(id), method: .get, headers: auth) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains("build FAILED"))
+            }
+            // The log and state of the failed build are listed and downloadable.
+            let files = try await client.execute(uri: DaemonRoute.files(id), method: .get, headers: auth) { response in
+                try decode(FileList.self, response).files
+            }
+            #expect(files.contains { $0.path == "log.txt" && $0.size > 0 })
+            // Reset: back to needs_build, results gone.
+            try await client.execute(uri: DaemonRoute.reset(id), method: .post, headers: auth) { response in
+                #expect(response.status == .ok)
+                let info = try decode(ProjectInfo.self, response)
+                #expect(info.status == .needsBuild)
+                #expect(info.reason == nil)
+            }
+            #expect(!FileManager.default.fileExists(atPath: data + "/projects/\(id)/build"))
+            try await client.execute(uri: DaemonRoute.files(id), method: .get, headers: auth) { response in
+                let decoded = try decode(FileList.self, response)
+                #expect(decoded.files.isEmpty)
+            }
+            // Delete: gone from the list and from the disk.
+            try await client.execute(uri: DaemonRoute.project(id), method: .delete, headers: auth) { response in
+                #expect(response.status == .noContent)
+            }
+            try await client.execute(uri: DaemonRoute.project(id), method: .get, headers: auth) { response in
+                #expect(response.status == .notFound)
+                let message = try decode(ErrorResponse.self, response).error
+                #expect(message == "project \(id) does not exist")
+            }
+            #expect(!FileManager.default.fileExists(atPath: data + "/projects/\(id)"))
+            // Ids are never reused.
+            #expect(try await create(client).id == id + 1)
+            try await client.execute(uri: "/projects/abc", method: .get, headers: auth) { response in
+                #expect(response.status == .badRequest)
+            }
+        }
+    }
+
+    @Test func filesAreConfinedToTheBuildDirectory() async throws {
+        try await withDaemon { _, client, data in
+            let id = try await create(client).id
+            let build = data + "/projects/\(id)/build"
+            try FileManager.default.createDirectory(atPath: build + "/artifacts", withIntermediateDirectories: true)
+            try "report\n".write(toFile: build + "/report.txt", atomically: true, encoding: .utf8)
+            try "kernel".write(toFile: build + "/artifacts/my file.bin", atomically: true, encoding: .utf8)
+            try "secret".write(toFile: data + "/projects/\(id)/outside.txt", atomically: true, encoding: .utf8)
+            try FileManager.default.createSymbolicLink(atPath: build + "/escape", withDestinationPath: "/etc/passwd")
+            try FileManager.default.createSymbolicLink(atPath: build + "/up", withDestinationPath: "../outside.txt")
+            try FileManager.default.createSymbolicLink(atPath: build + "/inside", withDestinationPath: "report.txt")
+
+            func get(_ uri: String) async throws -> (HTTPResponse.Status, String) {
+                try await client.execute(uri: uri, method: .get, headers: auth) { ($0.status, String(buffer: $0.body)) }
+            }
+            #expect(try await get(DaemonRoute.file(id, path: "report.txt")) == (.ok, "report\n"))
+            #expect(try await get(DaemonRoute.file(id, path: "artifacts/my file.bin")) == (.ok, "kernel"))
+            #expect(try await get(DaemonRoute.file(id, path: "inside")) == (.ok, "report\n"))
+            let refused = [
+                "/projects/\(id)/files/../outside.txt",
+                "/projects/\(id)/files/artifacts/../../outside.txt",
+                "/projects/\(id)/files/%2E%2E/outside.txt",
+                "/projects/\(id)/files/..%2Foutside.txt",
+                "/projects/\(id)/files//etc/passwd",
+                "/projects/\(id)/files/%2Fetc%2Fpasswd",
+                "/projects/\(id)/files/./report.txt",
+                "/projects/\(id)/files/escape",
+                "/projects/\(id)/files/up",
+            ]
+            for uri in refused {
+                let (status, body) = try await get(uri)
+                #expect(status == .badRequest, "\(uri): \(status) \(body)")
+                #expect(!body.contains("secret") && !body.contains("root:"))
+            }
+            #expect(try await get(DaemonRoute.file(id, path: "missing.txt")).0 == .notFound)
+            #expect(try await get(DaemonRoute.file(id, path: "artifacts")).0 == .badRequest)
+            #expect(try await get(DaemonRoute.file(id + 1, path: "report.txt")).0 == .notFound)
+        }
+    }
+
+    @Test func busyProjectsBecomeFailedAfterARestart() async throws {
+        let data = try DaemonFixture.temporaryDirectory("restart")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let configuration = DaemonFixture.configuration(data: data)
+        var id: ProjectID = 0
+        do {
+            let daemon = try await HavelDaemon(configuration: configuration)
+            id = try await daemon.store.create().id!
+            // As a killed daemon leaves it: busy in the database, a running state.json.
+            try await daemon.store.update(id) { $0.status = ProjectStatus.busy.rawValue }
+            let directory = daemon.directory(id).build
+            try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+            try BuildState(project: "p", version: "1", architecture: "amd64", havelVersion: "test", started: Date()).write(directory.state)
+        }
+        let restarted = try await HavelDaemon(configuration: configuration)
+        let record = try await restarted.store.project(id)
+        #expect(record.projectStatus == .buildFailed)
+        #expect(record.reason == HavelDaemon.interruptedReason)
+        let state = BuildState.read(restarted.directory(id).build.state)
+        #expect(state?.status == .failed)
+        #expect(state?.reason == HavelDaemon.interruptedReason)
+        let log = try String(contentsOfFile: restarted.directory(id).build.log, encoding: .utf8)
+        #expect(log.contains(HavelDaemon.interruptedReason))
+    }
+}

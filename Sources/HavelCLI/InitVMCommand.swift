@@ -17,7 +17,7 @@ struct InitVMCommand: AsyncParsableCommand {
         are kept beside it, with the API token (api-token, mode 0600), the serial console (console.sock, console.log), \
         the QMP socket and the pid file. The daemon's API is forwarded to 127.0.0.1:PORT (default 7588).
         """,
-        subcommands: [Create.self, Start.self, Stop.self, Status.self, Ensure.self, Attach.self, Destroy.self])
+        subcommands: [Create.self, Start.self, Stop.self, Status.self, Ensure.self, Attach.self, Destroy.self, Submit.self])
 
     struct Location: ParsableArguments {
         @Option(name: .long, help: ArgumentHelp("The initvm's directory.", valueName: "DIR"))

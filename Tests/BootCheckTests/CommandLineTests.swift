@@ -118,14 +118,15 @@ import Testing
             try await Task.sleep(for: .milliseconds(100))
             console.receive(.standardOutput(Array("gin: ".utf8)))
         }
-        let first = try await console.expect([.regex("[Ll]ogin:")], timeout: .seconds(5))
+        // Generous: on a loaded 2-core machine the feeder task may wait for a thread.
+        let first = try await console.expect([.regex("[Ll]ogin:")], timeout: .seconds(60))
         guard case .matched(0, "login:") = first else { Issue.record("got \(first)"); return }
         try await feeder.value
         // The same text is consumed: it does not match twice.
         let again = try await console.expect([.literal("login:")], timeout: .milliseconds(200))
         guard case .timedOut = again else { Issue.record("got \(again)"); return }
         console.receive(.standardOutputEnded)
-        let ended = try await console.expect([.literal("never")], timeout: .seconds(5))
+        let ended = try await console.expect([.literal("never")], timeout: .seconds(60))
         guard case .ended = ended else { Issue.record("got \(ended)"); return }
     }
 

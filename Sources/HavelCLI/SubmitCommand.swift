@@ -1,0 +1,89 @@
+import ArgumentParser
+import DaemonAPI
+import DaemonClient
+import Foundation
+import HavelCore
+import InitVM
+import ProjectXML
+
+extension InitVMCommand {
+    /// `havel initvm submit PROJECT.xml`: the project built inside the initvm, its results downloaded here.
+    struct Submit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Build a project inside the initvm and download every result.",
+            discussion: """
+            Starts the initvm if needed, preprocesses the project here, uploads it, builds it in the VM while its log \
+            streams to this terminal, downloads the results into havel-build-<timestamp>/ (or --output), prints the \
+            validation summary and deletes the project in the VM unless --keep. A failed build exits 1 with the log's tail.
+            """)
+
+        @OptionGroup var location: Location
+        @OptionGroup var run: RunOptions
+        @OptionGroup var read: ProjectReadOptions
+
+        @Option(name: .long, help: ArgumentHelp("Where the results go (default: havel-build-<timestamp>).", valueName: "DIR"))
+        var output: String?
+
+        @Flag(name: .long, help: "Keep the project in the initvm after downloading (havel control can reach it).")
+        var keep = false
+
+        @Option(name: .long, help: ArgumentHelp("Use the daemon at this URL instead of the initvm (with --token-file).", valueName: "URL"))
+        var url: String?
+
+        @Option(name: .long, help: ArgumentHelp("The API token file for --url.", valueName: "FILE"))
+        var tokenFile: String?
+
+        @Argument(help: "The project file.")
+        var file: String
+
+        func run() async throws {
+            // Preprocessed here, so that includes and variants are resolved with this machine's files.
+            let loaded = try ProjectLoader.load(path: file, options: read.loaderOptions(hashPasswords: true))
+            guard loaded.isValid else {
+                for error in loaded.errors { Terminal.error(error.description) }
+                throw ExitCode(1)
+            }
+            let xml = XMLWriter.write(loaded.document)
+
+            let client: DaemonClient
+            if let url {
+                client = DaemonClient(baseURL: url, token: try tokenFile.map { path throws(HavelError) in try DaemonClient.readToken(path: path) })
+            } else {
+                let controller = InitVMController(directory: location.initvm)
+                let (_, health) = try await controller.ensure(run.startOptions, probe: InitVMCommand.probe, timeout: .seconds(600),
+                                                              warn: InitVMCommand.warn)
+                Terminal.out("initvm ready: havel \(health.havelVersion)")
+                let port = (try? JSONDecoder().decode(InitVMRuntime.self, from: Data(contentsOf: URL(fileURLWithPath: location.initvm.runtime))))?.apiPort
+                    ?? DaemonDefaults.port
+                client = DaemonClient(baseURL: "http://127.0.0.1:\(port)", token: try DaemonClient.readToken(path: location.initvm.token))
+            }
+
+            let project = try await client.createProject()
+            Terminal.out("project \(project.id) created; uploading \(file)")
+            _ = try await client.upload(project.id, xml: xml)
+            _ = try await client.build(project.id)
+            for try await line in client.followLog(project.id) { Terminal.out(line) }
+            let done = try await client.waitForBuild(project.id)
+
+            let formatter = DateFormatter()
+            formatter.dateFormat = "yyyyMMdd-HHmmss"
+            let destination = output ?? "havel-build-\(formatter.string(from: Date()))"
+            try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
+            var bytes: UInt64 = 0
+            for entry in try await client.files(project.id) {
+                let target = destination + "/" + entry.path
+                try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                bytes += try await client.download(project.id, path: entry.path, to: target)
+            }
+            Terminal.out("results in \(destination) (\(ByteCount.format(bytes)))")
+            if let validation = try? String(contentsOfFile: destination + "/validation.txt", encoding: .utf8) {
+                Terminal.out(validation.split(separator: "\n").last.map(String.init) ?? "")
+            }
+            if !keep { try await client.deleteProject(project.id) } else { Terminal.out("kept as project \(project.id)") }
+            guard done.status == .buildDone else {
+                Terminal.error("havel: the build in the initvm failed: \(done.reason ?? "see \(destination)/log.txt")")
+                throw ExitCode(1)
+            }
+        }
+    }
+}

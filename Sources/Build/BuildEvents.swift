@@ -12,6 +12,8 @@ public enum BuildEvent: Sendable {
     /// Bytes downloaded so far.
     case fetched(bytes: UInt64)
     case warning(String)
+    /// What the running tool is doing now (mmdebstrap's "I: …" phases).
+    case detail(String)
 }
 
 /// The build log: every line, timestamped, into log.txt, and on to the front end.
@@ -84,6 +86,8 @@ public final class BuildLog: @unchecked Sendable {
            let size = Self.parseSize(String(line[bracket.upperBound...].dropLast())) {
             fetched += size
             progress = .fetched(bytes: fetched)
+        } else if line.hasPrefix("I: ") {
+            progress = .detail(String(line.dropFirst(3)))
         } else if line.hasPrefix("Setting up ") {
             packagesDone += 1
             progress = .packages(done: packagesDone, total: max(packagesTotal, packagesDone))

@@ -13,6 +13,7 @@ final class ProgressRenderer: @unchecked Sendable {
     private var stage = "starting"
     private var packages: (Int, Int) = (0, 0)
     private var fetched: UInt64 = 0
+    private var detail = ""
     private var lineShown = false
 
     init(mode: Mode) {
@@ -25,6 +26,7 @@ final class ProgressRenderer: @unchecked Sendable {
         switch event {
         case .stageStarted(let name):
             stage = name
+            detail = ""
             if mode == .plain || mode == .verbose { print(stamped("\(name)…")) }
         case .stageFinished(let name, let seconds, let cached):
             if mode == .plain || mode == .verbose {
@@ -38,6 +40,8 @@ final class ProgressRenderer: @unchecked Sendable {
             packages = (done, total)
         case .fetched(let bytes):
             fetched = bytes
+        case .detail(let text):
+            detail = text
         }
         if mode == .live { redraw() }
     }
@@ -59,8 +63,9 @@ final class ProgressRenderer: @unchecked Sendable {
 
     func redraw() {
         var line = String(format: "%5.0fs  ", Date().timeIntervalSince(started)) + stage
-        if packages.1 > 0 { line += "  packages \(packages.0)/\(packages.1)" }
+        if packages.1 > packages.0 { line += "  packages \(packages.0)/\(packages.1)" } else if packages.0 > 0 { line += "  \(packages.0) packages set up" }
         if fetched > 0 { line += String(format: "  %.1f MiB fetched", Double(fetched) / 1_048_576) }
+        if !detail.isEmpty { line += "  " + String(detail.prefix(50)) }
         FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
         lineShown = true
     }

@@ -381,7 +381,7 @@ public final class Builder: @unchecked Sendable {
         state.stages.append(.init(name: name, key: key, cached: false, seconds: 0))
         return try await stage(name, key: key) { () async throws(HavelError) in
             let removed = try await cache.verifyDebs()
-            if removed > 0 { log.warning("removed \(removed) cached package(s) whose sha256 did not match") }
+            if removed > 0 { log.info("dropped \(removed) cached package(s) that no build had verified against its mirror (or whose sha256 changed)") }
             let before = Set(cache.debFiles())
             let record = try await bootstrap()
             let downloaded = Set(cache.debFiles()).subtracting(before).count

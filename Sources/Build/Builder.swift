@@ -419,13 +419,22 @@ public final class Builder: @unchecked Sendable {
         switch tool {
         case .mmdebstrap:
             let command = try Mmdebstrap.prepare(request, workDirectory: directory.work + "/bootstrap", output: directory.rootfs)
-            try await runTool(command, what: "mmdebstrap", sources: sources)
+            try await runTool(Self.privateMounts(command), what: "mmdebstrap", sources: sources)
         case .debootstrap:
             try await debootstrap(request)
         case .baseImage:
             throw HavelError(.unsupported, "debootstrap type base-image is not supported yet; use mmdebstrap or debootstrap")
         }
         return try await makeRecord(lists: lists, sources: sources)
+    }
+
+    /// Runs `command` in a private mount namespace: the /proc, /sys and /dev mounts a bootstrap tool makes in
+    /// the tree vanish with it, even when it is killed before it can unmount them.
+    static func privateMounts(_ command: Command) -> Command {
+        var wrapped = command
+        wrapped.executable = "unshare"
+        wrapped.arguments = ["--mount", "--propagation", "private", "--", command.executable] + command.arguments
+        return wrapped
     }
 
     /// Runs a bootstrap tool or apt, streaming its output into the log; a failure is explained in one sentence.
@@ -469,7 +478,7 @@ public final class Builder: @unchecked Sendable {
                                     packages: project.target.debootstrap.include, exclude: request.exclude, sourceLines: request.sourceLines,
                                     preferences: request.preferences, keys: request.keys, installRecommends: request.installRecommends,
                                     packageCache: request.packageCache, listsDirectory: request.listsDirectory)
-        try await runTool(Debootstrap.command(base, mirror: primary.url, keyring: keyring, output: directory.rootfs),
+        try await runTool(Self.privateMounts(Debootstrap.command(base, mirror: primary.url, keyring: keyring, output: directory.rootfs)),
                           what: "debootstrap", sources: request.sourceLines)
         let target = try RootedFileSystem(root: directory.rootfs)
         try target.writeFile("/etc/apt/sources.list", contents: Array((request.sourceLines.joined(separator: "\n") + "\n").utf8), mode: 0o644)

@@ -90,12 +90,12 @@ enum Interruptible {
         let task = Task { () async throws(HavelError) -> T in try await body() }
         let received = SignalBox()
         var sources: [any DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler {
                 received.set(sig)
-                Terminal.error("\nhavel: \(sig == SIGINT ? "interrupted" : "terminated"), cleaning up…")
+                Terminal.error("\nhavel: \(sig == SIGINT ? "interrupted" : sig == SIGHUP ? "the terminal went away" : "terminated"), cleaning up…")
                 task.cancel()
             }
             source.resume()
@@ -105,6 +105,7 @@ enum Interruptible {
             for source in sources { source.cancel() }
             signal(SIGINT, SIG_DFL)
             signal(SIGTERM, SIG_DFL)
+            signal(SIGHUP, SIG_DFL)
         }
         do {
             return .success(try await task.value)

@@ -143,7 +143,7 @@ struct ControlCommand: AsyncParsableCommand {
             if follow {
                 for try await line in client.followLog(id) { Terminal.out(line) }
             } else {
-                FileHandle.standardOutput.write(Data(try await client.log(id).utf8))
+                try FileHandle.standardOutput.write(contentsOf: Data(try await client.log(id).utf8))
             }
         }
     }

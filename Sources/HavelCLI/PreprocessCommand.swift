@@ -33,7 +33,7 @@ struct PreprocessCommand: ParsableCommand {
         if let output {
             try AtomicFile.write(bytes, to: output)
         } else {
-            FileHandle.standardOutput.write(Data(bytes))
+            try FileHandle.standardOutput.write(contentsOf: Data(bytes))
         }
     }
 }

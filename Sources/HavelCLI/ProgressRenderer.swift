@@ -56,7 +56,7 @@ final class ProgressRenderer: @unchecked Sendable {
 
     func clearLine() {
         if lineShown {
-            FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8))
+            try? FileHandle.standardOutput.write(contentsOf: Data("\r\u{1B}[K".utf8))
             lineShown = false
         }
     }
@@ -66,7 +66,7 @@ final class ProgressRenderer: @unchecked Sendable {
         if packages.1 > packages.0 { line += "  packages \(packages.0)/\(packages.1)" } else if packages.0 > 0 { line += "  \(packages.0) set up" }
         if fetched > 0 { line += String(format: "  %.1f MiB fetched", Double(fetched) / 1_048_576) }
         if !detail.isEmpty { line += "  " + String(detail.prefix(50)) }
-        FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
+        try? FileHandle.standardOutput.write(contentsOf: Data(("\r\u{1B}[K" + line).utf8))
         lineShown = true
     }
 

@@ -3,11 +3,12 @@ import Foundation
 /// Plain output to stdout and stderr.
 enum Terminal {
     static func out(_ text: String) {
-        FileHandle.standardOutput.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
+        // A closed terminal or pipe must not end Havel in the middle of a cleanup.
+        try? FileHandle.standardOutput.write(contentsOf: Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
     }
 
     static func error(_ text: String) {
-        FileHandle.standardError.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
+        try? FileHandle.standardError.write(contentsOf: Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
     }
 
     static var stdoutIsTerminal: Bool { isatty(1) == 1 }

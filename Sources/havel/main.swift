@@ -5,4 +5,6 @@ import HavelCLI
 import Glibc
 #endif
 
+// Writing to a closed terminal or pipe is an error to handle, not a reason to die mid-cleanup.
+signal(SIGPIPE, SIG_IGN)
 exit(await HavelMain.run(Array(CommandLine.arguments.dropFirst())))

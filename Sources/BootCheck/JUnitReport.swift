@@ -1,3 +1,4 @@
+import HavelCore
 import Foundation
 
 extension BootChecker {
@@ -29,33 +30,8 @@ extension BootChecker {
 
     static func seconds(_ value: Double) -> String { String(format: "%.3f", value) }
 
-    /// Escapes for XML text and attribute values. Characters XML 1.0 cannot hold (most C0 controls,
-    /// e.g. ESC from a terminal) become their visible Unicode "control picture" (␛).
+    /// Text and attribute values; control characters from a terminal stay visible as control pictures.
     static func escape(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&apos;"
-            case "\t", "\n": out.unicodeScalars.append(scalar)
-            case "\r": out += "&#13;"
-            default:
-                let v = scalar.value
-                if v < 0x20 {
-                    out.unicodeScalars.append(Unicode.Scalar(0x2400 + v)!)
-                } else if v == 0x7F {
-                    out += "\u{2421}"
-                } else if v == 0xFFFE || v == 0xFFFF {
-                    out += "\u{FFFD}"
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out
+        XMLEscaping.escape(text, quotes: true, forbidden: .picture)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import HavelCore
+import Images
 import SystemKit
 
 /// `<project-finetuning>`: actions on the build directory after the images exist — moving files out of
@@ -89,38 +90,12 @@ struct ProjectFinetuningRunner {
         if !artifacts.contains(name) { artifacts.append(name) }
     }
 
-    struct PartitionPlace {
-        var offset: UInt64
-        var size: UInt64
-        var type: String
-    }
-
     /// Where partition `number` lies, from the image's own partition table.
-    static func partition(_ number: Int, of image: String) async throws(HavelError) -> PartitionPlace {
-        let result = try await ProcessRunner.check(Command("sfdisk", ["--json", image]))
-        struct Table: Decodable {
-            struct Inner: Decodable {
-                var sectorsize: UInt64?
-                var partitions: [Entry]?
-            }
-            struct Entry: Decodable {
-                var node: String
-                var start: UInt64
-                var size: UInt64
-                var type: String
-            }
-            var partitiontable: Inner
-        }
-        guard let table = try? JSONDecoder().decode(Table.self, from: Data(result.standardOutput.utf8)) else {
-            throw HavelError(.processFailed, "cannot read the partition table of \(image)")
-        }
-        let sector = table.partitiontable.sectorsize ?? 512
-        // Nodes are the image path as given followed by the partition number ("disk.img1", "disk.img10").
-        let entry = table.partitiontable.partitions?.first { $0.node.hasPrefix(image) && Int($0.node.dropFirst(image.count)) == number }
-        guard let entry else {
+    static func partition(_ number: Int, of image: String) async throws(HavelError) -> TablePartition {
+        guard let place = try await DiskImageTable.partitions(of: image).first(where: { $0.number == number }) else {
             throw HavelError(.notFound, "\(image) has no partition \(number)")
         }
-        return PartitionPlace(offset: entry.start * sector, size: entry.size * sector, type: entry.type)
+        return place
     }
 
     /// ext2/3/4 or vfat, told by the filesystem's own magic bytes.
@@ -142,18 +117,18 @@ struct ProjectFinetuningRunner {
         case .extractPartition(let number, let artifact):
             let place = try await Self.partition(number, of: image)
             let output = try projectPath(artifact, step)
-            try await dd(from: image, skip: place.offset, count: place.size, to: output + ".partial", seek: 0)
+            try await dd(from: image, skip: place.startBytes, count: place.sizeBytes, to: output + ".partial", seek: 0)
             guard rename(output + ".partial", output) == 0 else { throw HavelError(.io, "cannot rename \(output).partial") }
             register(output)
         case .copyFromPartition(let number, let path, let artifact):
             let place = try await Self.partition(number, of: image)
             let output = try projectPath(artifact, step)
-            switch Self.filesystem(of: image, at: place.offset) {
+            switch Self.filesystem(of: image, at: place.startBytes) {
             case "ext":
-                try await ProcessRunner.check(Command("debugfs", ["-R", "dump -p \(path) \(output)", "\(image)?offset=\(place.offset)"]))
+                try await ProcessRunner.check(Command("debugfs", ["-R", "dump -p \(path) \(output)", "\(image)?offset=\(place.startBytes)"]))
                 guard FileManager.default.fileExists(atPath: output) else { throw fail(step, "\(path) is not in partition \(number)") }
             case "vfat":
-                try await ProcessRunner.check(Command("mcopy", ["-n", "-i", "\(image)@@\(place.offset)", "::" + path, output],
+                try await ProcessRunner.check(Command("mcopy", ["-n", "-i", "\(image)@@\(place.startBytes)", "::" + path, output],
                                                       environment: ["MTOOLS_SKIP_CHECK": "1"]))
             default:
                 throw fail(step, "partition \(number) holds no ext2/3/4 or vfat filesystem Havel can read without mounting")
@@ -163,12 +138,12 @@ struct ProjectFinetuningRunner {
             let place = try await Self.partition(number, of: image)
             let input = try projectPath(artifact, step)
             guard FileManager.default.fileExists(atPath: input) else { throw fail(step, "artifact \(artifact) does not exist") }
-            switch Self.filesystem(of: image, at: place.offset) {
+            switch Self.filesystem(of: image, at: place.startBytes) {
             case "ext":
-                _ = try await ProcessRunner.run(Command("debugfs", ["-w", "-R", "rm \(path)", "\(image)?offset=\(place.offset)"]))
-                try await ProcessRunner.check(Command("debugfs", ["-w", "-R", "write \(input) \(path)", "\(image)?offset=\(place.offset)"]))
+                _ = try await ProcessRunner.run(Command("debugfs", ["-w", "-R", "rm \(path)", "\(image)?offset=\(place.startBytes)"]))
+                try await ProcessRunner.check(Command("debugfs", ["-w", "-R", "write \(input) \(path)", "\(image)?offset=\(place.startBytes)"]))
             case "vfat":
-                try await ProcessRunner.check(Command("mcopy", ["-o", "-i", "\(image)@@\(place.offset)", input, "::" + path],
+                try await ProcessRunner.check(Command("mcopy", ["-o", "-i", "\(image)@@\(place.startBytes)", input, "::" + path],
                                                       environment: ["MTOOLS_SKIP_CHECK": "1"]))
             default:
                 throw fail(step, "partition \(number) holds no ext2/3/4 or vfat filesystem Havel can write without mounting")
@@ -184,9 +159,9 @@ struct ProjectFinetuningRunner {
             } else {
                 // The partition as a plain file: changed in place, then written back.
                 let file = directory.work + "/partition-\(number).img"
-                try await dd(from: image, skip: place.offset, count: place.size, to: file, seek: 0)
+                try await dd(from: image, skip: place.startBytes, count: place.sizeBytes, to: file, seek: 0)
                 try await runScript(script, environment: ["ELBE_DEV": file, "HAVEL_DEV": file], step: step)
-                try await dd(from: file, skip: 0, count: place.size, to: image, seek: place.offset)
+                try await dd(from: file, skip: 0, count: place.sizeBytes, to: image, seek: place.startBytes)
                 unlink(file)
             }
         }
@@ -200,12 +175,12 @@ struct ProjectFinetuningRunner {
         guard status == .exited(0) else { throw fail(step, "the command failed (\(status))") }
     }
 
-    func withMountedPartition(_ image: String, place: PartitionPlace, step: FinetuningStep,
+    func withMountedPartition(_ image: String, place: TablePartition, step: FinetuningStep,
                               _ body: (String) async throws(HavelError) -> Void) async throws(HavelError) {
-        let mountPoint = directory.work + "/mnt-\(place.offset)"
+        let mountPoint = directory.work + "/mnt-\(place.startBytes)"
         try? FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        let loop = try await ProcessRunner.check(Command("losetup", ["--find", "--show", "--offset", String(place.offset),
-                                                                     "--sizelimit", String(place.size), image]))
+        let loop = try await ProcessRunner.check(Command("losetup", ["--find", "--show", "--offset", String(place.startBytes),
+                                                                     "--sizelimit", String(place.sizeBytes), image]))
             .standardOutput.trimmingWhitespace()
         var failure: HavelError?
         let mounted = try await ProcessRunner.run(Command("mount", [loop, mountPoint]))
@@ -213,7 +188,7 @@ struct ProjectFinetuningRunner {
             do throws(HavelError) { try await body(mountPoint) } catch { failure = error }
             _ = try? await ProcessRunner.run(Command("umount", [mountPoint]))
         } else {
-            failure = fail(step, "partition at offset \(place.offset) cannot be mounted here (\(mounted.standardError.trimmingWhitespace())); use nomount=\"true\" and $ELBE_DEV")
+            failure = fail(step, "partition at offset \(place.startBytes) cannot be mounted here (\(mounted.standardError.trimmingWhitespace())); use nomount=\"true\" and $ELBE_DEV")
         }
         _ = try? await ProcessRunner.run(Command("losetup", ["--detach", loop]))
         if let failure { throw failure }

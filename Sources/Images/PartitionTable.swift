@@ -55,6 +55,12 @@ enum PartitionTable {
         var partitiontable: Table
     }
 
+    /// The partition number of an sfdisk node: the image path as it was given, then the number
+    /// ("sda.img2"; "disk-v2.img10" is partition 10, not 210).
+    static func number(of node: String, image: String) -> Int? {
+        node.hasPrefix(image) ? Int(node.dropFirst(image.count)) : nil
+    }
+
     static func read(_ image: String) async throws(HavelError) -> Dump {
         let result = try await ProcessRunner.run(Command("sfdisk", ["--json", image]))
         guard result.succeeded else {
@@ -82,8 +88,7 @@ enum PartitionTable {
         if table.id?.lowercased() != plan.diskID.lowercased() { problems.append("the disk id is \(table.id ?? "missing"), not \(plan.diskID)") }
         var found: [Int: Dump.Entry] = [:]
         for entry in table.partitions ?? [] {
-            let digits = entry.node.reversed().prefix { $0.isNumber }
-            if let number = Int(String(digits.reversed())) { found[number] = entry }
+            if let number = number(of: entry.node, image: image) { found[number] = entry }
         }
         for slot in plan.slots {
             let n = slot.placed.number
@@ -104,6 +109,29 @@ enum PartitionTable {
         for number in found.keys.sorted() { problems.append("partition \(number) is not planned") }
         guard problems.isEmpty else {
             throw HavelError(.internalError, "image \(plan.name): the partition table read back \(when) does not match: \(problems.joined(separator: "; "))")
+        }
+    }
+}
+
+
+/// A partition as an image's own table describes it (read with `sfdisk --json`).
+public struct TablePartition: Sendable, Equatable {
+    public var number: Int
+    public var startBytes: UInt64
+    public var sizeBytes: UInt64
+    /// The msdos type code or the GPT type GUID.
+    public var type: String
+}
+
+public enum DiskImageTable {
+    /// Every partition of the image file's table, in table order.
+    public static func partitions(of image: String) async throws(HavelError) -> [TablePartition] {
+        let dump = try await PartitionTable.read(image)
+        return (dump.partitiontable.partitions ?? []).compactMap { entry in
+            PartitionTable.number(of: entry.node, image: image).map {
+                TablePartition(number: $0, startBytes: entry.start * DiskImage.sectorSize, sizeBytes: entry.size * DiskImage.sectorSize,
+                               type: entry.type)
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 
 import Debian
 import Foundation
+import HavelCore
 import SystemKit
 
 /// One package's copyright file, or nil when the package has none.
@@ -107,26 +108,7 @@ public enum LicenceReport {
         return out + "    </debian_licenses>\n"
     }
 
-    /// XML character data (or an attribute value) for `text`, without characters XML 1.0 forbids.
     static func escape(_ text: String, attribute: Bool = false) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"" where attribute: out += "&quot;"
-            case "\r": out += "&#13;"
-            case "\n" where attribute: out += "&#10;"
-            case "\t" where attribute: out += "&#9;"
-            case "\t", "\n": out.unicodeScalars.append(scalar)
-            default:
-                let value = scalar.value
-                if value < 0x20 || value == 0xFFFE || value == 0xFFFF { continue }
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
+        XMLEscaping.escape(text, attribute: attribute)
     }
 }

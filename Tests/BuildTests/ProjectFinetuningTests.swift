@@ -59,7 +59,7 @@ struct ProjectFinetuningTests {
         #expect((try? String(contentsOfFile: tree.base + "/boot-listing.txt", encoding: .utf8))?.contains("config") == true)
         let place = try await ProjectFinetuningRunner.partition(2, of: tree.base + "/disk.img")
         #expect(place.type == "8e")
-        let written = try await ProcessRunner.check(Command("debugfs", ["-R", "cat /etc/new.conf", "\(tree.base)/disk.img?offset=\(place.offset)"]))
+        let written = try await ProcessRunner.check(Command("debugfs", ["-R", "cat /etc/new.conf", "\(tree.base)/disk.img?offset=\(place.startBytes)"]))
         #expect(written.standardOutput == "added after the build\n")
         let info = try await ProcessRunner.check(Command("qemu-img", ["info", "--output=json", tree.base + "/disk.qcow2"])).standardOutput
         #expect(info.contains("\"format\": \"qcow2\""))

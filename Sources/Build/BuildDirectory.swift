@@ -29,6 +29,14 @@ public struct BuildDirectory: Sendable {
     /// Scratch space of a running build (hooks, keyrings, package lists); removed when it ends.
     public var work: String { path + "/.work" }
 
+    /// `name` below `base` (the build directory or artifacts/), or nil when `name` is absolute, empty or
+    /// climbs out with `..`: project files named by a project never leave the build directory.
+    public static func confined(_ name: String, under base: String) -> String? {
+        let parts = name.split(separator: "/").filter { $0 != "." }
+        guard !parts.isEmpty, !parts.contains(".."), !name.hasPrefix("/") else { return nil }
+        return base + "/" + parts.joined(separator: "/")
+    }
+
     /// Files a finished build presents as results (besides rootfs/ and artifacts/).
     public func resultFiles(packedRootfs: String?) -> [String] {
         [sourceXML, report, validation, licenceText, licenceXML, checkReport] + (packedRootfs.map { [path + "/" + $0] } ?? [])

@@ -190,11 +190,10 @@ struct FinetuningRunner {
 
     /// A path in the build directory for t2p_mv, refusing anything that would leave it.
     func projectPath(_ name: String, _ step: FinetuningStep) throws(HavelError) -> String {
-        let components = name.split(separator: "/").filter { $0 != "." }
-        guard !components.isEmpty, !components.contains(".."), !name.hasPrefix("/") else {
+        guard let path = BuildDirectory.confined(name, under: directory.artifacts) else {
             throw fail(step, "\"\(name)\" must be a plain file name inside the build directory")
         }
-        return directory.artifacts + "/" + components.joined(separator: "/")
+        return path
     }
 
     func writeFile(_ spec: FileSpec, _ step: FinetuningStep) throws(HavelError) {

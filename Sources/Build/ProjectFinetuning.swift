@@ -22,11 +22,10 @@ struct ProjectFinetuningRunner {
 
     /// A path inside the build directory; `..` and absolute paths are refused.
     func projectPath(_ name: String, _ step: FinetuningStep) throws(HavelError) -> String {
-        let parts = name.split(separator: "/").filter { $0 != "." }
-        guard !parts.isEmpty, !parts.contains(".."), !name.hasPrefix("/") else {
+        guard let path = BuildDirectory.confined(name, under: directory.path) else {
             throw fail(step, "\"\(name)\" must be a path inside the build directory")
         }
-        return directory.path + "/" + parts.joined(separator: "/")
+        return path
     }
 
     mutating func run(_ steps: [FinetuningStep]) async throws(HavelError) {

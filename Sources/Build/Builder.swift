@@ -347,13 +347,14 @@ public final class Builder: @unchecked Sendable {
             var preferences: String
             var keys: [String]
             var recommends: Bool
+            var preseed: String
         }
         let inputs = Inputs(tool: (project.target.debootstrap.tool ?? .mmdebstrap).rawValue, architecture: architecture.debianName,
                             suite: project.suite, variant: project.target.debootstrap.variant,
                             packages: BootstrapRequest.packages(for: project), exclude: project.target.debootstrap.exclude,
                             sources: AptSources.lines(for: project), releases: releases.map { "\($0.url) \($0.sha256)" },
                             preferences: AptSources.preferences(for: project), keys: AptSources.keys(for: project).map(\.armored),
-                            recommends: project.target.installRecommends)
+                            recommends: project.target.installRecommends, preseed: DebconfSelection.selections(project.preseed))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         guard let data = try? encoder.encode(inputs) else { throw HavelError(.internalError, "cannot encode the stage inputs") }
@@ -411,11 +412,12 @@ public final class Builder: @unchecked Sendable {
         let lists = directory.work + "/lists"
         let tool = project.target.debootstrap.tool ?? .mmdebstrap
         let sources = AptSources.lines(for: project)
-        let request = BootstrapRequest(
+        var request = BootstrapRequest(
             tool: tool, architecture: architecture, suite: project.suite, variant: project.target.debootstrap.variant,
             packages: BootstrapRequest.packages(for: project), exclude: project.target.debootstrap.exclude,
             sourceLines: sources, preferences: AptSources.preferences(for: project), keys: AptSources.keys(for: project),
             installRecommends: project.target.installRecommends, packageCache: options.cache.debs, listsDirectory: lists)
+        request.debconfSelections = project.preseed
         switch tool {
         case .mmdebstrap:
             let command = try Mmdebstrap.prepare(request, workDirectory: directory.work + "/bootstrap", output: directory.rootfs)
@@ -498,6 +500,15 @@ public final class Builder: @unchecked Sendable {
             let recommends = "APT::Install-Recommends=\(request.installRecommends ? "true" : "false")"
             try await runTool(chroot.command(["/bin/sh", "-c", InitramfsDeferral.deferScript(inChroot: true)]), what: "deferring update-initramfs",
                               sources: request.sourceLines)
+            if !request.debconfSelections.isEmpty {
+                // debootstrap has configured its base already; the pkg-list's packages find the answers.
+                let answers = DebconfSelection.selections(request.debconfSelections)
+                log.info("debconf answers from <preseed>: " + request.debconfSelections.map(\.key).joined(separator: ", "))
+                let result = try await ProcessRunner.run(chroot.command(["debconf-set-selections"]), input: Array(answers.utf8))
+                guard result.termination == .exited(0) else {
+                    throw HavelError(.processFailed, "debconf-set-selections refused the <preseed> answers: " + result.standardError.trimmingWhitespace())
+                }
+            }
             try await runTool(chroot.command(["apt-get", "-o", "Acquire::Retries=3", "update"]), what: "apt-get update", sources: request.sourceLines)
             if !project.target.packages.isEmpty {
                 try await runTool(chroot.command(["apt-get", "-y", "-o", recommends, "install"] + project.target.packages.map(\.name)),

@@ -42,8 +42,13 @@ public enum AptSources {
     /// apt preferences: each pinned pkg-list entry (priority 1001, as ELBE writes them), the project's
     /// `preference` elements, then `raw-preference` verbatim.
     public static func preferences(for project: Project) -> String {
+        preferences(packages: project.target.packages, preferences: project.preferences, raw: project.rawPreference)
+    }
+
+    /// apt preferences: a 1001 pin per pinned package, then `<preference>` entries, then raw text.
+    public static func preferences(packages: [PackageSpec], preferences: [AptPreference], raw: String?) -> String {
         var stanzas: [String] = []
-        for package in project.target.packages {
+        for package in packages {
             guard let pin = package.pin else { continue }
             let pinLine: String
             switch pin {
@@ -55,11 +60,11 @@ public enum AptSources {
             }
             stanzas.append("Package: \(package.name)\nPin: \(pinLine)\nPin-Priority: 1001")
         }
-        for preference in project.preferences {
+        for preference in preferences {
             let pin = preference.pin.contains(" ") ? preference.pin : "release o=\(preference.pin)"
             stanzas.append("Package: *\nPin: \(pin)\nPin-Priority: \(preference.priority)")
         }
-        if let raw = project.rawPreference?.trimmingWhitespace(), !raw.isEmpty {
+        if let raw = raw?.trimmingWhitespace(), !raw.isEmpty {
             stanzas.append(raw.split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingWhitespace() }.joined(separator: "\n"))
         }
         return stanzas.isEmpty ? "" : stanzas.joined(separator: "\n\n") + "\n"

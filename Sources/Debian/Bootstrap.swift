@@ -19,6 +19,8 @@ public struct BootstrapRequest: Sendable {
     public var packageCache: String
     /// The hooks copy the apt package lists to `<listsDirectory>/var/lib/apt/lists/` for the reports.
     public var listsDirectory: String
+    /// debconf answers given before any package beyond the essential set is configured.
+    public var debconfSelections: [DebconfSelection] = []
 
     public init(tool: DebootstrapSpec.Tool, architecture: Architecture, suite: String, variant: String?, packages: [String],
                 exclude: [String], sourceLines: [String], preferences: String, keys: [(fileName: String, armored: String)],
@@ -69,7 +71,14 @@ public enum Mmdebstrap {
             try customizeHook(cache: request.packageCache, lists: request.listsDirectory)
                 .write(toFile: hooks + "/customize99-havel.sh", atomically: true, encoding: .utf8)
             try InitramfsDeferral.essentialHook.write(toFile: hooks + "/essential00-havel.sh", atomically: true, encoding: .utf8)
-            for script in ["setup00-havel.sh", "customize99-havel.sh", "essential00-havel.sh"] {
+            var scripts = ["setup00-havel.sh", "customize99-havel.sh", "essential00-havel.sh"]
+            if !request.debconfSelections.isEmpty {
+                try DebconfSelection.selections(request.debconfSelections).write(toFile: payload + "/debconf-selections", atomically: true, encoding: .utf8)
+                try DebconfPreseed.essentialHook(selections: payload + "/debconf-selections")
+                    .write(toFile: hooks + "/essential10-havel-debconf.sh", atomically: true, encoding: .utf8)
+                scripts.append("essential10-havel-debconf.sh")
+            }
+            for script in scripts {
                 try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: hooks + "/" + script)
             }
             // apt outside the tree checks signatures against this keyring: the host's trusted keys plus the project's.
@@ -147,6 +156,25 @@ public enum Mmdebstrap {
             xargs -0 -r cp -n -t \(Command.shellQuote(cache))/
         mkdir -p \(Command.shellQuote(lists))/var/lib/apt/lists
         find "$root/var/lib/apt/lists" -maxdepth 1 -name '*_Packages' -type f -exec cp -t \(Command.shellQuote(lists))/var/lib/apt/lists/ {} +
+
+        """
+    }
+}
+
+/// `<preseed>`: debconf answers loaded into the tree's debconf database after the essential packages
+/// (debconf among them) are in and before the rest are configured, so their questions find the answers.
+public enum DebconfPreseed {
+    /// The mmdebstrap essential hook (the tree is `$1`).
+    public static func essentialHook(selections: String) -> String {
+        """
+        #!/bin/sh
+        # Havel: the project's debconf answers, before the remaining packages are configured.
+        set -eu
+        if ! chroot "$1" sh -c 'command -v debconf-set-selections' >/dev/null; then
+            echo "havel: <preseed> needs debconf in the tree after the essential packages; use variant minbase or larger" >&2
+            exit 1
+        fi
+        chroot "$1" debconf-set-selections < \(Command.shellQuote(selections))
 
         """
     }

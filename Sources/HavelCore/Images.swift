@@ -184,6 +184,14 @@ public struct InitVMSpec: Sendable, Hashable, Codable {
     public var maxCPUs: Int?
     public var portForwards: [PortForward]
     public var finetuningCommands: [String]
+    /// debconf answers for the initvm's packages.
+    public var preseed: [DebconfSelection] = []
+    /// apt preferences for the initvm (`<preference pin="...">priority</preference>`).
+    public var preferences: [AptPreference] = []
+    /// `<swap-size>`: a swap file of this size in the initvm ("" or nil: none).
+    public var swapSize: String?
+    /// `<img>`: the image format, qcow2 (default) or raw.
+    public var imageFormat: String?
 
     public init(suite: String? = nil, buildtype: String? = nil, mirror: Mirror = Mirror(),
                 packages: [PackageSpec] = [], size: String? = nil, memory: String? = nil, maxCPUs: Int? = nil,

@@ -19,6 +19,8 @@ public struct Project: Sendable, Hashable, Codable {
     public var initvm: InitVMSpec?
     /// Packages pinned by a previous build (`<fullpkgs>` in a source.xml).
     public var fullPackages: [PinnedPackage]
+    /// `<project><preseed>`: debconf answers given to the target before its packages are configured.
+    public var preseed: [DebconfSelection] = []
 
     public init(name: String = "", version: String = "", description: String? = nil, buildtype: String = "",
                 architecture: Architecture? = nil, suite: String = "", mirror: Mirror = Mirror(),
@@ -40,6 +42,34 @@ public struct Project: Sendable, Hashable, Codable {
         self.checks = checks
         self.initvm = initvm
         self.fullPackages = fullPackages
+    }
+}
+
+/// One debconf answer (`<preseed><conf owner key type value/>`), as debconf-set-selections reads it.
+public struct DebconfSelection: Sendable, Hashable, Codable {
+    public var owner: String
+    public var key: String
+    public var type: String
+    public var value: String
+    public var location: SourceLocation?
+
+    public init(owner: String, key: String, type: String, value: String, location: SourceLocation? = nil) {
+        self.owner = owner
+        self.key = key
+        self.type = type
+        self.value = value
+        self.location = location
+    }
+
+    /// The types debconf knows for a question.
+    public static let types: Set<String> = ["string", "boolean", "select", "multiselect", "note", "text", "password", "title", "error"]
+
+    /// `owner key type value`: one line of debconf-set-selections input.
+    public var line: String { "\(owner) \(key) \(type) \(value)" }
+
+    /// The input of debconf-set-selections for these answers ("" for none).
+    public static func selections(_ answers: [DebconfSelection]) -> String {
+        answers.map { $0.line + "\n" }.joined()
     }
 }
 

@@ -19,6 +19,7 @@ struct ProjectDecoder {
                 AptPreference(pin: $0.attributeValue("pin") ?? "", priority: Int($0.text.trimmingWhitespace()) ?? 0)
             }
             project.rawPreference = p.firstElement(named: "raw-preference")?.text
+            project.preseed = decodePreseed(p.firstElement(named: "preseed"))
             if let b = p.firstElement(named: "buildimage") {
                 project.buildimage = BuildImage(arch: b.value("arch"), size: b.value("size"),
                                                 interpreter: b.value("interpreter"), console: b.value("console"),
@@ -292,7 +293,20 @@ struct ProjectDecoder {
             return PortForward(proto: f.value("proto") ?? "tcp", guestPort: guest, hostPort: host)
         } ?? []
         spec.finetuningCommands = e.firstElement(named: "finetuning")?.elements(named: "command").map(\.text) ?? []
+        spec.preseed = decodePreseed(e.firstElement(named: "preseed"))
+        spec.preferences = e.elements(named: "preference").map {
+            AptPreference(pin: $0.attributeValue("pin") ?? "", priority: Int($0.text.trimmingWhitespace()) ?? 0)
+        }
+        spec.swapSize = e.value("swap-size")
+        spec.imageFormat = e.value("img")
         return spec
+    }
+
+    static func decodePreseed(_ preseed: XMLElement?) -> [DebconfSelection] {
+        preseed?.elements(named: "conf").map { conf in
+            DebconfSelection(owner: conf.attributeValue("owner") ?? "", key: conf.attributeValue("key") ?? "",
+                             type: conf.attributeValue("type") ?? "", value: conf.attributeValue("value") ?? "", location: conf.location)
+        } ?? []
     }
 }
 

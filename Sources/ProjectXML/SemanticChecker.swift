@@ -22,8 +22,12 @@ struct SemanticChecker {
             if let mirror = initvm.firstElement(named: "mirror"), let spec = project.initvm {
                 checkMirror(mirror, spec.mirror, path: rootPath + "/initvm/mirror")
             }
+            if let spec = project.initvm { checkInitVM(initvm, spec, path: rootPath + "/initvm") }
             checkPackages(root, rootPath: rootPath)
             return
+        }
+        if let initvm = root.firstElement(named: "initvm"), let spec = project.initvm {
+            checkInitVM(initvm, spec, path: rootPath + "/initvm")
         }
         checkProject(root, project, rootPath: rootPath)
         checkTarget(root, project, rootPath: rootPath)
@@ -63,9 +67,47 @@ struct SemanticChecker {
         if let mirror = element.firstElement(named: "mirror") {
             checkMirror(mirror, project.mirror, path: path + "/mirror")
         }
+        checkPreferences(element, path: path)
+        checkPreseed(project.preseed, path: path + "/preseed")
+    }
+
+    mutating func checkPreferences(_ element: XMLElement, path: String) {
         for (i, pref) in element.elements(named: "preference").enumerated() where Int(pref.text.trimmingWhitespace()) == nil {
             error(pref.textLocation, path + "/preference[\(i + 1)]", "the pin priority \"\(pref.text.trimmingWhitespace())\" is not a number")
         }
+    }
+
+    /// Each answer must be one line of debconf-set-selections input with a type debconf knows.
+    mutating func checkPreseed(_ answers: [DebconfSelection], path: String) {
+        for (i, answer) in answers.enumerated() {
+            let confPath = path + "/conf[\(i + 1)]"
+            for (name, value) in [("owner", answer.owner), ("key", answer.key)]
+            where value.isEmpty || value.contains(where: { $0.isWhitespace }) {
+                error(answer.location, confPath, "the \(name) \"\(value)\" must be one word, such as owner=\"tzdata\" key=\"tzdata/Areas\"")
+            }
+            if !DebconfSelection.types.contains(answer.type) {
+                error(answer.location, confPath, "unknown debconf type \"\(answer.type)\"; expected one of "
+                      + DebconfSelection.types.sorted().joined(separator: ", "))
+            }
+            if answer.value.contains(where: \.isNewline) {
+                error(answer.location, confPath, "the value of \(answer.key) spans lines; debconf answers are one line")
+            }
+        }
+    }
+
+    mutating func checkInitVM(_ element: XMLElement, _ spec: InitVMSpec, path: String) {
+        if let buildtype = spec.buildtype, !buildtype.isEmpty, Architecture(buildtype: buildtype) == nil {
+            error(element.firstElement(named: "buildtype")?.textLocation, path + "/buildtype",
+                  "\"\(buildtype)\" is not an architecture Havel knows (the initvm is the host's: amd64 on a PC)")
+        }
+        if let format = spec.imageFormat, !["qcow2", "raw"].contains(format) {
+            error(element.firstElement(named: "img")?.textLocation, path + "/img", "image format \"\(format)\": Havel makes qcow2 or raw")
+        }
+        if let swap = spec.swapSize, !swap.isEmpty, SizeSpec(parsing: swap, allowRemain: false)?.byteCount == nil {
+            error(element.firstElement(named: "swap-size")?.textLocation, path + "/swap-size", "\"\(swap)\" is not a size such as 2GiB")
+        }
+        checkPreferences(element, path: path)
+        checkPreseed(spec.preseed, path: path + "/preseed")
     }
 
     mutating func checkMirror(_ element: XMLElement, _ mirror: Mirror, path: String) {

@@ -87,12 +87,16 @@ struct IntegrationTests {
             <name>havel-it-armhf</name><version>0.1</version><buildtype>armhf</buildtype>
             <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror>
             <suite>bookworm</suite>
+            <preseed>
+              <conf owner="tzdata" key="tzdata/Areas" type="select" value="Europe"/>
+              <conf owner="tzdata" key="tzdata/Zones/Europe" type="select" value="Berlin"/>
+            </preseed>
           </project>
           <target>
             <hostname>it-armhf</hostname>
             <debootstrap><variant>minbase</variant></debootstrap>
             <package><tar><name>armhf-rootfs.tar.gz</name></tar></package>
-            <pkg-list><pkg version="6.*">netbase</pkg></pkg-list>
+            <pkg-list><pkg version="6.*">netbase</pkg><pkg>tzdata</pkg></pkg-list>
           </target>
         </RootFileSystem>
         """
@@ -212,6 +216,10 @@ struct IntegrationTests {
             </mirror>
             <suite>bookworm</suite>
             <buildimage><pkg-list><pkg>bzip2</pkg></pkg-list></buildimage>
+            <preseed>
+              <conf owner="locales" key="locales/locales_to_be_generated" type="multiselect" value="de_DE.UTF-8 UTF-8"/>
+              <conf owner="locales" key="locales/default_environment_locale" type="select" value="de_DE.UTF-8"/>
+            </preseed>
           </project>
           <target>
             <hostname>it-debootstrap</hostname>
@@ -221,7 +229,7 @@ struct IntegrationTests {
               <b2t_cp path="/bin/bzip2">/usr/local/bin/bzip2-from-buildenv</b2t_cp>
               <t2b_cp path="/etc/hostname">/target-hostname</t2b_cp>
             </finetuning>
-            <pkg-list><pkg>netbase</pkg></pkg-list>
+            <pkg-list><pkg>netbase</pkg><pkg>locales</pkg></pkg-list>
           </target>
         </RootFileSystem>
         """
@@ -242,6 +250,9 @@ struct IntegrationTests {
         #expect((try? String(contentsOfFile: dir + "/buildenv/buildenv-marker", encoding: .utf8)) == "made in the build environment\n")
         #expect((try? String(contentsOfFile: dir + "/buildenv/target-hostname", encoding: .utf8)) == "it-debootstrap\n")
         #expect(!FileManager.default.fileExists(atPath: dir + "/rootfs/buildenv-marker"))
+        // <preseed>: locales, installed by apt after debootstrap, found the answers.
+        #expect((try? String(contentsOfFile: dir + "/rootfs/etc/default/locale", encoding: .utf8))?.contains("LANG=de_DE.UTF-8") == true)
+        #expect((try? String(contentsOfFile: dir + "/rootfs/etc/locale.gen", encoding: .utf8))?.contains("\nde_DE.UTF-8 UTF-8") == true)
         // A url-list source line becomes deb-src in the target's sources.list; no apt lists or .debs are left in it.
         let sources = try String(contentsOfFile: dir + "/rootfs/etc/apt/sources.list", encoding: .utf8)
         #expect(sources.contains("deb-src http://"))
@@ -259,6 +270,8 @@ struct IntegrationTests {
         #expect(state.packedRootfs == "armhf-rootfs.tar.gz")
         #expect(try await ChrootRunner(root: dir + "/rootfs").run(["uname", "-m"]).standardOutput == "armv7l\n")
         #expect((try? String(contentsOfFile: dir + "/rootfs/etc/apt/preferences.d/havel", encoding: .utf8))?.contains("Pin: version 6.*") == true)
+        // <preseed>: tzdata was configured with the project's answers, not its default (Etc/UTC).
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/rootfs/etc/localtime").hasSuffix("zoneinfo/Europe/Berlin"))
         #expect(try String(contentsOfFile: dir + "/validation.txt", encoding: .utf8).contains("validation passed"))
         let listing = try await ProcessRunner.check(Command("tar", ["-tzf", dir + "/armhf-rootfs.tar.gz"])).standardOutput
         let entries = listing.split(separator: "\n").map(String.init)

@@ -70,6 +70,24 @@ import Testing
         #expect(FileManager.default.isExecutableFile(atPath: work + "/hooks/setup00-havel.sh"))
         #expect(FileManager.default.fileExists(atPath: work + "/keyring/havel-url-1-key.asc"))
         #expect((try? String(contentsOfFile: work + "/payload/preferences", encoding: .utf8))?.contains("Pin: version 5.2*") == true)
+        #expect(!FileManager.default.fileExists(atPath: work + "/hooks/essential10-havel-debconf.sh"), "no <preseed>, no debconf hook")
+    }
+
+    @Test func preseedAnswersGoInAfterTheEssentialPackages() throws {
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("havel-mm-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        var request = BootstrapRequest(tool: .mmdebstrap, architecture: .arm64, suite: "bookworm", variant: "minbase",
+                                       packages: ["tzdata"], exclude: [], sourceLines: ["deb http://m/debian bookworm main"],
+                                       preferences: "", keys: [], installRecommends: false,
+                                       packageCache: work + "/debs", listsDirectory: work + "/lists")
+        request.debconfSelections = [DebconfSelection(owner: "tzdata", key: "tzdata/Areas", type: "select", value: "Europe")]
+        _ = try Mmdebstrap.prepare(request, workDirectory: work, output: work + "/rootfs")
+        #expect(try String(contentsOfFile: work + "/payload/debconf-selections", encoding: .utf8) == "tzdata tzdata/Areas select Europe\n")
+        let hook = try String(contentsOfFile: work + "/hooks/essential10-havel-debconf.sh", encoding: .utf8)
+        #expect(FileManager.default.isExecutableFile(atPath: work + "/hooks/essential10-havel-debconf.sh"))
+        #expect(hook.contains("chroot \"$1\" debconf-set-selections < \(work)/payload/debconf-selections"))
+        // mmdebstrap runs hooks of one kind in name order: the initramfs deferral first.
+        #expect("essential00-havel.sh" < "essential10-havel-debconf.sh")
     }
 
     @Test func bootstrapFailuresAreExplained() {

@@ -7,7 +7,7 @@ SWIFT   ?= swift
 HAVEL   := .build/debug/havel
 EXAMPLE ?= examples/default.xml
 
-.PHONY: all setup build run test bench clean
+.PHONY: all setup build static run test bench clean
 
 all: build
 
@@ -17,20 +17,27 @@ setup:
 build: setup
 	$(SWIFT) build
 
+# havel with the Swift runtime linked in, for the initvm's daemon (havel initvm create finds it). Its own
+# scratch path: objects compiled for a static link cannot be linked dynamically, and swift build does not
+# rebuild them when the flag changes.
+static: setup
+	$(SWIFT) build --static-swift-stdlib --product havel --scratch-path .build/static
+
 run: build
 	$(HAVEL) validate $(EXAMPLE)
 	$(HAVEL) show $(EXAMPLE)
 	$(HAVEL) build $(EXAMPLE) -o build/default
 
-test: setup
+test: static
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
 clean:
 	rm -rf .build
 
-# Havel against a bare mmdebstrap of the same packages, and disk image creation (root; a few minutes).
-bench: setup
+# Havel against a bare mmdebstrap of the same packages, disk image creation, the initvm (root; ~15 minutes).
+bench: static
 	$(SWIFT) build -c release
 	bench/build-vs-mmdebstrap bench/reference-arm64.xml 2
 	bench/image-creation 2
+	bench/initvm bench/reference-amd64.xml 1

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # Building Havel: zlib and libcrypt headers for the C modules.
-build_packages=(zlib1g-dev libcrypt-dev pkg-config libsqlite3-dev)
+build_packages=(zlib1g-dev libcrypt-dev pkg-config libsqlite3-dev binutils)
 # Building root filesystems: bootstrap tools, qemu-user for foreign architectures (Havel registers
 # it with binfmt_misc itself), archivers, and the tools that set up users in a tree.
 tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils bzip2 tar util-linux passwd

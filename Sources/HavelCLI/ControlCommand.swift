@@ -3,6 +3,7 @@ import DaemonAPI
 import DaemonClient
 import Foundation
 import HavelCore
+import InitVM
 import ProjectXML
 
 /// `havel control ...`: the daemon's API for scripts and CI.
@@ -22,6 +23,10 @@ struct ControlCommand: AsyncParsableCommand {
         @Option(name: .long, help: ArgumentHelp("File holding the API token (default: $HAVEL_TOKEN_FILE).", valueName: "FILE"))
         var tokenFile: String?
 
+        @Option(name: .long, help: ArgumentHelp("Talk to this initvm's daemon: its forwarded port and its token (instead of --url, --token-file).",
+                                                valueName: "DIR"))
+        var initvm: String?
+
         @Flag(name: .long, help: "Print JSON.")
         var json = false
 
@@ -32,6 +37,11 @@ struct ControlCommand: AsyncParsableCommand {
         }
 
         func client() throws(HavelError) -> DaemonClient {
+            if let initvm {
+                let directory = InitVMDirectory(initvm)
+                guard directory.exists else { throw HavelError(.notFound, "\(directory.image) does not exist; make it with havel initvm create --directory \(initvm)") }
+                return DaemonClient(baseURL: InitVMController(directory: directory).apiURL, token: try DaemonClient.readToken(path: directory.token))
+            }
             let path = tokenFile ?? ProcessInfo.processInfo.environment["HAVEL_TOKEN_FILE"]
             return DaemonClient(baseURL: url, token: try path.map { path throws(HavelError) in try DaemonClient.readToken(path: path) })
         }
@@ -224,7 +234,7 @@ struct ControlCommand: AsyncParsableCommand {
                 try connection.print(project) { ControlCommand.describe(project) }
             } else {
                 let health = try await client.health()
-                try connection.print(health) { "daemon at \(connection.url): \(health.status), havel \(health.havelVersion)" }
+                try connection.print(health) { "daemon at \(client.baseURL): \(health.status), havel \(health.havelVersion)" }
             }
         }
     }

@@ -17,7 +17,7 @@ struct InitVMCommand: AsyncParsableCommand {
         are kept beside it, with the API token (api-token, mode 0600), the serial console (console.sock, console.log), \
         the QMP socket and the pid file. The daemon's API is forwarded to 127.0.0.1:PORT (default 7588).
         """,
-        subcommands: [Create.self, Start.self, Stop.self, Status.self, Ensure.self, Attach.self, Destroy.self, Submit.self])
+        subcommands: [Create.self, Start.self, Stop.self, Status.self, Ensure.self, Attach.self, Run.self, Destroy.self, Submit.self])
 
     struct Location: ParsableArguments {
         @Option(name: .long, help: ArgumentHelp("The initvm's directory.", valueName: "DIR"))
@@ -97,7 +97,7 @@ struct InitVMCommand: AsyncParsableCommand {
         var port: Int = InitVMDefaults.hostPort
 
         @Option(name: .long, help: ArgumentHelp(
-            "The havel binary the VM runs as its daemon, built with swift build -c release --static-swift-stdlib (default: this one).",
+            "The havel binary the VM runs as its daemon, linked with --static-swift-stdlib (default: this one, or make static's).",
             valueName: "PATH"))
         var havelBinary: String?
 
@@ -134,7 +134,14 @@ struct InitVMCommand: AsyncParsableCommand {
             let settings = try InitVMSettings(spec: spec, apiPort: port)
             var created = settings
             created.havelVersion = HavelVersion.current
-            let binary = havelBinary ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            let running = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            let binary: String
+            if let havelBinary {
+                binary = havelBinary
+            } else {
+                binary = await BinaryDependencies.defaultDaemonBinary(running: running)
+                if binary != running { Terminal.out("• the initvm's daemon: \(binary) (this havel needs the Swift runtime)") }
+            }
             let request = CreateRequest(
                 directory: location.initvm, spec: spec, settings: created,
                 sourceLines: try InitVMSources.lines(spec: spec, suite: settings.suite),
@@ -252,6 +259,33 @@ struct InitVMCommand: AsyncParsableCommand {
             Terminal.error("connected to the initvm's console (logged in as root); Ctrl-] detaches")
             let ending = try ConsoleAttach.attach(location.initvm)
             Terminal.error(ending == .detached ? "\r\ndetached; the initvm keeps running" : "\r\nthe console closed")
+        }
+    }
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run one shell command line inside the initvm (as root, through its serial console).",
+            discussion: """
+            The command's output (stdout and stderr together) is printed here and its exit status is havel's. \
+            Example: havel initvm run -- havel chroot /var/lib/havel/projects/1/build -- uname -m
+            """)
+
+        @OptionGroup var location: Location
+
+        @Option(name: .long, help: ArgumentHelp("How long the command may take, in seconds.", valueName: "S"))
+        var timeout: Int = 600
+
+        @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (joined with spaces, run by the guest's shell).")
+        var command: [String] = []
+
+        func run() async throws {
+            let words = command.first == "--" ? Array(command.dropFirst()) : command
+            guard !words.isEmpty else { throw ValidationError("give the command to run, e.g. havel initvm run -- uname -r") }
+            let shell = try await GuestShell(directory: location.initvm)
+            defer { shell.finish() }
+            let result = try await shell.run(words.joined(separator: " "), timeout: .seconds(timeout))
+            if !result.output.isEmpty { FileHandle.standardOutput.write(Data(result.output.utf8)) }
+            if result.status != 0 { throw ExitCode(result.status) }
         }
     }
 

@@ -53,9 +53,7 @@ extension InitVMCommand {
                 let (_, health) = try await controller.ensure(run.startOptions, probe: InitVMCommand.probe, timeout: .seconds(600),
                                                               warn: InitVMCommand.warn)
                 Terminal.out("initvm ready: havel \(health.havelVersion)")
-                let port = (try? JSONDecoder().decode(InitVMRuntime.self, from: Data(contentsOf: URL(fileURLWithPath: location.initvm.runtime))))?.apiPort
-                    ?? DaemonDefaults.port
-                client = DaemonClient(baseURL: "http://127.0.0.1:\(port)", token: try DaemonClient.readToken(path: location.initvm.token))
+                client = DaemonClient(baseURL: controller.apiURL, token: try DaemonClient.readToken(path: location.initvm.token))
             }
 
             let project = try await client.createProject()

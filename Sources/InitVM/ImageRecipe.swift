@@ -82,8 +82,34 @@ public enum ImageRecipe {
 
         """
 
+    public static let swapUnitName = "havel-swap.service"
+
+    /// `<swap-size>`: a swap file made at the first boot with fallocate (a file in the image would be
+    /// sparse, which swapon refuses), then switched on at every boot. It does not delay the daemon.
+    public static func swapUnit(bytes: UInt64) -> String {
+        """
+        [Unit]
+        Description=Havel initvm swap file (\(ByteCount.format(bytes)), <swap-size>)
+
+        [Service]
+        Type=oneshot
+        RemainAfterExit=yes
+        ExecStart=/bin/sh -c 'set -e; if [ ! -e /swapfile ]; then fallocate -l \(bytes) /swapfile.new; chmod 600 /swapfile.new; mkswap /swapfile.new >/dev/null; mv /swapfile.new /swapfile; fi; swapon /swapfile'
+
+        [Install]
+        WantedBy=multi-user.target
+
+        """
+    }
+
     /// Files (path in the guest, contents, mode) that the customize hook copies into the tree.
-    public static func payloadFiles(token: String) -> [(path: String, contents: String, mode: Int)] {
+    public static func payloadFiles(token: String, swapBytes: UInt64? = nil) -> [(path: String, contents: String, mode: Int)] {
+        var files = baseFiles(token: token)
+        if let swapBytes { files.append(("/etc/systemd/system/" + swapUnitName, swapUnit(bytes: swapBytes), 0o644)) }
+        return files
+    }
+
+    static func baseFiles(token: String) -> [(path: String, contents: String, mode: Int)] {
         [
             ("/etc/initramfs-tools/conf.d/havel-initvm", "# Havel: a small initramfs with just what the initvm needs.\nMODULES=list\n", 0o644),
             ("/etc/initramfs-tools/modules", initramfsModules.joined(separator: "\n") + "\n", 0o644),
@@ -108,6 +134,7 @@ public enum ImageRecipe {
             mkdir -p "$root\(InitVMDefaults.guestDataPath)"
             chmod 700 "$root/etc/havel"
             chroot "$root" systemctl enable systemd-networkd.service \(daemonUnitName)
+            if [ -e "$root/etc/systemd/system/\(swapUnitName)" ]; then chroot "$root" systemctl enable \(swapUnitName); fi
             chroot "$root" systemctl mask \(maskedUnits.joined(separator: " "))
 
             """

@@ -85,6 +85,13 @@ public struct InitVMSettings: Sendable, Hashable, Codable {
     public var kernelAppend: String
     public var havelVersion: String?
     public var created: Date?
+    /// `<img>`: qcow2 (nil) or raw.
+    public var imageFormat: String?
+    /// `<swap-size>`: the swap file the guest makes at its first boot (nil: none).
+    public var swapBytes: UInt64?
+
+    /// The format qemu opens buildenv.img with.
+    public var diskFormat: String { imageFormat ?? "qcow2" }
 
     public init(suite: String = InitVMDefaults.suite, imageSize: UInt64 = InitVMDefaults.imageSize,
                 memoryMiB: Int = InitVMDefaults.memoryMiB, maxCPUs: Int? = nil, apiPort: Int = InitVMDefaults.hostPort,
@@ -106,6 +113,22 @@ public struct InitVMSettings: Sendable, Hashable, Codable {
         self.init(apiPort: apiPort)
         guard let spec else { return }
         if let suite = spec.suite?.trimmingWhitespace(), !suite.isEmpty { self.suite = suite }
+        if let buildtype = spec.buildtype?.trimmingWhitespace(), !buildtype.isEmpty, Architecture(buildtype: buildtype) != .amd64 {
+            throw HavelError(.invalidProject, "initvm buildtype \(buildtype): the initvm is an amd64 VM of the host's architecture; "
+                             + "leave <buildtype> out or write amd64 (targets of any architecture are built inside it)")
+        }
+        if let format = spec.imageFormat?.trimmingWhitespace(), !format.isEmpty {
+            guard ["qcow2", "raw"].contains(format) else {
+                throw HavelError(.invalidProject, "initvm img \(format): Havel makes buildenv.img as qcow2 or raw")
+            }
+            imageFormat = format == "qcow2" ? nil : format
+        }
+        if let swap = spec.swapSize?.trimmingWhitespace(), !swap.isEmpty {
+            guard let bytes = SizeSpec(parsing: swap, allowRemain: false)?.byteCount else {
+                throw HavelError(.invalidProject, "initvm swap-size \(swap): not a size such as 2GiB")
+            }
+            swapBytes = bytes == 0 ? nil : bytes
+        }
         if let size = spec.size?.trimmingWhitespace(), !size.isEmpty {
             guard let bytes = SizeSpec(parsing: size, allowRemain: false)?.byteCount, bytes >= 1 << 30 else {
                 throw HavelError(.invalidProject, "initvm size \(size): not a size of at least 1GiB such as 20GiB")

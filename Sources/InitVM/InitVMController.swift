@@ -155,9 +155,10 @@ public struct InitVMController: Sendable {
         if accelerator == .tcg {
             warn("KVM is not used (\(reason)): the initvm runs under software emulation (TCG), 5-15x slower than the host")
         }
-        let launch = QemuLaunch(accelerator: accelerator, memoryMiB: options.memoryMiB ?? settings.memoryMiB,
+        var launch = QemuLaunch(accelerator: accelerator, memoryMiB: options.memoryMiB ?? settings.memoryMiB,
                                 cpus: options.cpus ?? settings.cpus(), apiPort: apiPort, forwards: settings.forwards,
                                 kernelAppend: settings.kernelAppend)
+        launch.diskFormat = settings.diskFormat
         let command = Command(QemuCommandLine.qemu, QemuCommandLine.arguments(launch, directory: directory))
         let result = try await ProcessRunner.run(command)
         guard result.succeeded else {
@@ -199,11 +200,19 @@ public struct InitVMController: Sendable {
         return (answer.works ? .kvm : .tcg, answer.reason)
     }
 
+    /// The loopback port the API is forwarded to: the running qemu's, else the one the initvm was made with.
+    public var apiPort: Int {
+        JSONFile.read(InitVMRuntime.self, from: directory.runtime)?.apiPort
+            ?? JSONFile.read(InitVMSettings.self, from: directory.settings)?.apiPort ?? InitVMDefaults.hostPort
+    }
+
+    /// The daemon's base URL on this host.
+    public var apiURL: String { "http://127.0.0.1:\(apiPort)" }
+
     /// Polls GET /health until it answers; fails early if qemu ends, with the console's last line.
     public func waitUntilReady(timeout: Duration, poll: Duration = .milliseconds(250)) async throws(HavelError) -> HealthResponse {
         let deadline = ContinuousClock.now + timeout
-        let port = JSONFile.read(InitVMRuntime.self, from: directory.runtime)?.apiPort
-            ?? JSONFile.read(InitVMSettings.self, from: directory.settings)?.apiPort ?? InitVMDefaults.hostPort
+        let port = apiPort
         var last = "no answer yet"
         while ContinuousClock.now < deadline {
             if Task.isCancelled { throw HavelError(.cancelled, "waiting for the initvm was interrupted") }

@@ -99,22 +99,19 @@ public enum InitVMCreator {
 
         // The payload: files the customize hook copies into the tree.
         let payload = work + "/payload"
-        for file in ImageRecipe.payloadFiles(token: token) {
+        for file in ImageRecipe.payloadFiles(token: token, swapBytes: request.settings.swapBytes) {
             try writeFile(payload + file.path, file.contents, mode: file.mode)
         }
         try makeDirectory(payload + "/usr/local/bin", mode: 0o755)
-        do {
-            try FileManager.default.copyItem(atPath: request.havelBinary, toPath: payload + InitVMDefaults.guestBinary)
-            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: payload + InitVMDefaults.guestBinary)
-        } catch {
-            throw HavelError(.io, "cannot copy \(request.havelBinary) into the initvm: \(error.localizedDescription)")
-        }
+        try await copyBinary(request.havelBinary, to: payload + InitVMDefaults.guestBinary)
 
         let packages = ImageRecipe.packages(extra: libraryPackages + (request.spec?.packages.map(\.name) ?? []))
-        let bootstrap = BootstrapRequest(
+        var bootstrap = BootstrapRequest(
             tool: .mmdebstrap, architecture: .amd64, suite: request.settings.suite, variant: "minbase",
-            packages: packages, exclude: [], sourceLines: request.sourceLines, preferences: "", keys: request.keys,
-            installRecommends: false, packageCache: request.packageCache, listsDirectory: work + "/lists")
+            packages: packages, exclude: [], sourceLines: request.sourceLines,
+            preferences: AptSources.preferences(packages: request.spec?.packages ?? [], preferences: request.spec?.preferences ?? [], raw: nil),
+            keys: request.keys, installRecommends: false, packageCache: request.packageCache, listsDirectory: work + "/lists")
+        bootstrap.debconfSelections = request.spec?.preseed ?? []
         let mmdebstrap = try Mmdebstrap.prepare(bootstrap, workDirectory: work, output: tree)
         // Runs after Havel's own hooks (setup00, essential00) and before customize99 (cache, lists).
         let hook = ImageRecipe.customizeHook(payload: payload, finetuning: request.spec?.finetuningCommands ?? [],
@@ -153,11 +150,19 @@ public enum InitVMCreator {
         ]))
         try removeTree(tree)
         finishStep("mke2fs")
-        onEvent(.step("converting to qcow2"))
-        try await ProcessRunner.check(Command("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", raw, directory.image]))
-        try? FileManager.default.removeItem(atPath: raw)
+        if request.settings.diskFormat == "raw" {
+            do {
+                try FileManager.default.moveItem(atPath: raw, toPath: directory.image)
+            } catch {
+                throw HavelError(.io, "cannot move \(raw) to \(directory.image): \(error.localizedDescription)")
+            }
+        } else {
+            onEvent(.step("converting to qcow2"))
+            try await ProcessRunner.check(Command("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", raw, directory.image]))
+            try? FileManager.default.removeItem(atPath: raw)
+            finishStep("qemu-img")
+        }
         try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: directory.image)
-        finishStep("qemu-img")
 
         var settings = request.settings
         settings.created = Date()
@@ -165,6 +170,27 @@ public enum InitVMCreator {
         report.imageBytes = allocatedBytes(directory.image)
         succeeded = true
         return report
+    }
+
+    /// The daemon binary goes in without its debug symbols (a debug build halves), or as it is without `strip`.
+    static func copyBinary(_ binary: String, to destination: String) async throws(HavelError) {
+        var stripped = false
+        if ProcessRunner.which("strip") != nil {
+            stripped = (try? await ProcessRunner.run(Command("strip", ["--strip-debug", "-o", destination, binary])))?.termination == .exited(0)
+        }
+        if !stripped {
+            try? FileManager.default.removeItem(atPath: destination)
+            do {
+                try FileManager.default.copyItem(atPath: binary, toPath: destination)
+            } catch {
+                throw HavelError(.io, "cannot copy \(binary) into the initvm: \(error.localizedDescription)")
+            }
+        }
+        do {
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: destination)
+        } catch {
+            throw HavelError(.io, "cannot make \(destination) executable: \(error.localizedDescription)")
+        }
     }
 
     /// Copies /boot/vmlinuz-V and /boot/initrd.img-V (the newest V) out of the tree; returns V.
@@ -292,7 +318,9 @@ public enum BinaryDependencies {
         let ldd = try await ProcessRunner.run(Command("ldd", [binary]))
         let libraries = libraryPaths(lddOutput: ldd.standardOutput)
         if libraries.contains(where: { ($0 as NSString).lastPathComponent.hasPrefix("libswiftCore") }) {
-            throw HavelError(.invalidArgument, "\(binary) needs the Swift runtime (libswiftCore.so), which the initvm does not have; build it with swift build -c release --static-swift-stdlib --product havel and pass --havel-binary")
+            throw HavelError(.invalidArgument, "\(binary) needs the Swift runtime (libswiftCore.so), which the initvm does not have; "
+                             + "run make static (swift build --static-swift-stdlib --product havel --scratch-path .build/static) "
+                             + "and pass --havel-binary .build/static/debug/havel")
         }
         guard !libraries.isEmpty else { return [] }
         var queries: [String] = []
@@ -309,6 +337,26 @@ public enum BinaryDependencies {
             throw HavelError(.notFound, "\(binary) needs \(missing.joined(separator: ", ")), which no Debian package on this host provides")
         }
         return found.packages
+    }
+
+    /// Whether a binary carries the Swift runtime inside (ldd lists no libswiftCore).
+    public static func isSelfContained(_ binary: String) async -> Bool {
+        guard let ldd = try? await ProcessRunner.run(Command("ldd", [binary])), ldd.termination == .exited(0) || ldd.standardOutput.contains("not a dynamic") else {
+            return false
+        }
+        return !libraryPaths(lddOutput: ldd.standardOutput).contains { ($0 as NSString).lastPathComponent.hasPrefix("libswiftCore") }
+    }
+
+    /// The binary `initvm create` puts into the VM when none is given: the running havel if it is
+    /// self-contained, else the one `make static` builds in the same checkout, else the running one
+    /// (whose check then says what to do).
+    public static func defaultDaemonBinary(running: String) async -> String {
+        if await isSelfContained(running) { return running }
+        if let range = running.range(of: "/.build/") {
+            let sibling = String(running[..<range.lowerBound]) + "/.build/static/debug/havel"
+            if FileManager.default.isExecutableFile(atPath: sibling), await isSelfContained(sibling) { return sibling }
+        }
+        return running
     }
 
     static func libraryPaths(lddOutput: String) -> [String] {

@@ -10,6 +10,8 @@ public struct QemuLaunch: Sendable, Hashable {
     public var apiPort: Int
     public var forwards: [PortForward]
     public var kernelAppend: String
+    /// buildenv.img's format: qcow2 or raw.
+    public var diskFormat: String = "qcow2"
 
     public init(accelerator: InitVMAccelerator, memoryMiB: Int, cpus: Int, apiPort: Int, forwards: [PortForward],
                 kernelAppend: String) {
@@ -37,7 +39,7 @@ public enum QemuCommandLine {
         arguments += [
             "-m", "\(launch.memoryMiB)", "-smp", "\(launch.cpus)",
             "-kernel", directory.kernel, "-initrd", directory.initrd, "-append", launch.kernelAppend,
-            "-drive", "file=\(directory.image),format=qcow2,if=virtio,discard=unmap",
+            "-drive", "file=\(directory.image),format=\(launch.diskFormat),if=virtio,discard=unmap",
             "-nic", nicOption(launch),
             "-device", "virtio-rng-pci",
             "-chardev", "socket,id=serial0,path=\(directory.consoleSocket),server=on,wait=off,logfile=\(directory.consoleLog),logappend=off",

@@ -5,15 +5,33 @@ import Testing
 @testable import InitVM
 import SystemKit
 
-/// The whole life of an initvm on this host: create (mmdebstrap, kernel, mke2fs, qcow2), start under
-/// TCG, ready on the forwarded port, status, one qemu only, graceful stop, destroy.
-///
-/// Until `havel daemon` exists, the image's `havel` binary is a stand-in script that serves
-/// GET /health with busybox httpd; everything else (the systemd unit, token, forwarding) is real.
+/// The whole life of an initvm on this host, with the real daemon inside: create (mmdebstrap, kernel,
+/// mke2fs, qcow2), start under TCG, ready, `havel initvm submit` of a small native project whose results
+/// come back here, `havel chroot` inside the VM (the project's tree and a foreign-arch tree), graceful
+/// stop, destroy. While it runs there is one qemu and no target tree on the host.
 @Suite(.serialized, .enabled(if: BootEnvironment.available, BootEnvironment.skipReason))
 struct InitVMBootTests {
-    @Test(.timeLimit(.minutes(10)))
-    func createStartReadyStopDestroy() async throws {
+    static let project = """
+        <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
+          <project>
+            <name>havel-initvm-e2e</name><version>0.1</version><buildtype>amd64</buildtype>
+            <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror>
+            <suite>bookworm</suite>
+          </project>
+          <target>
+            <hostname>e2e</hostname>
+            <passwd>havel</passwd>
+            <debootstrap><variant>minbase</variant></debootstrap>
+            <finetuning><command>echo built-in-the-initvm &gt; /etc/havel-e2e</command></finetuning>
+            <package><tar><name>e2e-rootfs.tar.gz</name></tar></package>
+            <pkg-list><pkg>netbase</pkg></pkg-list>
+          </target>
+        </RootFileSystem>
+        """
+
+    @Test(.timeLimit(.minutes(25)))
+    func createStartSubmitChrootStopDestroy() async throws {
+        let havel = try #require(BootEnvironment.staticHavel)
         let base = try TestDirectory()
         let directory = InitVMDirectory(base.path + "/initvm")
         let controller = InitVMController(directory: directory)
@@ -22,22 +40,21 @@ struct InitVMBootTests {
             base.remove()
         }
 
-        let standIn = base.path + "/havel-standin"
-        try BootEnvironment.standInDaemon.write(toFile: standIn, atomically: true, encoding: .utf8)
+        // create
         let port = BootEnvironment.freePort()
         var spec = InitVMSpec()
-        spec.packages = [PackageSpec(name: "busybox")]
-        spec.memory = "1GiB"
         spec.finetuningCommands = ["echo finetuned > /etc/havel/finetuned"]
+        spec.preseed = [DebconfSelection(owner: "havel-test", key: "havel-test/answer", type: "string", value: "forty two")]
+        spec.preferences = [AptPreference(pin: "release n=bookworm-backports", priority: 100)]
+        spec.swapSize = "256MiB"
         let settings = try InitVMSettings(spec: spec, apiPort: port)
         let request = CreateRequest(directory: directory, spec: spec, settings: settings,
                                     sourceLines: try InitVMSources.lines(spec: spec, suite: settings.suite),
-                                    keys: [], havelBinary: standIn, packageCache: "/var/cache/havel/debs")
-
+                                    keys: [], havelBinary: havel, packageCache: "/var/cache/havel/debs")
         let createStart = ContinuousClock.now
         let report = try await InitVMCreator.create(request) { _ in }
-        let createSeconds = InitVMTime.seconds(ContinuousClock.now - createStart)
-        print("initvm create: \(createSeconds) s; " + report.steps.map { "\($0.name) \($0.seconds) s" }.joined(separator: ", ")
+        print("initvm create: \(InitVMTime.seconds(ContinuousClock.now - createStart)) s; "
+              + report.steps.map { "\($0.name) \($0.seconds) s" }.joined(separator: ", ")
               + "; image \(ByteCount.format(report.imageBytes)) allocated; kernel \(report.kernelVersion)")
 
         for file in [directory.image, directory.kernel, directory.initrd, directory.token, directory.settings] {
@@ -52,6 +69,7 @@ struct InitVMBootTests {
         #expect(info.standardOutput.contains("\"virtual-size\": \(InitVMDefaults.imageSize)"))
         #expect(Mounts.mountPoints(under: directory.path).isEmpty)
 
+        // start
         let startClock = ContinuousClock.now
         let outcome = try await controller.start(probe: { _, _ in (false, "the test runs under TCG") })
         guard case .started(let pid, let launch, _) = outcome else {
@@ -60,15 +78,12 @@ struct InitVMBootTests {
         }
         #expect(launch.accelerator == .tcg)
         #expect(launch.apiPort == port)
-        let health = try await controller.waitUntilReady(timeout: .seconds(120))
-        let readySeconds = InitVMTime.seconds(ContinuousClock.now - startClock)
-        print("initvm start -> ready (TCG): \(readySeconds) s; health \(health)")
+        let health = try await controller.waitUntilReady(timeout: .seconds(180))
+        print("initvm start -> ready (TCG): \(InitVMTime.seconds(ContinuousClock.now - startClock)) s; health \(health)")
         #expect(health.status == "ok")
-
-        let status = await controller.status()
-        #expect(status.state == .ready(pid: pid, health: health))
+        #expect(controller.apiURL == "http://127.0.0.1:\(port)")
+        #expect(await controller.status().state == .ready(pid: pid, health: health))
         #expect(QemuProcesses.find(directory) == [pid])
-        #expect(BootEnvironment.qemuProcesses(directory).count == 1)
         let again = try await controller.start(probe: { _, _ in (false, "") })
         guard case .alreadyRunning(let samePid) = again else {
             Issue.record("a second start must not start a second qemu")
@@ -78,8 +93,73 @@ struct InitVMBootTests {
         let console = (try? String(contentsOfFile: directory.consoleLog, encoding: .utf8)) ?? ""
         #expect(console.contains("Linux version"))
 
+        // submit: the build runs in the VM; the host sees one qemu and gets the results
+        let projectFile = base.path + "/e2e.xml"
+        try Self.project.write(toFile: projectFile, atomically: true, encoding: .utf8)
+        let results = base.path + "/results"
+        let submitClock = ContinuousClock.now
+        let sampler = HostSampler(directory: directory)
+        let sampling = Task { await sampler.run() }
+        let said = LockedLines()
+        let submitted = try await ProcessRunner.stream(Command(havel, [
+            "initvm", "submit", "--directory", directory.path, "--output", results, "--keep", projectFile,
+        ])) { said.append($0) }
+        sampling.cancel()
+        let samples = await sampling.value
+        print("initvm submit: \(InitVMTime.seconds(ContinuousClock.now - submitClock)) s; \(samples.count) samples of the host")
+        #expect(submitted == .exited(0), "submit failed:\n\(said.lines.suffix(30).joined(separator: "\n"))")
+        #expect(samples.count > 5)
+        #expect(samples.allSatisfy { $0.qemu == [pid] }, "exactly one qemu while the build runs: \(Set(samples.map(\.qemu)))")
+        #expect(samples.allSatisfy { $0.hostBuilders.isEmpty }, "a build ran on the host: \(samples.flatMap(\.hostBuilders))")
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: directory.path)).isSubset(of: Set(directory.allFiles.map { ($0 as NSString).lastPathComponent })))
+        #expect(!FileManager.default.fileExists(atPath: results + "/rootfs"), "the target tree stays in the VM")
+
+        let source = try String(contentsOfFile: results + "/source.xml", encoding: .utf8)
+        #expect(source.contains("<fullpkgs>") && source.contains(">netbase<"))
+        let validation = try String(contentsOfFile: results + "/validation.txt", encoding: .utf8)
+        #expect(validation.contains("validation passed"))
+        let log = try String(contentsOfFile: results + "/log.txt", encoding: .utf8)
+        #expect(log.contains("build done"))
+        let marker = try await ProcessRunner.check(Command("tar", ["-xzOf", results + "/e2e-rootfs.tar.gz", "./etc/havel-e2e"]))
+        #expect(marker.standardOutput == "built-in-the-initvm\n")
+        let kept = said.lines.compactMap { line -> String? in
+            line.hasPrefix("kept as project ") ? String(line.dropFirst("kept as project ".count)) : nil
+        }.first
+        let projectID = try #require(kept, "submit --keep names the project")
+
+        // inside the VM: the VM's kernel, havel chroot on the project's tree and on a foreign-arch tree
+        let shell = try await GuestShell(directory: directory)
+        defer { shell.finish() }
+        let guestKernel = try await shell.run("uname -r")
+        #expect(guestKernel == .init(status: 0, output: report.kernelVersion + "\n"))
+        #expect(try await shell.run("cat /etc/havel/finetuned").output == "finetuned\n")
+        // <initvm>: preseed answers in debconf's database, apt preferences, the swap file made at first boot.
+        #expect(try await shell.run("grep -A3 'Name: havel-test/answer' /var/cache/debconf/config.dat").output.contains("Value: forty two"))
+        #expect(try await shell.run("cat /etc/apt/preferences.d/havel").output.contains("Pin: release n=bookworm-backports\nPin-Priority: 100"))
+        let swaps = try await shell.run("systemctl is-active havel-swap.service; cat /proc/swaps")
+        #expect(swaps.output.hasPrefix("active\n") && swaps.output.contains("/swapfile"), "\(swaps.output)")
+        let build = "\(InitVMDefaults.guestDataPath)/projects/\(projectID)/build"
+        let native = try await shell.run("havel chroot \(build) -- cat /etc/havel-e2e")
+        #expect(native == .init(status: 0, output: "built-in-the-initvm\n"))
+
+        let foreign = "/tmp/foreign"
+        let fetched = try await shell.run(
+            "dpkg --add-architecture arm64 && apt-get update -qq && mkdir -p \(foreign)/rootfs && cd \(foreign) "
+            + "&& apt-get download -q busybox-static:arm64 && dpkg-deb -x busybox-static_*_arm64.deb rootfs "
+            + "&& ln -s busybox rootfs/bin/sh && mkdir -p rootfs/proc rootfs/sys rootfs/dev rootfs/tmp", timeout: .seconds(300))
+        #expect(fetched.status == 0, "a static arm64 busybox in the VM: \(fetched.output)")
+        let machine = try await shell.run("havel chroot \(foreign) -- /bin/busybox uname -m")
+        #expect(machine == .init(status: 0, output: "aarch64\n"))
+        let release = try await shell.run("havel chroot \(foreign) -- /bin/busybox uname -r")
+        #expect(release == .init(status: 0, output: report.kernelVersion + "\n"))
+        #expect(try await shell.run("grep -c \(foreign) /proc/mounts").output == "0\n", "chroot mounts left in the VM")
+        let failing = try await shell.run("havel chroot \(foreign) -- /bin/busybox false")
+        #expect(failing.status == 1)
+        shell.finish()
+
+        // stop, destroy
         let stopClock = ContinuousClock.now
-        let stopped = try await controller.stop(timeout: .seconds(60))
+        let stopped = try await controller.stop(timeout: .seconds(90))
         print("initvm stop: \(stopped) in \(InitVMTime.seconds(ContinuousClock.now - stopClock)) s")
         guard case .poweredOff = stopped else {
             Issue.record("the guest did not power down gracefully: \(stopped)")
@@ -94,6 +174,48 @@ struct InitVMBootTests {
     }
 }
 
+/// Looks at the host every half second while a submitted build runs: which qemu processes serve the
+/// initvm, and whether any bootstrap or package tool runs on the host.
+actor HostSampler {
+    struct Sample: Sendable {
+        var qemu: [Int32]
+        var hostBuilders: [String]
+    }
+
+    let directory: InitVMDirectory
+    init(directory: InitVMDirectory) { self.directory = directory }
+
+    func run() async -> [Sample] {
+        var samples: [Sample] = []
+        while !Task.isCancelled {
+            samples.append(Sample(qemu: BootEnvironment.qemuProcesses(directory), hostBuilders: Self.builders()))
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+        return samples
+    }
+
+    /// Host processes that would mean the build ran here: mmdebstrap, apt, dpkg working on Havel's trees.
+    static func builders() -> [String] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { Int32($0) }.compactMap { pid -> String? in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
+            let words = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard let tool = words.first.map({ ($0 as NSString).lastPathComponent }),
+                  ["mmdebstrap", "debootstrap", "dpkg", "apt-get"].contains(tool) || words.contains(where: { $0.hasSuffix("/mmdebstrap") })
+            else { return nil }
+            return words.joined(separator: " ")
+        }
+    }
+}
+
+/// Lines a child printed, collected from its output callback.
+final class LockedLines: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage: [String] = []
+    func append(_ line: String) { lock.withLock { storage.append(line) } }
+    var lines: [String] { lock.withLock { storage } }
+}
+
 enum BootEnvironment {
     static let missingReason: String? = {
         if geteuid() != 0 { return "needs root (mmdebstrap --mode=root)" }
@@ -106,23 +228,39 @@ enum BootEnvironment {
         if machine != "x86_64" { return "the initvm is amd64 and made natively" }
         guard (try? InitVMSources.lines(spec: nil, suite: "bookworm")) != nil else { return "needs a Debian mirror in the host's apt sources" }
         if ProcessInfo.processInfo.environment["HAVEL_SKIP_INITVM_BOOT"] == "1" { return "HAVEL_SKIP_INITVM_BOOT=1" }
+        if staticHavel == nil {
+            return "needs .build/static/debug/havel, havel with the Swift runtime linked in (make static builds it; make test runs it first)"
+        }
+        return nil
+    }()
+
+    static let repositoryRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// The havel binary the initvm can run: make static's, or swift build's if it does not need libswiftCore.so.
+    static let staticHavel: String? = {
+        for candidate in [".build/static/debug/havel", ".build/debug/havel"] {
+            let path = repositoryRoot + "/" + candidate
+            guard FileManager.default.isExecutableFile(atPath: path) else { continue }
+            let ldd = Process()
+            let pipe = Pipe()
+            ldd.executableURL = URL(fileURLWithPath: "/usr/bin/ldd")
+            ldd.arguments = [path]
+            ldd.standardOutput = pipe
+            ldd.standardError = FileHandle.nullDevice
+            guard (try? ldd.run()) != nil else { return nil }
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            ldd.waitUntilExit()
+            if !output.contains("libswiftCore") { return path }
+        }
         return nil
     }()
 
     static var available: Bool { missingReason == nil }
     static var skipReason: Comment { Comment(rawValue: missingReason ?? "") }
-
-    /// Stands in for `havel daemon` in the image until the daemon exists: same unit, same arguments.
-    static let standInDaemon = """
-        #!/bin/sh
-        # Test stand-in for the Havel daemon: answers GET /health with busybox httpd.
-        [ "$1" = daemon ] || exit 64
-        [ -s /etc/havel/api-token ] || { echo "no token" >&2; exit 1; }
-        mkdir -p /run/havel-health
-        printf '{"status":"ok","havelVersion":"stand-in"}' > /run/havel-health/health
-        exec busybox httpd -f -p 7588 -h /run/havel-health
-
-        """
 
     static func freePort() -> Int {
         for _ in 0..<50 {

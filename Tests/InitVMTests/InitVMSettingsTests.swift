@@ -17,6 +17,32 @@ struct InitVMSettingsTests {
         #expect(settings.kernelAppend == "root=/dev/vda rw console=ttyS0")
     }
 
+    @Test func imageFormatSwapAndBuildtype() throws {
+        var spec = InitVMSpec(buildtype: "amd64")
+        spec.imageFormat = "raw"
+        spec.swapSize = "1GiB"
+        let settings = try InitVMSettings(spec: spec)
+        #expect(settings.diskFormat == "raw")
+        #expect(settings.swapBytes == 1 << 30)
+        #expect(try InitVMSettings(spec: nil).diskFormat == "qcow2")
+        var launch = QemuLaunch(accelerator: .tcg, memoryMiB: 1024, cpus: 1, apiPort: 7588, forwards: [], kernelAppend: "")
+        launch.diskFormat = settings.diskFormat
+        let arguments = QemuCommandLine.arguments(launch, directory: InitVMDirectory("/srv/vm"))
+        #expect(arguments.contains("file=/srv/vm/buildenv.img,format=raw,if=virtio,discard=unmap"))
+
+        let files = ImageRecipe.payloadFiles(token: "t", swapBytes: settings.swapBytes)
+        let unit = try #require(files.first { $0.path == "/etc/systemd/system/havel-swap.service" })
+        #expect(unit.contents.contains("fallocate -l 1073741824 /swapfile.new"))
+        #expect(unit.contents.contains("swapon /swapfile"))
+        #expect(!ImageRecipe.payloadFiles(token: "t").contains { $0.path.contains("swap") })
+        #expect(ImageRecipe.customizeHook(payload: "/p", finetuning: [], initramfsCommands: "true").contains("systemctl enable havel-swap.service"))
+
+        #expect(throws: HavelError.self) { try InitVMSettings(spec: InitVMSpec(buildtype: "arm64")) }
+        var qed = InitVMSpec()
+        qed.imageFormat = "vdi"
+        #expect(throws: HavelError.self) { try InitVMSettings(spec: qed) }
+    }
+
     @Test func followsTheInitVMSection() throws {
         let spec = InitVMSpec(suite: "trixie", size: "30GiB", memory: "4GiB", maxCPUs: 4,
                               portForwards: [PortForward(proto: "tcp", guestPort: 22, hostPort: 5022)])

@@ -1,0 +1,131 @@
+import Foundation
+import HavelCore
+
+/// Runs shell commands in the initvm through its serial console (console.sock, where root is logged
+/// in): for `havel initvm run`, for tests and for benchmarks. The console is one line for everybody,
+/// so a session takes it for itself and gives it back with echo switched on again.
+///
+/// Each command is framed by two markers the shell prints; they are written split by an empty
+/// quote (`HV""B`) so that the typed command line never contains them, even if echo is on.
+public final class GuestShell {
+    public struct Result: Sendable, Equatable {
+        public var status: Int32
+        public var output: String
+    }
+
+    private var fd: Int32
+    private let directory: InitVMDirectory
+    private var pending: [UInt8] = []
+    private var counter = 0
+
+    /// Connects to the console and waits until the shell answers.
+    public init(directory: InitVMDirectory, timeout: Duration = .seconds(60)) async throws(HavelError) {
+        self.directory = directory
+        do {
+            fd = try Sockets.connectUnix(directory.consoleSocket, timeout: 1)
+        } catch {
+            throw HavelError(.notFound, "\(error.description); is the initvm running? (havel initvm status --directory \(directory.path))")
+        }
+        // Ctrl-U drops whatever a person left typed; echo off keeps our commands out of the output.
+        try send("\u{15}\r")
+        let ready = "HVREADY\(getpid())"
+        try send("stty -echo; echo \(Self.split(ready))\r")
+        do {
+            _ = try await read(until: ready, timeout: timeout)
+        } catch {
+            // Fully initialised by now: deinit closes the socket.
+            throw HavelError(.processFailed, "the initvm's console (\(directory.consoleSocket)) gave no shell within \(timeout): "
+                             + "is someone attached (havel initvm attach), or is it still booting?")
+        }
+    }
+
+    deinit { disconnect() }
+
+    /// Runs one line of shell (stdin is /dev/null; stderr is merged into the output).
+    public func run(_ command: String, timeout: Duration = .seconds(600)) async throws(HavelError) -> Result {
+        guard fd >= 0 else { throw HavelError(.invalidArgument, "the console session has finished") }
+        guard !command.contains("\n"), !command.contains("\r") else {
+            throw HavelError(.invalidArgument, "a console command is one line: \(command)")
+        }
+        counter += 1
+        let begin = "HVB\(counter)X", end = "HVE\(counter)X"
+        try send("echo \(Self.split(begin)); ( \(command) ) </dev/null 2>&1; echo \(Self.split(end))$?X\r")
+        let text = try await read(until: end, timeout: timeout, trailer: true)
+        guard let start = text.range(of: begin + "\n"), let stop = text.range(of: end, options: .backwards) else {
+            throw HavelError(.processFailed, "the initvm's console answered out of order for: \(command)")
+        }
+        let statusText = text[stop.upperBound...].prefix { $0.isNumber }
+        let output = text[start.upperBound..<stop.lowerBound]
+        return Result(status: Int32(statusText) ?? -1, output: Self.cleaned(String(output)))
+    }
+
+    /// Gives the console back as a person expects it (echo on) and lets go of it. A connection nobody
+    /// reads would stall the guest's console output once qemu's buffer is full, shutdown messages included.
+    public func finish() {
+        guard fd >= 0 else { return }
+        try? send("stty echo\r")
+        disconnect()
+    }
+
+    private func disconnect() {
+        if fd >= 0 { close(fd) }
+        fd = -1
+    }
+
+    // MARK: - the line
+
+    private func send(_ text: String) throws(HavelError) {
+        do {
+            try Sockets.writeAll(fd, Array(text.utf8))
+        } catch {
+            throw HavelError(.io, "cannot write to \(directory.consoleSocket): \(error.description)")
+        }
+    }
+
+    /// Reads until `marker` (and, with `trailer`, the exit status and the closing X after it) has arrived;
+    /// returns everything up to there with carriage returns removed.
+    private func read(until marker: String, timeout: Duration, trailer: Bool = false) async throws(HavelError) -> String {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let text = String(decoding: pending, as: UTF8.self).replacingOccurrences(of: "\r", with: "")
+            if let found = text.range(of: marker) {
+                let rest = text[found.upperBound...]
+                if !trailer {
+                    pending = []
+                    return text
+                }
+                if let close = rest.firstIndex(of: "X"), rest[rest.startIndex..<close].allSatisfy(\.isNumber), close > rest.startIndex {
+                    pending = []
+                    return String(text[..<text.index(after: close)])
+                }
+            }
+            if ContinuousClock.now >= deadline {
+                throw HavelError(.processFailed, "no answer on the initvm's console within \(timeout)")
+            }
+            if Task.isCancelled { throw HavelError(.cancelled, "interrupted while waiting for the initvm's console") }
+            let fd = self.fd
+            let chunk = await Sockets.offload { () -> [UInt8]? in
+                var pollfd = Glibc.pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                guard poll(&pollfd, 1, 200) > 0 else { return [] }
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                let count = Glibc.read(fd, &buffer, buffer.count)
+                return count > 0 ? Array(buffer[0..<count]) : nil
+            }
+            guard let chunk else { throw HavelError(.io, "the initvm's console closed (did qemu stop?)") }
+            pending += chunk
+        }
+    }
+
+    /// `HVB1X` as the shell should type it: `HV""B1X`, so that only the shell's output contains the marker.
+    static func split(_ marker: String) -> String {
+        String(marker.prefix(2)) + "\"\"" + String(marker.dropFirst(2))
+    }
+
+    /// Output without terminal escapes and without kernel messages that landed on the console meanwhile.
+    static func cleaned(_ text: String) -> String {
+        let withoutEscapes = text.replacingOccurrences(of: "\u{1B}\\[[0-9;?]*[A-Za-z]", with: "", options: .regularExpression)
+        return withoutEscapes.split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { $0.range(of: #"^\[\s*[0-9]+\.[0-9]+\] "#, options: .regularExpression) == nil }
+            .joined(separator: "\n")
+    }
+}

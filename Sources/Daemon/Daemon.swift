@@ -77,7 +77,8 @@ public final class HavelDaemon: Sendable {
         try await recover()
     }
 
-    /// What a killed daemon left: busy projects (now failed, also in their state.json and log), mounts, trash.
+    /// What a killed daemon left: busy projects (now failed, also in their state.json and log), the processes
+    /// still working on them (killed), mounts, trash.
     func recover() async throws(HavelError) {
         let integrity = try await store.integrityCheck()
         guard integrity == "ok" else {
@@ -86,12 +87,16 @@ public final class HavelDaemon: Sendable {
         let interrupted = try await store.failInterruptedBuilds(reason: Self.interruptedReason)
         for id in interrupted {
             let directory = ProjectDirectory(data: data, id: id).build
+            let orphans = await ProcessReaper.killAll(using: directory.path)
             _ = try? await Mounts.unmountAll(under: directory.path)
             if var state = BuildState.read(directory.state), state.status == .running {
                 state.status = .failed
                 state.reason = Self.interruptedReason
                 state.finished = Date()
                 try? state.write(directory.state)
+            }
+            if !orphans.isEmpty {
+                Self.appendLog(directory, "ended \(orphans.count) process\(orphans.count == 1 ? "" : "es") the stopped daemon's build left running (pids \(orphans.map(String.init).joined(separator: ", ")))")
             }
             Self.appendLog(directory, "build FAILED: " + Self.interruptedReason)
         }

@@ -2,6 +2,7 @@ import DaemonAPI
 import DaemonClient
 import Foundation
 import HavelCore
+import SystemKit
 import Testing
 
 /// `havel daemon` as its own process: killed with SIGKILL in the middle of a build, then started again.
@@ -106,7 +107,8 @@ import Testing
         try await Task.sleep(for: .seconds(2))
         #expect(try await client.project(project.id).status == .busy)
         first.kill()
-        Self.killLeftovers(under: data)
+        let build = data + "/projects/\(project.id)/build"
+        #expect(!ProcessReaper.processes(using: build).isEmpty, "the killed daemon's mmdebstrap is still running")
 
         let second = try DaemonProcess.start(data: data)
         defer { if second.process.isRunning { second.process.terminate(); second.process.waitUntilExit() } }
@@ -116,6 +118,9 @@ import Testing
         #expect(info.reason == "the daemon stopped during the build")
         #expect(try await again.projects().map(\.id) == [project.id])
         #expect(try await again.log(project.id).contains("the daemon stopped during the build"))
+        // The restart ended what the killed daemon's build left running.
+        #expect(ProcessReaper.processes(using: build).isEmpty)
+        #expect(try await again.log(project.id).contains("the stopped daemon's build left running"))
         // The database is sound and still takes changes.
         let sqlite = Process()
         sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/env")

@@ -384,6 +384,8 @@ public final class Builder: @unchecked Sendable {
             let removed = try await cache.verifyDebs()
             if removed > 0 { log.info("dropped \(removed) cached package(s) that no build had verified against its mirror (or whose sha256 changed)") }
             let before = Set(cache.debFiles())
+            let inUse = try cache.usingDebs()
+            defer { inUse.release() }
             let record = try await bootstrap()
             let downloaded = Set(cache.debFiles()).subtracting(before).count
             if let index = state.stages.firstIndex(where: { $0.name == name }) { state.stages[index].downloads = downloaded }

@@ -14,6 +14,11 @@ public struct HavelCache: Sendable {
     public var debs: String { path + "/debs" }
     public var stages: String { path + "/stages" }
     var debIndex: String { debs + "/index.json" }
+    /// Held (exclusively, briefly) while index.json is read, changed and written back.
+    var debIndexLock: String { debs + "/.index.lock" }
+    /// Held shared by every build from the moment its packages come into the cache until they are
+    /// recorded as verified; `verifyDebs` removes never-verified files only when it can hold it exclusively.
+    var debsInUseLock: String { debs + "/.in-use.lock" }
 
     public init(path: String = HavelCache.defaultPath) {
         self.path = path
@@ -56,18 +61,24 @@ public struct HavelCache: Sendable {
     }
 
     /// Removes every cached .deb whose sha256 is not the one recorded when it was verified against its
-    /// mirror's index (or that was never verified). Returns how many were removed.
+    /// mirror's index, and those never verified, unless another build is still bringing its packages in
+    /// (then unverified files may be its downloads and stay). Returns how many were removed.
     @discardableResult
     public func verifyDebs() async throws(HavelError) -> Int {
-        let index = readDebIndex()
+        let alone = try FileLock.attempt(debsInUseLock, .exclusive)
+        defer { alone?.release() }
         let files = debFiles()
         let digests = try await Digest.sha256(files: files.map { debs + "/" + $0 })
+        let indexLock = try FileLock(debIndexLock)
+        defer { indexLock.release() }
+        let index = readDebIndex()
         var removed = 0
         var kept: [String: String] = [:]
         for file in files {
-            if let expected = index[file], digests[debs + "/" + file] == expected {
+            let expected = index[file]
+            if let expected, digests[debs + "/" + file] == expected {
                 kept[file] = expected
-            } else {
+            } else if expected != nil || alone != nil {
                 unlink(debs + "/" + file)
                 removed += 1
             }
@@ -76,8 +87,15 @@ public struct HavelCache: Sendable {
         return removed
     }
 
+    /// Marks this build as bringing packages into the cache until the returned lock is released.
+    public func usingDebs() throws(HavelError) -> FileLock {
+        try FileLock(debsInUseLock, .shared)
+    }
+
     /// Records packages whose digests were checked against the mirror's index.
     public func recordVerified(_ digests: [String: String]) throws(HavelError) {
+        let indexLock = try FileLock(debIndexLock)
+        defer { indexLock.release() }
         var index = readDebIndex()
         for (file, digest) in digests { index[file] = digest }
         try writeDebIndex(index)

@@ -129,7 +129,7 @@ public struct InitVMController: Sendable {
         guard directory.exists else {
             throw HavelError(.notFound, "no initvm in \(directory.path) (no buildenv.img); run havel initvm create --directory \(directory.path)")
         }
-        let lock = try DirectoryLock(directory.lockFile)
+        let lock = try FileLock(directory.lockFile)
         defer { lock.release() }
         if let pid = QemuProcesses.find(directory).first { return .alreadyRunning(pid: pid) }
         for file in [directory.kernel, directory.initrd, directory.settings] where !FileManager.default.fileExists(atPath: file) {
@@ -241,7 +241,7 @@ public struct InitVMController: Sendable {
 
     /// `system_powerdown` through QMP and a wait; after `timeout`, QMP `quit`, then SIGTERM and SIGKILL.
     public func stop(timeout: Duration = .seconds(60)) async throws(HavelError) -> StopOutcome {
-        let lock = try DirectoryLock(directory.lockFile)
+        let lock = try FileLock(directory.lockFile)
         defer { lock.release() }
         let started = ContinuousClock.now
         let pids = QemuProcesses.find(directory)

@@ -107,25 +107,3 @@ public enum QemuProcesses {
         (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int32($0.trimmingWhitespace()) }
     }
 }
-
-/// An exclusive lock on a file (flock), held while one command changes the VM's state.
-final class DirectoryLock {
-    private let fd: Int32
-
-    init(_ path: String) throws(HavelError) {
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw HavelError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
-        while flock(fd, LOCK_EX) != 0 {
-            guard errno == EINTR else {
-                let code = errno
-                Glibc.close(fd)
-                throw HavelError(.io, "cannot lock \(path): \(String(cString: strerror(code)))")
-            }
-        }
-    }
-
-    func release() {
-        flock(fd, LOCK_UN)
-        Glibc.close(fd)
-    }
-}

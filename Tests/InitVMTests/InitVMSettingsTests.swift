@@ -223,4 +223,23 @@ struct QemuCommandLineTests {
         #expect(throws: HavelError.self) { try QemuCommandLine.checkSocketPaths(InitVMDirectory("/tmp/a,b")) }
         #expect(throws: Never.self) { try QemuCommandLine.checkSocketPaths(InitVMDirectory("/tmp/initvm")) }
     }
+
+    static let checkout: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+    static let bothBuilds = FileManager.default.isExecutableFile(atPath: checkout + "/.build/debug/havel")
+        && FileManager.default.isExecutableFile(atPath: checkout + "/.build/static/debug/havel")
+
+    /// `initvm create` run from swift build's havel (which needs libswiftCore.so) takes make static's.
+    @Test(.enabled(if: bothBuilds, "needs .build/debug/havel and .build/static/debug/havel (make static)"))
+    func createTakesTheStaticBuildOfTheSameCheckout() async throws {
+        let dynamic = try FileManager.default.destinationOfSymbolicLink(atPath: Self.checkout + "/.build/debug")
+        let running = (dynamic.hasPrefix("/") ? dynamic : Self.checkout + "/.build/" + dynamic) + "/havel"
+        #expect(!(await BinaryDependencies.isSelfContained(running)))
+        #expect(await BinaryDependencies.isSelfContained(Self.checkout + "/.build/static/debug/havel"))
+        #expect(await BinaryDependencies.defaultDaemonBinary(running: running) == Self.checkout + "/.build/static/debug/havel")
+        #expect(await BinaryDependencies.defaultDaemonBinary(running: "/bin/true") == "/bin/true")
+    }
 }

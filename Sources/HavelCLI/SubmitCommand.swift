@@ -79,6 +79,10 @@ extension InitVMCommand {
             }
             if !keep { try await client.deleteProject(project.id) } else { Terminal.out("kept as project \(project.id)") }
             guard done.status == .buildDone else {
+                if let log = try? String(contentsOfFile: destination + "/log.txt", encoding: .utf8) {
+                    Terminal.error("the last lines of \(destination)/log.txt:")
+                    for line in log.split(separator: "\n", omittingEmptySubsequences: false).suffix(20) { Terminal.error("  " + line) }
+                }
                 Terminal.error("havel: the build in the initvm failed: \(done.reason ?? "see \(destination)/log.txt")")
                 throw ExitCode(1)
             }

@@ -140,7 +140,7 @@ struct InitVMCommand: AsyncParsableCommand {
                 binary = havelBinary
             } else {
                 binary = await BinaryDependencies.defaultDaemonBinary(running: running)
-                if binary != running { Terminal.out("• the initvm's daemon: \(binary) (this havel needs the Swift runtime)") }
+                if binary != running { Terminal.out("• the initvm's daemon: \(binary) (this havel links the Swift runtime dynamically)") }
             }
             let request = CreateRequest(
                 directory: location.initvm, spec: spec, settings: created,

@@ -109,9 +109,12 @@ struct InitVMBootTests {
         #expect(submitted == .exited(0), "submit failed:\n\(said.lines.suffix(30).joined(separator: "\n"))")
         #expect(samples.count > 5)
         #expect(samples.allSatisfy { $0.qemu == [pid] }, "exactly one qemu while the build runs: \(Set(samples.map(\.qemu)))")
-        #expect(samples.allSatisfy { $0.hostBuilders.isEmpty }, "a build ran on the host: \(samples.flatMap(\.hostBuilders))")
+        #expect(samples.contains { $0.submitRunning }, "the sampler never saw the submit process")
+        #expect(samples.allSatisfy { $0.submitChildren.isEmpty }, "submit ran processes on the host: \(Set(samples.flatMap(\.submitChildren)))")
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: directory.path)).isSubset(of: Set(directory.allFiles.map { ($0 as NSString).lastPathComponent })))
         #expect(!FileManager.default.fileExists(atPath: results + "/rootfs"), "the target tree stays in the VM")
+        let trees = try await ProcessRunner.check(Command("find", [base.path, "-name", "rootfs"])).standardOutput
+        #expect(trees.isEmpty, "a rootfs appeared on the host: \(trees)")
 
         let source = try String(contentsOfFile: results + "/source.xml", encoding: .utf8)
         #expect(source.contains("<fullpkgs>") && source.contains(">netbase<"))
@@ -190,11 +193,13 @@ struct InitVMBootTests {
 }
 
 /// Looks at the host every half second while a submitted build runs: which qemu processes serve the
-/// initvm, and whether any bootstrap or package tool runs on the host.
+/// initvm, and which processes `havel initvm submit` has started on the host (none: the build runs in
+/// the VM). Other tests may build on the host at the same time; only the submit's descendants count.
 actor HostSampler {
     struct Sample: Sendable {
         var qemu: [Int32]
-        var hostBuilders: [String]
+        var submitRunning: Bool
+        var submitChildren: [String]
     }
 
     let directory: InitVMDirectory
@@ -203,23 +208,40 @@ actor HostSampler {
     func run() async -> [Sample] {
         var samples: [Sample] = []
         while !Task.isCancelled {
-            samples.append(Sample(qemu: BootEnvironment.qemuProcesses(directory), hostBuilders: Self.builders()))
+            let (submit, children) = Self.submitAndDescendants(directory)
+            samples.append(Sample(qemu: BootEnvironment.qemuProcesses(directory), submitRunning: submit != nil, submitChildren: children))
             try? await Task.sleep(for: .milliseconds(500))
         }
         return samples
     }
 
-    /// Host processes that would mean the build ran here: mmdebstrap, apt, dpkg working on Havel's trees.
-    static func builders() -> [String] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.compactMap { Int32($0) }.compactMap { pid -> String? in
-            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
-            let words = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            guard let tool = words.first.map({ ($0 as NSString).lastPathComponent }),
-                  ["mmdebstrap", "debootstrap", "dpkg", "apt-get"].contains(tool) || words.contains(where: { $0.hasSuffix("/mmdebstrap") })
-            else { return nil }
-            return words.joined(separator: " ")
+    /// The `havel initvm submit` process for this initvm, and the command lines of its descendants.
+    static func submitAndDescendants(_ directory: InitVMDirectory) -> (Int32?, [String]) {
+        var parent: [Int32: Int32] = [:]
+        var commandLine: [Int32: [String]] = [:]
+        for pid in ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap({ Int32($0) }) {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.range(of: ") ", options: .backwards),
+                  let ppid = stat[close.upperBound...].split(separator: " ").dropFirst().first.flatMap({ Int32($0) }),
+                  let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { continue }
+            parent[pid] = ppid
+            commandLine[pid] = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
         }
+        // The submit itself (and a wrapper that execs it, if any) has the whole command line.
+        let submits = Set(commandLine.filter { _, words in
+            words.contains("initvm") && words.contains("submit") && words.contains(directory.path)
+        }.keys)
+        guard let submit = submits.min() else { return (nil, []) }
+        let descendants = parent.keys.filter { pid in
+            guard !submits.contains(pid) else { return false }
+            var current = parent[pid]
+            while let ancestor = current, ancestor > 1 {
+                if submits.contains(ancestor) { return true }
+                current = parent[ancestor]
+            }
+            return false
+        }
+        return (submit, descendants.sorted().map { commandLine[$0]?.joined(separator: " ") ?? "\($0)" })
     }
 }
 

@@ -317,7 +317,7 @@ public enum BinaryDependencies {
     public static func packages(of binary: String) async throws(HavelError) -> [String] {
         let ldd = try await ProcessRunner.run(Command("ldd", [binary]))
         let libraries = libraryPaths(lddOutput: ldd.standardOutput)
-        if libraries.contains(where: { ($0 as NSString).lastPathComponent.hasPrefix("libswiftCore") }) {
+        if needsSwiftRuntime(libraries) {
             throw HavelError(.invalidArgument, "\(binary) needs the Swift runtime (libswiftCore.so), which the initvm does not have; "
                              + "run make static (swift build --static-swift-stdlib --product havel --scratch-path .build/static) "
                              + "and pass --havel-binary .build/static/debug/havel")
@@ -344,7 +344,11 @@ public enum BinaryDependencies {
         guard let ldd = try? await ProcessRunner.run(Command("ldd", [binary])), ldd.termination == .exited(0) || ldd.standardOutput.contains("not a dynamic") else {
             return false
         }
-        return !libraryPaths(lddOutput: ldd.standardOutput).contains { ($0 as NSString).lastPathComponent.hasPrefix("libswiftCore") }
+        return !needsSwiftRuntime(libraryPaths(lddOutput: ldd.standardOutput))
+    }
+
+    static func needsSwiftRuntime(_ libraries: [String]) -> Bool {
+        libraries.contains { ($0 as NSString).lastPathComponent.hasPrefix("libswiftCore") }
     }
 
     /// The binary `initvm create` puts into the VM when none is given: the running havel if it is

@@ -10,7 +10,7 @@ build_packages=(zlib1g-dev libcrypt-dev pkg-config libsqlite3-dev binutils)
 tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils bzip2 tar util-linux passwd
                ca-certificates debian-archive-keyring
                # disk images from plain files (Images): partition tables, filesystems filled from a tree
-               fdisk e2fsprogs dosfstools mtools squashfs-tools erofs-utils btrfs-progs
+               fdisk e2fsprogs dosfstools mtools squashfs-tools erofs-utils btrfs-progs f2fs-tools
                # tests: openssl verifies password hashes; bench: bc
                openssl bc
                # boot checks: qemu-system for the image's architecture; their tests boot a Debian

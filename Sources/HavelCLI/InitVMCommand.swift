@@ -275,12 +275,15 @@ struct InitVMCommand: AsyncParsableCommand {
         @Option(name: .long, help: ArgumentHelp("How long the command may take, in seconds.", valueName: "S"))
         var timeout: Int = 600
 
-        @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (joined with spaces, run by the guest's shell).")
+        @Argument(parsing: .postTerminator, help: "After --: the command and its arguments (joined with spaces, run by the guest's shell).")
         var command: [String] = []
 
+        func validate() throws {
+            if command.isEmpty { throw ValidationError("give the command after --, e.g. havel initvm run -- uname -r") }
+        }
+
         func run() async throws {
-            let words = command.first == "--" ? Array(command.dropFirst()) : command
-            guard !words.isEmpty else { throw ValidationError("give the command to run, e.g. havel initvm run -- uname -r") }
+            let words = command
             let shell = try await GuestShell(directory: location.initvm)
             defer { shell.finish() }
             let result = try await shell.run(words.joined(separator: " "), timeout: .seconds(timeout))

@@ -93,4 +93,11 @@ import Testing
         let layouts = try #require(object["layouts"] as? [String: Any])
         #expect((layouts["sdcard.img"] as? [Any])?.count == 2)
     }
+
+    /// `initvm run` takes everything after the first `--`, later `--` included (havel chroot needs its own).
+    @Test func initvmRunKeepsTheWholeCommandLine() throws {
+        let run = try InitVMCommand.Run.parse(["--directory", "vm", "--", "havel", "chroot", "/b", "--", "uname", "-m"])
+        #expect(run.command == ["havel", "chroot", "/b", "--", "uname", "-m"])
+        #expect(throws: (any Error).self) { try InitVMCommand.Run.parse(["--directory", "vm"]) }
+    }
 }

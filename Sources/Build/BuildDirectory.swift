@@ -9,8 +9,12 @@ import HavelCore
 public struct BuildDirectory: Sendable {
     public let path: String
 
+    /// A relative `path` is taken from the current directory and kept absolute: tools run with other
+    /// working directories (cp in a tree, qemu in the build directory) get paths that still hold.
     public init(_ path: String) {
-        self.path = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        let standardized = URL(fileURLWithPath: absolute).standardized.path
+        self.path = standardized.hasSuffix("/") && standardized.count > 1 ? String(standardized.dropLast()) : standardized
     }
 
     public var rootfs: String { path + "/rootfs" }

@@ -47,6 +47,15 @@ import Testing
         """)
     }
 
+    /// `havel build -o build/default` (make run): tools that run elsewhere (cp in a tree, qemu in the
+    /// build directory) must get paths that hold there.
+    @Test func aRelativeBuildDirectoryIsKeptAbsolute() {
+        let here = FileManager.default.currentDirectoryPath
+        #expect(BuildDirectory("build/default/").path == here + "/build/default")
+        #expect(BuildDirectory("./build/../out").rootfs == here + "/out/rootfs")
+        #expect(BuildDirectory("/srv/b/").path == "/srv/b")
+    }
+
     @Test func keysAreDedented() {
         let keys = AptSources.keys(for: project())
         #expect(keys.map(\.fileName) == ["havel-url-1-key.asc"])

@@ -11,16 +11,29 @@ import Testing
     func aFailedBuildExitsNonZeroWithTheLogTail() async throws {
         let data = try DaemonFixture.temporaryDirectory("submit")
         let daemon = try RestartTests.DaemonProcess.start(data: data)
-        defer {
-            daemon.process.terminate()
-            daemon.process.waitUntilExit()
-            try? FileManager.default.removeItem(atPath: data)
+        do {
+            try await submitBroken(data: data, port: daemon.port)
+        } catch {
+            await Self.stop(daemon, data: data)
+            throw error
         }
+        await Self.stop(daemon, data: data)
+    }
+
+    /// The daemon, then what it still runs in its data directory (emptying its trash), then the directory.
+    static func stop(_ daemon: RestartTests.DaemonProcess, data: String) async {
+        daemon.process.terminate()
+        daemon.process.waitUntilExit()
+        await ProcessReaper.killAll(using: data)
+        await DaemonFixture.remove(data)
+    }
+
+    func submitBroken(data: String, port: Int) async throws {
         let file = data + "/broken.xml"
         try DaemonFixture.project(name: "broken", packages: ["havel-no-such-package"]).write(toFile: file, atomically: true, encoding: .utf8)
         let results = data + "/results"
         let submit = try await ProcessRunner.run(Command(RestartTests.havel!, [
-            "initvm", "submit", "--url", "http://127.0.0.1:\(daemon.port)", "--token-file", data + "/token", "--output", results, file,
+            "initvm", "submit", "--url", "http://127.0.0.1:\(port)", "--token-file", data + "/token", "--output", results, file,
         ]))
         #expect(submit.termination == .exited(1))
         #expect(submit.standardError.contains("the last lines of \(results)/log.txt:"))
@@ -28,7 +41,7 @@ import Testing
         #expect(submit.standardError.contains("havel: the build in the initvm failed"))
         #expect(FileManager.default.fileExists(atPath: results + "/log.txt"))
         // Not kept: the project is gone from the daemon.
-        let client = DaemonClient(baseURL: "http://127.0.0.1:\(daemon.port)", token: try DaemonClient.readToken(path: data + "/token"))
+        let client = DaemonClient(baseURL: "http://127.0.0.1:\(port)", token: try DaemonClient.readToken(path: data + "/token"))
         #expect(try await client.projects().isEmpty)
     }
 }

@@ -106,7 +106,8 @@ public final class GuestShell {
             let fd = self.fd
             let chunk = await Sockets.offload { () -> [UInt8]? in
                 var pollfd = Glibc.pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                guard poll(&pollfd, 1, 200) > 0 else { return [] }
+                // Returns as soon as output arrives; the wait only bounds how late a deadline or Ctrl-C is noticed.
+                guard poll(&pollfd, 1, 1000) > 0 else { return [] }
                 var buffer = [UInt8](repeating: 0, count: 65536)
                 let count = Glibc.read(fd, &buffer, buffer.count)
                 return count > 0 ? Array(buffer[0..<count]) : nil

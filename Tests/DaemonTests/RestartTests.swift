@@ -67,22 +67,13 @@ import Testing
         }
     }
 
-    /// Processes the killed daemon's build left running (mmdebstrap, apt), found by the test's directory.
-    static func killLeftovers(under path: String) {
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = Int32(name), pid != getpid(),
-                  let data = FileManager.default.contents(atPath: "/proc/\(name)/cmdline") else { continue }
-            if String(decoding: data, as: UTF8.self).contains(path) { kill(pid, SIGKILL) }
-        }
-    }
-
     @Test(.enabled(if: BuildHost.available && havel != nil, skipReason), .timeLimit(.minutes(10)))
     func killedMidBuildTheProjectIsFailedAndTheDatabaseReadable() async throws {
         let data = try DaemonFixture.temporaryDirectory("kill")
         do {
             try await killAndRestart(data: data)
         } catch {
-            Self.killLeftovers(under: data)
+            await ProcessReaper.killAll(using: data)
             await DaemonFixture.remove(data)
             throw error
         }

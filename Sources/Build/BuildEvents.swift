@@ -26,13 +26,16 @@ public final class BuildLog: @unchecked Sendable {
     private var packagesDone = 0
     private var fetched: UInt64 = 0
 
-    public init(path: String?, sink: @escaping @Sendable (BuildEvent) -> Void) throws(HavelError) {
+    /// Starts log.txt afresh, or continues it (`appending`). The file is opened in place, never replaced,
+    /// so a reader following it by inode keeps reading the same log.
+    public init(path: String?, appending: Bool = false, sink: @escaping @Sendable (BuildEvent) -> Void) throws(HavelError) {
         self.sink = sink
         if let path {
-            guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
-                throw HavelError(.io, "cannot create the build log \(path)")
+            let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (appending ? O_APPEND : O_TRUNC), 0o644)
+            guard fd >= 0 else {
+                throw HavelError(.io, "cannot create the build log \(path): \(String(cString: strerror(errno)))")
             }
-            self.handle = handle
+            self.handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         }
     }
 

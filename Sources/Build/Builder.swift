@@ -17,15 +17,18 @@ public struct BuildOptions: Sendable {
     public var havelVersion: String
     /// Leave out the boot checks of `check-image-list` (`--skip-checks`).
     public var skipChecks: Bool
+    /// Append to log.txt instead of starting it afresh (the daemon writes when a build was queued first).
+    public var continueLog: Bool
 
     public init(directory: BuildDirectory, cache: HavelCache = HavelCache(), useStageCache: Bool = true,
-                sourceDateEpoch: Int? = nil, havelVersion: String, skipChecks: Bool = false) {
+                sourceDateEpoch: Int? = nil, havelVersion: String, skipChecks: Bool = false, continueLog: Bool = false) {
         self.directory = directory
         self.cache = cache
         self.useStageCache = useStageCache
         self.sourceDateEpoch = sourceDateEpoch
         self.havelVersion = havelVersion
         self.skipChecks = skipChecks
+        self.continueLog = continueLog
     }
 }
 
@@ -81,7 +84,7 @@ public final class Builder: @unchecked Sendable {
         } catch {
             throw HavelError(.io, "cannot create the build directory \(options.directory.path): \(error.localizedDescription)")
         }
-        self.log = try BuildLog(path: options.directory.log, sink: events)
+        self.log = try BuildLog(path: options.directory.log, appending: options.continueLog, sink: events)
         self.state = BuildState(project: loaded.project.name, version: loaded.project.version,
                                 architecture: architecture.debianName, havelVersion: options.havelVersion, started: Date())
     }

@@ -27,13 +27,16 @@ public struct DaemonConfiguration: Sendable {
     /// nil: the MIRROR_HOST placeholder means this machine's apt mirror; "host" or a URL replace every primary mirror.
     public var mirror: String?
     public var havelVersion: String
+    /// How often a followed log gets a keep-alive while the build prints nothing.
+    public var logKeepAlive: Duration
 
     public static let defaultDataDirectory = "/var/lib/havel"
     public static let defaultPort = DaemonDefaults.port
 
     public init(dataDirectory: String = DaemonConfiguration.defaultDataDirectory, token: String, host: String = "127.0.0.1",
                 port: Int = DaemonConfiguration.defaultPort, jobs: Int = ProcessInfo.processInfo.activeProcessorCount,
-                cache: String = HavelCache.defaultPath, useStageCache: Bool = true, mirror: String? = nil, havelVersion: String) {
+                cache: String = HavelCache.defaultPath, useStageCache: Bool = true, mirror: String? = nil, havelVersion: String,
+                logKeepAlive: Duration = LogEvents.defaultKeepAlive) {
         self.dataDirectory = dataDirectory
         self.token = token
         self.host = host
@@ -43,6 +46,7 @@ public struct DaemonConfiguration: Sendable {
         self.useStageCache = useStageCache
         self.mirror = mirror
         self.havelVersion = havelVersion
+        self.logKeepAlive = logKeepAlive
     }
 }
 
@@ -153,7 +157,8 @@ public final class HavelDaemon: Sendable {
             }
             try MirrorResolution.apply(configuration.mirror, to: &loaded.project)
             let options = BuildOptions(directory: directory.build, cache: HavelCache(path: configuration.cache),
-                                       useStageCache: configuration.useStageCache, havelVersion: configuration.havelVersion)
+                                       useStageCache: configuration.useStageCache, havelVersion: configuration.havelVersion,
+                                       continueLog: true)
             let builder = try Builder(project: loaded, options: options) { _ in }
             builderStarted = true
             _ = try await builder.run()

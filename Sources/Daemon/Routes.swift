@@ -32,7 +32,16 @@ extension HavelDaemon {
         router.post("/projects/{id}/reset") { _, context in try await self.reset(try Self.id(context)) }
         router.get("/projects/{id}/log") { request, context in
             let follow = ["true", "1", "yes"].contains(request.uri.queryParameters.get("follow") ?? "")
-            return try await self.log(try Self.id(context), follow: follow)
+            let events = follow && (request.headers[.accept] ?? "").contains(LogEvents.contentType)
+            let offsetText = request.uri.queryParameters.get("offset")
+                ?? (events ? request.headers.first { $0.name.canonicalName == LogEvents.lastEventIDHeader.lowercased() }?.value : nil)
+            var offset: UInt64 = 0
+            if let offsetText {
+                guard let value = UInt64(offsetText) else { throw APIError(.badRequest, "offset \(offsetText) is not a byte offset") }
+                offset = value
+            }
+            let id = try Self.id(context)
+            return try await events ? self.logEvents(id, from: offset) : self.log(id, follow: follow, from: offset)
         }
         router.get("/projects/{id}/files") { _, context in
             let id = try Self.id(context)
@@ -172,25 +181,70 @@ extension HavelDaemon {
         return .json(await projectInfo(record))
     }
 
-    /// The build log; following, new lines are sent as they are written until the build ends.
-    func log(_ id: ProjectID, follow: Bool) async throws -> Response {
+    /// The build log from byte `offset`; following, new bytes are sent as they are written until the build ends.
+    func log(_ id: ProjectID, follow: Bool, from offset: UInt64) async throws -> Response {
         _ = try await store.project(id)
         let path = directory(id).build.log
         let queue = self.queue
         let stopping = self.stopping
         let body = ResponseBody { writer in
-            var reader = LogReader(path: path)
+            var reader = LogReader(path: path, offset: offset)
             while true {
                 let active = follow && !stopping.value ? await queue.isActive(id) : false
                 while let chunk = reader.next() {
                     try await writer.write(ByteBuffer(bytes: chunk))
                 }
                 if !active { break }
-                try await Task.sleep(for: .milliseconds(200))
+                try await Task.sleep(for: Self.logPollInterval)
             }
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: body)
+    }
+
+    static let logPollInterval: Duration = .milliseconds(200)
+
+    /// The followed log as `LogEvents`: a line an event, a keep-alive whenever nothing was sent for the
+    /// configured interval (so quiet stretches of a build never look like a dead connection), and the
+    /// end event with the project's status once the build has ended.
+    func logEvents(_ id: ProjectID, from offset: UInt64) async throws -> Response {
+        _ = try await store.project(id)
+        let path = directory(id).build.log
+        let queue = self.queue
+        let stopping = self.stopping
+        let store = self.store
+        let keepAlive = configuration.logKeepAlive
+        let body = ResponseBody { writer in
+            var reader = LogReader(path: path, offset: offset)
+            var lines = LogLineSplitter()
+            let clock = ContinuousClock()
+            var lastWrite = clock.now
+            while true {
+                // Asked before reading, so that the last read after the build ended sees all it wrote.
+                let active = !stopping.value ? await queue.isActive(id) : false
+                var events = ""
+                while let chunk = reader.next() {
+                    for (line, end) in lines.feed(chunk, at: reader.offset - UInt64(chunk.count)) { events += LogEvents.line(line[...], endOffset: end) }
+                }
+                if !active, let (line, end) = lines.flush() { events += LogEvents.line(line[...], endOffset: end) }
+                if !events.isEmpty {
+                    try await writer.write(ByteBuffer(string: events))
+                    lastWrite = clock.now
+                }
+                if !active {
+                    let status = (try? await store.project(id).status) ?? ProjectStatus.buildFailed.rawValue
+                    try await writer.write(ByteBuffer(string: LogEvents.end(status: status)))
+                    break
+                }
+                if clock.now - lastWrite >= keepAlive {
+                    try await writer.write(ByteBuffer(string: LogEvents.keepAlive))
+                    lastWrite = clock.now
+                }
+                try await Task.sleep(for: Self.logPollInterval)
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: LogEvents.contentType, .cacheControl: "no-store"], body: body)
     }
 
     func download(_ id: ProjectID, _ requested: Substring) async throws -> Response {
@@ -214,15 +268,16 @@ extension HavelDaemon {
     }
 }
 
-/// Reads what was appended to a log file since the last call; starts over when the file is replaced
-/// (a new build) or truncated.
+/// Reads what was appended to a log file since the last call, from a starting offset on; starts over
+/// when the file is replaced (a new build) or is shorter than the offset.
 struct LogReader {
     let path: String
-    var offset: off_t = 0
-    var inode: ino_t?
+    private(set) var offset: UInt64
+    private var inode: ino_t?
 
-    init(path: String) {
+    init(path: String, offset: UInt64 = 0) {
         self.path = path
+        self.offset = offset
     }
 
     mutating func next() -> [UInt8]? {
@@ -231,16 +286,62 @@ struct LogReader {
         defer { close(fd) }
         var status = stat()
         guard fstat(fd, &status) == 0 else { return nil }
-        if inode != status.st_ino || status.st_size < offset {
-            inode = status.st_ino
-            offset = 0
-        }
-        guard status.st_size > offset else { return nil }
-        let count = Int(min(status.st_size - offset, 1 << 20))
+        let size = UInt64(max(0, status.st_size))
+        if (inode != nil && inode != status.st_ino) || size < offset { offset = 0 }
+        inode = status.st_ino
+        guard size > offset else { return nil }
+        let count = Int(min(size - offset, 1 << 20))
         var buffer = [UInt8](repeating: 0, count: count)
-        let read = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, offset) }
+        let read = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(offset)) }
         guard read > 0 else { return nil }
-        offset += off_t(read)
+        offset += UInt64(read)
         return Array(buffer[0..<read])
+    }
+}
+
+/// Cuts a log's bytes into complete lines, each with the byte offset just after it; a partial line waits
+/// for more (or for `flush` once the build has ended). Bounded: a "line" over 1 MiB goes out in pieces.
+struct LogLineSplitter {
+    static let maximumLine = 1 << 20
+    private var pending: [UInt8] = []
+    /// The log offset of `pending`'s first byte.
+    private var pendingStart: UInt64 = 0
+
+    /// `bytes` start at log offset `offset`; bytes that do not continue the pending ones (the reader
+    /// started over on a new log) drop them.
+    mutating func feed(_ bytes: [UInt8], at offset: UInt64) -> [(String, UInt64)] {
+        if pending.isEmpty || pendingStart + UInt64(pending.count) != offset {
+            pending.removeAll()
+            pendingStart = offset
+        }
+        pending += bytes
+        var lines: [(String, UInt64)] = []
+        var start = 0
+        while start < pending.count {
+            let end: Int
+            let next: Int
+            if let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")), newline - start <= Self.maximumLine {
+                (end, next) = (newline, newline + 1)
+            } else if pending.count - start > Self.maximumLine {
+                (end, next) = (start + Self.maximumLine, start + Self.maximumLine)
+            } else {
+                break
+            }
+            let text = String(decoding: pending[start..<end], as: UTF8.self)
+            start = next
+            lines.append((text, pendingStart + UInt64(start)))
+        }
+        pending.removeFirst(start)
+        pendingStart += UInt64(start)
+        return lines
+    }
+
+    /// The partial last line, once nothing more will come.
+    mutating func flush() -> (String, UInt64)? {
+        guard !pending.isEmpty else { return nil }
+        let line = (String(decoding: pending, as: UTF8.self), pendingStart + UInt64(pending.count))
+        pendingStart += UInt64(pending.count)
+        pending.removeAll()
+        return line
     }
 }

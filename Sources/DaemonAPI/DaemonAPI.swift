@@ -1,5 +1,6 @@
 // DaemonAPI owns the contract between the Havel daemon (inside the initvm) and its clients: the
-// routes and the Codable requests and responses both sides use. It holds no logic.
+// routes, the Codable requests and responses both sides use, and the framing of a followed log
+// (`LogEvents`: server-sent events with byte offsets, keep-alives and an end event).
 
 import Foundation
 import HavelCore
@@ -21,9 +22,15 @@ public enum DaemonRoute {
     public static func build(_ id: ProjectID) -> String { "/projects/\(id)/build" }
     /// POST: back to `needs_build` (or `empty` without a source), build results removed; 409 while busy.
     public static func reset(_ id: ProjectID) -> String { "/projects/\(id)/reset" }
-    /// GET: the build log as text/plain; with `?follow=true` it streams until the build ends.
-    public static func log(_ id: ProjectID, follow: Bool = false) -> String {
-        "/projects/\(id)/log" + (follow ? "?follow=true" : "")
+    /// GET: the build log as text/plain from byte `offset` on; with `?follow=true` it streams until the
+    /// build ends. Asked with `Accept: text/event-stream`, a followed log comes as `LogEvents` instead: one
+    /// event per line with its end offset as the id, a keep-alive comment whenever the log is quiet, and an
+    /// `end` event once the build has ended (`Last-Event-ID` resumes like `offset`).
+    public static func log(_ id: ProjectID, follow: Bool = false, offset: UInt64 = 0) -> String {
+        var query: [String] = []
+        if follow { query.append("follow=true") }
+        if offset > 0 { query.append("offset=\(offset)") }
+        return "/projects/\(id)/log" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
     }
     /// GET: `FileList`, the files of the last build relative to its build directory.
     public static func files(_ id: ProjectID) -> String { "/projects/\(id)/files" }

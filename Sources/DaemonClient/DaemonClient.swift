@@ -78,30 +78,15 @@ public struct DaemonClient: Sendable {
         String(buffer: try await call(.GET, DaemonRoute.log(id)))
     }
 
-    /// The build log line by line, following it until the build ends (or the sequence is dropped).
-    public func followLog(_ id: ProjectID) -> AsyncThrowingStream<String, any Error> {
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: String.self)
-        let task = Task {
-            do throws(HavelError) {
-                var pending: [UInt8] = []
-                try await self.stream(.GET, DaemonRoute.log(id, follow: true)) { chunk in
-                    // Whole lines go out; a trailing partial line waits for the next chunk.
-                    pending += chunk.readableBytesView
-                    var start = 0
-                    while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
-                        continuation.yield(String(decoding: pending[start..<newline], as: UTF8.self))
-                        start = newline + 1
-                    }
-                    pending.removeFirst(start)
-                }
-                if !pending.isEmpty { continuation.yield(String(decoding: pending, as: UTF8.self)) }
-                continuation.finish()
-            } catch {
-                continuation.finish(throwing: error)
-            }
-        }
-        continuation.onTermination = { _ in task.cancel() }
-        return stream
+    /// The build log line by line, following it until the build has ended (see `LogFollower`).
+    public func followLog(_ id: ProjectID, idleTimeout: Duration = LogEvents.defaultIdleTimeout,
+                          notice: @escaping @Sendable (String) -> Void = { _ in }) -> AsyncThrowingStream<String, any Error> {
+        LogFollower(client: self, id: id, idleTimeout: idleTimeout, notice: notice).lines()
+    }
+
+    /// The log from byte `offset` to its current end (no following).
+    public func log(_ id: ProjectID, from offset: UInt64) async throws(HavelError) -> [UInt8] {
+        Array(try await call(.GET, DaemonRoute.log(id, offset: offset)).readableBytesView)
     }
 
     /// The result files of the last build, relative to its build directory.
@@ -145,11 +130,24 @@ public struct DaemonClient: Sendable {
         return written
     }
 
-    /// Polls until the project is no longer busy and returns it.
-    public func waitForBuild(_ id: ProjectID, every interval: Duration = .seconds(1)) async throws(HavelError) -> ProjectInfo {
+    /// Polls until the project is no longer busy and returns it. The daemon being out of reach for a while
+    /// (a busy VM, a dropped connection) is waited out for up to `patience`; refusals end the wait at once.
+    public func waitForBuild(_ id: ProjectID, every interval: Duration = .seconds(1),
+                             patience: Duration = .seconds(300)) async throws(HavelError) -> ProjectInfo {
+        let clock = ContinuousClock()
+        var unreachableSince: ContinuousClock.Instant?
         while true {
-            let info = try await project(id)
-            if info.status != .busy { return info }
+            do throws(HavelError) {
+                let info = try await project(id)
+                unreachableSince = nil
+                if info.status != .busy { return info }
+            } catch where error.code == .io {
+                let since = unreachableSince ?? clock.now
+                unreachableSince = since
+                guard clock.now - since < patience else {
+                    throw HavelError(.io, "waited \(patience) for the daemon to answer about project \(id): \(error.message)")
+                }
+            }
             do {
                 try await Task.sleep(for: interval)
             } catch {
@@ -183,11 +181,15 @@ public struct DaemonClient: Sendable {
         }
     }
 
-    /// Streams a response body, chunk by chunk, to `onChunk`.
-    func stream(_ method: HTTPMethod, _ route: String, onChunk: (ByteBuffer) throws(HavelError) -> Void) async throws(HavelError) {
+    /// Streams a response body, chunk by chunk, to `onChunk`. The HTTP client's read timeout bounds each
+    /// wait for a chunk; there is no deadline for the whole body.
+    func stream(_ method: HTTPMethod, _ route: String, headers: [(String, String)] = [], using client: HTTPClient? = nil,
+                onChunk: (ByteBuffer) throws(HavelError) -> Void) async throws(HavelError) {
         let what = "\(method) \(route)"
         do {
-            let response = try await http.execute(request(method, route), deadline: .now() + .hours(24))
+            var request = request(method, route)
+            for (name, value) in headers { request.headers.add(name: name, value: value) }
+            let response = try await (client ?? http).execute(request, deadline: .now() + .hours(24 * 7))
             guard (200..<300).contains(response.status.code) else {
                 throw Self.failure(response.status, try await response.body.collect(upTo: 1 << 20), what: what)
             }
@@ -195,6 +197,8 @@ public struct DaemonClient: Sendable {
         } catch let error as HavelError {
             throw error
         } catch is CancellationError {
+            throw HavelError(.cancelled, "\(what) was cancelled")
+        } catch let error as HTTPClientError where error == .cancelled {
             throw HavelError(.cancelled, "\(what) was cancelled")
         } catch {
             throw HavelError(.io, "\(what) at \(baseURL) failed: \(error)")

@@ -113,6 +113,8 @@ struct ControlCommand: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         @Argument(help: "The project id.") var id: ProjectID
         @Flag(name: .long, help: "Wait for the build to end (exit 1 if it failed).") var wait = false
+        @Option(name: .long, help: ArgumentHelp("How long the daemon may be out of reach while waiting.", valueName: "SECONDS"))
+        var patience: Int = 300
 
         func run() async throws {
             let client = try connection.client()
@@ -121,7 +123,7 @@ struct ControlCommand: AsyncParsableCommand {
                 try connection.print(project) { ControlCommand.describe(project) }
                 return
             }
-            try await Wait.finish(try await client.waitForBuild(id), connection: connection)
+            try await Wait.finish(try await client.waitForBuild(id, patience: .seconds(patience)), connection: connection)
         }
     }
 
@@ -130,9 +132,12 @@ struct ControlCommand: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         @Argument(help: "The project id.") var id: ProjectID
         @Option(name: .long, help: "Seconds between polls.") var interval: Double = 2
+        @Option(name: .long, help: ArgumentHelp("How long the daemon may be out of reach before waiting gives up.", valueName: "SECONDS"))
+        var patience: Int = 300
 
         func run() async throws {
-            let project = try await connection.client().waitForBuild(id, every: .milliseconds(Int(max(0.1, interval) * 1000)))
+            let project = try await connection.client().waitForBuild(id, every: .milliseconds(Int(max(0.1, interval) * 1000)),
+                                                                     patience: .seconds(patience))
             try await Self.finish(project, connection: connection)
         }
 
@@ -147,11 +152,12 @@ struct ControlCommand: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         @Argument(help: "The project id.") var id: ProjectID
         @Flag(name: .shortAndLong, help: "Keep printing new lines while the build runs.") var follow = false
+        @OptionGroup var following: LogFollowOptions
 
         func run() async throws {
             let client = try connection.client()
             if follow {
-                for try await line in client.followLog(id) { Terminal.out(line) }
+                try await following.printLog(client, id)
             } else {
                 try FileHandle.standardOutput.write(contentsOf: Data(try await client.log(id).utf8))
             }

@@ -35,6 +35,9 @@ struct DaemonCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Neither reuse nor store stages (packages still come from the verified package cache).")
     var noCache = false
 
+    @Option(name: .long, help: ArgumentHelp("Seconds between keep-alives on a followed log while the build prints nothing.", valueName: "SECONDS"))
+    var logKeepalive: Double = Double(LogEvents.defaultKeepAlive.components.seconds)
+
     @OptionGroup var mirrorOptions: MirrorOptions
 
     func validate() throws {
@@ -42,6 +45,7 @@ struct DaemonCommand: AsyncParsableCommand {
             throw ValidationError("--listen \(listen) is not HOST:PORT (such as 127.0.0.1:\(DaemonConfiguration.defaultPort)) or a port")
         }
         guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1") }
+        guard logKeepalive >= 0.1 else { throw ValidationError("--log-keepalive must be at least 0.1 seconds") }
     }
 
     static func parseListen(_ text: String) -> (host: String, port: Int)? {
@@ -64,7 +68,8 @@ struct DaemonCommand: AsyncParsableCommand {
         let tokenPath = tokenFile ?? data + "/" + DaemonAuth.tokenFileName
         let token = try DaemonToken.loadOrCreate(path: tokenPath)
         let configuration = DaemonConfiguration(dataDirectory: data, token: token, host: host, port: port, jobs: jobs, cache: cache,
-                                                useStageCache: !noCache, mirror: mirrorOptions.mirror, havelVersion: HavelVersion.current)
+                                                useStageCache: !noCache, mirror: mirrorOptions.mirror, havelVersion: HavelVersion.current,
+                                                logKeepAlive: .milliseconds(Int(logKeepalive * 1000)))
         let daemon = try await HavelDaemon(configuration: configuration)
         let jobs = self.jobs
         let data = self.data

@@ -33,6 +33,8 @@ extension InitVMCommand {
         @Option(name: .long, help: ArgumentHelp("The API token file for --url.", valueName: "FILE"))
         var tokenFile: String?
 
+        @OptionGroup var follow: LogFollowOptions
+
         @Argument(help: "The project file.")
         var file: String
 
@@ -60,8 +62,7 @@ extension InitVMCommand {
             Terminal.out("project \(project.id) created; uploading \(file)")
             _ = try await client.upload(project.id, xml: xml)
             _ = try await client.build(project.id)
-            for try await line in client.followLog(project.id) { Terminal.out(line) }
-            let done = try await client.waitForBuild(project.id)
+            let done = try await follow.followUntilDone(client, project.id)
 
             let formatter = DateFormatter()
             formatter.dateFormat = "yyyyMMdd-HHmmss"

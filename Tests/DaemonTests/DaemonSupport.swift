@@ -24,7 +24,7 @@ enum DaemonFixture {
     }
 
     /// A minimal amd64 project; the mirror is the MIRROR_HOST placeholder (this host's mirror at build time).
-    static func project(name: String, packages: [String] = ["netbase"]) -> String {
+    static func project(name: String, packages: [String] = ["netbase"], finetuning: String = "") -> String {
         """
         <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
           <project>
@@ -36,6 +36,7 @@ enum DaemonFixture {
             <hostname>\(name)</hostname>
             <debootstrap><variant>minbase</variant></debootstrap>
             <pkg-list>\(packages.map { "<pkg>\($0)</pkg>" }.joined())</pkg-list>
+            \(finetuning.isEmpty ? "" : "<finetuning>\(finetuning)</finetuning>")
           </target>
         </RootFileSystem>
         """

@@ -31,11 +31,11 @@ import Testing
         let process: Process
         let port: Int
 
-        static func start(data: String) throws -> DaemonProcess {
+        static func start(data: String, cache: String? = nil, arguments: [String] = []) throws -> DaemonProcess {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: RestartTests.havel!)
             process.arguments = ["daemon", "--listen", "127.0.0.1:0", "--data", data, "--token-file", data + "/token",
-                                 "--jobs", "1", "--cache", data + "/cache"]
+                                 "--jobs", "1", "--cache", cache ?? data + "/cache"] + arguments
             let output = Pipe()
             process.standardOutput = output
             process.standardError = FileHandle.nullDevice

@@ -28,8 +28,10 @@ run: build
 	$(HAVEL) show $(EXAMPLE)
 	$(HAVEL) build $(EXAMPLE) -o build/default
 
+# The build plan's tests run first as an unprivileged user, which shows they need no root; then every test.
 test: static
 	$(SWIFT) build --build-tests
+	scripts/unprivileged-tests.sh "$$($(SWIFT) build --show-bin-path)/HavelPackageTests.xctest" 'PlanRunTests|BuildPlanTests'
 	$(SWIFT) test --skip-build
 
 clean:

@@ -10,13 +10,18 @@ let package = Package(
     products: [
         .executable(name: "havel", targets: ["havel"]),
     ],
+    // Exact versions: two builds of one Havel commit link the same libraries. (Package.resolved cannot serve:
+    // the build machines' package copies carry other commit ids than upstream, so it is not committed.)
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
-        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
-        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
-        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", exact: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system", exact: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", exact: "1.37.0"),
     ],
     targets: [
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
@@ -28,22 +33,26 @@ let package = Package(
             .product(name: "Subprocess", package: "swift-subprocess"),
             .product(name: "SystemPackage", package: "swift-system"),
         ], swiftSettings: strict),
-        .target(name: "Debian", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
+        .target(name: "Debian", dependencies: ["HavelCore", "SystemKit", "Chroot"], swiftSettings: strict),
         .target(name: "Chroot", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
         .target(name: "Reports", dependencies: ["HavelCore", "ProjectXML", "Debian", "SystemKit"], swiftSettings: strict),
         .target(name: "Images", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
         .target(name: "BootCheck", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
         .target(name: "Build", dependencies: ["HavelCore", "ProjectXML", "SystemKit", "Debian", "Chroot", "Reports", "Images", "BootCheck"],
                 swiftSettings: strict),
-        .target(name: "DaemonAPI", dependencies: ["HavelCore"], swiftSettings: strict),
+        .target(name: "DaemonAPI", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
         .target(name: "Daemon", dependencies: [
             "HavelCore", "ProjectXML", "SystemKit", "Debian", "Build", "DaemonAPI",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),
         .target(name: "DaemonClient", dependencies: [
-            "HavelCore", "DaemonAPI",
+            "HavelCore", "DaemonAPI", "SystemKit",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ], swiftSettings: strict),
         .target(name: "InitVM", dependencies: ["HavelCore", "SystemKit", "Debian", "DaemonAPI"], swiftSettings: strict),
         .target(name: "HavelCLI", dependencies: [
@@ -67,7 +76,7 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], swiftSettings: strict),
         .testTarget(name: "InitVMTests", dependencies: ["InitVM", "SystemKit", "DaemonAPI"], swiftSettings: strict),
-        .testTarget(name: "BuildTests", dependencies: ["Build", "ProjectXML", "SystemKit", "Debian"], swiftSettings: strict),
+        .testTarget(name: "BuildTests", dependencies: ["Build", "ProjectXML", "SystemKit", "Debian", "BootCheck", "Images"], swiftSettings: strict),
         .testTarget(name: "HavelCLITests", dependencies: ["HavelCLI", "ProjectXML"], swiftSettings: strict),
     ]
 )

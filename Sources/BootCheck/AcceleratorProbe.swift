@@ -63,13 +63,13 @@ public enum AcceleratorProbe {
         let started = ContinuousClock.now
         func outcome(_ accelerator: Accelerator, _ reason: String) -> Outcome {
             let elapsed = ContinuousClock.now - started
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.inSeconds
             return Outcome(accelerator: accelerator, reason: reason, seconds: (seconds * 1000).rounded() / 1000)
         }
 
         let fd = open("/dev/kvm", O_RDWR | O_CLOEXEC)
         guard fd >= 0 else {
-            return outcome(.tcg, "/dev/kvm cannot be opened: \(String(cString: strerror(errno)))")
+            return outcome(.tcg, "/dev/kvm cannot be opened: \(errnoText())")
         }
         close(fd)
         guard ProcessRunner.which(qemu) != nil else { return outcome(.tcg, "\(qemu): not found") }

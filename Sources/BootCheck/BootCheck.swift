@@ -67,7 +67,7 @@ public enum BootChecker {
         let started = ContinuousClock.now
         func result(_ passed: Bool, _ message: String, tail: String = "") -> CheckResult {
             let elapsed = ContinuousClock.now - started
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.inSeconds
             return CheckResult(name: name, passed: passed, seconds: (seconds * 1000).rounded() / 1000,
                                message: message, transcriptTail: tail)
         }

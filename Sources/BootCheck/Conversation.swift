@@ -42,7 +42,7 @@ struct Conversation {
     private var elapsed: String { Self.format(ContinuousClock.now - started) }
 
     static func format(_ duration: Duration) -> String {
-        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        let seconds = duration.inSeconds
         return String(format: "%.1f s", seconds)
     }
 

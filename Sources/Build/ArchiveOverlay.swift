@@ -8,7 +8,8 @@ import SystemKit
 /// can never land outside the target whatever links the tree holds.
 enum ArchiveOverlay {
     /// Returns the tree paths the archive added or replaced.
-    static func apply(_ base64: String, to target: RootedFileSystem, work: String, log: BuildLog) async throws(HavelError) -> [String] {
+    static func apply(_ base64: String, to target: RootedFileSystem, work: String, log: BuildLog,
+                      processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> [String] {
         guard let data = Data(base64Encoded: base64.filter { !$0.isWhitespace }) else {
             throw HavelError(.invalidProject, "<archive> is not valid base64")
         }
@@ -21,7 +22,7 @@ enum ArchiveOverlay {
         } catch {
             throw HavelError(.io, "cannot stage the archive in \(work): \(error.localizedDescription)")
         }
-        let result = try await ProcessRunner.run(Command("tar", ["-x", "-f", archive, "-C", staging, "--numeric-owner", "--same-owner",
+        let result = try await processes.run(Command("tar", ["-x", "-f", archive, "-C", staging, "--numeric-owner", "--same-owner",
                                                                  "-p", "--no-overwrite-dir"]))
         guard result.succeeded else {
             throw HavelError(.invalidProject, "<archive> cannot be unpacked (it must be a tar.bz2): \(result.standardError.trimmingWhitespace())")

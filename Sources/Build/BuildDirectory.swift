@@ -1,9 +1,11 @@
-// Build owns the pipeline: the stages from a project file to a finished root filesystem and its
-// reports, their content-addressed cache keys, the build directory's layout and its state record,
-// and the progress events a front end renders. It formats nothing for a terminal.
+// Build owns the pipeline as data: `BuildEntry` makes a `ValidatedProject`, `BuildPlan` turns it into an
+// ordered list of stages (Stages/), `StageRunner` runs them against a `BuildContext`; also the stage cache
+// and its content keys, the build directory's layout and its state record, and the progress events a
+// front end renders. It formats nothing for a terminal.
 
 import Foundation
 import HavelCore
+import SystemKit
 
 /// The one layout of a build directory, wherever the build ran.
 public struct BuildDirectory: Sendable {
@@ -64,6 +66,10 @@ public struct BuildState: Codable, Sendable, Equatable {
         public var note: String?
     }
 
+    /// The layout of this record; `currentFormat` when Havel wrote it, nil in records before format 2.
+    public var format: Int?
+    public static let currentFormat = 2
+
     public var status: Status
     public var reason: String?
     public var project: String
@@ -82,6 +88,7 @@ public struct BuildState: Codable, Sendable, Equatable {
     public var checks: [String: Bool]
 
     public init(project: String, version: String, architecture: String, havelVersion: String, started: Date) {
+        self.format = Self.currentFormat
         self.status = .running
         self.project = project
         self.version = version
@@ -102,18 +109,6 @@ public struct BuildState: Codable, Sendable, Equatable {
     }
 
     public func write(_ path: String) throws(HavelError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .iso8601
-        do {
-            let data = try encoder.encode(self)
-            let temporary = path + ".tmp"
-            try data.write(to: URL(fileURLWithPath: temporary))
-            guard rename(temporary, path) == 0 else { throw HavelError(.io, "cannot write \(path)") }
-        } catch let error as HavelError {
-            throw error
-        } catch {
-            throw HavelError(.io, "cannot write \(path): \(error.localizedDescription)")
-        }
+        try AtomicFile.writeJSON(self, to: path)
     }
 }

@@ -1,5 +1,7 @@
 import Foundation
+import Synchronization
 import HavelCore
+import SystemKit
 
 /// What a running build tells its front end.
 public enum BuildEvent: Sendable {
@@ -17,14 +19,18 @@ public enum BuildEvent: Sendable {
 }
 
 /// The build log: every line, timestamped, into log.txt, and on to the front end.
-public final class BuildLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private var handle: FileHandle?
+public final class BuildLog: Sendable {
+    /// What the log writes to and counts, behind one lock: lines from several tools' threads stay whole.
+    private struct State {
+        var fd: Int32 = -1
+        var packagesTotal = 0
+        var packagesDone = 0
+        var fetched: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
     private let sink: @Sendable (BuildEvent) -> Void
     private let started = ContinuousClock.now
-    private var packagesTotal = 0
-    private var packagesDone = 0
-    private var fetched: UInt64 = 0
 
     /// Starts log.txt afresh, or continues it (`appending`). The file is opened in place, never replaced,
     /// so a reader following it by inode keeps reading the same log.
@@ -33,30 +39,39 @@ public final class BuildLog: @unchecked Sendable {
         if let path {
             let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (appending ? O_APPEND : O_TRUNC), 0o644)
             guard fd >= 0 else {
-                throw HavelError(.io, "cannot create the build log \(path): \(String(cString: strerror(errno)))")
+                throw HavelError(.io, "cannot create the build log \(path): \(errnoText())")
             }
-            self.handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+            state.withLock { $0.fd = fd }
         }
     }
 
+    deinit { close() }
+
     public func close() {
-        lock.lock()
-        try? handle?.close()
-        handle = nil
-        lock.unlock()
+        state.withLock { state in
+            if state.fd >= 0 { Glibc.close(state.fd) }
+            state.fd = -1
+        }
     }
 
     func stamp() -> String {
-        let elapsed = ContinuousClock.now - started
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = (ContinuousClock.now - started).inSeconds
         let text = String(Int(seconds * 10) / 10) + "." + String(Int(seconds * 10) % 10)
         return "[" + String(repeating: " ", count: max(0, 6 - text.count)) + text + "]"
     }
 
     func write(_ line: String) {
-        lock.lock()
-        handle?.write(Data((stamp() + " " + line + "\n").utf8))
-        lock.unlock()
+        let bytes = Array((stamp() + " " + line + "\n").utf8)
+        state.withLock { state in
+            guard state.fd >= 0 else { return }
+            var offset = 0
+            while offset < bytes.count {
+                let count = bytes.withUnsafeBytes { Glibc.write(state.fd, $0.baseAddress! + offset, bytes.count - offset) }
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else { return }
+                offset += count
+            }
+        }
     }
 
     /// A line of Havel's own.
@@ -83,22 +98,22 @@ public final class BuildLog: @unchecked Sendable {
     /// A line of a tool's output: logged, and read for progress (apt's Get:, dpkg's Setting up).
     public func tool(_ line: String) {
         write("  " + line)
-        lock.lock()
-        var progress: BuildEvent?
-        if line.hasPrefix("Get:"), let bracket = line.range(of: "[", options: .backwards),
-           let size = Self.parseSize(String(line[bracket.upperBound...].dropLast())) {
-            fetched += size
-            progress = .fetched(bytes: fetched)
-        } else if line.hasPrefix("I: ") {
-            progress = .detail(String(line.dropFirst(3)))
-        } else if line.hasPrefix("Setting up ") {
-            packagesDone += 1
-            progress = .packages(done: packagesDone, total: max(packagesTotal, packagesDone))
-        } else if let range = line.range(of: " newly installed, ") {
-            let number = line[..<range.lowerBound].split(separator: " ").last.flatMap { Int($0) } ?? 0
-            packagesTotal += number
+        let progress = state.withLock { state -> BuildEvent? in
+            if line.hasPrefix("Get:"), let bracket = line.range(of: "[", options: .backwards),
+               let size = Self.parseSize(String(line[bracket.upperBound...].dropLast())) {
+                state.fetched += size
+                return .fetched(bytes: state.fetched)
+            } else if line.hasPrefix("I: ") {
+                return .detail(String(line.dropFirst(3)))
+            } else if line.hasPrefix("Setting up ") {
+                state.packagesDone += 1
+                return .packages(done: state.packagesDone, total: max(state.packagesTotal, state.packagesDone))
+            } else if let range = line.range(of: " newly installed, ") {
+                let number = line[..<range.lowerBound].split(separator: " ").last.flatMap { Int($0) } ?? 0
+                state.packagesTotal += number
+            }
+            return nil
         }
-        lock.unlock()
         sink(.log(line))
         if let progress { sink(progress) }
     }

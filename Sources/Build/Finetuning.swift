@@ -13,11 +13,14 @@ struct FinetuningRunner {
     var buildenv: RootedFileSystem?
     let directory: BuildDirectory
     let log: BuildLog
+    let processes: any ProcessRunning
     /// Tree paths written or created by finetuning, for the build report.
     var touched: [String] = []
     var artifacts: [String] = []
 
-    init(target: RootedFileSystem, chroot: ChrootRunner, buildenv: RootedFileSystem? = nil, directory: BuildDirectory, log: BuildLog) {
+    init(target: RootedFileSystem, chroot: ChrootRunner, buildenv: RootedFileSystem? = nil, directory: BuildDirectory, log: BuildLog,
+         processes: any ProcessRunning = SystemProcesses()) {
+        self.processes = processes
         self.target = target
         self.chroot = chroot
         self.buildenv = buildenv
@@ -78,7 +81,7 @@ struct FinetuningRunner {
             guard valid else { throw fail(step, "opts=\"\(options)\" must be TYPE MAJOR MINOR such as \"c 1 3\", or p") }
             let host = try target.resolve(path, followFinalSymlink: false)
             unlink(host)
-            try await ProcessRunner.check(Command("mknod", [host] + words))
+            try await processes.check(Command("mknod", [host] + words))
             touched.append(path)
         case .copy(let from, let to, let source, let destination):
             let sourceTree = try tree(source, step)
@@ -123,21 +126,21 @@ struct FinetuningRunner {
             var arguments = ["--root", target.root, "-f"]
             if let gid { arguments += ["-g", String(gid)] }
             if system { arguments.append("--system") }
-            try await ProcessRunner.check(Command("groupadd", arguments + [name]))
+            try await processes.check(Command("groupadd", arguments + [name]))
         case .addUser(let user):
             try await addUser(user)
         case .file(let spec):
             try writeFile(spec, step)
             touched.append(spec.destination)
         case .rawCommand(let line):
-            let words = try Shell.split(line)
+            let words = try ShellWords.split(line)
             guard !words.isEmpty else { throw fail(step, "the command is empty") }
             try await chroot.check(words, what: "raw_cmd \(line)", onLine: log.tool)
         case .command(let script, let place):
-            let runner = place == .buildenv ? ChrootRunner(root: try tree(.buildenv, step).root) : chroot
+            let runner = place == .buildenv ? ChrootRunner(root: try tree(.buildenv, step).root, processes: processes) : chroot
             let lines = LineTail(limit: 8)
             let log = self.log
-            let status = try await ProcessRunner.stream(runner.command(["/bin/sh", "-c", script])) { line in
+            let status = try await processes.stream(runner.command(["/bin/sh", "-c", script])) { line in
                 lines.append(line)
                 log.tool(line)
             }
@@ -253,49 +256,11 @@ struct FinetuningRunner {
         let passwd = target.exists("/etc/passwd") ? String(decoding: try target.readFile("/etc/passwd"), as: UTF8.self) : ""
         let exists = passwd.split(separator: "\n").contains { $0.hasPrefix(user.name + ":") }
         if !exists {
-            try await ProcessRunner.check(Command("useradd", arguments))
+            try await processes.check(Command("useradd", arguments))
         }
         if let hash = user.passwdHashed {
-            try await ProcessRunner.check(Command("chpasswd", ["--root", target.root, "--encrypted"]), input: Array("\(user.name):\(hash)\n".utf8))
+            try await processes.check(Command("chpasswd", ["--root", target.root, "--encrypted"]), input: Array("\(user.name):\(hash)\n".utf8))
         }
-    }
-}
-
-/// POSIX-shell-like word splitting for raw_cmd (quotes and backslashes; no expansion).
-enum Shell {
-    static func split(_ line: String) throws(HavelError) -> [String] {
-        var words: [String] = []
-        var current = ""
-        var inWord = false
-        var quote: Character?
-        var escape = false
-        for char in line {
-            if escape {
-                current.append(char)
-                escape = false
-                continue
-            }
-            if let q = quote {
-                if char == q {
-                    quote = nil
-                } else if char == "\\" && q == "\"" {
-                    escape = true
-                } else {
-                    current.append(char)
-                }
-                continue
-            }
-            switch char {
-            case "\\": escape = true; inWord = true
-            case "'", "\"": quote = char; inWord = true
-            case " ", "\t", "\n":
-                if inWord { words.append(current); current = ""; inWord = false }
-            default: current.append(char); inWord = true
-            }
-        }
-        guard quote == nil, !escape else { throw HavelError(.invalidProject, "unbalanced quotes in \"\(line)\"") }
-        if inWord { words.append(current) }
-        return words
     }
 }
 

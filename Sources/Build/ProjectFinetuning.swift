@@ -15,6 +15,7 @@ struct ProjectFinetuningRunner {
     /// Packer per image name (`set_packer` applies to the images made so far).
     var packers: [String: String] = [:]
     let images: [String]
+    var processes: any ProcessRunning = SystemProcesses()
 
     func fail(_ step: FinetuningStep, _ message: String) -> HavelError {
         HavelError(.invalidProject, "project-finetuning <\(step.action.elementName)>: \(message)", at: step.location)
@@ -65,8 +66,8 @@ struct ProjectFinetuningRunner {
             let input = try projectPath(source, step)
             let output = try projectPath(destination, step)
             guard FileManager.default.fileExists(atPath: input) else { throw fail(step, "\(source) does not exist") }
-            try await ProcessRunner.check(Command("qemu-img", ["convert", "-O", format, input, output + ".partial"]))
-            guard rename(output + ".partial", output) == 0 else { throw HavelError(.io, "cannot rename \(output).partial") }
+            try await processes.check(Command("qemu-img", ["convert", "-O", format, input, output + ".partial"]))
+            try AtomicFile.publish(output + ".partial", as: output)
             if !keep {
                 unlink(input)
                 let name = relative(input)
@@ -117,17 +118,17 @@ struct ProjectFinetuningRunner {
             let place = try await Self.partition(number, of: image)
             let output = try projectPath(artifact, step)
             try await dd(from: image, skip: place.startBytes, count: place.sizeBytes, to: output + ".partial", seek: 0)
-            guard rename(output + ".partial", output) == 0 else { throw HavelError(.io, "cannot rename \(output).partial") }
+            try AtomicFile.publish(output + ".partial", as: output)
             register(output)
         case .copyFromPartition(let number, let path, let artifact):
             let place = try await Self.partition(number, of: image)
             let output = try projectPath(artifact, step)
             switch Self.filesystem(of: image, at: place.startBytes) {
             case "ext":
-                try await ProcessRunner.check(Command("debugfs", ["-R", "dump -p \(path) \(output)", "\(image)?offset=\(place.startBytes)"]))
+                try await processes.check(Command("debugfs", ["-R", "dump -p \(path) \(output)", "\(image)?offset=\(place.startBytes)"]))
                 guard FileManager.default.fileExists(atPath: output) else { throw fail(step, "\(path) is not in partition \(number)") }
             case "vfat":
-                try await ProcessRunner.check(Command("mcopy", ["-n", "-i", "\(image)@@\(place.startBytes)", "::" + path, output],
+                try await processes.check(Command("mcopy", ["-n", "-i", "\(image)@@\(place.startBytes)", "::" + path, output],
                                                       environment: ["MTOOLS_SKIP_CHECK": "1"]))
             default:
                 throw fail(step, "partition \(number) holds no ext2/3/4 or vfat filesystem Havel can read without mounting")
@@ -139,16 +140,16 @@ struct ProjectFinetuningRunner {
             guard FileManager.default.fileExists(atPath: input) else { throw fail(step, "artifact \(artifact) does not exist") }
             switch Self.filesystem(of: image, at: place.startBytes) {
             case "ext":
-                _ = try await ProcessRunner.run(Command("debugfs", ["-w", "-R", "rm \(path)", "\(image)?offset=\(place.startBytes)"]))
-                try await ProcessRunner.check(Command("debugfs", ["-w", "-R", "write \(input) \(path)", "\(image)?offset=\(place.startBytes)"]))
+                _ = try await processes.run(Command("debugfs", ["-w", "-R", "rm \(path)", "\(image)?offset=\(place.startBytes)"]))
+                try await processes.check(Command("debugfs", ["-w", "-R", "write \(input) \(path)", "\(image)?offset=\(place.startBytes)"]))
             case "vfat":
-                try await ProcessRunner.check(Command("mcopy", ["-o", "-i", "\(image)@@\(place.startBytes)", input, "::" + path],
+                try await processes.check(Command("mcopy", ["-o", "-i", "\(image)@@\(place.startBytes)", input, "::" + path],
                                                       environment: ["MTOOLS_SKIP_CHECK": "1"]))
             default:
                 throw fail(step, "partition \(number) holds no ext2/3/4 or vfat filesystem Havel can write without mounting")
             }
         case .setPartitionType(let number, let type):
-            try await ProcessRunner.check(Command("sfdisk", ["--part-type", image, String(number), type]))
+            try await processes.check(Command("sfdisk", ["--part-type", image, String(number), type]))
         case .command(let number, let script, let mount):
             let place = try await Self.partition(number, of: image)
             if mount {
@@ -170,7 +171,7 @@ struct ProjectFinetuningRunner {
         var env = environment
         env["HAVEL_BUILDDIR"] = directory.path
         let log = self.log
-        let status = try await ProcessRunner.stream(Command("sh", ["-c", script], environment: env, workingDirectory: directory.path)) { log.tool($0) }
+        let status = try await processes.stream(Command("sh", ["-c", script], environment: env, workingDirectory: directory.path)) { log.tool($0) }
         guard status == .exited(0) else { throw fail(step, "the command failed (\(status))") }
     }
 
@@ -178,23 +179,23 @@ struct ProjectFinetuningRunner {
                               _ body: (String) async throws(HavelError) -> Void) async throws(HavelError) {
         let mountPoint = directory.work + "/mnt-\(place.startBytes)"
         try? FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        let loop = try await ProcessRunner.check(Command("losetup", ["--find", "--show", "--offset", String(place.startBytes),
+        let loop = try await processes.check(Command("losetup", ["--find", "--show", "--offset", String(place.startBytes),
                                                                      "--sizelimit", String(place.sizeBytes), image]))
             .standardOutput.trimmingWhitespace()
         var failure: HavelError?
-        let mounted = try await ProcessRunner.run(Command("mount", [loop, mountPoint]))
+        let mounted = try await processes.run(Command("mount", [loop, mountPoint]))
         if mounted.succeeded {
             do throws(HavelError) { try await body(mountPoint) } catch { failure = error }
-            _ = try? await ProcessRunner.run(Command("umount", [mountPoint]))
+            _ = try? await processes.run(Command("umount", [mountPoint]))
         } else {
             failure = fail(step, "partition at offset \(place.startBytes) cannot be mounted here (\(mounted.standardError.trimmingWhitespace())); use nomount=\"true\" and $ELBE_DEV")
         }
-        _ = try? await ProcessRunner.run(Command("losetup", ["--detach", loop]))
+        _ = try? await processes.run(Command("losetup", ["--detach", loop]))
         if let failure { throw failure }
     }
 
     func dd(from input: String, skip: UInt64, count: UInt64, to output: String, seek: UInt64) async throws(HavelError) {
-        try await ProcessRunner.check(Command("dd", ["if=\(input)", "of=\(output)", "bs=64K", "iflag=skip_bytes,count_bytes",
+        try await processes.check(Command("dd", ["if=\(input)", "of=\(output)", "bs=64K", "iflag=skip_bytes,count_bytes",
                                                      "oflag=seek_bytes", "skip=\(skip)", "count=\(count)", "seek=\(seek)",
                                                      "conv=notrunc,sparse", "status=none"]))
     }

@@ -8,13 +8,15 @@ import SystemKit
 /// Writes the reports of a build: source.xml (the lockfile), validation.txt, report.txt and the
 /// target's licences. Each is written completely to a temporary name and then renamed.
 struct ReportWriter {
-    let builder: Builder
+    let context: BuildContext
     let record: InstallRecord
     let added: [String]
     let touched: [String]
+    /// The stages finished so far, with their times.
+    let stages: [BuildState.Stage]
 
-    var directory: BuildDirectory { builder.directory }
-    var project: Project { builder.project }
+    var directory: BuildDirectory { context.directory }
+    var project: Project { context.project.project }
 
     func write() async throws(HavelError) {
         let installed = try DpkgStatus.read(root: directory.rootfs)
@@ -31,9 +33,9 @@ struct ReportWriter {
                           sha256: hashes["\(package.name) \(package.version) \(package.architecture)"],
                           auto: package.autoInstalled, sourceName: package.sourceName, sourceVersion: package.sourceVersion)
         }
-        var document = SourceDocument.withPrimaryMirror(builder.loaded.document, project.mirror.primary)
+        var document = SourceDocument.withPrimaryMirror(context.project.document, project.mirror.primary)
         document = SourceDocument.pinned(document, packages: pinned, sourcesList: record.sourcesList,
-                                         aptPreferences: record.preferences, havelVersion: builder.options.havelVersion)
+                                         aptPreferences: record.preferences, havelVersion: context.options.havelVersion)
         try save(XMLWriter.write(document), to: directory.sourceXML)
 
         // validation.txt
@@ -47,7 +49,7 @@ struct ReportWriter {
         let validation = PackageValidation.validate(requested: requested, installed: installed, hashes: hashes, pinned: previous)
         try save(validation.text, to: directory.validation)
         if !validation.passed {
-            builder.log.warning("package validation failed; see validation.txt")
+            context.log.warning("package validation failed; see validation.txt")
         }
 
         // licences
@@ -65,36 +67,14 @@ struct ReportWriter {
     }
 
     func buildReport(installed: [InstalledPackage], origins: [String: String]) -> String {
-        var text = "Havel build report: \(project.name) \(project.version) (\(builder.architecture.debianName), \(project.suite))\n"
-        text += "Built by Havel \(builder.options.havelVersion)\n\n"
-        text += "== apt sources\n\n" + record.sourcesList + "\n"
-        if !record.preferences.isEmpty { text += "== apt preferences\n\n" + record.preferences + "\n" }
-        var byOrigin: [String: [InstalledPackage]] = [:]
-        for package in installed { byOrigin[origins[package.name] ?? "unknown origin", default: []].append(package) }
-        text += "== installed packages (\(installed.count))\n"
-        for origin in byOrigin.keys.sorted() {
-            text += "\n\(origin):\n"
-            for package in byOrigin[origin]! {
-                text += "  \(package.name) \(package.version) \(package.architecture)\(package.autoInstalled ? " (auto)" : "")\n"
-            }
-        }
-        text += "\n== files added by the archive (\(added.count))\n\n" + added.map { "  \($0)\n" }.joined()
-        text += "\n== files added or changed by finetuning (\(touched.count))\n\n" + touched.map { "  \($0)\n" }.joined()
-        text += "\n== stages\n\n"
-        for stage in builder.state.stages {
-            text += "  \(stage.name): \(String(format: "%.1f", stage.seconds)) s\(stage.cached ? ", from the stage cache" : "")" +
-                (stage.downloads.map { ", \($0) packages downloaded" } ?? "") + "\n"
-        }
-        return text
+        BuildReport(title: "\(project.name) \(project.version) (\(context.architecture.debianName), \(project.suite))",
+                    havelVersion: context.options.havelVersion, sourcesList: record.sourcesList, preferences: record.preferences,
+                    installed: installed, origins: origins, archiveFiles: added, finetunedFiles: touched,
+                    stages: stages.map { BuildReport.Stage(name: $0.name, seconds: $0.seconds, cached: $0.cached, downloads: $0.downloads) })
+            .text
     }
 
     func save(_ text: String, to path: String) throws(HavelError) {
-        let temporary = path + ".partial"
-        do {
-            try text.write(toFile: temporary, atomically: false, encoding: .utf8)
-        } catch {
-            throw HavelError(.io, "cannot write \(path): \(error.localizedDescription)")
-        }
-        guard rename(temporary, path) == 0 else { throw HavelError(.io, "cannot write \(path)") }
+        try AtomicFile.write(text, to: path)
     }
 }

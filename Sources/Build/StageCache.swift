@@ -44,16 +44,7 @@ public struct HavelCache: Sendable {
     }
 
     func writeDebIndex(_ index: [String: String]) throws(HavelError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        do {
-            try encoder.encode(index).write(to: URL(fileURLWithPath: debIndex + ".tmp"))
-            guard rename(debIndex + ".tmp", debIndex) == 0 else { throw HavelError(.io, "cannot write \(debIndex)") }
-        } catch let error as HavelError {
-            throw error
-        } catch {
-            throw HavelError(.io, "cannot write \(debIndex): \(error.localizedDescription)")
-        }
+        try AtomicFile.writeJSON(index, to: debIndex)
     }
 
     public func debFiles() -> [String] {
@@ -105,8 +96,34 @@ public struct HavelCache: Sendable {
 
     public func stageDirectory(_ key: String) -> String { stages + "/" + key }
 
-    public func hasStage(_ key: String) -> Bool {
-        FileManager.default.fileExists(atPath: stageDirectory(key) + "/complete")
+    /// The format of a stored stage, written into its `complete` marker; an entry of another format (an
+    /// older Havel wrote it) is never read, only replaced.
+    public static let stageFormat = 3
+    static var completeMarker: String { "havel-stage-format \(stageFormat)\n" }
+
+    public enum StageLookup: Sendable, Equatable {
+        case missing
+        case present
+        /// Stored by a Havel with another stage format (what its marker says).
+        case otherFormat(String)
+    }
+
+    public func lookUpStage(_ key: String) -> StageLookup {
+        guard let marker = FileManager.default.contents(atPath: stageDirectory(key) + "/complete") else { return .missing }
+        let text = String(decoding: marker, as: UTF8.self)
+        guard text == Self.completeMarker else {
+            let said = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            return .otherFormat(said.isEmpty ? "no format (before format 3)" : said)
+        }
+        return .present
+    }
+
+    public func hasStage(_ key: String) -> Bool { lookUpStage(key) == .present }
+
+    /// A stored stage's record.json.
+    func stageRecord<Record: Decodable>(_ key: String, as type: Record.Type) -> Record? {
+        guard let data = FileManager.default.contents(atPath: stageDirectory(key) + "/record.json") else { return nil }
+        return try? JSONDecoder().decode(Record.self, from: data)
     }
 
     /// Stores a finished stage: the files given are moved in, then a `complete` marker is written,
@@ -120,7 +137,7 @@ public struct HavelCache: Sendable {
             for (name, source) in files {
                 try FileManager.default.moveItem(atPath: source, toPath: temporary + "/" + name)
             }
-            _ = FileManager.default.createFile(atPath: temporary + "/complete", contents: Data())
+            _ = FileManager.default.createFile(atPath: temporary + "/complete", contents: Data(Self.completeMarker.utf8))
             try? FileManager.default.removeItem(atPath: final)
             try FileManager.default.moveItem(atPath: temporary, toPath: final)
         } catch {

@@ -6,7 +6,8 @@ import SystemKit
 /// What every target gets from its project besides packages: host name, /etc/hosts, the root
 /// password (locked without one), a serial getty for `console`, /etc/fstab, and a provenance file.
 enum TargetSetup {
-    static func apply(_ project: Project, to target: RootedFileSystem, havelVersion: String, date: Date, log: BuildLog) async throws(HavelError) {
+    static func apply(_ project: Project, to target: RootedFileSystem, havelVersion: String, date: Date, log: BuildLog,
+                      processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) {
         let t = project.target
         let fqdn = t.domain.map { "\(t.hostname).\($0)" } ?? t.hostname
         try target.writeFile("/etc/hostname", contents: Array("\(t.hostname)\n".utf8), mode: 0o644)
@@ -24,7 +25,7 @@ enum TargetSetup {
 
         // Root password: the hash as given, or a locked account.
         let hash = t.passwdHashed ?? "!"
-        try await ProcessRunner.check(Command("chpasswd", ["--root", target.root, "--encrypted"]), input: Array("root:\(hash)\n".utf8))
+        try await processes.check(Command("chpasswd", ["--root", target.root, "--encrypted"]), input: Array("root:\(hash)\n".utf8))
         log.info(t.passwdHashed == nil ? "root account locked (no passwd in the project)" : "root password set")
 
         if let console = t.console { try setUpConsole(console, target: target, log: log) }

@@ -28,6 +28,20 @@ public struct ChrootExcursions: Sendable {
         return ChrootExcursions(target: target, policyBackup: policyBackup, resolvBackup: resolvBackup, resolvWritten: written)
     }
 
+    /// Runs `body` with the excursions in place and undoes them on every exit path.
+    public static func during<T>(_ target: RootedFileSystem, warn: (String) -> Void,
+                                 _ body: () async throws(HavelError) -> T) async throws(HavelError) -> T {
+        let excursions = try enter(target)
+        do throws(HavelError) {
+            let result = try await body()
+            excursions.leave(warn: warn)
+            return result
+        } catch {
+            excursions.leave(warn: warn)
+            throw error
+        }
+    }
+
     static func backUp(_ path: String, in target: RootedFileSystem) throws(HavelError) -> Bool {
         let host = try target.resolve(path, followFinalSymlink: false)
         var info = stat()

@@ -10,6 +10,8 @@ import SystemKit
 /// Runs commands inside a root filesystem.
 public struct ChrootRunner: Sendable {
     public let root: String
+    /// Who runs the session's command (a recording runner in unit tests).
+    public let processes: any ProcessRunning
 
     public static let environment: [String: String] = [
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -17,8 +19,9 @@ public struct ChrootRunner: Sendable {
         "DEBCONF_NONINTERACTIVE_SEEN": "true",
     ]
 
-    public init(root: String) {
+    public init(root: String, processes: any ProcessRunning = SystemProcesses()) {
         self.root = root
+        self.processes = processes
     }
 
     /// The mounts a chroot session sees, set up inside the new namespace before `chroot`.
@@ -40,14 +43,14 @@ public struct ChrootRunner: Sendable {
 
     /// Runs and collects output.
     public func run(_ arguments: [String], input: [UInt8] = [], environment: [String: String] = [:]) async throws(HavelError) -> ProcessResult {
-        try await ProcessRunner.run(command(arguments, environment: environment), input: input)
+        try await processes.run(command(arguments, environment: environment), input: input)
     }
 
     /// Runs, streaming every output line to `onLine`; throws unless it exits 0.
     public func check(_ arguments: [String], what: String, environment: [String: String] = [:],
                       onLine: @escaping @Sendable (String) -> Void) async throws(HavelError) {
         let lines = LineTail(limit: 8)
-        let status = try await ProcessRunner.stream(command(arguments, environment: environment)) { line in
+        let status = try await processes.stream(command(arguments, environment: environment)) { line in
             lines.append(line)
             onLine(line)
         }
@@ -61,35 +64,5 @@ public struct ChrootRunner: Sendable {
         for dir in ["proc", "sys", "dev"] where !FileManager.default.fileExists(atPath: "\(root)/\(dir)") {
             throw HavelError(.notFound, "\(root) has no /\(dir); it is not a root filesystem Havel built")
         }
-    }
-}
-
-/// The last lines of a process's output, for error messages.
-public final class LineTail: @unchecked Sendable {
-    private let lock = NSLock()
-    private var lines: [String] = []
-    private let limit: Int
-
-    public init(limit: Int) {
-        self.limit = limit
-    }
-
-    public func append(_ line: String) {
-        lock.lock()
-        lines.append(line)
-        if lines.count > limit { lines.removeFirst(lines.count - limit) }
-        lock.unlock()
-    }
-
-    public var text: String {
-        lock.lock()
-        defer { lock.unlock() }
-        return lines.joined(separator: "\n")
-    }
-
-    public var all: [String] {
-        lock.lock()
-        defer { lock.unlock() }
-        return lines
     }
 }

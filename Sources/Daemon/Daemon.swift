@@ -124,7 +124,7 @@ public final class HavelDaemon: Sendable {
         guard FileManager.default.fileExists(atPath: path) else { return }
         let target = data + "/trash/" + (path as NSString).lastPathComponent + "-" + UUID().uuidString.prefix(8)
         guard rename(path, target) == 0 else {
-            throw HavelError(.io, "cannot move \(path) aside: \(String(cString: strerror(errno)))")
+            throw HavelError(.io, "cannot move \(path) aside: \(errnoText())")
         }
     }
 
@@ -151,15 +151,12 @@ public final class HavelDaemon: Sendable {
                 record.buildStarted = Date()
                 record.buildFinished = nil
             }
-            var loaded = try ProjectLoader.load(path: directory.source, options: .init(preprocess: .init(hashPasswords: true)))
-            guard loaded.isValid else {
-                throw HavelError(.invalidProject, "the project has errors; run havel validate", diagnostics: loaded.errors)
-            }
-            try MirrorResolution.apply(configuration.mirror, to: &loaded.project)
+            let project = try BuildEntry.load(path: directory.source, options: .init(preprocess: .init(hashPasswords: true)),
+                                              mirror: configuration.mirror)
             let options = BuildOptions(directory: directory.build, cache: HavelCache(path: configuration.cache),
                                        useStageCache: configuration.useStageCache, havelVersion: configuration.havelVersion,
                                        continueLog: true)
-            let builder = try Builder(project: loaded, options: options) { _ in }
+            let builder = try Builder(project: project, options: options) { _ in }
             builderStarted = true
             _ = try await builder.run()
             await finish(id, .buildDone, reason: nil)
@@ -288,27 +285,4 @@ final class StopFlag: @unchecked Sendable {
 /// Holds the queue, whose job refers back to the daemon (set once in init).
 final class QueueBox: @unchecked Sendable {
     var queue: BuildQueue?
-}
-
-/// The token: read from its file, or made (32 random bytes, hex) and stored there with mode 0600.
-public enum DaemonToken {
-    public static func loadOrCreate(path: String) throws(HavelError) -> String {
-        if let data = FileManager.default.contents(atPath: path) {
-            let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !token.isEmpty else { throw HavelError(.invalidArgument, "the token file \(path) is empty") }
-            return token
-        }
-        var generator = SystemRandomNumberGenerator()
-        let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            throw HavelError(.io, "cannot create the token file \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
-        let bytes = Array((token + "\n").utf8)
-        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count, fchmod(fd, 0o600) == 0 else {
-            throw HavelError(.io, "cannot write the token file \(path)")
-        }
-        return token
-    }
 }

@@ -2,6 +2,7 @@ import Build
 import DaemonAPI
 import Foundation
 import HavelCore
+import SystemKit
 
 /// A project's place on disk: `<data>/projects/<id>/` with the uploaded `source.xml` and `build/`
 /// (a `BuildDirectory`). Downloads are confined to `build/`.
@@ -72,7 +73,7 @@ struct ProjectDirectory: Sendable {
         let fd = open(real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
             let code = errno
-            throw APIError(code == ENOENT ? .notFound : .badRequest, "cannot open file \(path): \(String(cString: strerror(code)))")
+            throw APIError(code == ENOENT ? .notFound : .badRequest, "cannot open file \(path): \(errnoText(code))")
         }
         var status = stat()
         guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {

@@ -2,6 +2,7 @@ import Build
 import DaemonAPI
 import Foundation
 import HavelCore
+import SystemKit
 import Hummingbird
 import ProjectXML
 
@@ -125,7 +126,7 @@ extension HavelDaemon {
                     throw HavelError(.conflict, "project \(id) is busy building; upload after it ends")
                 }
                 guard rename(temporary, directory.source) == 0 else {
-                    throw HavelError(.io, "cannot store \(directory.source): \(String(cString: strerror(errno)))")
+                    throw HavelError(.io, "cannot store \(directory.source): \(errnoText())")
                 }
                 record.name = name
                 record.version = version

@@ -4,6 +4,7 @@ import AsyncHTTPClient
 import DaemonAPI
 import Foundation
 import HavelCore
+import SystemKit
 import NIOCore
 import NIOHTTP1
 
@@ -24,16 +25,6 @@ public struct DaemonClient: Sendable {
         self.baseURL = url
         self.token = token?.trimmingCharacters(in: .whitespacesAndNewlines)
         self.http = httpClient
-    }
-
-    /// Reads the token from a file (as `initvm create` or `havel daemon` wrote it).
-    public static func readToken(path: String) throws(HavelError) -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw HavelError(.notFound, "cannot read the API token file \(path)")
-        }
-        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !token.isEmpty else { throw HavelError(.invalidArgument, "the API token file \(path) is empty") }
-        return token
     }
 
     // MARK: - Routes
@@ -100,7 +91,7 @@ public struct DaemonClient: Sendable {
         let temporary = destination + ".havel-download-\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
-            throw HavelError(.io, "cannot create \(temporary): \(String(cString: strerror(errno)))")
+            throw HavelError(.io, "cannot create \(temporary): \(errnoText())")
         }
         var written: UInt64 = 0
         do throws(HavelError) {
@@ -115,7 +106,7 @@ public struct DaemonClient: Sendable {
                     }
                     return true
                 }
-                guard ok else { throw HavelError(.io, "cannot write \(temporary): \(String(cString: strerror(errno)))") }
+                guard ok else { throw HavelError(.io, "cannot write \(temporary): \(errnoText())") }
                 written += UInt64(chunk.readableBytes)
             }
         } catch {
@@ -125,7 +116,7 @@ public struct DaemonClient: Sendable {
         }
         guard fsync(fd) == 0 || errno == EINVAL, close(fd) == 0, rename(temporary, destination) == 0 else {
             unlink(temporary)
-            throw HavelError(.io, "cannot write \(destination): \(String(cString: strerror(errno)))")
+            throw HavelError(.io, "cannot write \(destination): \(errnoText())")
         }
         return written
     }

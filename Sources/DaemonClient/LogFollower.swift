@@ -33,9 +33,8 @@ struct LogFollower: Sendable {
     }
 
     func follow(_ emit: (String) -> Void) async throws(HavelError) {
-        let nanoseconds = idleTimeout.components.seconds * 1_000_000_000 + idleTimeout.components.attoseconds / 1_000_000_000
         var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .seconds(30), read: .nanoseconds(max(1_000_000, nanoseconds)))
+        configuration.timeout = .init(connect: .seconds(30), read: .milliseconds(max(1, idleTimeout.inMilliseconds)))
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         do throws(HavelError) {
             try await follow(using: http, emit)

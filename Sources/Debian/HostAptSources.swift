@@ -1,5 +1,6 @@
-// Debian owns Havel's knowledge of Debian: the host's apt sources, bootstrap tool drivers,
-// sources.list and apt preferences, dpkg status, the package cache and copyright files.
+// Debian owns Havel's knowledge of Debian: the host's apt sources, bootstrap tool drivers (debootstrap's
+// second stage included), sources.list and apt preferences, dpkg status, .deb verification against the
+// mirror's index, and copyright files.
 
 import Foundation
 import HavelCore

@@ -11,7 +11,8 @@ public enum RepositoryProbe {
         public var sha256: String
     }
 
-    public static func fetchReleases(_ repositories: [(uri: String, suite: String)], workDirectory: String) async throws(HavelError) -> [Release] {
+    public static func fetchReleases(_ repositories: [(uri: String, suite: String)], workDirectory: String,
+                                     processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> [Release] {
         try? FileManager.default.createDirectory(atPath: workDirectory, withIntermediateDirectories: true)
         var releases: [Release] = []
         for (index, repository) in repositories.enumerated() {
@@ -22,7 +23,7 @@ public enum RepositoryProbe {
             for name in ["InRelease", "Release"] {
                 let url = dists + name
                 let file = "\(workDirectory)/release-\(index)-\(name)"
-                let result = try await ProcessRunner.run(Command("/usr/lib/apt/apt-helper", ["-o", "Acquire::Retries=0", "-o", "Acquire::http::Timeout=20", "download-file", url, file]))
+                let result = try await processes.run(Command("/usr/lib/apt/apt-helper", ["-o", "Acquire::Retries=0", "-o", "Acquire::http::Timeout=20", "download-file", url, file]))
                 if result.succeeded, FileManager.default.fileExists(atPath: file) {
                     let digest = try await Digest.sha256(files: [file])[file] ?? ""
                     found = Release(url: url, sha256: digest)

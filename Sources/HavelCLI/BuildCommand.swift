@@ -36,20 +36,14 @@ struct BuildCommand: AsyncParsableCommand {
     var file: String
 
     func run() async throws {
-        var loaded = try ProjectLoader.load(path: file, options: read.loaderOptions(hashPasswords: true))
-        for warning in loaded.warnings where output_.verbose { Terminal.error(warning.description) }
-        guard loaded.isValid else {
-            for error in loaded.errors { Terminal.error(error.description) }
-            Terminal.error("\(file): invalid, not built (\(loaded.errors.count) error\(loaded.errors.count == 1 ? "" : "s"))")
-            throw ExitCode(1)
-        }
-        try mirrorOptions.apply(to: &loaded.project)
-        let directory = BuildDirectory(output ?? "build/\(loaded.project.name)")
+        let project = try Self.load(file, options: read.loaderOptions(hashPasswords: true), mirror: mirrorOptions.mirror)
+        for warning in project.warnings where output_.verbose { Terminal.error(warning.description) }
+        let directory = BuildDirectory(output ?? "build/\(project.project.name)")
         let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { Int($0) }
         let options = BuildOptions(directory: directory, cache: HavelCache(path: cache), useStageCache: !noCache,
                                    sourceDateEpoch: epoch, havelVersion: HavelVersion.current, skipChecks: skipChecks)
         let renderer = ProgressRenderer(mode: output_.mode)
-        let builder = try Builder(project: loaded, options: options) { renderer.handle($0) }
+        let builder = try Builder(project: project, options: options) { renderer.handle($0) }
         let outcome = await Interruptible.run { () async throws(HavelError) -> BuildState in try await builder.run() }
         renderer.finish()
         switch outcome {
@@ -61,6 +55,22 @@ struct BuildCommand: AsyncParsableCommand {
             Terminal.error("see \(directory.log)")
             throw ExitCode(signal.map { 128 + $0 } ?? 1)
         }
+    }
+}
+
+extension BuildCommand {
+    /// The project as `BuildEntry` makes it buildable; an invalid one prints its errors and exits 1.
+    static func load(_ file: String, options: ProjectLoader.Options, mirror: String?) throws -> ValidatedProject {
+        let failure: HavelError
+        do throws(HavelError) {
+            return try BuildEntry.load(path: file, options: options, mirror: mirror)
+        } catch {
+            failure = error
+        }
+        guard failure.code == .invalidProject else { throw failure }
+        for diagnostic in failure.diagnostics { Terminal.error(diagnostic.description) }
+        Terminal.error(failure.message)
+        throw ExitCode(1)
     }
 }
 

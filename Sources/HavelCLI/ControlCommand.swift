@@ -40,10 +40,10 @@ struct ControlCommand: AsyncParsableCommand {
             if let initvm {
                 let directory = InitVMDirectory(initvm)
                 guard directory.exists else { throw HavelError(.notFound, "\(directory.image) does not exist; make it with havel initvm create --directory \(initvm)") }
-                return DaemonClient(baseURL: InitVMController(directory: directory).apiURL, token: try DaemonClient.readToken(path: directory.token))
+                return DaemonClient(baseURL: InitVMController(directory: directory).apiURL, token: try APIToken.read(at: directory.token))
             }
             let path = tokenFile ?? ProcessInfo.processInfo.environment["HAVEL_TOKEN_FILE"]
-            return DaemonClient(baseURL: url, token: try path.map { path throws(HavelError) in try DaemonClient.readToken(path: path) })
+            return DaemonClient(baseURL: url, token: try path.map { path throws(HavelError) in try APIToken.read(at: path) })
         }
 
         func print<T: Encodable>(_ value: T, text: () -> String) throws {

@@ -66,7 +66,7 @@ struct DaemonCommand: AsyncParsableCommand {
             throw HavelError(.io, "cannot create the data directory \(data): \(error.localizedDescription)")
         }
         let tokenPath = tokenFile ?? data + "/" + DaemonAuth.tokenFileName
-        let token = try DaemonToken.loadOrCreate(path: tokenPath)
+        let token = try APIToken.loadOrCreate(at: tokenPath)
         let configuration = DaemonConfiguration(dataDirectory: data, token: token, host: host, port: port, jobs: jobs, cache: cache,
                                                 useStageCache: !noCache, mirror: mirrorOptions.mirror, havelVersion: HavelVersion.current,
                                                 logKeepAlive: .milliseconds(Int(logKeepalive * 1000)))

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HavelCore
+import SystemKit
 import ProjectXML
 
 /// `havel preprocess FILE`: the project as a plain document, ready to build or submit.
@@ -34,21 +35,6 @@ struct PreprocessCommand: ParsableCommand {
             try AtomicFile.write(bytes, to: output)
         } else {
             try FileHandle.standardOutput.write(contentsOf: Data(bytes))
-        }
-    }
-}
-
-/// Writes through a temporary file in the same directory and renames, so that a reader never sees
-/// half a file and a failure leaves the old one.
-enum AtomicFile {
-    static func write(_ bytes: [UInt8], to path: String) throws(HavelError) {
-        let temporary = path + ".havel-tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {
-            throw HavelError(.io, "cannot write \(path): the directory does not exist or is not writable")
-        }
-        guard rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw HavelError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
         }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Build
 import Foundation
 import HavelCore
 import ProjectXML
@@ -15,10 +16,26 @@ struct ShowCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the whole project model as JSON.")
     var json = false
 
+    @Flag(name: .long, help: "Print the build plan: each stage in order, why it is there, what it reads and writes, its cache key.")
+    var plan = false
+
+    @Option(name: [.customShort("o"), .long], help: ArgumentHelp("With --plan: the build directory (default: build/<project name>).", valueName: "BUILDDIR"))
+    var output: String?
+
+    @Flag(name: .long, help: "With --plan: the plan of a build with --skip-checks.")
+    var skipChecks = false
+
     @Argument(help: "The project file.")
     var file: String
 
     func run() throws {
+        if plan {
+            let project = try BuildCommand.load(file, options: read.loaderOptions(hashPasswords: true), mirror: mirrorOptions.mirror)
+            let options = BuildOptions(directory: BuildDirectory(output ?? "build/\(project.project.name)"), havelVersion: HavelVersion.current,
+                                       skipChecks: skipChecks)
+            Terminal.out(BuildPlan(project, host: .current, options: options).describe())
+            return
+        }
         var loaded = try ProjectLoader.load(path: file, options: read.loaderOptions(hashPasswords: true))
         for diagnostic in loaded.errors { Terminal.error(diagnostic.description) }
         guard loaded.isValid else {

@@ -49,13 +49,13 @@ extension InitVMCommand {
 
             let client: DaemonClient
             if let url {
-                client = DaemonClient(baseURL: url, token: try tokenFile.map { path throws(HavelError) in try DaemonClient.readToken(path: path) })
+                client = DaemonClient(baseURL: url, token: try tokenFile.map { path throws(HavelError) in try APIToken.read(at: path) })
             } else {
                 let controller = InitVMController(directory: location.initvm)
                 let (_, health) = try await controller.ensure(run.startOptions, probe: InitVMCommand.probe, timeout: .seconds(600),
                                                               warn: InitVMCommand.warn)
                 Terminal.out("initvm ready: havel \(health.havelVersion)")
-                client = DaemonClient(baseURL: controller.apiURL, token: try DaemonClient.readToken(path: location.initvm.token))
+                client = DaemonClient(baseURL: controller.apiURL, token: try APIToken.read(at: location.initvm.token))
             }
 
             let project = try await client.createProject()

@@ -18,7 +18,7 @@ enum FatFiller {
          "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"]
     }
 
-    static func fill(_ image: String, from staging: String, epoch: Int, context: String,
+    static func fill(_ image: String, from staging: String, epoch: Int, context: String, processes: any ProcessRunning,
                      log: @Sendable (String) -> Void) async throws(HavelError) {
         var directories: [String] = []
         var files: [String: [String]] = ["": []]
@@ -60,19 +60,19 @@ enum FatFiller {
         }
         let env = environment(epoch: epoch)
         for chunk in directories.chunked(200) {
-            try await run(Command("mmd", ["-i", image] + chunk.map { "::/" + $0 }, environment: env), context: context, what: "creating directories")
+            try await run(Command("mmd", ["-i", image] + chunk.map { "::/" + $0 }, environment: env), context: context, what: "creating directories", processes: processes)
         }
         for directory in order {
             guard let list = files[directory], !list.isEmpty else { continue }
             for chunk in list.chunked(200) {
                 try await run(Command("mcopy", ["-p", "-m", "-i", image] + chunk + ["::/" + directory + (directory.isEmpty ? "" : "/")], environment: env),
-                              context: context, what: "copying files into /\(directory)")
+                              context: context, what: "copying files into /\(directory)", processes: processes)
             }
         }
     }
 
-    static func run(_ command: Command, context: String, what: String) async throws(HavelError) {
-        let result = try await ProcessRunner.run(command)
+    static func run(_ command: Command, context: String, what: String, processes: any ProcessRunning) async throws(HavelError) {
+        let result = try await processes.run(command)
         guard result.succeeded else {
             let tail = (result.standardError + result.standardOutput).split(separator: "\n").suffix(5).joined(separator: "\n")
             throw HavelError(.processFailed, "\(context): \(command.executable) failed \(what) (\(result.termination)): \(tail)")

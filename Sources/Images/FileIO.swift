@@ -1,5 +1,6 @@
 import Foundation
 import HavelCore
+import SystemKit
 
 /// A walk over a directory tree that never follows symbolic links: directories are opened relative to their
 /// parent with `O_NOFOLLOW`, entries are `fstatat`ed with `AT_SYMLINK_NOFOLLOW`, and each directory's entries
@@ -18,7 +19,7 @@ enum TreeWalk {
 
     static func walk(_ root: String, _ visit: (Entry) throws(HavelError) -> Void) throws(HavelError) {
         let fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw HavelError(.io, "cannot open directory \(root): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw HavelError(.io, "cannot open directory \(root): \(errnoText())") }
         try walk(directory: fd, path: "", display: root, visit)
     }
 
@@ -26,7 +27,7 @@ enum TreeWalk {
     private static func walk(directory fd: Int32, path: String, display: String, _ visit: (Entry) throws(HavelError) -> Void) throws(HavelError) {
         guard let dir = fdopendir(fd) else {
             close(fd)
-            throw HavelError(.io, "cannot read directory \(display)/\(path): \(String(cString: strerror(errno)))")
+            throw HavelError(.io, "cannot read directory \(display)/\(path): \(errnoText())")
         }
         defer { closedir(dir) }
         var names: [[CChar]] = []
@@ -42,14 +43,14 @@ enum TreeWalk {
             let cname = name + [0]
             var status = stat()
             guard fstatat(fd, cname, &status, AT_SYMLINK_NOFOLLOW) == 0 else {
-                throw HavelError(.io, "cannot stat \(display)/\(path)\(decode(name)): \(String(cString: strerror(errno)))")
+                throw HavelError(.io, "cannot stat \(display)/\(path)\(decode(name)): \(errnoText())")
             }
             let entryPath = path + decode(name)
             try visit(Entry(path: entryPath, name: cname, parent: fd, status: status))
             if (status.st_mode & S_IFMT) == S_IFDIR {
                 let child = openat(fd, cname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard child >= 0 else {
-                    throw HavelError(.io, "cannot open directory \(display)/\(entryPath): \(String(cString: strerror(errno)))")
+                    throw HavelError(.io, "cannot open directory \(display)/\(entryPath): \(errnoText())")
                 }
                 try walk(directory: child, path: entryPath + "/", display: display, visit)
             }
@@ -67,7 +68,7 @@ enum FileIO {
     static let seekData: Int32 = 3
     static let seekHole: Int32 = 4
 
-    static func errorText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
+    static func errorText(_ code: Int32 = errno) -> String { errnoText(code) }
 
     /// Creates (replacing) a sparse file of exactly `size` bytes.
     static func createSparse(_ path: String, size: UInt64) throws(HavelError) {

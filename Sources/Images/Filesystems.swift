@@ -13,9 +13,9 @@ struct PartitionContent: Sendable {
 struct ToolCapabilities: Sendable {
     var vfatInvariant = false
 
-    static func probe(for kinds: Set<FilesystemKind>) async -> ToolCapabilities {
+    static func probe(for kinds: Set<FilesystemKind>, processes: any ProcessRunning) async -> ToolCapabilities {
         var capabilities = ToolCapabilities()
-        if kinds.contains(.vfat), let help = try? await ProcessRunner.run(Command("mkfs.vfat", ["--help"])) {
+        if kinds.contains(.vfat), let help = try? await processes.run(Command("mkfs.vfat", ["--help"])) {
             capabilities.vfatInvariant = (help.standardOutput + help.standardError).contains("--invariant")
         }
         return capabilities
@@ -122,13 +122,14 @@ enum FilesystemMaker {
         }
         arguments += ["-t", fs.kind.rawValue, "-F", "-q", "-L", fs.label, "-U", fs.uuid, "-E", extended.joined(separator: ",")]
         if let staging { arguments += ["-d", staging] }
-        try await run(Command("mke2fs", arguments + [file], environment: ctx.environment), where_)
+        try await run(Command("mke2fs", arguments + [file], environment: ctx.environment), where_, ctx)
         var root: stat?
         if let staging {
             var status = stat()
             if lstat(staging, &status) == 0 { root = status }
         }
-        try await ExtTimes.fix(file, epoch: ctx.epoch, root: root, environment: ctx.environment, context: where_)
+        try await ExtTimes.fix(file, epoch: ctx.epoch, root: root, environment: ctx.environment, context: where_,
+                              processes: ctx.request.processes)
     }
 
     static func makeVfat(_ fs: FilesystemPlan, file: String, bytes: UInt64, startSector: UInt64, staging: String?, _ where_: String, _ ctx: Context) async throws(HavelError) {
@@ -136,8 +137,10 @@ enum FilesystemMaker {
         var arguments = fs.extraArguments
         if ctx.capabilities.vfatInvariant { arguments.append("--invariant") }
         arguments += ["-i", fs.volumeID, "-n", fs.label, "-h", String(startSector), file]
-        try await run(Command("mkfs.vfat", arguments, environment: ctx.environment.merging(FatFiller.environment(epoch: ctx.epoch)) { $1 }), where_)
-        if let staging { try await FatFiller.fill(file, from: staging, epoch: ctx.epoch, context: where_, log: ctx.log) }
+        try await run(Command("mkfs.vfat", arguments, environment: ctx.environment.merging(FatFiller.environment(epoch: ctx.epoch)) { $1 }), where_, ctx)
+        if let staging {
+            try await FatFiller.fill(file, from: staging, epoch: ctx.epoch, context: where_, processes: ctx.request.processes, log: ctx.log)
+        }
     }
 
     static func makeSquashfs(_ fs: FilesystemPlan, file: String, staging: String?, _ where_: String, _ ctx: Context) async throws(HavelError) {
@@ -148,7 +151,7 @@ enum FilesystemMaker {
         var env = ctx.environment
         env.removeValue(forKey: "SOURCE_DATE_EPOCH")
         try await run(Command("mksquashfs", [staging, file, "-noappend", "-no-progress", "-quiet", "-mkfs-time", String(ctx.epoch)] + fs.extraArguments,
-                              environment: env), where_)
+                              environment: env), where_, ctx)
         ctx.log("\(where_): squashfs has no label; mount it by device or PARTUUID, not LABEL=\(fs.label)")
     }
 
@@ -156,7 +159,7 @@ enum FilesystemMaker {
         guard let staging else { throw HavelError(.internalError, "\(where_): erofs without a staging tree") }
         unlink(file)
         try await run(Command("mkfs.erofs", ["--quiet", "-T\(ctx.epoch)", "-U\(fs.uuid)"] + fs.extraArguments + [file, staging],
-                              environment: ctx.environment), where_)
+                              environment: ctx.environment), where_, ctx)
         try ErofsLabel.set(fs.label, in: file, context: where_)
     }
 
@@ -168,28 +171,28 @@ enum FilesystemMaker {
         // when an earlier image was probed; an empty private cache keeps it to the real block devices.
         var env = ctx.environment
         env["BLKID_FILE"] = ctx.work + "/blkid.tab"
-        try await run(Command("mkfs.btrfs", arguments + [file], environment: env), where_)
+        try await run(Command("mkfs.btrfs", arguments + [file], environment: env), where_, ctx)
         ctx.log("\(where_): btrfs images are not bit-reproducible (btrfs-progs picks random device and chunk UUIDs and keeps change times)")
     }
 
     static func makeSwap(_ fs: FilesystemPlan, file: String, bytes: UInt64, _ where_: String, _ ctx: Context) async throws(HavelError) {
         try FileIO.createSparse(file, size: bytes)
-        try await run(Command("mkswap", ["-q", "-L", fs.label, "-U", fs.uuid] + fs.extraArguments + [file], environment: ctx.environment), where_)
+        try await run(Command("mkswap", ["-q", "-L", fs.label, "-U", fs.uuid] + fs.extraArguments + [file], environment: ctx.environment), where_, ctx)
     }
 
     static func makeF2fs(_ fs: FilesystemPlan, file: String, bytes: UInt64, staging: String?, _ where_: String, _ ctx: Context) async throws(HavelError) {
         try FileIO.createSparse(file, size: bytes)
-        try await run(Command("mkfs.f2fs", ["-q", "-f", "-l", fs.label, "-U", fs.uuid] + fs.extraArguments + [file], environment: ctx.environment), where_)
+        try await run(Command("mkfs.f2fs", ["-q", "-f", "-l", fs.label, "-U", fs.uuid] + fs.extraArguments + [file], environment: ctx.environment), where_, ctx)
         if let staging {
-            try await run(Command("sload.f2fs", ["-f", staging, "-t", "/", "-T", String(ctx.epoch), "-P", file], environment: ctx.environment), where_)
+            try await run(Command("sload.f2fs", ["-f", staging, "-t", "/", "-T", String(ctx.epoch), "-P", file], environment: ctx.environment), where_, ctx)
         }
         ctx.log("\(where_): f2fs images are not bit-reproducible (f2fs-tools 1.15 writes varying checkpoint data)")
     }
 
     // MARK: helpers
 
-    static func run(_ command: Command, _ where_: String) async throws(HavelError) {
-        let result = try await ProcessRunner.run(command)
+    static func run(_ command: Command, _ where_: String, _ ctx: Context) async throws(HavelError) {
+        let result = try await ctx.request.processes.run(command)
         guard result.succeeded else {
             let tail = (result.standardError + "\n" + result.standardOutput).split(separator: "\n").suffix(6).joined(separator: "\n")
             throw HavelError(.processFailed, "\(where_): \(command.executable) failed with \(result.termination)" + (tail.isEmpty ? "" : ":\n" + tail))
@@ -203,7 +206,7 @@ enum FilesystemMaker {
             let line = command.replacingOccurrences(of: placeholder, with: Command.shellQuote(value))
             ctx.log("\(where_): \(kind): \(line)")
             let log = ctx.log
-            let termination = try await ProcessRunner.stream(Command("sh", ["-c", line], environment: ctx.environment, workingDirectory: ctx.work)) {
+            let termination = try await ctx.request.processes.stream(Command("sh", ["-c", line], environment: ctx.environment, workingDirectory: ctx.work)) {
                 log("  " + $0)
             }
             guard termination == .exited(0) else {
@@ -222,8 +225,9 @@ enum FilesystemMaker {
 /// whatever the mountpoint directory in the tree has; the root takes the mountpoint's mode, owner and
 /// modification time here (a /tmp partition keeps 1777, a /home/user partition its owner).
 enum ExtTimes {
-    static func fix(_ file: String, epoch: Int, root: stat?, environment: [String: String], context: String) async throws(HavelError) {
-        let dump = try await ProcessRunner.run(Command("dumpe2fs", [file], environment: environment), outputLimit: 256 << 20)
+    static func fix(_ file: String, epoch: Int, root: stat?, environment: [String: String], context: String,
+                    processes: any ProcessRunning) async throws(HavelError) {
+        let dump = try await processes.run(Command("dumpe2fs", [file], environment: environment), input: [], outputLimit: 256 << 20)
         guard dump.succeeded else {
             throw HavelError(.processFailed, "\(context): dumpe2fs failed: \(dump.standardError.trimmingWhitespace())")
         }
@@ -243,7 +247,7 @@ enum ExtTimes {
             throw HavelError(.io, "\(context): cannot write \(scriptPath)")
         }
         defer { unlink(scriptPath) }
-        let result = try await ProcessRunner.run(Command("sh", ["-c", "exec debugfs -w -f \"$1\" \"$2\" >/dev/null", "sh", scriptPath, file],
+        let result = try await processes.run(Command("sh", ["-c", "exec debugfs -w -f \"$1\" \"$2\" >/dev/null", "sh", scriptPath, file],
                                                          environment: environment))
         let problems = result.standardError.split(separator: "\n").filter { !$0.hasPrefix("debugfs ") }
         guard result.succeeded, problems.isEmpty else {

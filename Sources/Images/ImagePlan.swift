@@ -219,7 +219,7 @@ struct ImagePlan: Sendable {
         var missing: [(tool: String, package: String, why: String)] = []
         var seenTools = Set<String>()
         for need in needed where seenTools.insert(need.tool).inserted {
-            if ProcessRunner.which(need.tool) == nil { missing.append(need) }
+            if request.processes.which(need.tool) == nil { missing.append(need) }
         }
         if !missing.isEmpty {
             let list = missing.map { "\($0.tool) (for \($0.why); apt package \($0.package))" }.joined(separator: ", ")

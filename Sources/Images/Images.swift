@@ -1,4 +1,5 @@
-// Images owns disk images made from plain files: partition tables, filesystems filled from a tree, blobs.
+// Images owns disk images made from plain files (partition tables, filesystems filled from a tree, blobs),
+// the root filesystem archives (tar, cpio, squashfs) and the packers of finished images.
 //
 // Nothing is mounted and no loop device is used: each filesystem is made as a file of its partition's size
 // from a staging copy of its part of the tree, the table is written with sfdisk into the image file, and the
@@ -26,9 +27,12 @@ public struct ImageRequest: Sendable {
     public var sourceDateEpoch: Int
     /// Every UUID, label-id, volume id and hash seed derives from this (e.g. "project-name 1.0").
     public var seed: String
+    /// Who runs mkfs, sfdisk and the rest (a recording runner in the build plan's unit tests).
+    public var processes: any ProcessRunning
 
     public init(image: DiskImage, fstab: [FstabEntry], rootfs: String, outputDirectory: String, workDirectory: String,
-                projectDirectory: String, sourceDateEpoch: Int, seed: String) {
+                projectDirectory: String, sourceDateEpoch: Int, seed: String, processes: any ProcessRunning = SystemProcesses()) {
+        self.processes = processes
         self.image = image
         self.fstab = fstab
         self.rootfs = rootfs
@@ -152,9 +156,7 @@ public enum ImageBuilder {
             let started = ContinuousClock.now
             let contents = try await prepareContents(plan, request: request, rootfs: rootfs, work: work, log: log)
             try await assemble(plan, request: request, rootfs: rootfs, contents: contents, into: temporary, log: log)
-            guard rename(temporary, output) == 0 else {
-                throw HavelError(.io, "\(prefix): cannot rename \(temporary) to \(output): \(FileIO.errorText())")
-            }
+            try AtomicFile.publish(temporary, as: output)
             let elapsed = ContinuousClock.now - started
             let tenths = elapsed.components.seconds * 10 + elapsed.components.attoseconds / 100_000_000_000_000_000
             log("\(prefix): written to \(output) in \(tenths / 10).\(tenths % 10) s")
@@ -217,7 +219,7 @@ public enum ImageBuilder {
         if !sameDevice { log("image \(plan.name): the work directory is not on the rootfs's filesystem; partitions are staged by copying") }
         let kinds = Set(plan.slots.compactMap { $0.filesystem?.kind })
         let context = FilesystemMaker.Context(request: request, rootfs: rootfs, work: work, sameDevice: sameDevice,
-                                              capabilities: await ToolCapabilities.probe(for: kinds), log: log)
+                                              capabilities: await ToolCapabilities.probe(for: kinds, processes: request.processes), log: log)
         for path in plan.uncovered {
             log("image \(plan.name): the files under \(path) are in no partition: it is mounted from a binary partition")
         }
@@ -289,8 +291,8 @@ public enum ImageBuilder {
         let prefix = "image \(plan.name)"
         guard let size = plan.image.size.byteCount else { throw HavelError(.internalError, "\(prefix): no size") }
         try FileIO.createSparse(path, size: size)
-        try await PartitionTable.write(plan, to: path, log: log)
-        try await PartitionTable.verify(plan, image: path, when: "after sfdisk")
+        try await PartitionTable.write(plan, to: path, processes: request.processes, log: log)
+        try await PartitionTable.verify(plan, image: path, when: "after sfdisk", processes: request.processes)
 
         let fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { throw HavelError(.io, "\(prefix): cannot open \(path): \(FileIO.errorText())") }
@@ -335,7 +337,8 @@ public enum ImageBuilder {
         close(fd)
         closed = true
         if !plan.image.binaries.isEmpty {
-            try await PartitionTable.verify(plan, image: path, when: "after writing the binary blobs (a blob overwrote it)")
+            try await PartitionTable.verify(plan, image: path, when: "after writing the binary blobs (a blob overwrote it)",
+                                            processes: request.processes)
         }
     }
 }

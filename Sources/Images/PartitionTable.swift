@@ -27,9 +27,9 @@ enum PartitionTable {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    static func write(_ plan: ImagePlan, to image: String, log: @Sendable (String) -> Void) async throws(HavelError) {
+    static func write(_ plan: ImagePlan, to image: String, processes: any ProcessRunning, log: @Sendable (String) -> Void) async throws(HavelError) {
         let text = script(plan)
-        let result = try await ProcessRunner.run(Command("sfdisk", ["--quiet", "--no-reread", "--no-tell-kernel", "--wipe", "never",
+        let result = try await processes.run(Command("sfdisk", ["--quiet", "--no-reread", "--no-tell-kernel", "--wipe", "never",
                                                                     "--wipe-partitions", "never", image]), input: Array(text.utf8))
         guard result.succeeded else {
             throw HavelError(.processFailed, "image \(plan.name): sfdisk could not write the \(plan.image.table.rawValue) partition table: \(result.standardError.trimmingWhitespace())\nscript:\n\(text)")
@@ -61,8 +61,8 @@ enum PartitionTable {
         node.hasPrefix(image) ? Int(node.dropFirst(image.count)) : nil
     }
 
-    static func read(_ image: String) async throws(HavelError) -> Dump {
-        let result = try await ProcessRunner.run(Command("sfdisk", ["--json", image]))
+    static func read(_ image: String, processes: any ProcessRunning) async throws(HavelError) -> Dump {
+        let result = try await processes.run(Command("sfdisk", ["--json", image]))
         guard result.succeeded else {
             throw HavelError(.processFailed, "sfdisk --json \(image) failed: \(result.standardError.trimmingWhitespace())")
         }
@@ -74,10 +74,10 @@ enum PartitionTable {
     }
 
     /// Reads the table back and compares every partition with the plan.
-    static func verify(_ plan: ImagePlan, image: String, when: String) async throws(HavelError) {
+    static func verify(_ plan: ImagePlan, image: String, when: String, processes: any ProcessRunning) async throws(HavelError) {
         let dump: Dump
         do {
-            dump = try await read(image)
+            dump = try await read(image, processes: processes)
         } catch {
             throw HavelError(.invalidProject, "image \(plan.name): the partition table cannot be read back \(when): \(error.message)")
         }
@@ -125,8 +125,8 @@ public struct TablePartition: Sendable, Equatable {
 
 public enum DiskImageTable {
     /// Every partition of the image file's table, in table order.
-    public static func partitions(of image: String) async throws(HavelError) -> [TablePartition] {
-        let dump = try await PartitionTable.read(image)
+    public static func partitions(of image: String, processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> [TablePartition] {
+        let dump = try await PartitionTable.read(image, processes: processes)
         return (dump.partitiontable.partitions ?? []).compactMap { entry in
             PartitionTable.number(of: entry.node, image: image).map {
                 TablePartition(number: $0, startBytes: entry.start * DiskImage.sectorSize, sizeBytes: entry.size * DiskImage.sectorSize,

@@ -2,6 +2,7 @@
 
 import Foundation
 import HavelCore
+import SystemKit
 
 /// The files of one initvm, all in one directory. Nothing else of the initvm lives on the host:
 /// the root filesystem is inside `buildenv.img`, and the running VM is one qemu process.
@@ -211,15 +212,7 @@ public enum InitVMAccelerator: String, Sendable, Hashable, Codable, CustomString
 
 enum JSONFile {
     static func write<T: Encodable>(_ value: T, to path: String, permissions: Int = 0o644) throws(HavelError) {
-        do {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.dateEncodingStrategy = .iso8601
-            try encoder.encode(value).write(to: URL(fileURLWithPath: path), options: .atomic)
-            try FileManager.default.setAttributes([.posixPermissions: permissions], ofItemAtPath: path)
-        } catch {
-            throw HavelError(.io, "cannot write \(path): \(error.localizedDescription)")
-        }
+        try AtomicFile.writeJSON(value, to: path, mode: mode_t(permissions))
     }
 
     static func read<T: Decodable>(_ type: T.Type, from path: String) -> T? {

@@ -1,4 +1,5 @@
 import Debian
+import DaemonAPI
 import Foundation
 import HavelCore
 import SystemKit
@@ -52,11 +53,8 @@ public enum InitVMCreator {
         for tool in ["mmdebstrap", "mke2fs", "qemu-img", "unshare"] where ProcessRunner.which(tool) == nil {
             throw HavelError(.hostNotReady, "\(tool): command not found; install it (scripts/setup-host.sh installs everything)")
         }
-        var host = utsname()
-        uname(&host)
-        let machine = withUnsafeBytes(of: host.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        guard machine == "x86_64" else {
-            throw HavelError(.unsupported, "the initvm is an amd64 VM made natively; this host is \(machine)")
+        guard HostArchitecture.current == .amd64 else {
+            throw HavelError(.unsupported, "the initvm is an amd64 VM made natively; this host is \(HostArchitecture.current?.debianName ?? "not a Debian architecture Havel knows")")
         }
         if directory.exists {
             throw HavelError(.invalidArgument, "\(directory.image) exists already; run havel initvm destroy --directory \(directory.path) first")
@@ -95,7 +93,7 @@ public enum InitVMCreator {
         onEvent(.step("checking the havel binary \(request.havelBinary)"))
         let libraryPackages = try await BinaryDependencies.packages(of: request.havelBinary)
 
-        let token = try Token.create(at: directory.token)
+        let token = try APIToken.create(at: directory.token)
 
         // The payload: files the customize hook copies into the tree.
         let payload = work + "/payload"
@@ -120,16 +118,15 @@ public enum InitVMCreator {
         finishStep("prepare")
 
         // A private mount namespace: whatever mmdebstrap mounts in the tree vanishes with it, even if it is killed.
-        let command = Command("unshare", ["--mount", "--propagation", "private", "--", mmdebstrap.executable] + mmdebstrap.arguments,
-                              environment: mmdebstrap.environment)
+        let command = mmdebstrap.inPrivateMountNamespace()
         onEvent(.step("installing \(packages.count) packages and a kernel with mmdebstrap (\(request.settings.suite))"))
-        let tail = LineBuffer(limit: 80)
+        let tail = LineTail(limit: 80)
         let status = try await ProcessRunner.stream(command) { line in
             tail.append(line)
             onEvent(.output(line))
         }
         guard status == .exited(0) else {
-            let lines = tail.lines
+            let lines = tail.all
             let reason = BootstrapFailure.explain(lines, suite: request.settings.suite, architecture: .amd64, sources: request.sourceLines)
             throw HavelError(.processFailed, "mmdebstrap failed with \(status)" + (reason.map { ": " + $0 } ?? ":\n" + lines.suffix(8).joined(separator: "\n")))
         }
@@ -263,53 +260,10 @@ public enum InitVMCreator {
 }
 
 func seconds(_ duration: Duration) -> Double {
-    let value = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    let value = duration.inSeconds
     return (value * 10).rounded() / 10
 }
 
-/// The last `limit` lines of a tool's output, for error messages.
-final class LineBuffer: @unchecked Sendable {
-    private let lock = NSLock()
-    private var storage: [String] = []
-    let limit: Int
-
-    init(limit: Int) { self.limit = limit }
-
-    func append(_ line: String) {
-        lock.lock()
-        storage.append(line)
-        if storage.count > limit { storage.removeFirst(storage.count - limit) }
-        lock.unlock()
-    }
-
-    var lines: [String] {
-        lock.lock()
-        defer { lock.unlock() }
-        return storage
-    }
-}
-
-/// The API token: 32 random bytes as hex, in a file of mode 0600.
-public enum Token {
-    public static func create(at path: String) throws(HavelError) -> String {
-        var generator = SystemRandomNumberGenerator()
-        let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-        try? FileManager.default.removeItem(atPath: path)
-        // Created with 0600 from the start: never readable by others, not even for a moment.
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw HavelError(.io, "cannot create \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        let bytes = Array((token + "\n").utf8)
-        guard write(fd, bytes, bytes.count) == bytes.count else {
-            throw HavelError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
-        }
-        return token
-    }
-
-    public static func read(at path: String) -> String? {
-        (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingWhitespace()
-    }
-}
 
 /// The Debian packages holding a binary's shared libraries (from `ldd` and `dpkg-query -S` on the
 /// host), so the guest can run the same binary.

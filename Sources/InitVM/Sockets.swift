@@ -1,6 +1,7 @@
 import DaemonAPI
 import Foundation
 import HavelCore
+import SystemKit
 
 /// Blocking socket I/O with time-outs, run on its own thread so the async callers' pool is never held.
 enum Sockets {
@@ -13,7 +14,7 @@ enum Sockets {
     struct Failure: Error, Sendable, CustomStringConvertible {
         var description: String
         init(_ what: String, errno code: Int32? = nil) {
-            description = code.map { "\(what): \(String(cString: strerror($0)))" } ?? what
+            description = code.map { "\(what): \(errnoText($0))" } ?? what
         }
     }
 
@@ -190,6 +191,6 @@ public enum HealthCheck {
 /// Durations as seconds (for messages and measurements).
 public enum InitVMTime {
     public static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        duration.inSeconds
     }
 }

@@ -1,6 +1,8 @@
 // SystemKit owns Havel's contact with the operating system: running processes (with an explicit
-// environment, output limits, streaming and a SIGTERM → SIGKILL ladder on cancellation), and later
-// mounts, binfmt_misc and path-safe file operations. It knows nothing about Debian.
+// environment, output limits, streaming and a SIGTERM → SIGKILL ladder on cancellation) behind the
+// `ProcessRunning` seam, the host's facts, mounts, binfmt_misc, path-safe file operations, and the small
+// helpers every module shares (atomic files, shell words, output tails, errno text). It knows nothing
+// about Debian.
 
 import HavelCore
 
@@ -37,6 +39,21 @@ public struct Command: Sendable, Hashable, CustomStringConvertible {
         let safe = word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,@+%".contains($0) }
         if safe && !word.isEmpty { return word }
         return "'" + word.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
+    }
+}
+
+extension Command {
+    /// Words joined into one shell line, each quoted as needed.
+    public static func shellLine(_ words: [String]) -> String { words.map(shellQuote).joined(separator: " ") }
+
+    /// This command in a private mount namespace (`unshare --mount --propagation private`): the /proc, /sys
+    /// and /dev mounts a bootstrap tool makes in a tree vanish with it, even when it is killed before it
+    /// can unmount them.
+    public func inPrivateMountNamespace() -> Command {
+        var wrapped = self
+        wrapped.executable = "unshare"
+        wrapped.arguments = ["--mount", "--propagation", "private", "--", executable] + arguments
+        return wrapped
     }
 }
 

@@ -28,14 +28,14 @@ public final class FileLock: @unchecked Sendable {
 
     private static func open(_ path: String, _ mode: Mode, wait: Bool) throws(HavelError) -> Int32? {
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw HavelError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw HavelError(.io, "cannot open \(path): \(errnoText())") }
         let operation = (mode == .exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB)
         while flock(fd, operation) != 0 {
             let code = errno
             if code == EINTR { continue }
             Glibc.close(fd)
             if code == EWOULDBLOCK { return nil }
-            throw HavelError(.io, "cannot lock \(path): \(String(cString: strerror(code)))")
+            throw HavelError(.io, "cannot lock \(path): \(errnoText(code))")
         }
         return fd
     }

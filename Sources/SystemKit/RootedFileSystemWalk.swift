@@ -34,7 +34,7 @@ func entryKind(_ status: stat) -> EntryKind {
 }
 
 func describeErrno(_ code: Int32) -> String {
-    guard let text = strerror(code).map({ String(cString: $0) }), !text.isEmpty else { return "error \(code)" }
+    let text = errnoText(code)
     return text.prefix(1).lowercased() + text.dropFirst()
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import HavelCore
+import SystemKit
 import Testing
 @testable import BootCheck
 

@@ -228,7 +228,7 @@ struct FinetuningTests {
     }
 
     @Test func rawCommandWordSplitting() throws {
-        #expect(try Shell.split("echo 'a b' \"c \\\"d\\\"\" e\\ f") == ["echo", "a b", "c \"d\"", "e f"])
-        #expect(throws: HavelError.self) { try Shell.split("echo 'unclosed") }
+        #expect(try ShellWords.split("echo 'a b' \"c \\\"d\\\"\" e\\ f") == ["echo", "a b", "c \"d\"", "e f"])
+        #expect(throws: HavelError.self) { try ShellWords.split("echo 'unclosed") }
     }
 }

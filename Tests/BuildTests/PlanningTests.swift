@@ -2,6 +2,7 @@ import Foundation
 @testable import Build
 import Debian
 import HavelCore
+import Images
 import Testing
 
 @Suite struct AptPlanningTests {

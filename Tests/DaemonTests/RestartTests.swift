@@ -82,7 +82,7 @@ import Testing
 
     func killAndRestart(data: String) async throws {
         let first = try DaemonProcess.start(data: data)
-        let token = try DaemonClient.readToken(path: data + "/token")
+        let token = try APIToken.read(at: data + "/token")
         let attributes = try FileManager.default.attributesOfItem(atPath: data + "/token")
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
         let client = first.client(token: token)

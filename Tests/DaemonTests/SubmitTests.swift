@@ -1,3 +1,4 @@
+import DaemonAPI
 import DaemonClient
 import Foundation
 import HavelCore
@@ -59,7 +60,7 @@ import Testing
             "--log-idle-timeout", "2", "--keep", file,
         ]))
         // `control log -f` and `control wait` beside it, once the build is under way.
-        let client = DaemonClient(baseURL: url, token: try DaemonClient.readToken(path: data + "/token"))
+        let client = DaemonClient(baseURL: url, token: try APIToken.read(at: data + "/token"))
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline, (try? await client.project(1))?.status != .busy { try await Task.sleep(for: .milliseconds(100)) }
         async let following = ProcessRunner.run(Command(havel, [
@@ -110,7 +111,7 @@ import Testing
         #expect(submit.standardError.contains("havel: the build in the initvm failed"))
         #expect(FileManager.default.fileExists(atPath: results + "/log.txt"))
         // Not kept: the project is gone from the daemon.
-        let client = DaemonClient(baseURL: "http://127.0.0.1:\(port)", token: try DaemonClient.readToken(path: data + "/token"))
+        let client = DaemonClient(baseURL: "http://127.0.0.1:\(port)", token: try APIToken.read(at: data + "/token"))
         #expect(try await client.projects().isEmpty)
     }
 }

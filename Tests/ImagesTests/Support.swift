@@ -207,7 +207,7 @@ func sh(_ executable: String, _ arguments: [String], environment: [String: Strin
 }
 
 func sfdiskDump(_ image: String) async throws -> PartitionTable.Dump {
-    try await PartitionTable.read(image)
+    try await PartitionTable.read(image, processes: SystemProcesses())
 }
 
 /// Copies one partition out of an image into its own file.

@@ -1,6 +1,7 @@
 import Foundation
 import HavelCore
 @testable import Images
+import SystemKit
 import Testing
 
 /// The parts of Images that need no tools: identifiers, option splitting, planning, the sfdisk script.

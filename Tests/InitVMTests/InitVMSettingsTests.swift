@@ -181,12 +181,12 @@ struct ImageRecipeTests {
         let directory = try TestDirectory()
         defer { directory.remove() }
         let path = directory.path + "/api-token"
-        let token = try Token.create(at: path)
+        let token = try APIToken.create(at: path)
         #expect(token.count == 64)
-        #expect(Token.read(at: path) == token)
+        #expect((try? APIToken.read(at: path)) == token)
         let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
-        #expect(try Token.create(at: path) != token)
+        #expect(try APIToken.create(at: path) != token)
     }
 }
 

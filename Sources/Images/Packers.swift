@@ -6,12 +6,12 @@ import SystemKit
 /// finished disk images (`set_packer`: none, gzip, zstd, tar, tarxz, targz, tarzstd; default tarxz).
 /// Every output is written under a temporary name and renamed when complete, with entries sorted and
 /// times clamped so that equal inputs give equal bytes.
-enum Packers {
-    static let imagePackers = ["none", "gzip", "zstd", "tar", "tarxz", "targz", "tarzstd"]
-    static let defaultImagePacker = "tarxz"
+public enum Packers {
+    public static let imagePackers = ["none", "gzip", "zstd", "tar", "tarxz", "targz", "tarzstd"]
+    public static let defaultImagePacker = "tarxz"
 
     /// The file name a packer gives `name`.
-    static func packedName(_ name: String, packer: String) -> String {
+    public static func packedName(_ name: String, packer: String) -> String {
         switch packer {
         case "gzip": name + ".gz"
         case "zstd": name + ".zst"
@@ -25,7 +25,8 @@ enum Packers {
 
     /// Packs `directory/name` with `packer`, removing the unpacked file unless the packer is `none`.
     /// Returns the packed file's name.
-    static func packImage(_ name: String, in directory: String, packer: String, mtime: Int) async throws(HavelError) -> String {
+    public static func packImage(_ name: String, in directory: String, packer: String, mtime: Int,
+                          processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> String {
         guard imagePackers.contains(packer) else {
             throw HavelError(.invalidProject, "set_packer \(packer) is not supported; use one of: " + imagePackers.joined(separator: ", "))
         }
@@ -44,41 +45,42 @@ enum Packers {
         case "targz": line = Command.shellLine(tar) + " | gzip -n -c"
         default: line = Command.shellLine(tar) + " | zstd -T0 -q -c"
         }
-        let result = try await ProcessRunner.run(Command("bash", ["-o", "pipefail", "-c", line + " > " + Command.shellQuote(temporary)]))
+        let result = try await processes.run(Command("bash", ["-o", "pipefail", "-c", line + " > " + Command.shellQuote(temporary)]))
         guard result.succeeded else {
             unlink(temporary)
             throw HavelError(.processFailed, "packing \(name) with \(packer) failed: \(result.standardError.trimmingWhitespace())")
         }
-        guard rename(temporary, directory + "/" + output) == 0 else { throw HavelError(.io, "cannot rename \(temporary)") }
+        try AtomicFile.publish(temporary, as: directory + "/" + output)
         unlink(source)
         return output
     }
 
     /// `target/package/cpio`: a newc archive of the tree, entries sorted and times clamped (GNU tar
     /// writes the sorted, clamped stream; bsdtar turns it into newc without touching the tree).
-    static func cpio(_ rootfs: String, to output: String, mtime: Int) async throws(HavelError) {
+    public static func cpio(_ rootfs: String, to output: String, mtime: Int, processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) {
         let temporary = output + ".partial"
         let tar = ["tar", "--sort=name", "--numeric-owner", "--mtime=@\(mtime)", "--clamp-mtime", "-C", rootfs, "-cf", "-", "."]
         let line = Command.shellLine(tar) + " | bsdtar --format newc -cf " + Command.shellQuote(temporary) + " @-"
-        let result = try await ProcessRunner.run(Command("bash", ["-o", "pipefail", "-c", line]))
+        let result = try await processes.run(Command("bash", ["-o", "pipefail", "-c", line]))
         guard result.succeeded else {
             unlink(temporary)
             throw HavelError(.processFailed, "making the cpio archive \(output) failed: \(result.standardError.trimmingWhitespace())")
         }
-        guard rename(temporary, output) == 0 else { throw HavelError(.io, "cannot rename \(temporary)") }
+        try AtomicFile.publish(temporary, as: output)
     }
 
     /// `target/package/squashfs`: mksquashfs with fixed times, plus the project's options.
-    static func squashfs(_ rootfs: String, to output: String, options: String?, mtime: Int) async throws(HavelError) {
+    public static func squashfs(_ rootfs: String, to output: String, options: String?, mtime: Int,
+                         processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) {
         let temporary = output + ".partial"
         unlink(temporary)
         var arguments = [rootfs, temporary, "-noappend", "-quiet", "-mkfs-time", String(mtime), "-all-time", String(mtime)]
-        if let options { arguments += try Shell.split(options) }
-        let result = try await ProcessRunner.run(Command("mksquashfs", arguments))
+        if let options { arguments += try ShellWords.split(options) }
+        let result = try await processes.run(Command("mksquashfs", arguments))
         guard result.succeeded else {
             unlink(temporary)
             throw HavelError(.processFailed, "mksquashfs \(output) failed: \(result.standardError.trimmingWhitespace())")
         }
-        guard rename(temporary, output) == 0 else { throw HavelError(.io, "cannot rename \(temporary)") }
+        try AtomicFile.publish(temporary, as: output)
     }
 }

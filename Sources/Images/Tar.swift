@@ -4,9 +4,9 @@ import SystemKit
 
 /// Packing and unpacking trees with GNU tar: numeric owners, extended attributes (file capabilities),
 /// entries sorted by name and times clamped, so that equal trees give equal archives.
-enum Tar {
+public enum Tar {
     /// Compression chosen by the file name: .tar.zst/.tzst, .tar.gz/.tgz, .tar.xz/.txz, .tar.bz2, .tar.
-    static func compressor(for name: String) -> [String]? {
+    public static func compressor(for name: String) -> [String]? {
         if name.hasSuffix(".tar.zst") || name.hasSuffix(".tzst") { return ["zstd", "-T0", "-q", "-3", "-c"] }
         if name.hasSuffix(".tar.gz") || name.hasSuffix(".tgz") { return ["gzip", "-n", "-c"] }
         if name.hasSuffix(".tar.xz") || name.hasSuffix(".txz") { return ["xz", "-T0", "-c"] }
@@ -16,7 +16,7 @@ enum Tar {
     }
 
     /// Packs `directory` into `output` (written to a temporary name, renamed when complete).
-    static func pack(_ directory: String, to output: String, mtimeClamp: Int?) async throws(HavelError) {
+    public static func pack(_ directory: String, to output: String, mtimeClamp: Int?, processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) {
         guard let compressor = compressor(for: output) else {
             throw HavelError(.invalidProject, "\((output as NSString).lastPathComponent): unknown archive type; name it .tar, .tar.gz, .tar.xz, .tar.bz2 or .tar.zst")
         }
@@ -28,16 +28,11 @@ enum Tar {
         tar += ["-C", directory, "-cf", "-", "."]
         let pipeline = compressor.isEmpty ? Command.shellLine(tar) + " > " + Command.shellQuote(temporary) :
             Command.shellLine(tar) + " | " + Command.shellLine(compressor) + " > " + Command.shellQuote(temporary)
-        let result = try await ProcessRunner.run(Command("bash", ["-o", "pipefail", "-c", pipeline]))
+        let result = try await processes.run(Command("bash", ["-o", "pipefail", "-c", pipeline]))
         guard result.succeeded else {
             unlink(temporary)
             throw HavelError(.processFailed, "packing \(directory) into \(output) failed: \(result.standardError.trimmingWhitespace())")
         }
-        guard rename(temporary, output) == 0 else { throw HavelError(.io, "cannot rename \(temporary)") }
+        try AtomicFile.publish(temporary, as: output)
     }
-}
-
-extension Command {
-    /// Words joined for `sh -c`, each quoted as needed.
-    static func shellLine(_ words: [String]) -> String { words.map(shellQuote).joined(separator: " ") }
 }

@@ -1,0 +1,101 @@
+import Foundation
+import HavelCore
+import SystemKit
+
+/// The build as data: an ordered list of stages made from a validated project and the host's facts by a
+/// pure function. Reading `stages` in order is reading the build: each says why it is there, what it
+/// reads and writes, and how its cache key is made (where it has one). `StageRunner` runs them.
+public struct BuildPlan: Sendable {
+    public let project: ValidatedProject
+    public let host: HostFacts
+    public let options: BuildOptions
+    public let stages: [any BuildStage]
+    /// Things the plan leaves out on purpose, said in the log when the build starts.
+    public let notes: [String]
+
+    public init(_ project: ValidatedProject, host: HostFacts, options: BuildOptions) {
+        self.project = project
+        self.host = host
+        self.options = options
+        let p = project.project
+        var stages: [any BuildStage] = [CheckHostStage(), ProbeMirrorStage(), InstallStage()]
+        var notes: [String] = []
+        if BuildEnvironmentStage.isNeeded(by: p) {
+            stages.append(BuildEnvironmentStage())
+        } else if let packages = p.buildimage?.packages, !packages.isEmpty {
+            notes.append("buildimage/pkg-list is for the build environment only; it is not installed into the target")
+        }
+        stages.append(ConfigureTargetStage())
+        if p.archive != nil { stages.append(ArchiveStage()) }
+        stages.append(InitramfsStage())
+        stages.append(FinetuningStage())
+        if p.target.images.contains(where: { $0.grubInstall != nil }) { stages.append(BootloaderStage()) }
+        stages.append(ReportsAndPackingStage())
+        if p.target.outputs.cpio != nil || p.target.outputs.squashfs != nil { stages.append(RootfsArchivesStage()) }
+        if !p.target.images.isEmpty { stages.append(DiskImagesStage()) }
+        if !p.target.projectFinetuning.isEmpty { stages.append(ProjectFinetuningStage()) }
+        if !p.checks.isEmpty {
+            if options.skipChecks {
+                notes.append("boot checks skipped (--skip-checks); run havel check-image \(options.directory.path)")
+            } else {
+                stages.append(BootChecksStage())
+            }
+        }
+        if !p.target.images.isEmpty { stages.append(PackImagesStage()) }
+        self.stages = stages
+        self.notes = notes
+    }
+
+    /// The stages' names in order (what state.json will list).
+    public var stageNames: [String] { stages.map(\.name) }
+
+    /// The plan for a person (`havel show --plan`).
+    public func describe() -> String {
+        let p = project.project
+        var text = "Build plan for \(p.name) \(p.version) (\(project.architecture.debianName), \(p.suite)) in \(options.directory.path)\n"
+        text += "host: \(host.architecture?.debianName ?? "unknown") (\(host.runsNatively(project.architecture) ? "native" : "foreign: qemu-user through binfmt_misc"))"
+        text += host.isRoot ? "\n" : ", not root: a build needs root\n"
+        for (index, stage) in stages.enumerated() {
+            let description = stage.describe(self)
+            text += "\n\(index + 1). \(stage.name)\n   why: \(description.reason)\n"
+            if !description.inputs.isEmpty { text += "   reads: \(description.inputs.joined(separator: "; "))\n" }
+            if !description.outputs.isEmpty { text += "   writes: \(description.outputs.joined(separator: "; "))\n" }
+            if let key = description.cacheKey {
+                text += "   cache key: sha256 of \(key.inputs.joined(separator: ", "))\n"
+                if !key.resolvedAtBuild.isEmpty { text += "     resolved when the build runs: \(key.resolvedAtBuild.joined(separator: ", "))\n" }
+            }
+        }
+        for note in notes { text += "\nnote: \(note)\n" }
+        return text
+    }
+}
+
+/// What a stage says of itself in a plan.
+public struct StageDescription: Sendable {
+    public var reason: String
+    public var inputs: [String]
+    public var outputs: [String]
+    public var cacheKey: CacheKeyDescription?
+
+    public init(reason: String, inputs: [String] = [], outputs: [String] = [], cacheKey: CacheKeyDescription? = nil) {
+        self.reason = reason
+        self.inputs = inputs
+        self.outputs = outputs
+        self.cacheKey = cacheKey
+    }
+}
+
+/// How a stage's cache key is made: the inputs hashed, and which of them only the build can know.
+public struct CacheKeyDescription: Sendable {
+    public var inputs: [String]
+    public var resolvedAtBuild: [String]
+}
+
+/// One step of a build: a value that says what it is (for the plan) and runs against a context,
+/// reading what earlier stages made from `products` and adding its own.
+public protocol BuildStage: Sendable {
+    /// The stage's name in state.json, the log and the progress line.
+    var name: String { get }
+    func describe(_ plan: BuildPlan) -> StageDescription
+    func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError)
+}

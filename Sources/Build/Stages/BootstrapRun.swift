@@ -1,0 +1,84 @@
+import Chroot
+import Debian
+import Foundation
+import HavelCore
+import SystemKit
+
+/// The install itself: the bootstrap tool run with every package of the project (mmdebstrap in one run,
+/// or debootstrap followed by apt inside the tree), then each installed .deb verified against the
+/// mirror's index and recorded.
+struct BootstrapRun {
+    let context: BuildContext
+    var project: Project { context.project.project }
+    var architecture: Architecture { context.architecture }
+
+    /// Bootstraps with every package of the project in one run and verifies each .deb against the mirror's index.
+    func install() async throws(HavelError) -> InstallRecord {
+        let lists = context.directory.work + "/lists"
+        let tool = project.target.debootstrap.tool ?? .mmdebstrap
+        let sources = AptSources.lines(for: project)
+        var request = BootstrapRequest(
+            tool: tool, architecture: context.architecture, suite: project.suite, variant: project.target.debootstrap.variant,
+            packages: BootstrapRequest.packages(for: project), exclude: project.target.debootstrap.exclude,
+            sourceLines: sources, preferences: AptSources.preferences(for: project), keys: AptSources.keys(for: project),
+            installRecommends: project.target.installRecommends, packageCache: context.options.cache.debs, listsDirectory: lists)
+        request.debconfSelections = project.preseed
+        switch tool {
+        case .mmdebstrap:
+            let command = try Mmdebstrap.prepare(request, workDirectory: context.directory.work + "/bootstrap", output: context.directory.rootfs)
+            try await context.runTool(command.inPrivateMountNamespace(), what: "mmdebstrap", sources: sources)
+        case .debootstrap:
+            try await debootstrap(request)
+        case .baseImage:
+            throw HavelError(.unsupported, "debootstrap type base-image is not supported yet; use mmdebstrap or debootstrap")
+        }
+        return try await makeRecord(lists: lists, sources: sources)
+    }
+
+    /// debootstrap the base system, then apt inside the tree for the pkg-list, with the same sources,
+    /// preferences, keys and package cache as the mmdebstrap path; the tree ends as clean as mmdebstrap leaves it.
+    func debootstrap(_ request: BootstrapRequest) async throws(HavelError) {
+        guard let primary = project.mirror.primary else {
+            throw HavelError(.invalidProject, "debootstrap needs a primary mirror (<primary_host>)")
+        }
+        let noauth = project.mirror.noauth || project.mirror.options.contains("trusted=yes")
+        var keyring: String? = "/usr/share/keyrings/debian-archive-keyring.gpg"
+        if noauth {
+            keyring = nil
+        } else if let key = project.mirror.primary?.key, !key.isEmpty {
+            let armored = context.directory.work + "/primary-key.asc"
+            keyring = context.directory.work + "/primary-key.gpg"
+            do { try AptSources.keys(for: project)[0].armored.write(toFile: armored, atomically: true, encoding: .utf8) } catch {
+                throw HavelError(.io, "cannot write \(armored)")
+            }
+            guard context.processes.which("gpg") != nil else {
+                throw HavelError(.hostNotReady, "debootstrap needs gpg to use <primary_key>; apt-get install gnupg, or use mmdebstrap")
+            }
+            try await context.processes.check(Command("gpg", ["--batch", "--yes", "--dearmor", "-o", keyring!, armored]))
+        }
+        let base = BootstrapRequest(tool: .debootstrap, architecture: request.architecture, suite: request.suite, variant: request.variant,
+                                    packages: project.target.debootstrap.include, exclude: request.exclude, sourceLines: request.sourceLines,
+                                    preferences: request.preferences, keys: request.keys, installRecommends: request.installRecommends,
+                                    packageCache: request.packageCache, listsDirectory: request.listsDirectory)
+        try await context.runTool(Debootstrap.command(base, mirror: primary.url, keyring: keyring, output: context.directory.rootfs).inPrivateMountNamespace(),
+                          what: "debootstrap", sources: request.sourceLines)
+        let log = context.log
+        try await DebootstrapSecondStage(request: request, rootfs: context.directory.rootfs, packages: project.target.packages.map(\.name),
+                                         processes: context.processes, info: { log.info($0) }, warn: { log.warning($0) })
+            .run { command, what throws(HavelError) in try await context.runTool(command, what: what, sources: request.sourceLines) }
+    }
+
+    /// The installed packages, each verified against the mirror's index (`DebVerification`), as the install record.
+    func makeRecord(lists: String, sources: [String]) async throws(HavelError) -> InstallRecord {
+        let installed = try DpkgStatus.read(root: context.directory.rootfs)
+        let cache = context.options.cache
+        let outcome = try await DebVerification.verify(installed, lists: lists, debs: cache.debs, present: Set(cache.debFiles()))
+        let packages = outcome.packages.map {
+            InstallRecord.Package(name: $0.name, version: $0.version, architecture: $0.architecture, sha256: $0.sha256, origin: $0.origin)
+        }
+        let verified = outcome.verified
+        try cache.recordVerified(verified)
+        let sourcesList = (try? String(contentsOfFile: context.directory.rootfs + "/etc/apt/sources.list", encoding: .utf8)) ?? sources.joined(separator: "\n") + "\n"
+        return InstallRecord(packages: packages, sourcesList: sourcesList, preferences: AptSources.preferences(for: project))
+    }
+}

@@ -1,0 +1,179 @@
+import BootCheck
+import Foundation
+import HavelCore
+import Images
+import SystemKit
+
+/// The reports (source.xml, validation.txt, licences, report.txt) and the packed root filesystem: both
+/// only read the finished tree, so they run side by side.
+struct ReportsAndPackingStage: BuildStage {
+    let name = "reports and packing"
+
+    func describe(_ plan: BuildPlan) -> StageDescription {
+        let packed = BuildContext.packedName(plan.project.project)
+        return StageDescription(reason: "the build's record and its rootfs archive",
+                                inputs: ["rootfs/ (dpkg status, copyright files)", "the install record"],
+                                outputs: ["source.xml", "validation.txt", "report.txt", "licence-target.txt/.xml", packed])
+    }
+
+    func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
+        guard let record = products.install else { throw HavelError(.internalError, "the reports need the install stage's record") }
+        let directory = context.directory
+        let packedName = context.packedName
+        let packed = directory.path + "/" + packedName
+        let clamp = products.epoch
+        let rootfs = directory.rootfs
+        let processes = context.processes
+        let packing = Task { try await Tar.pack(rootfs, to: packed, mtimeClamp: clamp, processes: processes) }
+        do throws(HavelError) {
+            try await ReportWriter(context: context, record: record, added: products.archiveFiles, touched: products.finetunedFiles,
+                                   stages: products.finishedStages).write()
+        } catch {
+            packing.cancel()
+            _ = await packing.result
+            throw error
+        }
+        if case .failure(let error) = await packing.result {
+            throw error as? HavelError ?? HavelError(.internalError, "packing failed: \(error)")
+        }
+        products.packedRootfs = packedName
+    }
+}
+
+/// cpio and squashfs archives of the tree, as `<target><package>` asks.
+struct RootfsArchivesStage: BuildStage {
+    let name = "rootfs archives"
+
+    static func files(_ project: Project) -> (cpio: String?, squashfs: String?) {
+        let outputs = project.target.outputs
+        return (outputs.cpio.map { $0.isEmpty ? "\(project.name)-\(project.version)-rootfs.cpio" : $0 },
+                outputs.squashfs.map { $0.isEmpty ? "\(project.name)-\(project.version)-rootfs.squashfs" : $0 })
+    }
+
+    func describe(_ plan: BuildPlan) -> StageDescription {
+        let files = Self.files(plan.project.project)
+        return StageDescription(reason: "<target><package> asks for them", inputs: ["rootfs/"],
+                                outputs: [files.cpio, files.squashfs].compactMap { $0 })
+    }
+
+    func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
+        let project = context.project.project
+        let directory = context.directory
+        let files = Self.files(project)
+        if let file = files.cpio {
+            try await Packers.cpio(directory.rootfs, to: directory.path + "/" + file, mtime: products.epoch, processes: context.processes)
+            products.outputs.append(file)
+        }
+        if let file = files.squashfs {
+            try await Packers.squashfs(directory.rootfs, to: directory.path + "/" + file, options: project.target.outputs.squashfsOptions,
+                                       mtime: products.epoch, processes: context.processes)
+            products.outputs.append(file)
+        }
+    }
+}
+
+/// Each msdoshd/gpthd image, its filesystems made from the tree as plain files; GRUB's BIOS core
+/// written where the image asks for grub-install.
+struct DiskImagesStage: BuildStage {
+    let name = "disk images"
+
+    func describe(_ plan: BuildPlan) -> StageDescription {
+        let images = plan.project.project.target.images
+        return StageDescription(reason: "<images>: " + images.map { "\($0.name) (\($0.table.rawValue), \($0.partitions.count) partition\($0.partitions.count == 1 ? "" : "s"))" }
+                                    .joined(separator: ", "),
+                                inputs: ["rootfs/", "fstab"], outputs: images.map(\.name))
+    }
+
+    func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
+        let project = context.project.project
+        let directory = context.directory
+        let log = context.log
+        for image in project.target.images {
+            let request = ImageRequest(image: image, fstab: project.target.fstab, rootfs: directory.rootfs,
+                                       outputDirectory: directory.path, workDirectory: directory.work + "/images",
+                                       projectDirectory: directory.path, sourceDateEpoch: products.epoch,
+                                       seed: "\(project.name) \(project.version)", processes: context.processes)
+            let built = try await ImageBuilder.build(request) { log.info($0) }
+            if image.grubInstall != nil, let core = products.grubCore {
+                try Bootloader.installBIOS(core: core, image: built.path, built: built,
+                                           target: try RootedFileSystem(root: directory.rootfs), log: log)
+            }
+            log.info("image \(image.name): " + built.partitions.map { "\($0.number) \($0.label)" }.joined(separator: ", "))
+        }
+    }
+}
+
+/// `<project-finetuning>`: work on the finished images and the build directory.
+struct ProjectFinetuningStage: BuildStage {
+    let name = "project finetuning"
+
+    func describe(_ plan: BuildPlan) -> StageDescription {
+        let steps = plan.project.project.target.projectFinetuning
+        return StageDescription(reason: "\(steps.count) <project-finetuning> step\(steps.count == 1 ? "" : "s"): "
+                                    + steps.map(\.action.elementName).joined(separator: ", "),
+                                inputs: ["the images", "rootfs/"], outputs: ["the build directory", "artifacts/"])
+    }
+
+    func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
+        let project = context.project.project
+        let images = project.target.images
+        var runner = ProjectFinetuningRunner(directory: context.directory, target: try RootedFileSystem(root: context.directory.rootfs),
+                                             log: context.log, artifacts: products.artifacts,
+                                             packers: products.imagePackers(images), images: images.map(\.name),
+                                             processes: context.processes)
+        try await runner.run(project.target.projectFinetuning)
+        products.artifacts = runner.artifacts
+        products.packers = runner.packers
+    }
+}
+
+/// `<check-image-list>`: each image booted under qemu and driven over its serial console.
+struct BootChecksStage: BuildStage {
+    let name = "boot checks"
+
+    func describe(_ plan: BuildPlan) -> StageDescription {
+        let checks = plan.project.project.checks
+        return StageDescription(reason: "<check-image-list>: " + checks.map { "\($0.image) with \(($0.interpreter as NSString).lastPathComponent)" }
+                                    .joined(separator: ", "),
+                                inputs: checks.map(\.image), outputs: ["check.xml", "check-N-IMAGE.log"])
+    }
+
+    func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
+        let results = try await context.checkImages(context.project.project.checks, context.directory, context.log)
+        for result in results { products.checks[result.name] = result.passed }
+        let failed = results.filter { !$0.passed }
+        if !failed.isEmpty {
+            throw HavelError(.processFailed, "boot check failed: " + failed.map { "\($0.name): \($0.message)" }.joined(separator: "; "))
+        }
+    }
+}
+
+/// Each image packed as its packer says (default tar.xz, as ELBE).
+struct PackImagesStage: BuildStage {
+    let name = "pack images"
+
+    func describe(_ plan: BuildPlan) -> StageDescription {
+        StageDescription(reason: "images are handed out packed (set_packer chooses how)",
+                         inputs: plan.project.project.target.images.map(\.name),
+                         outputs: plan.project.project.target.images.map { Packers.packedName($0.name, packer: Packers.defaultImagePacker) })
+    }
+
+    func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
+        let directory = context.directory
+        let packers = products.imagePackers(context.project.project.target.images)
+        for image in context.project.project.target.images where FileManager.default.fileExists(atPath: directory.path + "/" + image.name) {
+            let packed = try await Packers.packImage(image.name, in: directory.path, packer: packers[image.name] ?? Packers.defaultImagePacker,
+                                                     mtime: products.epoch, processes: context.processes)
+            products.outputs.append(packed)
+        }
+    }
+}
+
+extension BuildProducts {
+    /// The packer of each image: the default unless project-finetuning's set_packer chose another.
+    func imagePackers(_ images: [DiskImage]) -> [String: String] {
+        var result: [String: String] = [:]
+        for image in images { result[image.name] = packers[image.name] ?? Packers.defaultImagePacker }
+        return result
+    }
+}

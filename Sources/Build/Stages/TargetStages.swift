@@ -1,0 +1,144 @@
+import Chroot
+import Debian
+import Foundation
+import HavelCore
+import SystemKit
+
+/// A copy of the installed tree with `buildimage/pkg-list` installed into it (under emulation), for
+/// projects whose finetuning works in a build environment; never part of the target.
+struct BuildEnvironmentStage: BuildStage {
+    let name = "build environment"
+
+    static func isNeeded(by project: Project) -> Bool {
+        if let packages = project.buildimage?.packages, !packages.isEmpty { return true }
+        return project.target.finetuning.contains { step in
+            switch step.action {
+            case .makeDirectory(_, let place), .command(_, let place): return place == .buildenv
+            case .copy(_, _, let source, let destination), .move(_, _, let source, let destination):
+                return source == .buildenv || destination == .buildenv
+            default: return false
+            }
+        }
+    }
+
+    func describe(_ plan: BuildPlan) -> StageDescription {
+        let packages = plan.project.project.buildimage?.packages.map(\.name) ?? []
+        return StageDescription(reason: packages.isEmpty ? "finetuning works in the build environment"
+                                    : "buildimage/pkg-list: \(packages.joined(separator: " "))",
+                                inputs: ["rootfs/"], outputs: ["buildenv/"])
+    }
+
+    func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
+        let directory = context.directory
+        try await context.processes.check(Command("cp", ["-a", "--reflink=auto", directory.rootfs, directory.buildenv]))
+        let buildenv = try RootedFileSystem(root: directory.buildenv)
+        products.buildenv = buildenv
+        let project = context.project.project
+        let packages = project.buildimage?.packages.map(\.name) ?? []
+        guard !packages.isEmpty else { return }
+        context.log.info("installing into the build environment: \(packages.joined(separator: " "))")
+        let sources = AptSources.lines(for: project)
+        let chroot = context.chroot(directory.buildenv)
+        try await ChrootExcursions.during(buildenv, warn: context.log.warning) { () async throws(HavelError) in
+            try await context.runTool(chroot.command(["apt-get", "update"]), what: "apt-get update", sources: sources)
+            try await context.runTool(chroot.command(["apt-get", "-y", "install"] + packages), what: "apt-get install", sources: sources)
+            try await context.runTool(chroot.command(["apt-get", "clean"]), what: "apt-get clean", sources: sources)
+        }
+    }
+}
+
+/// Host name, users, fstab, serial getty, apt's files: what `<target>` says of the system.
+struct ConfigureTargetStage: BuildStage {
+    let name = "configure target"
+
+    func describe(_ plan: BuildPlan) -> StageDescription {
+        StageDescription(reason: "the system settings of <target>", inputs: ["<target>: hostname, domain, passwd, console, fstab"],
+                         outputs: ["rootfs/etc"])
+    }
+
+    func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
+        let target = try RootedFileSystem(root: context.directory.rootfs)
+        try await TargetSetup.apply(context.project.project, to: target, havelVersion: context.options.havelVersion,
+                                    date: Date(timeIntervalSince1970: TimeInterval(products.epoch)), log: context.log,
+                                    processes: context.processes)
+    }
+}
+
+/// The project's `<archive>`, unpacked over the tree.
+struct ArchiveStage: BuildStage {
+    let name = "archive"
+
+    func describe(_ plan: BuildPlan) -> StageDescription {
+        StageDescription(reason: "<archive> overlays files on the tree", inputs: ["<archive> (a base64 tar)"], outputs: ["rootfs/"])
+    }
+
+    func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
+        guard let archive = context.project.project.archive else { return }
+        products.archiveFiles = try await ArchiveOverlay.apply(archive, to: try RootedFileSystem(root: context.directory.rootfs),
+                                                               work: context.directory.work, log: context.log, processes: context.processes)
+    }
+}
+
+/// update-initramfs, deferred from the install: once, with the archive's initramfs settings, before
+/// finetuning (which may take the kernel and initrd as artifacts, as with ELBE).
+struct InitramfsStage: BuildStage {
+    let name = "initramfs"
+
+    func describe(_ plan: BuildPlan) -> StageDescription {
+        StageDescription(reason: "update-initramfs was deferred during the install; it runs once here, when a kernel is installed",
+                         inputs: ["rootfs/boot", "rootfs/etc/initramfs-tools"], outputs: ["rootfs/boot/initrd.img-*"])
+    }
+
+    func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
+        let target = try RootedFileSystem(root: context.directory.rootfs)
+        guard target.exists(InitramfsDeferral.diverted) || target.exists(InitramfsDeferral.tool) else { return }
+        let command = context.chroot(context.directory.rootfs).command(["/bin/sh", "-c", InitramfsDeferral.finishCommands])
+        try await ChrootExcursions.during(target, warn: context.log.warning) { () async throws(HavelError) in
+            try await context.runTool(command, what: "update-initramfs", sources: [])
+        }
+    }
+}
+
+/// `<finetuning>`: files, users, groups, commands, artifacts.
+struct FinetuningStage: BuildStage {
+    let name = "finetuning"
+
+    func describe(_ plan: BuildPlan) -> StageDescription {
+        let steps = plan.project.project.target.finetuning
+        return StageDescription(reason: steps.isEmpty ? "no <finetuning> steps (the stage records that)"
+                                    : "\(steps.count) <finetuning> step\(steps.count == 1 ? "" : "s"): "
+                                    + steps.map(\.action.elementName).joined(separator: ", "),
+                                inputs: ["rootfs/"], outputs: ["rootfs/", "artifacts/"])
+    }
+
+    func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
+        let directory = context.directory
+        let target = try RootedFileSystem(root: directory.rootfs)
+        var runner = FinetuningRunner(target: target, chroot: context.chroot(directory.rootfs), buildenv: products.buildenv,
+                                      directory: directory, log: context.log, processes: context.processes)
+        let steps = context.project.project.target.finetuning
+        try await ChrootExcursions.during(target, warn: context.log.warning) { () async throws(HavelError) in
+            try await runner.run(steps)
+        }
+        products.finetunedFiles = runner.touched
+        products.artifacts = runner.artifacts
+    }
+}
+
+/// GRUB's files in the tree and its BIOS core image, for images with `<grub-install/>`.
+struct BootloaderStage: BuildStage {
+    let name = "bootloader"
+
+    func describe(_ plan: BuildPlan) -> StageDescription {
+        StageDescription(reason: "an image asks for grub-install", inputs: ["rootfs/usr/lib/grub"], outputs: ["rootfs/boot/grub", "GRUB's core image"])
+    }
+
+    func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
+        let directory = context.directory
+        let target = try RootedFileSystem(root: directory.rootfs)
+        try? FileManager.default.createDirectory(atPath: directory.work, withIntermediateDirectories: true)
+        products.grubCore = try await Bootloader(project: context.project.project, target: target,
+                                                 chroot: context.chroot(directory.rootfs), log: context.log)
+            .prepare(work: directory.work)
+    }
+}

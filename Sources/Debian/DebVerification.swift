@@ -1,0 +1,54 @@
+import Foundation
+import HavelCore
+import SystemKit
+
+/// Every installed package checked against the mirror's index: the .deb that was downloaded (when it
+/// is in the package cache) must have the sha256 the signed index names. A mismatching file is removed
+/// from the cache and the install refused.
+public enum DebVerification {
+    public struct Package: Sendable, Hashable {
+        public var name: String
+        public var version: String
+        public var architecture: String
+        /// The index's sha256, else the digest of the cached file.
+        public var sha256: String?
+        public var origin: String?
+    }
+
+    public struct Outcome: Sendable {
+        public var packages: [Package]
+        /// Cache file name → sha256, for the files that matched the index.
+        public var verified: [String: String]
+    }
+
+    /// The file name apt gives a package's .deb.
+    public static func debFileName(_ package: InstalledPackage) -> String {
+        "\(package.name)_\(package.version.replacingOccurrences(of: ":", with: "%3a"))_\(package.architecture).deb"
+    }
+
+    /// Checks `installed` against the index read from `lists` (a tree with var/lib/apt/lists), using the
+    /// .debs present in `debs` (the package cache).
+    public static func verify(_ installed: [InstalledPackage], lists: String, debs: String,
+                              present: Set<String>) async throws(HavelError) -> Outcome {
+        let index = PackagesIndex.index(try PackagesIndex.readLists(root: lists))
+        let files = installed.map(debFileName).filter { present.contains($0) }
+        let digests = try await Digest.sha256(files: files.map { debs + "/" + $0 })
+        var verified: [String: String] = [:]
+        var packages: [Package] = []
+        for package in installed {
+            let file = debFileName(package)
+            let indexed = index["\(package.name) \(package.version) \(package.architecture)"]
+            let digest = digests[debs + "/" + file]
+            if let digest, let expected = indexed?.sha256 {
+                guard digest == expected else {
+                    unlink(debs + "/" + file)
+                    throw HavelError(.processFailed, "package \(package.name) \(package.version): the downloaded .deb has sha256 \(digest) but the mirror's index says \(expected); it was removed from the cache, build again")
+                }
+                verified[file] = digest
+            }
+            packages.append(Package(name: package.name, version: package.version, architecture: package.architecture,
+                                    sha256: indexed?.sha256 ?? digest, origin: indexed?.origin))
+        }
+        return Outcome(packages: packages, verified: verified)
+    }
+}

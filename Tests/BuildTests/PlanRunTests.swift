@@ -1,0 +1,276 @@
+import Foundation
+@testable import Build
+import HavelCore
+import SystemKit
+import Testing
+
+/// Whole build plans of different projects run through the recording process runner, without root:
+/// the stages in order, the commands each ran (written out here by hand, never recorded from the code),
+/// and state.json. Dropping or reordering a stage, or a command, fails them.
+@Suite struct PlanRunTests {
+    static let mmdebstrapStart = ["apt-helper InRelease", "unshare mmdebstrap", "chpasswd"]
+    /// One msdos image with an ext4 root, as most tests here use it.
+    static let diskImage = """
+        <images><msdoshd><name>disk.img</name><size>64MiB</size><partition><size>remain</size><label>rfs</label></partition></msdoshd></images>
+        <fstab><bylabel><label>rfs</label><mountpoint>/</mountpoint><fs><type>ext4</type></fs></bylabel></fstab>
+        """
+    static let coreStages = ["check host", "probe mirror", "install packages", "configure target", "initramfs", "finetuning", "reports and packing"]
+
+    func expectDone(_ outcome: (error: HavelError?, state: BuildState?), stages: [String], harness: PlanHarness) throws {
+        #expect(outcome.error == nil, "\(outcome.error?.description ?? "")")
+        let state = try #require(outcome.state)
+        #expect(state.status == .done)
+        #expect(state.format == BuildState.currentFormat)
+        #expect(state.stages.map(\.name) == stages)
+        #expect(FileManager.default.fileExists(atPath: harness.directory.sourceXML))
+        #expect(FileManager.default.fileExists(atPath: harness.directory.report))
+        #expect(!FileManager.default.fileExists(atPath: harness.directory.work), "the work directory is removed")
+    }
+
+    @Test func minbaseWithMmdebstrap() async throws {
+        let harness = try PlanHarness("minbase")
+        let project = try harness.load(PlanHarness.xml(target: """
+            <debootstrap><variant>minbase</variant></debootstrap>
+            <package><tar><name>plan.tgz</name></tar></package>
+            <pkg-list><pkg>netbase</pkg></pkg-list>
+            """))
+        let outcome = try await harness.run(project)
+        try expectDone(outcome, stages: Self.coreStages, harness: harness)
+        #expect(harness.commandLines == Self.mmdebstrapStart + ["bash: tar"])
+        let mmdebstrap = try #require(harness.fake.commands.first { $0.arguments.contains("mmdebstrap") })
+        #expect(mmdebstrap.arguments.contains("--variant=minbase"))
+        #expect(mmdebstrap.arguments.contains { $0.hasPrefix("--include=") && $0.contains("netbase") })
+        #expect(outcome.state?.packedRootfs == "plan.tgz")
+        #expect(FileManager.default.fileExists(atPath: harness.directory.path + "/plan.tgz"))
+        // The install stage is keyed; nothing was cached (the stage cache is off here).
+        let install = try #require(outcome.state?.stages.first { $0.name == "install packages" })
+        #expect(install.key?.count == 64)
+        #expect(install.cached == false)
+        let report = try String(contentsOfFile: harness.directory.report, encoding: .utf8)
+        #expect(report.contains("netbase 6.4 all"))
+    }
+
+    @Test func debootstrapForAForeignArchitecture() async throws {
+        let harness = try PlanHarness("debootstrap")
+        harness.packages.append(("less", "590-2", "arm64"))
+        let project = try harness.load(PlanHarness.xml(arch: "aarch64", target: """
+            <debootstrap><variant>minbase</variant><type>debootstrap</type></debootstrap>
+            <pkg-list><pkg>netbase</pkg><pkg>less</pkg></pkg-list>
+            """))
+        let outcome = try await harness.run(project)
+        try expectDone(outcome, stages: Self.coreStages, harness: harness)
+        #expect(harness.commandLines == [
+            "binfmt-register", "apt-helper InRelease", "unshare debootstrap", "sh: cp",
+            "chroot sh: set", "chroot apt-get -o", "chroot apt-get -y", "sh: set", "chpasswd", "bash: tar",
+        ])
+        let install = try #require(harness.fake.commands.first { $0.arguments.contains("-y") })
+        #expect(install.arguments.suffix(2) == ["netbase", "less"])
+        #expect(harness.fake.commands.first?.arguments == ["qemu-aarch64"])
+    }
+
+    @Test func aBuildEnvironmentWithItsOwnPackages() async throws {
+        let harness = try PlanHarness("buildenv")
+        let project = try harness.load(PlanHarness.xml(project: "<buildimage><pkg-list><pkg>make</pkg></pkg-list></buildimage>", target: """
+            <pkg-list><pkg>netbase</pkg></pkg-list>
+            <finetuning><command>echo in-target</command></finetuning>
+            """))
+        let outcome = try await harness.run(project)
+        try expectDone(outcome, stages: ["check host", "probe mirror", "install packages", "build environment", "configure target",
+                                         "initramfs", "finetuning", "reports and packing"], harness: harness)
+        #expect(harness.commandLines == Self.mmdebstrapStart.dropLast() + [
+            "cp", "chroot apt-get update", "chroot apt-get -y", "chroot apt-get clean", "chpasswd", "chroot sh: echo", "bash: tar",
+        ])
+        #expect(FileManager.default.fileExists(atPath: harness.directory.buildenv + "/var/lib/dpkg/status"), "cp ran for real")
+        #expect(!FileManager.default.fileExists(atPath: harness.directory.rootfs + "/usr/bin/make"), "nothing of the build environment is in the target")
+    }
+
+    @Test func anImageWithoutABootloader() async throws {
+        let harness = try PlanHarness("image")
+        let project = try harness.load(PlanHarness.xml(target: """
+            <pkg-list><pkg>netbase</pkg></pkg-list>
+            \(Self.diskImage)
+            """))
+        let outcome = try await harness.run(project)
+        try expectDone(outcome, stages: Self.coreStages + ["disk images", "pack images"], harness: harness)
+        #expect(harness.commandLines == Self.mmdebstrapStart + ["bash: tar", "mke2fs", "dumpe2fs", "sh: exec", "sfdisk", "sfdisk", "bash: tar"])
+        #expect(outcome.state?.outputs == ["disk.img.tar.xz"])
+        #expect(FileManager.default.fileExists(atPath: harness.directory.path + "/disk.img.tar.xz"))
+    }
+
+    @Test func anImageWithGrubForBIOS() async throws {
+        let harness = try PlanHarness("grub")
+        harness.packages.append(("grub-pc", "2.06-13", "amd64"))
+        harness.packages.append(("linux-image-amd64", "6.1.1-1", "amd64"))
+        harness.files = [("boot/vmlinuz-6.1.0-1-amd64", Array(repeating: 1, count: 64)),
+                         ("usr/lib/grub/i386-pc/boot.img", Array(repeating: 0, count: 512)),
+                         ("var/lib/dpkg/info/grub-pc.list", Array("/usr/lib/grub/i386-pc/boot.img\n".utf8)),
+                         ("boot/grub/i386-pc/havel-core.img", Array(repeating: 2, count: 4096))]
+        let project = try harness.load(PlanHarness.xml(target: """
+            <pkg-list><pkg>grub-pc</pkg><pkg>linux-image-amd64</pkg></pkg-list>
+            <images><msdoshd><name>boot.img</name><size>64MiB</size><grub-install/>
+              <partition><size>remain</size><label>rfs</label><bootable/></partition>
+            </msdoshd></images>
+            <fstab><bylabel><label>rfs</label><mountpoint>/</mountpoint><fs><type>ext4</type></fs></bylabel></fstab>
+            """))
+        let outcome = try await harness.run(project)
+        try expectDone(outcome, stages: ["check host", "probe mirror", "install packages", "configure target", "initramfs", "finetuning",
+                                         "bootloader", "reports and packing", "disk images", "pack images"], harness: harness)
+        #expect(harness.commandLines == Self.mmdebstrapStart + [
+            "chroot sh: mkdir", "chroot grub-mkimage -O", "bash: tar", "mke2fs", "dumpe2fs", "sh: exec", "sfdisk", "sfdisk", "bash: tar",
+        ])
+        let mkimage = try #require(harness.fake.commands.first { $0.arguments.contains("grub-mkimage") })
+        #expect(mkimage.arguments.contains("i386-pc"))
+        let config = try String(contentsOfFile: harness.directory.rootfs + "/boot/grub/grub.cfg", encoding: .utf8)
+        #expect(config.contains("root=LABEL=rfs"))
+    }
+
+    @Test func cpioAndSquashfsArchives() async throws {
+        let harness = try PlanHarness("packers")
+        let project = try harness.load(PlanHarness.xml(target: """
+            <pkg-list><pkg>netbase</pkg></pkg-list>
+            <package><cpio><name>plan.cpio</name></cpio><squashfs><name>plan.squashfs</name></squashfs></package>
+            """))
+        let outcome = try await harness.run(project)
+        try expectDone(outcome, stages: Self.coreStages + ["rootfs archives"], harness: harness)
+        #expect(harness.commandLines == Self.mmdebstrapStart + ["bash: tar", "bash: tar", "mksquashfs"])
+        #expect(outcome.state?.outputs == ["plan.cpio", "plan.squashfs"])
+        for file in ["plan.cpio", "plan.squashfs"] { #expect(FileManager.default.fileExists(atPath: harness.directory.path + "/" + file)) }
+    }
+
+    @Test func projectFinetuningChangesThePacker() async throws {
+        let harness = try PlanHarness("project-finetuning")
+        let project = try harness.load(PlanHarness.xml(target: """
+            <pkg-list><pkg>netbase</pkg></pkg-list>
+            \(Self.diskImage)
+            <project-finetuning><set_packer packer="none">disk.img</set_packer><img_convert dst="disk.qcow2" fmt="qcow2" keep_src="true">disk.img</img_convert></project-finetuning>
+            """))
+        let outcome = try await harness.run(project)
+        try expectDone(outcome, stages: Self.coreStages + ["disk images", "project finetuning", "pack images"], harness: harness)
+        #expect(harness.commandLines == Self.mmdebstrapStart + ["bash: tar", "mke2fs", "dumpe2fs", "sh: exec", "sfdisk", "sfdisk", "qemu-img"])
+        // set_packer none: the image is handed out as it is, beside its qcow2 copy.
+        #expect(outcome.state?.outputs == ["disk.img"])
+        #expect(outcome.state?.artifacts == ["disk.qcow2"])
+        #expect(FileManager.default.fileExists(atPath: harness.directory.path + "/disk.qcow2"))
+    }
+
+    @Test func bootChecksAfterTheImagesBeforePacking() async throws {
+        let harness = try PlanHarness("checks")
+        let project = try harness.load(PlanHarness.xml(top: """
+            <check-image-list><check><img>disk.img</img><interpreter>qemu-system-x86_64</interpreter>
+              <interpreter-opts>-nographic -hda disk.img</interpreter-opts><action><login>root</login></action></check></check-image-list>
+            """, target: """
+            <pkg-list><pkg>netbase</pkg></pkg-list>
+            \(Self.diskImage)
+            """))
+        let outcome = try await harness.run(project)
+        try expectDone(outcome, stages: Self.coreStages + ["disk images", "boot checks", "pack images"], harness: harness)
+        #expect(harness.booted.images.withLock { $0 } == ["disk.img"])
+        #expect(outcome.state?.checks == ["check-1-disk.img": true])
+
+        // --skip-checks leaves the stage out of the plan.
+        let skipping = try PlanHarness("skip-checks")
+        skipping.skipChecks = true
+        let again = try await skipping.run(try skipping.load(PlanHarness.xml(top: """
+            <check-image-list><check><img>disk.img</img><interpreter>qemu-system-x86_64</interpreter><interpreter-opts>-hda disk.img</interpreter-opts><action><login>root</login></action></check></check-image-list>
+            """, target: """
+            \(PlanRunTests.diskImage)
+            """)))
+        try expectDone(again, stages: Self.coreStages + ["disk images", "pack images"], harness: skipping)
+        #expect(skipping.booted.images.withLock { $0 }.isEmpty)
+    }
+
+    @Test func usersGroupsAndCommandsInFinetuning() async throws {
+        let harness = try PlanHarness("users")
+        let project = try harness.load(PlanHarness.xml(target: """
+            <pkg-list><pkg>netbase</pkg></pkg-list>
+            <finetuning>
+              <addgroup>plan</addgroup>
+              <adduser passwd="secret" shell="/bin/sh" groups="plan">operator</adduser>
+              <file dst="/etc/motd">hello</file>
+              <command>systemctl enable plan</command>
+            </finetuning>
+            """))
+        let outcome = try await harness.run(project)
+        try expectDone(outcome, stages: Self.coreStages, harness: harness)
+        #expect(harness.commandLines == Self.mmdebstrapStart + ["groupadd", "useradd", "chpasswd", "chroot sh: systemctl", "bash: tar"])
+        #expect(try String(contentsOfFile: harness.directory.rootfs + "/etc/motd", encoding: .utf8) == "hello")
+    }
+
+    @Test func aKernelRunsTheDeferredInitramfsOnce() async throws {
+        let harness = try PlanHarness("initramfs")
+        harness.files = [("usr/sbin/update-initramfs.havel-deferred", Array("#!/bin/sh\n".utf8))]
+        let project = try harness.load(PlanHarness.xml(target: "<pkg-list><pkg>netbase</pkg></pkg-list>"))
+        let outcome = try await harness.run(project)
+        try expectDone(outcome, stages: Self.coreStages, harness: harness)
+        #expect(harness.commandLines == Self.mmdebstrapStart + ["chroot sh: set", "bash: tar"])
+    }
+
+    @Test func aFailingInstallStopsTheBuildAndLeavesNoResults() async throws {
+        let harness = try PlanHarness("failing")
+        harness.fake.on({ $0.arguments.contains("mmdebstrap") }) { _ throws(HavelError) in .failure(1, error: "E: Unable to locate package nosuch") }
+        let project = try harness.load(PlanHarness.xml(target: "<pkg-list><pkg>nosuch</pkg></pkg-list>"))
+        let outcome = try await harness.run(project)
+        #expect(outcome.error?.code == .processFailed)
+        let state = try #require(outcome.state)
+        #expect(state.status == .failed)
+        #expect(state.stages.map(\.name) == ["check host", "probe mirror"])
+        #expect(state.reason?.contains("mmdebstrap") == true)
+        #expect(harness.commandLines == ["apt-helper InRelease", "unshare mmdebstrap"])
+        for file in harness.directory.resultFiles(packedRootfs: "plan-1.0-rootfs.tar.zst") {
+            #expect(!FileManager.default.fileExists(atPath: file), "\(file) is left after a failed build")
+        }
+    }
+
+    @Test func notRootIsRefusedBeforeAnythingRuns() async throws {
+        let harness = try PlanHarness("not-root")
+        harness.host = HostFacts(architecture: .amd64, isRoot: false)
+        let outcome = try await harness.run(try harness.load(PlanHarness.xml(target: "<pkg-list><pkg>netbase</pkg></pkg-list>")))
+        #expect(outcome.error?.code == .hostNotReady)
+        #expect(outcome.state?.status == .failed)
+        #expect(outcome.state?.stages.isEmpty == true)
+        #expect(harness.fake.commands.isEmpty)
+    }
+}
+
+/// The plan as data: made without running anything, for hosts other than this one.
+@Suite struct BuildPlanTests {
+    @Test func outputNamesMustStayInTheBuildDirectory() throws {
+        let harness = try PlanHarness("names")
+        for (element, xml) in [
+            ("tar/name", PlanHarness.xml(target: "<package><tar><name>../../victim.txt</name></tar></package>")),
+            ("msdoshd/name", PlanHarness.xml(target: """
+                <images><msdoshd><name>/etc/passwd</name><size>64MiB</size><partition><size>remain</size><label>rfs</label></partition></msdoshd></images>
+                """)),
+            ("project/name", PlanHarness.xml(name: "..", target: "")),
+        ] {
+            do {
+                _ = try harness.load(xml)
+                Issue.record("\(element): an output outside the build directory was accepted")
+            } catch let error as HavelError {
+                #expect(error.code == .invalidProject)
+                let named = error.diagnostics.contains { (diagnostic: Diagnostic) in
+                    diagnostic.elementPath?.hasSuffix("/" + element) == true && diagnostic.location != nil && diagnostic.message.contains("not a plain file name")
+                }
+                #expect(named, "\(error.diagnostics)")
+            }
+        }
+    }
+
+    @Test func thePlanSaysWhyEachStageIsThereAndHowTheInstallIsKeyed() throws {
+        let harness = try PlanHarness("describe")
+        let project = try harness.load(PlanHarness.xml(arch: "armhf", target: """
+            <pkg-list><pkg>netbase</pkg></pkg-list>
+            \(PlanRunTests.diskImage)
+            """))
+        let plan = BuildPlan(project, host: HostFacts(architecture: .amd64, isRoot: true), options: BuildOptions(directory: harness.directory, havelVersion: "test"))
+        let text = plan.describe()
+        #expect(text.contains("host: amd64 (foreign: qemu-user through binfmt_misc)"))
+        #expect(text.contains("1. check host"))
+        #expect(text.contains("cache key: sha256 of tool mmdebstrap, architecture armhf"))
+        #expect(text.contains("resolved when the build runs: the Release digest"))
+        #expect(text.contains("9. pack images"))
+        // On an armhf host the same project is native.
+        let native = BuildPlan(project, host: HostFacts(architecture: .armhf, isRoot: true), options: BuildOptions(directory: harness.directory, havelVersion: "test"))
+        #expect(native.describe().contains("(native)"))
+    }
+}

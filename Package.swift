@@ -32,8 +32,10 @@ let package = Package(
         .target(name: "Chroot", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
         .target(name: "Reports", dependencies: ["HavelCore", "ProjectXML", "Debian", "SystemKit"], swiftSettings: strict),
         .target(name: "Images", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
-        .target(name: "BootCheck", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
-        .target(name: "Build", dependencies: ["HavelCore", "ProjectXML", "SystemKit", "Debian", "Chroot", "Reports", "Images", "BootCheck"],
+        .target(name: "QEMU", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
+        .target(name: "BootCheck", dependencies: ["HavelCore", "SystemKit", "QEMU"], swiftSettings: strict),
+        .target(name: "Build", dependencies: ["HavelCore", "ProjectXML", "SystemKit", "Debian", "Chroot", "Reports", "Images", "BootCheck",
+                                              "QEMU"],
                 swiftSettings: strict),
         .target(name: "DaemonAPI", dependencies: ["HavelCore"], swiftSettings: strict),
         .target(name: "Daemon", dependencies: [
@@ -61,7 +63,8 @@ let package = Package(
         .testTarget(name: "ChrootTests", dependencies: ["Chroot", "SystemKit"], swiftSettings: strict),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Debian", "ProjectXML"], swiftSettings: strict),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "SystemKit"], swiftSettings: strict),
-        .testTarget(name: "BootCheckTests", dependencies: ["BootCheck", "SystemKit"], swiftSettings: strict),
+        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "SystemKit"], swiftSettings: strict),
+        .testTarget(name: "BootCheckTests", dependencies: ["BootCheck", "QEMU", "SystemKit"], swiftSettings: strict),
         .testTarget(name: "DaemonTests", dependencies: [
             "Daemon", "DaemonAPI", "DaemonClient", "Build", "ProjectXML", "SystemKit",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -114,42 +114,19 @@ public enum CheckRunner {
     }
 }
 
-/// KVM when a real probe shows it works here (a kernel booted with a deadline prints its banner),
-/// otherwise TCG with a visible warning. The probe only applies when the check's qemu is of this
-/// host's architecture; it boots the check's own `-kernel`, or a kernel of the host.
-enum AcceleratorChoice {
-    static let hostQemu: [Architecture: String] = [.amd64: "qemu-system-x86_64", .arm64: "qemu-system-aarch64", .i386: "qemu-system-i386"]
+import QEMU
 
+/// The accelerator for a boot check, by the QEMU module's one policy (KVM when a real probe boot
+/// shows it works here, otherwise TCG), with a visible warning when KVM is not used.
+enum AcceleratorChoice {
     static func choose(for check: ImageCheck, directory: BuildDirectory, log: BuildLog) async -> Accelerator {
-        guard FileManager.default.fileExists(atPath: "/dev/kvm") else {
-            log.warning("no /dev/kvm: boot checks run under software emulation (TCG), 5-15x slower")
-            return .tcg
-        }
-        guard let host = HostArchitecture.current, let native = hostQemu[host],
-              (check.interpreter as NSString).lastPathComponent == native else {
-            return .tcg
-        }
-        let words = (try? ShellWords.split(check.interpreterOptions)) ?? []
-        var kernel: String?
-        if let index = words.firstIndex(of: "-kernel"), index + 1 < words.count {
-            let path = words[index + 1]
-            kernel = path.hasPrefix("/") ? path : directory.path + "/" + path
-        }
-        if kernel == nil {
-            let boot = ((try? FileManager.default.contentsOfDirectory(atPath: "/boot")) ?? []).filter { $0.hasPrefix("vmlinuz-") }.sorted()
-            kernel = boot.last.map { "/boot/" + $0 } ?? ["/var/cache/havel/test-kernel/vmlinuz"].first { FileManager.default.isReadableFile(atPath: $0) }
-        }
-        guard let kernel, FileManager.default.isReadableFile(atPath: kernel) else {
-            log.warning("no kernel to probe KVM with: boot checks run under software emulation (TCG)")
-            return .tcg
-        }
-        let console = host == .arm64 ? "ttyAMA0" : "ttyS0"
-        let outcome = await AcceleratorProbe.probeOutcome(qemu: native, kernel: kernel, initrd: nil, append: "console=\(console) panic=-1",
-                                                          marker: "Linux version", deadline: .seconds(30))
-        if outcome.accelerator == .tcg {
-            log.warning("KVM does not work here (\(outcome.reason)): boot checks run under software emulation (TCG), 5-15x slower")
-        } else {
+        let options = (try? ShellWords.split(check.interpreterOptions)) ?? []
+        let outcome = await AcceleratorPolicy.host.choose(interpreter: check.interpreter, options: options,
+                                                          directory: directory.path, host: HostArchitecture.current)
+        if outcome.accelerator == .kvm {
             log.info("KVM works here: boot checks use it")
+        } else if !outcome.foreignGuest {
+            log.warning("KVM is not used (\(outcome.reason)): boot checks run under software emulation (TCG), 5-15x slower")
         }
         return outcome.accelerator
     }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import BootCheck
+import QEMU
 import Debian
 import Foundation
 import HavelCore

@@ -47,7 +47,8 @@ let package = Package(
             "HavelCore", "DaemonAPI",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ], swiftSettings: strict),
-        .target(name: "InitVM", dependencies: ["HavelCore", "SystemKit", "Debian", "DaemonAPI", "QEMU"], swiftSettings: strict),
+        .target(name: "InitVM", dependencies: ["HavelCore", "SystemKit", "Debian", "DaemonAPI", "DaemonClient", "QEMU"],
+                swiftSettings: strict),
         .target(name: "HavelCLI", dependencies: [
             "HavelCore", "ProjectXML", "SystemKit", "Debian", "Chroot", "Build", "BootCheck",
             "DaemonAPI", "Daemon", "DaemonClient", "InitVM",

@@ -39,7 +39,7 @@ public struct AcceleratorPolicy: Sendable {
 
     /// The decision for a guest started from `boot`'s kernel (nil: there is no kernel to probe with).
     public func choose(_ boot: AcceleratorProbe.Boot?) async -> Outcome {
-        if let problem = kvmDeviceProblem() { return Outcome(accelerator: .tcg, reason: "no usable /dev/kvm: \(problem)") }
+        if let problem = kvmDeviceProblem() { return Outcome(accelerator: .tcg, reason: problem) }
         guard let boot else { return Outcome(accelerator: .tcg, reason: "no kernel to probe KVM with") }
         return await probe(boot)
     }
@@ -48,7 +48,7 @@ public struct AcceleratorPolicy: Sendable {
     /// `directory`) on a host of `host` architecture. KVM can only run a guest of the host's own
     /// architecture; the probe boots the guest's own `-kernel`, or else one of the host's.
     public func choose(interpreter: String, options: [String], directory: String, host: Architecture?) async -> Outcome {
-        if let problem = kvmDeviceProblem() { return Outcome(accelerator: .tcg, reason: "no usable /dev/kvm: \(problem)") }
+        if let problem = kvmDeviceProblem() { return Outcome(accelerator: .tcg, reason: problem) }
         let name = (interpreter as NSString).lastPathComponent
         guard let host, name == "qemu-system-" + host.qemuSystemName else {
             var foreign = Outcome(accelerator: .tcg, reason: "\(name) does not run guests of this host's architecture (\(host?.description ?? "unknown"))")

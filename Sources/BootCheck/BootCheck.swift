@@ -1,13 +1,10 @@
-// BootCheck owns booting an image in qemu-system and driving its serial console, with a JUnit report.
+// BootCheck owns boot-checking an image (ELBE's check-image-list: login, expect/sendline, EOF) with
+// the QEMU module, its time-outs, and a JUnit report.
 
 import Foundation
 import HavelCore
+import QEMU
 import SystemKit
-
-/// How qemu runs the guest: hardware virtualisation or qemu's own translator.
-public enum Accelerator: String, Sendable, Codable {
-    case kvm, tcg
-}
 
 /// Where and how checks run.
 public struct CheckContext: Sendable {
@@ -94,7 +91,7 @@ public enum BootChecker {
 
         let console = SerialConsole(transcriptPath: context.transcriptPath)
         defer { console.closeTranscript() }
-        let command = Command(invocation.executable, invocation.arguments, workingDirectory: invocation.workingDirectory)
+        let command = invocation.command
         let outcome: ConversationOutcome
         let termination: ProcessResult.Termination
         do {

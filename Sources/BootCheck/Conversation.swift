@@ -1,5 +1,6 @@
 import Foundation
 import HavelCore
+import QEMU
 import SystemKit
 
 /// How a check's talk with the guest ended (before qemu's exit status is known).

@@ -16,7 +16,8 @@ public struct BuildContext: Sendable {
     public let processes: any ProcessRunning
     /// Boots images and runs their checks (qemu; a recording stand-in in unit tests).
     public var checkImages: ImageChecking = { checks, directory, log throws(HavelError) in
-        try await CheckRunner.run(checks, directory: directory, log: log)
+        try await CheckRunner.run(checks, buildDirectory: directory.path, report: directory.checkReport,
+                                  info: { log.info($0) }, warn: { log.warning($0) })
     }
 
     public init(project: ValidatedProject, options: BuildOptions, host: HostFacts, log: BuildLog,

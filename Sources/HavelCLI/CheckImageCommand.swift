@@ -31,7 +31,8 @@ struct CheckImageCommand: AsyncParsableCommand {
         let log = try BuildLog(path: directory.path + "/check-log.txt") { renderer.handle($0) }
         defer { log.close() }
         let outcome = await Interruptible.run { () async throws(HavelError) -> [CheckResult] in
-            try await CheckRunner.run(project.checks, directory: directory, log: log)
+            try await CheckRunner.run(project.checks, buildDirectory: directory.path, report: directory.checkReport,
+                                      info: { log.info($0) }, warn: { log.warning($0) })
         }
         switch outcome {
         case .success(let results):

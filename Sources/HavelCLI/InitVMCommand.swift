@@ -1,5 +1,4 @@
 import ArgumentParser
-import BootCheck
 import Debian
 import Foundation
 import HavelCore
@@ -57,13 +56,8 @@ struct InitVMCommand: AsyncParsableCommand {
         }
     }
 
-    /// The real KVM probe: the initvm's own kernel booted with `-accel kvm -cpu host` and a deadline.
-    static let probe: KVMProbe = { kernel, _ in
-        let outcome = await AcceleratorProbe.probeOutcome(qemu: QemuCommandLine.qemu, kernel: kernel, initrd: nil,
-                                                          append: "console=ttyS0 panic=-1", marker: "Linux version",
-                                                          deadline: .seconds(20))
-        return (outcome.accelerator == .kvm, outcome.reason)
-    }
+    /// The real KVM probe (the QEMU module's policy, with the initvm's own kernel).
+    static let probe: KVMProbe = InitVMController.hostProbe
 
     static func warn(_ message: String) {
         Terminal.error("havel: warning: " + message)

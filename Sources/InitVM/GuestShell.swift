@@ -1,5 +1,6 @@
 import Foundation
 import HavelCore
+import QEMU
 
 /// Runs shell commands in the initvm through its serial console (console.sock, where root is logged
 /// in): for `havel initvm run`, for tests and for benchmarks. The console is one line for everybody,
@@ -124,8 +125,7 @@ public final class GuestShell {
 
     /// Output without terminal escapes and without kernel messages that landed on the console meanwhile.
     static func cleaned(_ text: String) -> String {
-        let withoutEscapes = text.replacingOccurrences(of: "\u{1B}\\[[0-9;?]*[A-Za-z]", with: "", options: .regularExpression)
-        return withoutEscapes.split(separator: "\n", omittingEmptySubsequences: false)
+        TerminalTextFilter.strip(text).split(separator: "\n", omittingEmptySubsequences: false)
             .filter { $0.range(of: #"^\[\s*[0-9]+\.[0-9]+\] "#, options: .regularExpression) == nil }
             .joined(separator: "\n")
     }

@@ -1,8 +1,10 @@
-// InitVM owns the build VM: making buildenv.img, the qemu process (KVM or TCG), forwards, start/stop/status/attach.
+// InitVM owns the build VM: making buildenv.img, the qemu process (KVM or TCG, run with the QEMU module),
+// forwards, start/stop/status/attach.
 
 import Foundation
 import HavelCore
 import SystemKit
+import QEMU
 
 /// The files of one initvm, all in one directory. Nothing else of the initvm lives on the host:
 /// the root filesystem is inside `buildenv.img`, and the running VM is one qemu process.
@@ -199,15 +201,10 @@ public struct InitVMSettings: Sendable, Hashable, Codable {
 public struct InitVMRuntime: Sendable, Hashable, Codable {
     public var processIdentifier: Int32
     public var apiPort: Int
-    public var accelerator: InitVMAccelerator
+    public var accelerator: Accelerator
     public var memoryMiB: Int
     public var cpus: Int
     public var started: Date
-}
-
-public enum InitVMAccelerator: String, Sendable, Hashable, Codable, CustomStringConvertible {
-    case kvm, tcg
-    public var description: String { rawValue }
 }
 
 enum JSONFile {

@@ -1,9 +1,10 @@
 import DaemonAPI
 import Foundation
 import HavelCore
+import QEMU
 import SystemKit
 
-/// Whether KVM works, decided by booting `kernel` with it (the CLI passes BootCheck's AcceleratorProbe).
+/// Whether KVM works, decided by booting `kernel` with it (`InitVMController.hostProbe`; tests pass stand-ins).
 public typealias KVMProbe = @Sendable (_ kernel: String, _ initrd: String) async -> (works: Bool, reason: String)
 
 /// Which accelerator `start` uses: the probe's answer, or one forced.
@@ -117,8 +118,7 @@ public struct InitVMController: Sendable {
         try? handle.seek(toOffset: size > 4096 ? size - 4096 : 0)
         let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
         // Drop terminal escapes and carriage returns; keep the last line with something printable.
-        let cleaned = text.replacingOccurrences(of: "\u{1b}\\[[0-9;?]*[A-Za-z]", with: "", options: .regularExpression)
-        return cleaned.split(whereSeparator: \.isNewline)
+        return TerminalTextFilter.strip(text).split(whereSeparator: \.isNewline)
             .map { $0.trimmingWhitespace() }.last { !$0.isEmpty }
     }
 
@@ -159,8 +159,7 @@ public struct InitVMController: Sendable {
                                 cpus: options.cpus ?? settings.cpus(), apiPort: apiPort, forwards: settings.forwards,
                                 kernelAppend: settings.kernelAppend)
         launch.diskFormat = settings.diskFormat
-        let command = Command(QemuCommandLine.qemu, QemuCommandLine.arguments(launch, directory: directory))
-        let result = try await ProcessRunner.run(command)
+        let result = try await ProcessRunner.run(QemuCommandLine.invocation(launch, directory: directory).command)
         guard result.succeeded else {
             removeRuntimeFiles()
             let message = result.standardError.trimmingWhitespace()
@@ -176,7 +175,16 @@ public struct InitVMController: Sendable {
         return .started(pid: pid, launch: launch, acceleratorReason: reason)
     }
 
-    func chooseAccelerator(_ options: StartOptions, probe: KVMProbe) async -> (InitVMAccelerator, String) {
+    /// The real KVM probe, by the QEMU module's policy: the initvm's own kernel booted with
+    /// `-accel kvm -cpu host` and a deadline, when /dev/kvm can be used at all.
+    public static let hostProbe: KVMProbe = { kernel, _ in
+        let outcome = await AcceleratorPolicy.host.choose(
+            AcceleratorProbe.Boot(qemu: QemuCommandLine.qemu, kernel: kernel, append: "console=ttyS0 panic=-1",
+                                  marker: "Linux version", deadline: .seconds(20)))
+        return (outcome.accelerator == .kvm, outcome.reason)
+    }
+
+    func chooseAccelerator(_ options: StartOptions, probe: KVMProbe) async -> (Accelerator, String) {
         switch options.accelerator {
         case .kvm: return (.kvm, "--accel kvm")
         case .tcg: return (.tcg, "--accel tcg")

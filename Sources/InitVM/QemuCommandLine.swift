@@ -1,10 +1,11 @@
 import Foundation
 import HavelCore
+import QEMU
 import SystemKit
 
 /// How one start of the initvm runs qemu.
 public struct QemuLaunch: Sendable, Hashable {
-    public var accelerator: InitVMAccelerator
+    public var accelerator: Accelerator
     public var memoryMiB: Int
     public var cpus: Int
     public var apiPort: Int
@@ -13,7 +14,7 @@ public struct QemuLaunch: Sendable, Hashable {
     /// buildenv.img's format: qcow2 or raw.
     public var diskFormat: String = "qcow2"
 
-    public init(accelerator: InitVMAccelerator, memoryMiB: Int, cpus: Int, apiPort: Int, forwards: [PortForward],
+    public init(accelerator: Accelerator, memoryMiB: Int, cpus: Int, apiPort: Int, forwards: [PortForward],
                 kernelAppend: String) {
         self.accelerator = accelerator
         self.memoryMiB = memoryMiB
@@ -31,14 +32,14 @@ public enum QemuCommandLine {
     public static let qemu = "qemu-system-x86_64"
 
     public static func arguments(_ launch: QemuLaunch, directory: InitVMDirectory) -> [String] {
-        var arguments = ["-name", "havel-initvm"]
-        switch launch.accelerator {
-        case .kvm: arguments += ["-accel", "kvm", "-cpu", "host"]
-        case .tcg: arguments += ["-accel", "tcg"]
-        }
-        arguments += [
-            "-m", "\(launch.memoryMiB)", "-smp", "\(launch.cpus)",
-            "-kernel", directory.kernel, "-initrd", directory.initrd, "-append", launch.kernelAppend,
+        invocation(launch, directory: directory).arguments
+    }
+
+    public static func invocation(_ launch: QemuLaunch, directory: InitVMDirectory) -> QemuInvocation {
+        var invocation = QemuInvocation.directKernelBoot(qemu: qemu, accelerator: launch.accelerator, memoryMiB: launch.memoryMiB,
+                                                         cpus: launch.cpus, kernel: directory.kernel, initrd: directory.initrd,
+                                                         append: launch.kernelAppend)
+        invocation.arguments = ["-name", "havel-initvm"] + invocation.arguments + [
             "-drive", "file=\(directory.image),format=\(launch.diskFormat),if=virtio,discard=unmap",
             "-nic", nicOption(launch),
             "-device", "virtio-rng-pci",
@@ -48,7 +49,7 @@ public enum QemuCommandLine {
             "-display", "none", "-vga", "none", "-monitor", "none", "-parallel", "none",
             "-daemonize", "-pidfile", directory.pidFile,
         ]
-        return arguments
+        return invocation
     }
 
     static func nicOption(_ launch: QemuLaunch) -> String {

@@ -1,4 +1,5 @@
 import DaemonAPI
+import DaemonClient
 import Foundation
 import HavelCore
 import SystemKit
@@ -57,23 +58,6 @@ enum Sockets {
         return address
     }
 
-    static func connectLoopback(port: Int, timeout: Double) throws(Failure) -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Failure("socket", errno: errno) }
-        // SO_SNDTIMEO bounds connect() on Linux as well.
-        setTimeout(fd, seconds: timeout)
-        var address = loopbackAddress(port: port)
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else {
-            let code = errno
-            close(fd)
-            throw Failure("cannot connect to 127.0.0.1:\(port)", errno: code)
-        }
-        return fd
-    }
-
     /// Whether a TCP or UDP port on 127.0.0.1 can be bound now (qemu's forward needs it free).
     static func isFree(port: Int, udp: Bool = false) -> Bool {
         let fd = socket(AF_INET, Int32(udp ? SOCK_DGRAM.rawValue : SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -98,27 +82,9 @@ enum Sockets {
             offset += written
         }
     }
-
-    /// Reads until end-of-file, `limit` bytes or `deadline`.
-    static func readAll(_ fd: Int32, limit: Int = 1 << 20, deadline: ContinuousClock.Instant) throws(Failure) -> [UInt8] {
-        var data: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while data.count < limit {
-            guard ContinuousClock.now < deadline else { throw Failure("no complete answer in time") }
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count == 0 { break }
-            if count < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN || errno == EWOULDBLOCK { throw Failure("no complete answer in time") }
-                throw Failure("read", errno: errno)
-            }
-            data += buffer[0..<count]
-        }
-        return data
-    }
 }
 
-/// `GET /health` on the forwarded API port: how `status` tells booting from ready.
+/// `GET /health` on the forwarded API port, through `DaemonClient`: how `status` tells booting from ready.
 public enum HealthCheck {
     public enum Answer: Sendable, Equatable {
         case healthy(HealthResponse)
@@ -126,65 +92,15 @@ public enum HealthCheck {
         case noAnswer(String)
     }
 
+    /// One call, over within `timeout` whatever the other side does (it may accept and never answer).
     public static func check(port: Int, timeout: Duration = .seconds(2)) async -> Answer {
-        let seconds = max(0.1, InitVMTime.seconds(timeout))
-        return await Sockets.offload { checkNow(port: port, timeout: seconds) }
-    }
-
-    static func checkNow(port: Int, timeout: Double) -> Answer {
-        let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
-        let fd: Int32
+        var client = DaemonClient(baseURL: "http://127.0.0.1:\(port)", token: nil)
+        client.timeout = .milliseconds(Int64(max(0.1, InitVMTime.seconds(timeout)) * 1000))
         do {
-            fd = try Sockets.connectLoopback(port: port, timeout: timeout)
+            return .healthy(try await client.health())
         } catch {
-            return .noAnswer(error.description)
+            return .noAnswer(error.message)
         }
-        defer { close(fd) }
-        let request = "GET \(DaemonRoute.health) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
-        do {
-            try Sockets.writeAll(fd, Array(request.utf8))
-            let response = try Sockets.readAll(fd, deadline: deadline)
-            return parse(response)
-        } catch {
-            return .noAnswer(error.description)
-        }
-    }
-
-    /// An HTTP/1.x response: status 200 and a `HealthResponse` body (plain or chunked).
-    static func parse(_ response: [UInt8]) -> Answer {
-        guard !response.isEmpty else { return .noAnswer("the connection closed without an answer") }
-        let separator: [UInt8] = [13, 10, 13, 10]
-        guard let end = response.indices.dropLast(3).first(where: { Array(response[$0..<$0 + 4]) == separator }) else {
-            return .noAnswer("an incomplete HTTP answer")
-        }
-        let head = String(decoding: response[..<end], as: UTF8.self)
-        var body = Array(response[(end + 4)...])
-        let lines = head.components(separatedBy: "\r\n")
-        let statusWords = lines[0].split(separator: " ")
-        guard statusWords.count >= 2, statusWords[0].hasPrefix("HTTP/") else { return .noAnswer("not an HTTP answer") }
-        guard statusWords[1] == "200" else { return .noAnswer("GET /health answered \(statusWords.dropFirst().joined(separator: " "))") }
-        let chunked = lines.dropFirst().contains { $0.lowercased().hasPrefix("transfer-encoding:") && $0.lowercased().contains("chunked") }
-        if chunked { body = dechunk(body) }
-        do {
-            return .healthy(try JSONDecoder().decode(HealthResponse.self, from: Data(body)))
-        } catch {
-            return .noAnswer("GET /health answered something that is not a health response")
-        }
-    }
-
-    static func dechunk(_ body: [UInt8]) -> [UInt8] {
-        var result: [UInt8] = []
-        var index = 0
-        while index < body.count {
-            guard let lineEnd = body[index...].firstIndex(of: 13) else { break }
-            let sizeText = String(decoding: body[index..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
-            guard let size = Int(sizeText.trimmingWhitespace(), radix: 16), size > 0 else { break }
-            let start = lineEnd + 2
-            guard start + size <= body.count else { break }
-            result += body[start..<start + size]
-            index = start + size + 2
-        }
-        return result
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import FoundationXML
 import HavelCore
+import QEMU
 import SystemKit
 import Testing
 @testable import BootCheck

@@ -100,6 +100,14 @@ import Testing
         first.kill()
         let build = data + "/projects/\(project.id)/build"
         #expect(!ProcessReaper.processes(using: build).isEmpty, "the killed daemon's mmdebstrap is still running")
+        // mmdebstrap may yet die of its own (its output pipe led to the killed daemon): a leftover that cannot,
+        // working in the build directory in a session of its own, makes the reaper's part certain.
+        let leftover = Process()
+        leftover.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+        leftover.arguments = ["sleep", "600"]
+        leftover.currentDirectoryURL = URL(fileURLWithPath: build)
+        try leftover.run()
+        defer { if leftover.isRunning { leftover.terminate() } }
 
         let second = try DaemonProcess.start(data: data)
         defer { if second.process.isRunning { second.process.terminate(); second.process.waitUntilExit() } }

@@ -29,7 +29,7 @@ struct InitVMBootTests {
         </RootFileSystem>
         """
 
-    @Test(.timeLimit(.minutes(25)))
+    @Test(.timeLimit(.minutes(40)))
     func createStartSubmitChrootStopDestroy() async throws {
         let havel = try #require(BootEnvironment.staticHavel)
         let base = try TestDirectory()

@@ -4,13 +4,22 @@ import Synchronization
 import SystemKit
 
 /// Turns a terminal byte stream into text to match against: drops carriage returns, NULs and ANSI
-/// escape sequences (colours, cursor queries), and decodes UTF-8 across chunk boundaries.
-struct TerminalTextFilter {
+/// escape sequences (colours, cursor queries, titles), and decodes UTF-8 across chunk boundaries.
+/// The one escape stripper: for a console read as it arrives and for text already read.
+public struct TerminalTextFilter: Sendable {
     private enum State { case text, escape, csi(Int), osc(Int), oscEscape, charset }
     private var state = State.text
     private var pendingUTF8: [UInt8] = []
 
-    mutating func feed(_ bytes: [UInt8]) -> String {
+    public init() {}
+
+    /// `text` without escape sequences, carriage returns and NULs.
+    public static func strip(_ text: String) -> String {
+        var filter = TerminalTextFilter()
+        return filter.feed(Array(text.utf8)) + String(decoding: filter.pendingUTF8, as: UTF8.self)
+    }
+
+    public mutating func feed(_ bytes: [UInt8]) -> String {
         var out = pendingUTF8
         pendingUTF8 = []
         out.reserveCapacity(out.count + bytes.count)
@@ -90,7 +99,7 @@ public struct ConsolePattern: CustomStringConvertible {
 
     /// A regular expression (Havel's own prompts), named `shown` in messages; an invalid one is a
     /// programming error.
-    static func regex(_ pattern: String, shown: String? = nil) -> ConsolePattern {
+    public static func regex(_ pattern: String, shown: String? = nil) -> ConsolePattern {
         ConsolePattern(text: pattern, literal: nil, regex: try! Regex(pattern), lineLocal: isLineLocal(pattern), shown: shown)
     }
 
@@ -132,8 +141,8 @@ public struct ConsolePattern: CustomStringConvertible {
 /// The guest's serial console as seen from the host: everything qemu printed on stdout (cleaned for
 /// matching, raw in the transcript), what it printed on stderr, and a cursor that expectations
 /// consume, as with expect(1).
-final class SerialConsole: Sendable {
-    enum ExpectResult: Sendable {
+public final class SerialConsole: Sendable {
+    public enum ExpectResult: Sendable {
         case matched(index: Int, text: String)
         /// qemu closed its output (it exited) before any pattern matched.
         case ended
@@ -156,7 +165,7 @@ final class SerialConsole: Sendable {
     static let textLimit = 8 << 20
     private let state: Mutex<State>
 
-    init(transcriptPath: String?) {
+    public init(transcriptPath: String?) {
         var handle: FileHandle?
         if let transcriptPath {
             let url = URL(fileURLWithPath: transcriptPath)
@@ -171,7 +180,7 @@ final class SerialConsole: Sendable {
     }
 
     /// Takes qemu's output as it arrives (called from the reader tasks).
-    func receive(_ output: ProcessOutput) {
+    public func receive(_ output: ProcessOutput) {
         state.withLock { s in
             switch output {
             case .standardOutput(let bytes):
@@ -196,15 +205,15 @@ final class SerialConsole: Sendable {
         }
     }
 
-    var hasEnded: Bool { state.withLock { $0.ended } }
+    public var hasEnded: Bool { state.withLock { $0.ended } }
 
     /// What qemu printed on stderr (its own errors and warnings).
-    var standardError: String {
+    public var standardError: String {
         state.withLock { String(decoding: $0.standardError, as: UTF8.self) }
     }
 
     /// The last `lines` lines of console text, at most `maxBytes` long.
-    func tail(lines: Int, maxBytes: Int = 8192) -> String {
+    public func tail(lines: Int, maxBytes: Int = 8192) -> String {
         state.withLock { s in
             var collected = s.text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines)
                 .joined(separator: "\n")
@@ -216,7 +225,7 @@ final class SerialConsole: Sendable {
     }
 
     /// Closes the transcript, adding qemu's stderr at the end when there was any.
-    func closeTranscript() {
+    public func closeTranscript() {
         state.withLock { s in
             guard let handle = s.transcript else { return }
             if !s.standardError.isEmpty {
@@ -229,7 +238,7 @@ final class SerialConsole: Sendable {
 
     /// Waits until one of `patterns` appears after the cursor and moves the cursor past it.
     /// Looks every 20 ms; cancellation of the calling task ends the wait.
-    func expect(_ patterns: [ConsolePattern], timeout: Duration) async throws(CancellationError) -> ExpectResult {
+    public func expect(_ patterns: [ConsolePattern], timeout: Duration) async throws(CancellationError) -> ExpectResult {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         var seenVersion = -1
         var scannedEnd = -1

@@ -1,81 +1,74 @@
+// QEMU owns running qemu-system: the command line value, the accelerator (KVM or TCG) with its probe
+// and the one policy for choosing it, and driving a guest's serial console (with the one terminal
+// escape stripper). BootCheck and InitVM both use it; it knows nothing of projects or initvms.
+
 import Foundation
 import HavelCore
 import SystemKit
 
-/// The qemu command line for one check: `interpreter-opts` split into words, the image variables
-/// expanded, KVM requests rewritten when KVM is not usable, and what a serial-console check needs
-/// added. Building it does no I/O.
+/// How qemu runs the guest: hardware virtualisation or qemu's own translator.
+public enum Accelerator: String, Sendable, Hashable, Codable, CustomStringConvertible {
+    case kvm, tcg
+    public var description: String { rawValue }
+}
+
+/// A qemu-system command line: the executable, its arguments and where it runs, with the steps that
+/// adjust user-written options (KVM requests under TCG, the serial console on stdio). Building and
+/// adjusting it does no I/O.
 public struct QemuInvocation: Sendable, Hashable, CustomStringConvertible {
     public var executable: String
     public var arguments: [String]
-    /// qemu runs here (the build directory), so relative file arguments resolve against it.
-    public var workingDirectory: String
+    /// qemu runs here, so relative file arguments resolve against it (nil: the caller's directory).
+    public var workingDirectory: String?
     /// What was changed in the user's options and why, for a visible warning.
-    public var rewrites: [String]
+    public var rewrites: [String] = []
     /// What was added (`-no-reboot`, `-nographic`, `-snapshot`), for the log.
-    public var additions: [String]
+    public var additions: [String] = []
+
+    public init(executable: String, arguments: [String] = [], workingDirectory: String? = nil) {
+        self.executable = executable
+        self.arguments = arguments
+        self.workingDirectory = workingDirectory
+    }
 
     public var description: String { ([executable] + arguments).map(Command.shellQuote).joined(separator: " ") }
 
-    /// The names `$ELBE_IMG`, `${ELBE_IMG}`, `$HAVEL_IMG` and `${HAVEL_IMG}` stand for the image path.
-    public static let imageVariables = ["ELBE_IMG", "HAVEL_IMG"]
+    /// The process to run.
+    public var command: Command { Command(executable, arguments, workingDirectory: workingDirectory) }
 
-    /// Options whose value is a file; relative ones are made absolute against the build directory
-    /// (qemu runs there anyway; absolute paths make the logged command line usable elsewhere).
-    static let fileOptions: Set<String> = ["-kernel", "-initrd", "-dtb", "-bios", "-pflash", "-hda", "-hdb", "-cdrom"]
-
-    public init(check: ImageCheck, context: CheckContext) throws(HavelError) {
-        let buildDirectory = Self.absolute(context.buildDirectory, against: FileManager.default.currentDirectoryPath)
-        let image = Self.absolute(context.imagePath, against: buildDirectory)
-        let interpreter = check.interpreter.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !interpreter.isEmpty else {
-            throw HavelError(.invalidProject, "the check has no interpreter (e.g. qemu-system-x86_64)", at: check.location)
-        }
-        let words: [String]
-        do {
-            words = try ShellWords.split(check.interpreterOptions)
-        } catch {
-            throw HavelError(.invalidProject, "interpreter-opts: \(error.message)", at: check.location)
-        }
-        self.executable = interpreter
-        self.workingDirectory = buildDirectory
-        self.rewrites = []
-        self.additions = []
-        self.arguments = words.map { Self.expandImage(in: $0, image: image) }
-        absolutizeFileOptions(buildDirectory: buildDirectory)
-        if context.accelerator == .tcg { rewriteForTCG() }
-        addConsoleOptions()
+    /// A guest booted straight from `kernel` (no firmware, no disk yet): the accelerator, memory and
+    /// CPUs, then `-kernel`, `-initrd` and `-append`. KVM asks for the host's CPU model.
+    public static func directKernelBoot(qemu: String, accelerator: Accelerator, cpu: String = "host", memoryMiB: Int,
+                                        cpus: Int, kernel: String, initrd: String?, append: String) -> QemuInvocation {
+        var arguments = acceleratorOptions(accelerator, cpu: cpu)
+        arguments += ["-m", "\(memoryMiB)", "-smp", "\(cpus)", "-kernel", kernel]
+        if let initrd { arguments += ["-initrd", initrd] }
+        arguments += ["-append", append]
+        return QemuInvocation(executable: qemu, arguments: arguments)
     }
+
+    /// `-accel kvm -cpu <cpu>` or `-accel tcg`.
+    public static func acceleratorOptions(_ accelerator: Accelerator, cpu: String = "host") -> [String] {
+        switch accelerator {
+        case .kvm: ["-accel", "kvm", "-cpu", cpu]
+        case .tcg: ["-accel", "tcg"]
+        }
+    }
+
+    /// Options whose value is a file; relative ones are made absolute against the working directory
+    /// (absolute paths make the logged command line usable elsewhere).
+    static let fileOptions: Set<String> = ["-kernel", "-initrd", "-dtb", "-bios", "-pflash", "-hda", "-hdb", "-cdrom"]
 
     // MARK: - Steps
 
-    /// `$ELBE_IMG` and friends in one word; other `$` text is left as it is (no shell expansion).
-    static func expandImage(in word: String, image: String) -> String {
-        guard word.contains("$") else { return word }
-        var result = word
-        for name in imageVariables {
-            result = result.replacingOccurrences(of: "${\(name)}", with: image)
-            var searchStart = result.startIndex
-            while let range = result.range(of: "$" + name, range: searchStart..<result.endIndex) {
-                let next = range.upperBound
-                if next < result.endIndex, result[next].isLetter || result[next].isNumber || result[next] == "_" {
-                    searchStart = next              // $ELBE_IMGX is another variable
-                    continue
-                }
-                result.replaceSubrange(range, with: image)
-                searchStart = result.index(range.lowerBound, offsetBy: image.count)
-            }
-        }
-        return result
-    }
-
-    static func absolute(_ path: String, against directory: String) -> String {
+    /// `path` made absolute against `directory` (empty and absolute paths stay as they are).
+    public static func absolute(_ path: String, against directory: String) -> String {
         if path.hasPrefix("/") || path.isEmpty { return path }
         return URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: directory, isDirectory: true)).standardizedFileURL.path
     }
 
     /// `--option` is the same as `-option` to qemu.
-    static func optionName(_ word: String) -> String {
+    public static func optionName(_ word: String) -> String {
         word.hasPrefix("--") && word.count > 2 ? String(word.dropFirst()) : word
     }
 
@@ -83,9 +76,10 @@ public struct QemuInvocation: Sendable, Hashable, CustomStringConvertible {
         arguments.indices.filter { names.contains(Self.optionName(arguments[$0])) }
     }
 
-    private mutating func absolutizeFileOptions(buildDirectory: String) {
+    /// Makes the file arguments of `-kernel`, `-initrd`, `-dtb` and the like absolute against `directory`.
+    public mutating func absolutizeFileOptions(against directory: String) {
         for i in indices(of: Self.fileOptions) where i + 1 < arguments.count {
-            arguments[i + 1] = Self.absolute(arguments[i + 1], against: buildDirectory)
+            arguments[i + 1] = Self.absolute(arguments[i + 1], against: directory)
         }
     }
 
@@ -98,7 +92,7 @@ public struct QemuInvocation: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Replaces every request for KVM, so that the check runs (slowly) under TCG.
-    mutating func rewriteForTCG() {
+    public mutating func rewriteForTCG() {
         var out: [String] = []
         var sawAccelerator = false
         var i = 0
@@ -165,7 +159,7 @@ public struct QemuInvocation: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The serial console on stdio, no reboot loop, and the image left as it was built.
-    mutating func addConsoleOptions() {
+    public mutating func addConsoleOptions() {
         let present = Set(arguments.map(Self.optionName))
         if !present.contains("-no-reboot") {
             arguments.append("-no-reboot")

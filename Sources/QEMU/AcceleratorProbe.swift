@@ -17,6 +17,33 @@ public enum AcceleratorProbe {
         public var seconds: Double
         /// The probe was stopped before it knew: `.tcg` for now, but not an answer to remember.
         public var cancelled = false
+        /// TCG because the guest is not of this host's architecture: expected, not worth a warning.
+        public var foreignGuest = false
+
+        public init(accelerator: Accelerator, reason: String, seconds: Double = 0) {
+            self.accelerator = accelerator
+            self.reason = reason
+            self.seconds = seconds
+        }
+    }
+
+    /// One probe boot: `kernel` (+ optional `initrd`) with `append`, until `marker` or `deadline`.
+    public struct Boot: Sendable, Hashable {
+        public var qemu: String
+        public var kernel: String
+        public var initrd: String?
+        public var append: String
+        public var marker: String
+        public var deadline: Duration
+
+        public init(qemu: String, kernel: String, initrd: String? = nil, append: String, marker: String, deadline: Duration) {
+            self.qemu = qemu
+            self.kernel = kernel
+            self.initrd = initrd
+            self.append = append
+            self.marker = marker
+            self.deadline = deadline
+        }
     }
 
     /// The answer per qemu binary, once per process (concurrent callers share one probe).
@@ -33,12 +60,15 @@ public enum AcceleratorProbe {
     /// `probe`, with the reason for the answer (for the log).
     public static func probeOutcome(qemu: String, kernel: String, initrd: String?, append: String, marker: String,
                                     deadline: Duration) async -> Outcome {
-        let key = ProcessRunner.which(qemu) ?? qemu
+        await remembered(Boot(qemu: qemu, kernel: kernel, initrd: initrd, append: append, marker: marker, deadline: deadline))
+    }
+
+    /// `run`, remembered per qemu binary for the life of the process.
+    public static func remembered(_ boot: Boot) async -> Outcome {
+        let key = ProcessRunner.which(boot.qemu) ?? boot.qemu
         let task = answers.withLock { answers in
             if let known = answers[key] { return known }
-            let task = Task {
-                await run(qemu: qemu, kernel: kernel, initrd: initrd, append: append, marker: marker, deadline: deadline)
-            }
+            let task = Task { await run(boot) }
             answers[key] = task
             return task
         }
@@ -57,34 +87,35 @@ public enum AcceleratorProbe {
         answers.withLock { $0.removeAll() }
     }
 
+    /// Why `/dev/kvm` cannot be used, or nil when it can be opened.
+    public static func kvmDeviceProblem(_ path: String = "/dev/kvm") -> String? {
+        let fd = open(path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return "\(path) cannot be opened: \(String(cString: strerror(errno)))" }
+        close(fd)
+        return nil
+    }
+
     /// The probe itself, not remembered. `cpu` is the CPU model asked of KVM (`host`, as projects do).
     public static func run(qemu: String, kernel: String, initrd: String?, append: String, marker: String,
                            deadline: Duration, cpu: String = "host") async -> Outcome {
+        await run(Boot(qemu: qemu, kernel: kernel, initrd: initrd, append: append, marker: marker, deadline: deadline), cpu: cpu)
+    }
+
+    static func run(_ boot: Boot, cpu: String = "host") async -> Outcome {
         let started = ContinuousClock.now
         func outcome(_ accelerator: Accelerator, _ reason: String) -> Outcome {
-            let elapsed = ContinuousClock.now - started
-            let seconds = elapsed.inSeconds
-            return Outcome(accelerator: accelerator, reason: reason, seconds: (seconds * 1000).rounded() / 1000)
+            Outcome(accelerator: accelerator, reason: reason, seconds: ((ContinuousClock.now - started).inSeconds * 1000).rounded() / 1000)
         }
 
-        let fd = open("/dev/kvm", O_RDWR | O_CLOEXEC)
-        guard fd >= 0 else {
-            return outcome(.tcg, "/dev/kvm cannot be opened: \(errnoText())")
-        }
-        close(fd)
-        guard ProcessRunner.which(qemu) != nil else { return outcome(.tcg, "\(qemu): not found") }
+        if let problem = kvmDeviceProblem() { return outcome(.tcg, problem) }
+        guard ProcessRunner.which(boot.qemu) != nil else { return outcome(.tcg, "\(boot.qemu): not found") }
 
-        var arguments = ["-accel", "kvm", "-cpu", cpu, "-m", "256", "-smp", "1", "-nographic", "-no-reboot",
-                         "-kernel", kernel, "-append", append]
-        let name = (qemu as NSString).lastPathComponent
-        if name.hasSuffix("aarch64") || name.hasSuffix("-arm") { arguments = ["-M", "virt"] + arguments }
-        if let initrd { arguments += ["-initrd", initrd] }
-
+        let marker = boot.marker
         let console = SerialConsole(transcriptPath: nil)
         do {
-            let (seen, termination) = try await ProcessRunner.converse(Command(qemu, arguments),
+            let (seen, termination) = try await ProcessRunner.converse(command(boot, cpu: cpu).command,
                                                                          onOutput: { console.receive($0) }) { _ in
-                (try? await console.expect([.literal(marker)], timeout: deadline)) ?? .timedOut
+                (try? await console.expect([.literal(marker)], timeout: boot.deadline)) ?? .timedOut
             }
             if Task.isCancelled {
                 var stopped = outcome(.tcg, "the probe was cancelled")
@@ -95,7 +126,7 @@ public enum AcceleratorProbe {
             case .matched:
                 return outcome(.kvm, "a KVM guest printed \"\(marker)\"")
             case .timedOut:
-                return outcome(.tcg, "a KVM guest printed no \"\(marker)\" within \(Conversation.format(deadline))")
+                return outcome(.tcg, "a KVM guest printed no \"\(marker)\" within \(String(format: "%.1f s", boot.deadline.inSeconds))")
             case .ended:
                 let stderr = console.standardError.split(separator: "\n").prefix(3).joined(separator: " / ")
                 return outcome(.tcg, "qemu with KVM ended with \(termination) before the guest printed \"\(marker)\""
@@ -106,5 +137,15 @@ public enum AcceleratorProbe {
             failed.cancelled = error.code == .cancelled || Task.isCancelled
             return failed
         }
+    }
+
+    /// The probe's qemu: a small KVM guest with its console on stdio that never reboots.
+    static func command(_ boot: Boot, cpu: String) -> QemuInvocation {
+        var invocation = QemuInvocation.directKernelBoot(qemu: boot.qemu, accelerator: .kvm, cpu: cpu, memoryMiB: 256, cpus: 1,
+                                                         kernel: boot.kernel, initrd: boot.initrd, append: boot.append)
+        invocation.arguments += ["-nographic", "-no-reboot"]
+        let name = (boot.qemu as NSString).lastPathComponent
+        if name.hasSuffix("aarch64") || name.hasSuffix("-arm") { invocation.arguments = ["-M", "virt"] + invocation.arguments }
+        return invocation
     }
 }

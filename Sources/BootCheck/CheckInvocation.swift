@@ -1,0 +1,52 @@
+import Foundation
+import HavelCore
+import QEMU
+import SystemKit
+
+/// The qemu command line for one check: `interpreter-opts` split into words, the image variables
+/// expanded, KVM requests rewritten when KVM is not usable, and what a serial-console check needs
+/// added. Building it does no I/O.
+extension QemuInvocation {
+    /// The names `$ELBE_IMG`, `${ELBE_IMG}`, `$HAVEL_IMG` and `${HAVEL_IMG}` stand for the image path.
+    public static let imageVariables = ["ELBE_IMG", "HAVEL_IMG"]
+
+    public init(check: ImageCheck, context: CheckContext) throws(HavelError) {
+        let buildDirectory = Self.absolute(context.buildDirectory, against: FileManager.default.currentDirectoryPath)
+        let image = Self.absolute(context.imagePath, against: buildDirectory)
+        let interpreter = check.interpreter.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !interpreter.isEmpty else {
+            throw HavelError(.invalidProject, "the check has no interpreter (e.g. qemu-system-x86_64)", at: check.location)
+        }
+        let words: [String]
+        do {
+            words = try ShellWords.split(check.interpreterOptions)
+        } catch {
+            throw HavelError(.invalidProject, "interpreter-opts: \(error.message)", at: check.location)
+        }
+        self.init(executable: interpreter, arguments: words.map { Self.expandImage(in: $0, image: image) },
+                  workingDirectory: buildDirectory)
+        absolutizeFileOptions(against: buildDirectory)
+        if context.accelerator == .tcg { rewriteForTCG() }
+        addConsoleOptions()
+    }
+
+    /// `$ELBE_IMG` and friends in one word; other `$` text is left as it is (no shell expansion).
+    static func expandImage(in word: String, image: String) -> String {
+        guard word.contains("$") else { return word }
+        var result = word
+        for name in imageVariables {
+            result = result.replacingOccurrences(of: "${\(name)}", with: image)
+            var searchStart = result.startIndex
+            while let range = result.range(of: "$" + name, range: searchStart..<result.endIndex) {
+                let next = range.upperBound
+                if next < result.endIndex, result[next].isLetter || result[next].isNumber || result[next] == "_" {
+                    searchStart = next              // $ELBE_IMGX is another variable
+                    continue
+                }
+                result.replaceSubrange(range, with: image)
+                searchStart = result.index(range.lowerBound, offsetBy: image.count)
+            }
+        }
+        return result
+    }
+}

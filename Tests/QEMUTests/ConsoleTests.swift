@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+@testable import QEMU
+
+/// Console text cleaning and matching, fed by hand.
+@Suite struct ConsoleTests {
+    @Test func escapesAndCarriageReturnsAreRemovedAcrossChunks() {
+        var filter = TerminalTextFilter()
+        var text = filter.feed(Array("\u{1B}[0;32m  OK  \u{1B}[0m] Started\r\n# \u{1B}[".utf8))
+        text += filter.feed(Array("6nls\r\n\u{1B}]0;title\u{07}done ".utf8))
+        let euro = Array("€".utf8)                                  // three bytes, split over two chunks
+        text += filter.feed([euro[0], euro[1]])
+        text += filter.feed([euro[2]] + Array("\n".utf8))
+        #expect(text == "  OK  ] Started\n# ls\ndone €\n")
+    }
+
+    @Test func elbePatternsAreLiteralOrRegularExpressions() {
+        let text = "Debian GNU/Linux 12 debian ttyS0\n\ndebian login: "
+        #expect(ConsolePattern.elbe(".*[Ll]ogin:.*").firstMatch(in: text[...]) != nil)
+        #expect(ConsolePattern.elbe("1+1=2").firstMatch(in: "sum: 1+1=2"[...]) != nil)   // as regex it would not match
+        #expect(ConsolePattern.elbe("login: (").firstMatch(in: "x login: ("[...]) != nil) // not a valid regex
+        #expect(ConsolePattern.elbe("Password:").firstMatch(in: text[...]) == nil)
+        #expect(ConsolePattern.isLineLocal(".*[Ll]ogin:\\.x\\d+"))
+        #expect(!ConsolePattern.isLineLocal("a\\sb"))
+        #expect(!ConsolePattern.isLineLocal("a[^x]b"))
+    }
+
+    @Test func expectConsumesAndTimesOut() async throws {
+        let console = SerialConsole(transcriptPath: nil)
+        console.receive(.standardOutput(Array("boot...\nhost lo".utf8)))
+        let feeder = Task {
+            try await Task.sleep(for: .milliseconds(100))
+            console.receive(.standardOutput(Array("gin: ".utf8)))
+        }
+        // Generous: on a loaded 2-core machine the feeder task may wait for a thread.
+        let first = try await console.expect([.regex("[Ll]ogin:")], timeout: .seconds(60))
+        guard case .matched(0, "login:") = first else { Issue.record("got \(first)"); return }
+        try await feeder.value
+        // The same text is consumed: it does not match twice.
+        let again = try await console.expect([.literal("login:")], timeout: .milliseconds(200))
+        guard case .timedOut = again else { Issue.record("got \(again)"); return }
+        console.receive(.standardOutputEnded)
+        let ended = try await console.expect([.literal("never")], timeout: .seconds(60))
+        guard case .ended = ended else { Issue.record("got \(ended)"); return }
+    }
+
+    @Test func aChattyGuestDoesNotSlowMatchingDown() async throws {
+        let console = SerialConsole(transcriptPath: nil)
+        let line = "[    1.234567] systemd[1]: Started some-service.service - A unit with a long description.\n"
+        let feeder = Task {
+            for chunk in 0..<200 {
+                console.receive(.standardOutput(Array(String(repeating: line, count: 50).utf8)))
+                if chunk % 20 == 0 { try await Task.sleep(for: .milliseconds(25)) }
+            }
+            console.receive(.standardOutput(Array("\nDebian GNU/Linux 12 debian ttyS0\n\ndebian login: ".utf8)))
+        }
+        let result = try await console.expect([.elbe(".*[Ll]ogin:.*")], timeout: .seconds(30))
+        try await feeder.value
+        // 10 000 lines (900 kB) of boot messages, then the prompt: found, not lost in the flood.
+        guard case .matched(0, "debian login: ") = result else { Issue.record("got \(result)"); return }
+    }
+
+    @Test func earliestOfSeveralPatternsWins() async throws {
+        let console = SerialConsole(transcriptPath: nil)
+        console.receive(.standardOutput(Array("Login incorrect\nhost login: ".utf8)))
+        let result = try await console.expect([.literal("login:"), .regex("[Ll]ogin incorrect")], timeout: .seconds(1))
+        guard case .matched(1, _) = result else { Issue.record("got \(result)"); return }
+    }
+}

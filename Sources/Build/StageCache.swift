@@ -152,11 +152,14 @@ public struct HavelCache: Sendable {
         public var created: Date
         public var lastUsed: Date
         public var description: String?
+        /// Written by a Havel with another stage format: never reused, removed by the next prune.
+        public var otherFormat: Bool = false
     }
 
+    /// Every complete stage, of this format or another (so that prune removes what no build can reuse).
     public func listStages() -> [StageEntry] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: stages)) ?? []
-        return names.filter { hasStage($0) }.compactMap { name in
+        return names.filter { lookUpStage($0) != .missing }.compactMap { name in
             let dir = stageDirectory(name)
             let files = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
             var bytes: UInt64 = 0
@@ -165,7 +168,8 @@ public struct HavelCache: Sendable {
             let created = attributes?[.creationDate] as? Date ?? attributes?[.modificationDate] as? Date ?? Date(timeIntervalSince1970: 0)
             let used = (try? FileManager.default.attributesOfItem(atPath: dir + "/last-used")[.modificationDate] as? Date) ?? created
             let description = (try? String(contentsOfFile: dir + "/description", encoding: .utf8))?.trimmingWhitespace()
-            return StageEntry(key: name, bytes: bytes, created: created, lastUsed: used, description: description)
+            return StageEntry(key: name, bytes: bytes, created: created, lastUsed: used, description: description,
+                              otherFormat: !hasStage(name))
         }.sorted { $0.lastUsed > $1.lastUsed }
     }
 
@@ -192,7 +196,7 @@ public struct HavelCache: Sendable {
     public func prune(olderThan age: TimeInterval, debs alsoDebs: Bool) -> UInt64 {
         var freed: UInt64 = 0
         let limit = Date().addingTimeInterval(-age)
-        for stage in listStages() where age == 0 || stage.lastUsed < limit {
+        for stage in listStages() where age == 0 || stage.lastUsed < limit || stage.otherFormat {
             if (try? FileManager.default.removeItem(atPath: stageDirectory(stage.key))) != nil { freed += stage.bytes }
         }
         if alsoDebs {

@@ -82,7 +82,7 @@ struct CacheCommand: ParsableCommand {
             }
             Terminal.out("\(cache.path): \(stages.count) stage\(stages.count == 1 ? "" : "s"), \(debs.count) cached packages")
             for stage in stages {
-                Terminal.out("  \(stage.key.prefix(16))  \(ByteCount.format(stage.bytes).padding(toLength: 10, withPad: " ", startingAt: 0))  last used \(stage.lastUsed)  \(stage.description ?? "")")
+                Terminal.out("  \(stage.key.prefix(16))  \(ByteCount.format(stage.bytes).padding(toLength: 10, withPad: " ", startingAt: 0))  last used \(stage.lastUsed)  \(stage.description ?? "")\(stage.otherFormat ? "  (older format: never reused; prune removes it)" : "")")
             }
         }
     }

@@ -83,7 +83,8 @@ final class ProgressRenderer: @unchecked Sendable {
         if let packed = state.packedRootfs { Terminal.out("  \(packed)  the packed root filesystem") }
         Terminal.out("  source.xml          the project with every installed package pinned")
         Terminal.out("  validation.txt, report.txt, licence-target.txt/.xml, log.txt")
-        for artifact in state.artifacts { Terminal.out("  \(artifact)") }
+        for output in state.outputs { Terminal.out("  \(output)  " + (output.hasSuffix(".cpio") || output.hasSuffix(".squashfs") ? "a root filesystem archive" : "a disk image")) }
+        for artifact in state.artifacts { Terminal.out("  \(artifact)  an artifact") }
     }
 
     func timings(_ state: BuildState) {

@@ -46,9 +46,6 @@ public struct BuildPlan: Sendable {
         self.notes = notes
     }
 
-    /// The stages' names in order (what state.json will list).
-    public var stageNames: [String] { stages.map(\.name) }
-
     /// The plan for a person (`havel show --plan`).
     public func describe() -> String {
         let p = project.project

@@ -26,10 +26,12 @@ public enum APIToken {
 
     /// The token in `path`; a missing or empty file is an error that names it.
     public static func read(at path: String) throws(HavelError) -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        // Bounded while reading: a token is 64 characters; whatever a file holds beyond 4 KiB is not read.
+        guard let handle = FileHandle(forReadingAtPath: path), let data = try? handle.read(upToCount: 4096) ?? Data() else {
             throw HavelError(.notFound, "cannot read the API token file \(path)")
         }
-        let token = String(decoding: data.prefix(4096), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        try? handle.close()
+        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard !token.isEmpty else { throw HavelError(.invalidArgument, "the API token file \(path) is empty") }
         return token
     }

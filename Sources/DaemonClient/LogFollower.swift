@@ -58,6 +58,7 @@ struct LogFollower: Sendable {
                 try await client.stream(.GET, DaemonRoute.log(id, follow: true, offset: offset),
                                         headers: [("Accept", LogEvents.contentType)], using: http) { chunk throws(HavelError) in
                     lastContact = clock.now
+                    pause = .milliseconds(500)
                     let events: [LogEvents.Event]
                     do {
                         events = try reader.feed(chunk.readableBytesView)

@@ -30,16 +30,18 @@ let package = Package(
         .target(name: "ProjectXML", dependencies: ["HavelCore", "CZlib", "CCrypt"], swiftSettings: strict),
         .target(name: "SystemKit", dependencies: [
             "HavelCore",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "Subprocess", package: "swift-subprocess"),
             .product(name: "SystemPackage", package: "swift-system"),
         ], swiftSettings: strict),
-        .target(name: "Debian", dependencies: ["HavelCore", "SystemKit", "Chroot"], swiftSettings: strict),
-        .target(name: "Chroot", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
+        .target(name: "Debian", dependencies: ["HavelCore", "SystemKit", "Chroot", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .target(name: "Chroot", dependencies: ["HavelCore", "SystemKit", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .target(name: "Reports", dependencies: ["HavelCore", "ProjectXML", "Debian", "SystemKit"], swiftSettings: strict),
-        .target(name: "Images", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
+        .target(name: "Images", dependencies: ["HavelCore", "SystemKit", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .target(name: "QEMU", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
-        .target(name: "BootCheck", dependencies: ["HavelCore", "SystemKit", "QEMU"], swiftSettings: strict),
-        .target(name: "Build", dependencies: ["HavelCore", "ProjectXML", "SystemKit", "Debian", "Chroot", "Reports", "Images", "BootCheck"],
+        .target(name: "BootCheck", dependencies: ["HavelCore", "SystemKit", "QEMU", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .target(name: "Build", dependencies: ["HavelCore", "ProjectXML", "SystemKit", "Debian", "Chroot", "Reports", "Images", "BootCheck",
+                                        .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         .target(name: "DaemonAPI", dependencies: ["HavelCore", "SystemKit"], swiftSettings: strict),
         .target(name: "Daemon", dependencies: [
@@ -61,6 +63,7 @@ let package = Package(
             "HavelCore", "ProjectXML", "SystemKit", "Debian", "Chroot", "Build", "BootCheck",
             "DaemonAPI", "Daemon", "DaemonClient", "InitVM",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .executableTarget(name: "havel", dependencies: ["HavelCLI"], swiftSettings: strict),
 
@@ -73,13 +76,14 @@ let package = Package(
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Debian", "ProjectXML"], swiftSettings: strict),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "SystemKit"], swiftSettings: strict),
         .testTarget(name: "QEMUTests", dependencies: ["QEMU", "SystemKit"], swiftSettings: strict),
-        .testTarget(name: "BootCheckTests", dependencies: ["BootCheck", "QEMU", "SystemKit"], swiftSettings: strict),
+        .testTarget(name: "BootCheckTests", dependencies: ["BootCheck", "QEMU", "SystemKit", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "DaemonTests", dependencies: [
             "Daemon", "DaemonAPI", "DaemonClient", "Build", "ProjectXML", "SystemKit",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], swiftSettings: strict),
         .testTarget(name: "InitVMTests", dependencies: ["InitVM", "SystemKit", "DaemonAPI"], swiftSettings: strict),
-        .testTarget(name: "BuildTests", dependencies: ["Build", "ProjectXML", "SystemKit", "Debian", "BootCheck", "Images"], swiftSettings: strict),
+        .testTarget(name: "BuildTests", dependencies: ["Build", "ProjectXML", "SystemKit", "Debian", "BootCheck", "Images", .product(name: "Logging", package: "swift-log")],
+                    swiftSettings: strict),
         .testTarget(name: "HavelCLITests", dependencies: ["HavelCLI", "ProjectXML"], swiftSettings: strict),
     ]
 )

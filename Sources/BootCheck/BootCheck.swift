@@ -3,6 +3,7 @@
 
 import Foundation
 import HavelCore
+import Logging
 import QEMU
 import SystemKit
 
@@ -60,7 +61,7 @@ public enum BootChecker {
     public static let tailLines = 40
 
     public static func run(_ check: ImageCheck, name: String, context: CheckContext,
-                           log: @escaping @Sendable (String) -> Void) async -> CheckResult {
+                           log: Logger) async -> CheckResult {
         let started = ContinuousClock.now
         func result(_ passed: Bool, _ message: String, tail: String = "") -> CheckResult {
             let elapsed = ContinuousClock.now - started
@@ -73,21 +74,21 @@ public enum BootChecker {
         do {
             invocation = try QemuInvocation(check: check, context: context)
         } catch {
-            log("check \(name): FAILED: \(error.message)")
+            log.info("check \(name): FAILED: \(error.message)")
             return result(false, error.message)
         }
         if !invocation.rewrites.isEmpty {
-            log("warning: check \(name): KVM is not usable on this host, so the guest runs under TCG (5–15× slower); "
-                + "changed in interpreter-opts: " + invocation.rewrites.joined(separator: "; "))
+            log.warning("check \(name): KVM is not usable on this host, so the guest runs under TCG (5–15× slower); changed in interpreter-opts: \(invocation.rewrites.joined(separator: "; "))")
         }
         guard ProcessRunner.which(invocation.executable) != nil else {
             let message = "\(invocation.executable): not found; install qemu-system for the image's architecture "
                 + "(Debian: qemu-system-x86 or qemu-system-arm)"
-            log("check \(name): FAILED: \(message)")
+            log.info("check \(name): FAILED: \(message)")
             return result(false, message)
         }
-        log("check \(name): \(invocation)" + (invocation.additions.isEmpty ? "" : "  (added: \(invocation.additions.joined(separator: " ")))"))
-        if let path = context.transcriptPath { log("check \(name): serial transcript in \(path)") }
+        let added = invocation.additions.isEmpty ? "" : "  (added: \(invocation.additions.joined(separator: " ")))"
+        log.info("check \(name): \(invocation)\(added)")
+        if let path = context.transcriptPath { log.info("check \(name): serial transcript in \(path)") }
 
         let console = SerialConsole(transcriptPath: context.transcriptPath)
         defer { console.closeTranscript() }
@@ -110,7 +111,7 @@ public enum BootChecker {
                 }
             }
         } catch {
-            log("check \(name): FAILED: \(error.message)")
+            log.info("check \(name): FAILED: \(error.message)")
             return result(false, error.message, tail: console.tail(lines: tailLines))
         }
 
@@ -121,7 +122,7 @@ public enum BootChecker {
             let stderr = console.standardError.split(separator: "\n").suffix(5).joined(separator: "\n")
             message = "EOF: qemu ended with \(termination)" + (stderr.isEmpty ? "" : ":\n" + stderr)
         }
-        log("check \(name): " + (passed ? "passed: " : "FAILED: ") + message)
+        log.info("check \(name): \(passed ? "passed" : "FAILED"): \(message)")
         return result(passed, message, tail: console.tail(lines: tailLines))
     }
 }

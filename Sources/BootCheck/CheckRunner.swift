@@ -1,5 +1,6 @@
 import Foundation
 import HavelCore
+import Logging
 import QEMU
 import SystemKit
 
@@ -8,10 +9,10 @@ import SystemKit
 /// per check beside it, and check.xml (JUnit) with every result.
 public enum CheckRunner {
     public static func run(_ checks: [ImageCheck], buildDirectory: String, report: String,
-                           info: @escaping @Sendable (String) -> Void, warn: @Sendable (String) -> Void) async throws(HavelError) -> [CheckResult] {
+                           logger: Logger) async throws(HavelError) -> [CheckResult] {
         var results: [CheckResult] = []
         for (index, check) in checks.enumerated() {
-            let accelerator = await accelerator(for: check, buildDirectory: buildDirectory, info: info, warn: warn)
+            let accelerator = await accelerator(for: check, buildDirectory: buildDirectory, logger: logger)
             let name = "check-\(index + 1)-\(check.image)"
             let image = buildDirectory + "/" + check.image
             guard FileManager.default.fileExists(atPath: image) else {
@@ -19,9 +20,9 @@ public enum CheckRunner {
             }
             let context = CheckContext(buildDirectory: buildDirectory, imagePath: image, accelerator: accelerator,
                                        transcriptPath: buildDirectory + "/\(name).log")
-            info("boot check \(name): \(check.interpreter) \(check.interpreterOptions)")
-            let result = await BootChecker.run(check, name: name, context: context) { info($0) }
-            info("boot check \(name): \(result.passed ? "passed" : "FAILED: \(result.message)") in \(String(format: "%.1f", result.seconds)) s")
+            logger.info("boot check \(name): \(check.interpreter) \(check.interpreterOptions)")
+            let result = await BootChecker.run(check, name: name, context: context, log: logger)
+            logger.info("boot check \(name): \(result.passed ? "passed" : "FAILED: \(result.message)") in \(String(format: "%.1f", result.seconds)) s")
             results.append(result)
         }
         try AtomicFile.write(BootChecker.junitXML(results, suite: "havel-checks"), to: report)
@@ -30,15 +31,14 @@ public enum CheckRunner {
 
     /// The QEMU module's one policy (KVM when a real probe boot shows it works here, otherwise TCG), with a
     /// visible warning when KVM is not used for a guest of this host's architecture.
-    static func accelerator(for check: ImageCheck, buildDirectory: String, info: (String) -> Void,
-                            warn: (String) -> Void) async -> Accelerator {
+    static func accelerator(for check: ImageCheck, buildDirectory: String, logger: Logger) async -> Accelerator {
         let options = (try? ShellWords.split(check.interpreterOptions)) ?? []
         let outcome = await AcceleratorPolicy.host.choose(interpreter: check.interpreter, options: options,
                                                           directory: buildDirectory, host: HostArchitecture.current)
         if outcome.accelerator == .kvm {
-            info("KVM works here: boot checks use it")
+            logger.info("KVM works here: boot checks use it")
         } else if !outcome.foreignGuest {
-            warn("KVM is not used (\(outcome.reason)): boot checks run under software emulation (TCG), 5-15x slower")
+            logger.warning("KVM is not used (\(outcome.reason)): boot checks run under software emulation (TCG), 5-15x slower")
         }
         return outcome.accelerator
     }

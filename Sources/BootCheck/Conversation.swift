@@ -1,5 +1,6 @@
 import Foundation
 import HavelCore
+import Logging
 import QEMU
 import SystemKit
 
@@ -17,14 +18,14 @@ struct Conversation {
     let console: SerialConsole
     let session: ProcessSession
     let context: CheckContext
-    let log: @Sendable (String) -> Void
+    let log: Logger
     let started: ContinuousClock.Instant
 
     /// Until the guest has produced what was first expected of it, waits are boot waits.
     private var booted = false
 
     init(name: String, console: SerialConsole, session: ProcessSession, context: CheckContext,
-         log: @escaping @Sendable (String) -> Void, started: ContinuousClock.Instant) {
+         log: Logger, started: ContinuousClock.Instant) {
         self.name = name
         self.console = console
         self.session = session
@@ -103,7 +104,7 @@ struct Conversation {
         // ELBE: "The element takes an (optional) plain-text password for root. Default password is "root"."
         let password = password.isEmpty ? "root" : password
         try await expect([.regex("[Ll]ogin:", shown: "a login prompt (\"login:\")")], step: "login prompt")
-        log("check \(name): login prompt after \(elapsed)")
+        log.info("check \(name): login prompt after \(elapsed)")
         try await send("root\n", step: "login prompt")
 
         let passwordPrompt = ConsolePattern.regex("[Pp]assword:", shown: "\"Password:\"")
@@ -118,11 +119,11 @@ struct Conversation {
                 throw failure("password", "the guest rejected the password for root (\"\(text.trimmingCharacters(in: .whitespaces))\")")
             }
         case 1:
-            log("check \(name): root got a shell without a password")
+            log.info("check \(name): root got a shell without a password")
         default:
             throw failure("user name \"root\"", "the guest refused the login before asking for a password")
         }
-        log("check \(name): logged in as root after \(elapsed)")
+        log.info("check \(name): logged in as root after \(elapsed)")
 
         // The command echoes back as typed; only a shell that ran it prints 42.
         try await send("echo HAVEL-CHECK-$((6*7))\n", step: "shell command")
@@ -142,7 +143,7 @@ struct Conversation {
             switch step {
             case .expect(let text):
                 try await expect([.elbe(text)], step: "\(number) (expect \"\(text)\")")
-                log("check \(name): \(number): saw \"\(text)\" after \(elapsed)")
+                log.info("check \(name): \(number): saw \"\(text)\" after \(elapsed)")
             case .sendline(let text):
                 try await send(text + "\n", step: "\(number) (sendline \"\(text)\")")
             case .eof:
@@ -155,9 +156,9 @@ struct Conversation {
                     try await Task.sleep(for: .milliseconds(20))
                 }
                 if offset + 1 < steps.count {
-                    log("warning: check \(name): \(steps.count - offset - 1) step(s) after EOF were not run")
+                    log.warning("check \(name): \(steps.count - offset - 1) step(s) after EOF were not run")
                 }
-                log("check \(name): qemu exited after \(elapsed)")
+                log.info("check \(name): qemu exited after \(elapsed)")
                 return ConversationOutcome(passed: true, message: "\(steps.count) steps done, qemu exited (\(elapsed))",
                                            waitedForExit: true)
             }

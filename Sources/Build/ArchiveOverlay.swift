@@ -1,3 +1,4 @@
+import Logging
 import Foundation
 import HavelCore
 import SystemKit
@@ -8,7 +9,7 @@ import SystemKit
 /// can never land outside the target whatever links the tree holds.
 enum ArchiveOverlay {
     /// Returns the tree paths the archive added or replaced.
-    static func apply(_ base64: String, to target: RootedFileSystem, work: String, log: BuildLog,
+    static func apply(_ base64: String, to target: RootedFileSystem, work: String, log: Logger,
                       processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> [String] {
         guard let data = Data(base64Encoded: base64.filter { !$0.isWhitespace }) else {
             throw HavelError(.invalidProject, "<archive> is not valid base64")

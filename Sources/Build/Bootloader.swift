@@ -1,3 +1,4 @@
+import Logging
 import Foundation
 import HavelCore
 import Chroot
@@ -15,7 +16,7 @@ struct Bootloader {
     let project: Project
     let target: RootedFileSystem
     let chroot: ChrootRunner
-    let log: BuildLog
+    let log: Logger
 
     enum Firmware { case bios, efi }
 
@@ -124,7 +125,7 @@ struct Bootloader {
     }
 
     /// Writes GRUB's boot sector and the core image into a finished disk image, as grub-bios-setup would.
-    static func installBIOS(core: String, image: String, built: BuiltImage, target: RootedFileSystem, log: BuildLog) throws(HavelError) {
+    static func installBIOS(core: String, image: String, built: BuiltImage, target: RootedFileSystem, log: Logger) throws(HavelError) {
         guard let coreData = FileManager.default.contents(atPath: core),
               let bootData = try? target.readFile("/usr/lib/grub/i386-pc/boot.img"), bootData.count == 512 else {
             throw HavelError(.notFound, "GRUB's boot.img or the core image is missing")

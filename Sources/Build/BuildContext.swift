@@ -1,3 +1,4 @@
+import Logging
 import BootCheck
 import Chroot
 import Debian
@@ -12,15 +13,14 @@ public struct BuildContext: Sendable {
     public let project: ValidatedProject
     public let options: BuildOptions
     public let host: HostFacts
-    public let log: BuildLog
+    public let log: Logger
     public let processes: any ProcessRunning
     /// Boots images and runs their checks (qemu; a recording stand-in in unit tests).
     public var checkImages: ImageChecking = { checks, directory, log throws(HavelError) in
-        try await CheckRunner.run(checks, buildDirectory: directory.path, report: directory.checkReport,
-                                  info: { log.info($0) }, warn: { log.warning($0) })
+        try await CheckRunner.run(checks, buildDirectory: directory.path, report: directory.checkReport, logger: log)
     }
 
-    public init(project: ValidatedProject, options: BuildOptions, host: HostFacts, log: BuildLog,
+    public init(project: ValidatedProject, options: BuildOptions, host: HostFacts, log: Logger,
                 processes: any ProcessRunning = SystemProcesses()) {
         self.project = project
         self.options = options
@@ -45,7 +45,7 @@ public struct BuildContext: Sendable {
 
     /// Runs a bootstrap tool or apt, streaming its output into the log; a failure is explained in one sentence.
     func runTool(_ command: Command, what: String, sources: [String]) async throws(HavelError) {
-        log.info("$ " + command.description)
+        log.info("$ \(command.description)")
         let tail = LineTail(limit: 60)
         let log = self.log
         let status = try await processes.stream(command) { line in
@@ -61,7 +61,7 @@ public struct BuildContext: Sendable {
 }
 
 /// Boots a project's images and runs its checks against a build directory.
-public typealias ImageChecking = @Sendable ([ImageCheck], BuildDirectory, BuildLog) async throws(HavelError) -> [CheckResult]
+public typealias ImageChecking = @Sendable ([ImageCheck], BuildDirectory, Logger) async throws(HavelError) -> [CheckResult]
 
 /// What the stages made so far, handed from each to the next by `StageRunner`: the only way one
 /// stage's results reach another.

@@ -1,10 +1,12 @@
 import Foundation
-import Synchronization
 import HavelCore
+import Logging
+import Synchronization
 import SystemKit
 
-/// What a running build tells its front end.
-public enum BuildEvent: Sendable {
+/// What a running build tells its front end. A build logs through swift-log; these are what its records
+/// mean to a front end (a progress line, the daemon's project status), read by `BuildEventReader`.
+public enum BuildEvent: Sendable, Equatable {
     case stageStarted(String)
     case stageFinished(String, seconds: Double, cached: Bool)
     /// A line of the build log (tool output or Havel's own messages).
@@ -18,104 +20,62 @@ public enum BuildEvent: Sendable {
     case detail(String)
 }
 
-/// The build log: every line, timestamped, into log.txt, and on to the front end.
-public final class BuildLog: Sendable {
-    /// What the log writes to and counts, behind one lock: lines from several tools' threads stay whole.
-    private struct State {
-        var fd: Int32 = -1
-        var packagesTotal = 0
-        var packagesDone = 0
-        var fetched: UInt64 = 0
+extension Logger {
+    /// A stage begins: "== NAME" in the log, a stage event for front ends.
+    func stageStarted(_ name: String) {
+        info("== \(name)", metadata: [HavelLogKey.event: "stage-started", "havel.stage": "\(name)"])
     }
 
-    private let state = Mutex(State())
-    private let sink: @Sendable (BuildEvent) -> Void
-    private let started = ContinuousClock.now
-
-    /// Starts log.txt afresh, or continues it (`appending`). The file is opened in place, never replaced,
-    /// so a reader following it by inode keeps reading the same log.
-    public init(path: String?, appending: Bool = false, sink: @escaping @Sendable (BuildEvent) -> Void) throws(HavelError) {
-        self.sink = sink
-        if let path {
-            let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (appending ? O_APPEND : O_TRUNC), 0o644)
-            guard fd >= 0 else {
-                throw HavelError(.io, "cannot create the build log \(path): \(errnoText())")
-            }
-            state.withLock { $0.fd = fd }
-        }
+    /// A stage ended after `seconds` (taken from the stage cache, or made).
+    func stageFinished(_ name: String, seconds: Double, cached: Bool) {
+        info("== \(name) done in \(String(format: "%.1f", seconds)) s\(cached ? " (from the stage cache)" : "")",
+             metadata: [HavelLogKey.event: "stage-finished", "havel.stage": "\(name)",
+                        "havel.seconds": "\(seconds)", "havel.cached": "\(cached)"])
     }
+}
 
-    deinit { close() }
+/// Reads a build's log records as front-end events: stages from their metadata, warnings from their
+/// level, and from the tools' output the packages set up (dpkg's "Setting up"), the bytes fetched (apt's
+/// "Get:") and the running tool's phase (mmdebstrap's "I: ").
+public struct BuildEventReader: Sendable {
+    var packagesTotal = 0
+    var packagesDone = 0
+    var fetched: UInt64 = 0
 
-    public func close() {
-        state.withLock { state in
-            if state.fd >= 0 { Glibc.close(state.fd) }
-            state.fd = -1
-        }
-    }
+    public init() {}
 
-    func stamp() -> String {
-        let seconds = (ContinuousClock.now - started).inSeconds
-        let text = String(Int(seconds * 10) / 10) + "." + String(Int(seconds * 10) % 10)
-        return "[" + String(repeating: " ", count: max(0, 6 - text.count)) + text + "]"
-    }
-
-    func write(_ line: String) {
-        let bytes = Array((stamp() + " " + line + "\n").utf8)
-        state.withLock { state in
-            guard state.fd >= 0 else { return }
-            var offset = 0
-            while offset < bytes.count {
-                let count = bytes.withUnsafeBytes { Glibc.write(state.fd, $0.baseAddress! + offset, bytes.count - offset) }
-                if count < 0 && errno == EINTR { continue }
-                guard count > 0 else { return }
-                offset += count
-            }
-        }
-    }
-
-    /// A line of Havel's own.
-    public func info(_ line: String) {
-        write(line)
-        sink(.log(line))
-    }
-
-    public func warning(_ line: String) {
-        write("WARNING: " + line)
-        sink(.warning(line))
-    }
-
-    public func event(_ event: BuildEvent) {
-        switch event {
-        case .stageStarted(let name): write("== \(name)")
-        case .stageFinished(let name, let seconds, let cached):
-            write("== \(name) done in \(String(format: "%.1f", seconds)) s\(cached ? " (from the stage cache)" : "")")
+    public mutating func events(_ record: LogEvent) -> [BuildEvent] {
+        let metadata = record.metadata ?? [:]
+        let text = record.message.description
+        switch metadata[HavelLogKey.event]?.description {
+        case "stage-started":
+            return [.stageStarted(metadata["havel.stage"]?.description ?? text)]
+        case "stage-finished":
+            return [.stageFinished(metadata["havel.stage"]?.description ?? text,
+                                   seconds: metadata["havel.seconds"].flatMap { Double($0.description) } ?? 0,
+                                   cached: metadata["havel.cached"]?.description == "true")]
         default: break
         }
-        sink(event)
+        if record.level >= .warning { return [.warning(text)] }
+        guard metadata[HavelLogKey.tool] != nil else { return [.log(text)] }
+        return [.log(text)] + (tool(text).map { [$0] } ?? [])
     }
 
-    /// A line of a tool's output: logged, and read for progress (apt's Get:, dpkg's Setting up).
-    public func tool(_ line: String) {
-        write("  " + line)
-        let progress = state.withLock { state -> BuildEvent? in
-            if line.hasPrefix("Get:"), let bracket = line.range(of: "[", options: .backwards),
-               let size = Self.parseSize(String(line[bracket.upperBound...].dropLast())) {
-                state.fetched += size
-                return .fetched(bytes: state.fetched)
-            } else if line.hasPrefix("I: ") {
-                return .detail(String(line.dropFirst(3)))
-            } else if line.hasPrefix("Setting up ") {
-                state.packagesDone += 1
-                return .packages(done: state.packagesDone, total: max(state.packagesTotal, state.packagesDone))
-            } else if let range = line.range(of: " newly installed, ") {
-                let number = line[..<range.lowerBound].split(separator: " ").last.flatMap { Int($0) } ?? 0
-                state.packagesTotal += number
-            }
-            return nil
+    /// The progress a line of tool output shows, if any.
+    mutating func tool(_ line: String) -> BuildEvent? {
+        if line.hasPrefix("Get:"), let bracket = line.range(of: "[", options: .backwards),
+           let size = Self.parseSize(String(line[bracket.upperBound...].dropLast())) {
+            fetched += size
+            return .fetched(bytes: fetched)
+        } else if line.hasPrefix("I: ") {
+            return .detail(String(line.dropFirst(3)))
+        } else if line.hasPrefix("Setting up ") {
+            packagesDone += 1
+            return .packages(done: packagesDone, total: max(packagesTotal, packagesDone))
+        } else if let range = line.range(of: " newly installed, ") {
+            packagesTotal += line[..<range.lowerBound].split(separator: " ").last.flatMap { Int($0) } ?? 0
         }
-        sink(.log(line))
-        if let progress { sink(progress) }
+        return nil
     }
 
     /// apt's sizes: "1,234 kB", "12.3 MB", "999 B".
@@ -124,5 +84,31 @@ public final class BuildLog: Sendable {
         guard parts.count == 2, let value = Double(parts[0].replacingOccurrences(of: ",", with: "")) else { return nil }
         let factor: Double = switch parts[1] { case "B": 1; case "kB": 1e3; case "MB": 1e6; case "GB": 1e9; default: 0 }
         return factor == 0 ? nil : UInt64(value * factor)
+    }
+}
+
+/// A swift-log handler that turns a build's records into `BuildEvent`s for a front end (the terminal's
+/// progress line, the daemon's project status). Copies of it share one reader, as copies of a Logger do.
+public struct BuildEventHandler: LogHandler {
+    private final class SharedReader: Sendable {
+        let reader = Mutex(BuildEventReader())
+    }
+
+    private let shared = SharedReader()
+    private let sink: @Sendable (BuildEvent) -> Void
+    public var logLevel: Logger.Level = .info
+    public var metadata: Logger.Metadata = [:]
+
+    public init(sink: @escaping @Sendable (BuildEvent) -> Void) {
+        self.sink = sink
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        for buildEvent in shared.reader.withLock({ $0.events(event) }) { sink(buildEvent) }
     }
 }

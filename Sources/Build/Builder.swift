@@ -1,3 +1,4 @@
+import Logging
 import Foundation
 import HavelCore
 import ProjectXML
@@ -34,6 +35,8 @@ public struct BuildOptions: Sendable {
 public struct Builder: Sendable {
     public let plan: BuildPlan
     var context: BuildContext
+    /// log.txt: every record of the build's logger also goes here.
+    let logFile: LogFile
 
     /// How the boot checks stage boots images (CheckRunner: qemu, unless replaced).
     public var checkImages: ImageChecking {
@@ -41,26 +44,28 @@ public struct Builder: Sendable {
         set { context.checkImages = newValue }
     }
 
+    /// `logger` is the front end's (a progress line, the daemon's project status); the builder adds log.txt.
     public init(project: ValidatedProject, options: BuildOptions, host: HostFacts = .current,
-                processes: any ProcessRunning = SystemProcesses(),
-                events: @escaping @Sendable (BuildEvent) -> Void) throws(HavelError) {
+                processes: any ProcessRunning = SystemProcesses(), logger: Logger) throws(HavelError) {
         do {
             try FileManager.default.createDirectory(atPath: options.directory.path, withIntermediateDirectories: true)
         } catch {
             throw HavelError(.io, "cannot create the build directory \(options.directory.path): \(error.localizedDescription)")
         }
-        let log = try BuildLog(path: options.directory.log, appending: options.continueLog, sink: events)
+        logFile = try LogFile(path: options.directory.log, appending: options.continueLog)
         plan = BuildPlan(project, host: host, options: options)
-        context = BuildContext(project: project, options: options, host: host, log: log, processes: processes)
+        context = BuildContext(project: project, options: options, host: host, log: logger.alsoWriting(to: logFile),
+                               processes: processes)
     }
 
     /// From a loaded project; one with errors or without a known architecture is refused.
-    public init(project: LoadedProject, options: BuildOptions, events: @escaping @Sendable (BuildEvent) -> Void) throws(HavelError) {
-        try self.init(project: try ValidatedProject(project), options: options, events: events)
+    public init(project: LoadedProject, options: BuildOptions, logger: Logger) throws(HavelError) {
+        try self.init(project: try ValidatedProject(project), options: options, logger: logger)
     }
 
     /// Runs the whole build. On failure or cancellation the state says so and the error is rethrown.
     public func run() async throws(HavelError) -> BuildState {
-        try await StageRunner(plan: plan, context: context).run()
+        defer { logFile.close() }
+        return try await StageRunner(plan: plan, context: context).run()
     }
 }

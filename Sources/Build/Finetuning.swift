@@ -1,3 +1,4 @@
+import Logging
 import Foundation
 import HavelCore
 import Chroot
@@ -12,13 +13,13 @@ struct FinetuningRunner {
     /// The build environment (`buildenv/`), present when the project uses buildenv actions.
     var buildenv: RootedFileSystem?
     let directory: BuildDirectory
-    let log: BuildLog
+    let log: Logger
     let processes: any ProcessRunning
     /// Tree paths written or created by finetuning, for the build report.
     var touched: [String] = []
     var artifacts: [String] = []
 
-    init(target: RootedFileSystem, chroot: ChrootRunner, buildenv: RootedFileSystem? = nil, directory: BuildDirectory, log: BuildLog,
+    init(target: RootedFileSystem, chroot: ChrootRunner, buildenv: RootedFileSystem? = nil, directory: BuildDirectory, log: Logger,
          processes: any ProcessRunning = SystemProcesses()) {
         self.processes = processes
         self.target = target
@@ -35,7 +36,7 @@ struct FinetuningRunner {
     mutating func run(_ steps: [FinetuningStep]) async throws(HavelError) {
         for step in steps {
             try Task.checkCancellationAsHavelError()
-            log.info("finetuning: " + Self.describe(step.action) + (step.location.map { " (\($0))" } ?? ""))
+            log.info("finetuning: \(Self.describe(step.action))\(step.location.map { " (\($0))" } ?? "")")
             do {
                 try await run(step)
             } catch {

@@ -1,3 +1,4 @@
+import Logging
 import Foundation
 import HavelCore
 import Images
@@ -10,7 +11,7 @@ import SystemKit
 struct ProjectFinetuningRunner {
     let directory: BuildDirectory
     let target: RootedFileSystem
-    let log: BuildLog
+    let log: Logger
     var artifacts: [String]
     /// Packer per image name (`set_packer` applies to the images made so far).
     var packers: [String: String] = [:]
@@ -32,7 +33,7 @@ struct ProjectFinetuningRunner {
     mutating func run(_ steps: [FinetuningStep]) async throws(HavelError) {
         for step in steps {
             try Task.checkCancellationAsHavelError()
-            log.info("project-finetuning: <\(step.action.elementName)>" + (step.location.map { " (\($0))" } ?? ""))
+            log.info("project-finetuning: <\(step.action.elementName)>\(step.location.map { " (\($0))" } ?? "")")
             try await run(step)
         }
     }

@@ -1,3 +1,4 @@
+import Logging
 import Foundation
 import HavelCore
 import SystemKit
@@ -16,11 +17,10 @@ public struct StageRunner: Sendable {
     }
 
     var directory: BuildDirectory { context.directory }
-    var log: BuildLog { context.log }
+    var log: Logger { context.log }
 
     /// Runs the whole plan. On failure or cancellation the state says so and the error is rethrown.
     public func run() async throws(HavelError) -> BuildState {
-        defer { log.close() }
         let project = context.project.project
         let started = Date()
         var state = BuildState(project: project.name, version: project.version, architecture: context.architecture.debianName,
@@ -28,7 +28,7 @@ public struct StageRunner: Sendable {
         var products = BuildProducts()
         var cleanup: Task<Void, Never>?
         log.info("Havel \(context.options.havelVersion): building \(project.name) \(project.version) for \(context.architecture.debianName) (\(project.suite)) in \(directory.path)")
-        for note in plan.notes { log.info(note) }
+        for note in plan.notes { log.info("\(note)") }
         do throws(HavelError) {
             cleanup = try await prepareDirectory(state)
             for stage in plan.stages {
@@ -53,7 +53,7 @@ public struct StageRunner: Sendable {
     /// One stage: timed, announced, recorded in state.json with what it made.
     func run(_ stage: any BuildStage, _ products: inout BuildProducts, _ state: inout BuildState) async throws(HavelError) {
         try Task.checkCancellationAsHavelError()
-        log.event(.stageStarted(stage.name))
+        log.stageStarted(stage.name)
         let clock = ContinuousClock.now
         products.stageRecord = nil
         do throws(HavelError) {
@@ -68,7 +68,7 @@ public struct StageRunner: Sendable {
         state.stages.append(.init(name: stage.name, key: note?.key, cached: note?.cached ?? false, seconds: seconds, downloads: note?.downloads))
         products.finishedStages = state.stages
         record(products, into: &state)
-        log.event(.stageFinished(stage.name, seconds: seconds, cached: note?.cached ?? false))
+        log.stageFinished(stage.name, seconds: seconds, cached: note?.cached ?? false)
         try state.write(directory.state)
     }
 
@@ -116,7 +116,7 @@ public struct StageRunner: Sendable {
         state.reason = error.description
         state.finished = Date()
         log.info("build FAILED: \(error.description)")
-        for diagnostic in error.diagnostics { log.info(diagnostic.description) }
+        for diagnostic in error.diagnostics { log.info("\(diagnostic.description)") }
         let made = (state.outputs + state.artifacts + context.project.project.target.images.map(\.name)).map { directory.path + "/" + $0 }
         for file in directory.resultFiles(packedRootfs: context.packedName) + made { unlink(file) }
         unlink(directory.path + "/" + context.packedName + ".partial")

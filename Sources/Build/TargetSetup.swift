@@ -1,3 +1,4 @@
+import Logging
 import Foundation
 import Debian
 import HavelCore
@@ -6,7 +7,7 @@ import SystemKit
 /// What every target gets from its project besides packages: host name, /etc/hosts, the root
 /// password (locked without one), a serial getty for `console`, /etc/fstab, and a provenance file.
 enum TargetSetup {
-    static func apply(_ project: Project, to target: RootedFileSystem, havelVersion: String, date: Date, log: BuildLog,
+    static func apply(_ project: Project, to target: RootedFileSystem, havelVersion: String, date: Date, log: Logger,
                       processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) {
         let t = project.target
         let fqdn = t.domain.map { "\(t.hostname).\($0)" } ?? t.hostname
@@ -54,7 +55,7 @@ enum TargetSetup {
     }
 
     /// `ttyS0,115200`: a systemd serial-getty instance, or an inittab line for sysvinit/busybox init.
-    static func setUpConsole(_ console: String, target: RootedFileSystem, log: BuildLog) throws(HavelError) {
+    static func setUpConsole(_ console: String, target: RootedFileSystem, log: Logger) throws(HavelError) {
         let parts = console.split(separator: ",").map(String.init)
         guard let tty = parts.first, !tty.isEmpty, !tty.contains("/") else {
             throw HavelError(.invalidProject, "console \"\(console)\" should look like ttyS0,115200")

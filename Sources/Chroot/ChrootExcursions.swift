@@ -1,5 +1,6 @@
 import Foundation
 import HavelCore
+import Logging
 import SystemKit
 
 /// Temporary changes a chroot session needs, undone when it ends: a policy-rc.d that keeps services
@@ -29,15 +30,15 @@ public struct ChrootExcursions: Sendable {
     }
 
     /// Runs `body` with the excursions in place and undoes them on every exit path.
-    public static func during<T>(_ target: RootedFileSystem, warn: (String) -> Void,
+    public static func during<T>(_ target: RootedFileSystem, log: Logger,
                                  _ body: () async throws(HavelError) -> T) async throws(HavelError) -> T {
         let excursions = try enter(target)
         do throws(HavelError) {
             let result = try await body()
-            excursions.leave(warn: warn)
+            excursions.leave(log: log)
             return result
         } catch {
-            excursions.leave(warn: warn)
+            excursions.leave(log: log)
             throw error
         }
     }
@@ -57,11 +58,11 @@ public struct ChrootExcursions: Sendable {
     }
 
     /// Undoes everything; problems are logged, never thrown, so it can run on every exit path.
-    public func leave(warn: (String) -> Void) {
+    public func leave(log: Logger) {
         do {
             try Self.restore(Self.policy, hadBackup: policyBackup, in: target)
         } catch {
-            warn("could not restore \(Self.policy): \(error)")
+            log.warning("could not restore \(Self.policy): \(error)")
         }
         guard let written = resolvWritten else { return }
         do {
@@ -72,7 +73,7 @@ public struct ChrootExcursions: Sendable {
                 try target.remove(Self.resolv + Self.suffix)
             }
         } catch {
-            warn("could not restore \(Self.resolv): \(error)")
+            log.warning("could not restore \(Self.resolv): \(error)")
         }
     }
 }

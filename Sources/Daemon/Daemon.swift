@@ -58,6 +58,14 @@ public final class HavelDaemon: Sendable {
     let store: ProjectStore
     let data: String
     let stopping = StopFlag()
+    /// The stages and progress of the builds this daemon ran (shown with each project).
+    let progress = BuildProgressBook()
+    /// Where the daemon itself logs (standard error unless the executable set up logging otherwise).
+    let logger: Logger = {
+        var logger = Logger(label: "havel.daemon")
+        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .notice
+        return logger
+    }()
     private let queueBox = QueueBox()
     private let groupBox = GroupBox()
     var queue: BuildQueue { queueBox.queue! }
@@ -156,7 +164,7 @@ public final class HavelDaemon: Sendable {
             let options = BuildOptions(directory: directory.build, cache: HavelCache(path: configuration.cache),
                                        useStageCache: configuration.useStageCache, havelVersion: configuration.havelVersion,
                                        continueLog: true)
-            let builder = try Builder(project: project, options: options) { _ in }
+            let builder = try Builder(project: project, options: options, logger: progress.logger(for: id, daemon: logger))
             builderStarted = true
             _ = try await builder.run()
             await finish(id, .buildDone, reason: nil)
@@ -185,7 +193,7 @@ public final class HavelDaemon: Sendable {
             }
             try await store.setFiles(id, files)
         } catch {
-            Logger(label: "havel.daemon").error("project \(id): cannot record the end of its build: \(error)")
+            logger.error("project \(id): cannot record the end of its build: \(error)")
         }
     }
 
@@ -204,8 +212,6 @@ public final class HavelDaemon: Sendable {
     /// The application: the routes on `host:port`, and a service that stops the builds first on shutdown.
     public func makeApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in })
         -> Application<RouterResponder<BasicRequestContext>> {
-        var logger = Logger(label: "havel.daemon")
-        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .notice
         return Application(
             router: makeRouter(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "havel"),

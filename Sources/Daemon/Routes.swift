@@ -68,7 +68,9 @@ extension HavelDaemon {
     }
 
     func projectInfo(_ record: ProjectRecord) async -> ProjectInfo {
-        record.info(queuePosition: await queue.position(of: record.id ?? 0))
+        var info = record.info(queuePosition: await queue.position(of: record.id ?? 0))
+        info.progress = progress.progress(info.id)
+        return info
     }
 
     func listProjects() async throws -> Response {
@@ -100,6 +102,7 @@ extension HavelDaemon {
             }
             try self.discard(path)
         }
+        progress.forget(id)
         emptyTrash()
         return Response(status: .noContent)
     }
@@ -178,6 +181,7 @@ extension HavelDaemon {
             record.buildFinished = nil
         }
         try await store.setFiles(id, [])
+        progress.forget(id)
         emptyTrash()
         return .json(await projectInfo(record))
     }

@@ -111,6 +111,8 @@ public struct ProjectInfo: Codable, Sendable, Equatable {
     public var buildFinished: Date?
     /// While busy: builds ahead of this one in the queue (0: running).
     public var queuePosition: Int?
+    /// What the running or last build did, as far as this daemon saw it (nil after a restart or before a build).
+    public var progress: BuildProgress?
 
     public init(id: ProjectID, name: String?, version: String?, status: ProjectStatus, reason: String?, created: Date,
                 updated: Date, buildStarted: Date?, buildFinished: Date?, queuePosition: Int? = nil) {
@@ -125,6 +127,39 @@ public struct ProjectInfo: Codable, Sendable, Equatable {
         self.buildFinished = buildFinished
         self.queuePosition = queuePosition
     }
+}
+
+/// A build's stages and progress, kept by the daemon from the build's log records: which stages ran and
+/// how long each took (the running one without seconds), packages set up, bytes fetched, the last warnings.
+public struct BuildProgress: Codable, Sendable, Equatable {
+    public struct Stage: Codable, Sendable, Equatable {
+        public var name: String
+        /// nil while the stage runs.
+        public var seconds: Double?
+        public var cached: Bool
+
+        public init(name: String, seconds: Double? = nil, cached: Bool = false) {
+            self.name = name
+            self.seconds = seconds
+            self.cached = cached
+        }
+    }
+
+    /// The most warnings kept (the build log has them all).
+    public static let warningsKept = 20
+
+    public var stages: [Stage] = []
+    public var packagesDone = 0
+    public var packagesTotal = 0
+    public var fetchedBytes: UInt64 = 0
+    /// What the running tool does now (mmdebstrap's phases).
+    public var detail: String?
+    public var warnings: [String] = []
+
+    public init() {}
+
+    /// The stage that runs now, if any.
+    public var runningStage: String? { stages.last.flatMap { $0.seconds == nil ? $0.name : nil } }
 }
 
 public struct ProjectList: Codable, Sendable, Equatable {

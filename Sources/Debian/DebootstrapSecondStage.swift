@@ -1,6 +1,7 @@
 import Chroot
 import Foundation
 import HavelCore
+import Logging
 import SystemKit
 
 /// debootstrap's base system made into what mmdebstrap leaves: the project's apt sources, preferences and
@@ -13,17 +14,15 @@ public struct DebootstrapSecondStage: Sendable {
     /// The pkg-list.
     public let packages: [String]
     public let processes: any ProcessRunning
-    public let info: @Sendable (String) -> Void
-    public let warn: @Sendable (String) -> Void
+    public let log: Logger
 
     public init(request: BootstrapRequest, rootfs: String, packages: [String], processes: any ProcessRunning,
-                info: @escaping @Sendable (String) -> Void, warn: @escaping @Sendable (String) -> Void) {
+                log: Logger) {
         self.request = request
         self.rootfs = rootfs
         self.packages = packages
         self.processes = processes
-        self.info = info
-        self.warn = warn
+        self.log = log
     }
 
     /// `runTool` runs apt and friends with their output in the build log and explains a failure.
@@ -40,14 +39,14 @@ public struct DebootstrapSecondStage: Sendable {
         let archives = try target.resolve("/var/cache/apt/archives")
         _ = try await processes.run(Command("sh", ["-c", "cp -l -n \"$1\"/*.deb \"$2\"/ 2>/dev/null || cp -n \"$1\"/*.deb \"$2\"/ 2>/dev/null; true", "sh",
                                                    request.packageCache, archives]))
-        try await ChrootExcursions.during(target, warn: warn) { () async throws(HavelError) in
+        try await ChrootExcursions.during(target, log: log) { () async throws(HavelError) in
             let chroot = ChrootRunner(root: rootfs, processes: processes)
             let recommends = "APT::Install-Recommends=\(request.installRecommends ? "true" : "false")"
             try await runTool(chroot.command(["/bin/sh", "-c", InitramfsDeferral.deferScript(inChroot: true)]), "deferring update-initramfs")
             if !request.debconfSelections.isEmpty {
                 // debootstrap has configured its base already; the pkg-list's packages find the answers.
                 let answers = DebconfSelection.selections(request.debconfSelections)
-                info("debconf answers from <preseed>: " + request.debconfSelections.map(\.key).joined(separator: ", "))
+                log.info("debconf answers from <preseed>: \(request.debconfSelections.map(\.key).joined(separator: ", "))")
                 let result = try await processes.run(chroot.command(["debconf-set-selections"]), input: Array(answers.utf8))
                 guard result.termination == .exited(0) else {
                     throw HavelError(.processFailed, "debconf-set-selections refused the <preseed> answers: " + result.standardError.trimmingWhitespace())

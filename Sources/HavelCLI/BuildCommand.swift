@@ -42,8 +42,9 @@ struct BuildCommand: AsyncParsableCommand {
         let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { Int($0) }
         let options = BuildOptions(directory: directory, cache: HavelCache(path: cache), useStageCache: !noCache,
                                    sourceDateEpoch: epoch, havelVersion: HavelVersion.current, skipChecks: skipChecks)
-        let renderer = ProgressRenderer(mode: output_.mode)
-        let builder = try Builder(project: project, options: options) { renderer.handle($0) }
+        let logger = CLILogging.buildLogger(output_.mode)
+        let renderer = ProgressRenderer.shared
+        let builder = try Builder(project: project, options: options, logger: logger)
         let outcome = await Interruptible.run { () async throws(HavelError) -> BuildState in try await builder.run() }
         renderer.finish()
         switch outcome {

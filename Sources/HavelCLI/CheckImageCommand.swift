@@ -2,8 +2,10 @@ import ArgumentParser
 import BootCheck
 import Build
 import Foundation
+import Logging
 import HavelCore
 import ProjectXML
+import SystemKit
 
 /// `havel check-image BUILDDIR`: boots the images of a finished build as its check-image-list says.
 struct CheckImageCommand: AsyncParsableCommand {
@@ -27,12 +29,11 @@ struct CheckImageCommand: AsyncParsableCommand {
             Terminal.out("\(directory.sourceXML) has no check-image-list: nothing to check")
             return
         }
-        let renderer = ProgressRenderer(mode: output_.mode == .live ? .plain : output_.mode)
-        let log = try BuildLog(path: directory.path + "/check-log.txt") { renderer.handle($0) }
-        defer { log.close() }
+        let file = try LogFile(path: directory.path + "/check-log.txt")
+        defer { file.close() }
+        let logger = CLILogging.buildLogger(output_.mode == .live ? .plain : output_.mode).alsoWriting(to: file)
         let outcome = await Interruptible.run { () async throws(HavelError) -> [CheckResult] in
-            try await CheckRunner.run(project.checks, buildDirectory: directory.path, report: directory.checkReport,
-                                      info: { log.info($0) }, warn: { log.warning($0) })
+            try await CheckRunner.run(project.checks, buildDirectory: directory.path, report: directory.checkReport, logger: logger)
         }
         switch outcome {
         case .success(let results):

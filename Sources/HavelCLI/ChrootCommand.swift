@@ -39,10 +39,10 @@ struct ChrootCommand: AsyncParsableCommand {
         do {
             status = try await ProcessRunner.interactive(runner.command(arguments, environment: environment))
         } catch {
-            excursions.leave(warn: { Terminal.error("warning: " + $0) })
+            excursions.leave(log: CLILogging.terminal)
             throw error
         }
-        excursions.leave(warn: { Terminal.error("warning: " + $0) })
+        excursions.leave(log: CLILogging.terminal)
         switch status {
         case .exited(0): return
         case .exited(let code): throw ExitCode(code)

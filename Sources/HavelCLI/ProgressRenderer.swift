@@ -7,9 +7,12 @@ import HavelCore
 final class ProgressRenderer: @unchecked Sendable {
     enum Mode { case live, plain, verbose, quiet }
 
-    let mode: Mode
+    /// The one renderer of this process, which the bootstrapped log handler drives (`CLILogging`).
+    static let shared = ProgressRenderer(mode: .plain)
+
+    private(set) var mode: Mode
     private let lock = NSLock()
-    private let started = Date()
+    private var started = Date()
     private var stage = "starting"
     private var packages: (Int, Int) = (0, 0)
     private var fetched: UInt64 = 0
@@ -18,6 +21,19 @@ final class ProgressRenderer: @unchecked Sendable {
 
     init(mode: Mode) {
         self.mode = mode
+    }
+
+    /// Starts showing a new build or check in `mode`.
+    func start(mode: Mode) {
+        lock.lock()
+        defer { lock.unlock() }
+        self.mode = mode
+        started = Date()
+        stage = "starting"
+        packages = (0, 0)
+        fetched = 0
+        detail = ""
+        lineShown = false
     }
 
     func handle(_ event: BuildEvent) {

@@ -21,7 +21,7 @@ struct BootTests {
     func run(_ action: ImageCheck.Action, options: String, tag: String, context: CheckContext? = nil,
              interpreter: String = TestGuest.qemu, log: LogLines = LogLines()) async throws -> CheckResult {
         let check = ImageCheck(image: "sda.img", interpreter: interpreter, interpreterOptions: options, action: action)
-        let result = await BootChecker.run(check, name: tag, context: context ?? TestGuest.context(directory), log: log.sink)
+        let result = await BootChecker.run(check, name: tag, context: context ?? TestGuest.context(directory), log: log.logger)
         print("[\(tag)] \(result.passed ? "passed" : "failed") in \(String(format: "%.1f", result.seconds)) s: "
               + (log.all.filter { $0.contains("after") }.joined(separator: " | ")))
         if !result.passed { print("[\(tag)] message: " + result.message.split(separator: "\n").prefix(4).joined(separator: " ⏎ ")) }
@@ -94,7 +94,7 @@ struct BootTests {
         let result = try await run(.login(password: "root"), options: TestGuest.options(extra: "-enable-kvm -cpu host", tag: tag),
                                    tag: tag, log: log)
         #expect(result.passed, "\(result.message)")
-        #expect(log.contains("warning: check \(tag): KVM is not usable on this host"))
+        #expect(log.contains("WARNING: check \(tag): KVM is not usable on this host"))
         #expect(log.contains("-enable-kvm dropped; -cpu host → -cpu max; -accel tcg added"))
     }
 
@@ -104,7 +104,7 @@ struct BootTests {
         let check = ImageCheck(image: "sda.img", interpreter: TestGuest.qemu, interpreterOptions: TestGuest.options(tag: tag),
                                action: .serial([.expect("never-printed-text")]))
         let context = TestGuest.context(directory, boot: .seconds(300))
-        let task = Task { await BootChecker.run(check, name: tag, context: context, log: log.sink) }
+        let task = Task { await BootChecker.run(check, name: tag, context: context, log: log.logger) }
         for _ in 0..<100 where try await !TestGuest.qemuRunning(tag) { try await Task.sleep(for: .milliseconds(100)) }
         #expect(try await TestGuest.qemuRunning(tag))
         try await Task.sleep(for: .seconds(2))

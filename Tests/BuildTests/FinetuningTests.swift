@@ -1,17 +1,18 @@
-import Foundation
-@testable import Build
 import Chroot
+import Foundation
 import HavelCore
-@testable import ProjectXML
+import Logging
 import SystemKit
 import Testing
+@testable import Build
+@testable import ProjectXML
 
 /// Finetuning on a synthetic tree: ELBE's meaning of each file action, and that no path, symlink or
 /// archive member planted in the tree lets an action read or write the host.
 @Suite(.enabled(if: geteuid() == 0, "needs root (owners, useradd --root)"))
 struct FinetuningTests {
-    func runner(_ tree: SyntheticTree) throws -> (FinetuningRunner, BuildLog) {
-        let log = try BuildLog(path: nil) { _ in }
+    func runner(_ tree: SyntheticTree) throws -> (FinetuningRunner, Logger) {
+        let log = Logger.discarding
         let target = try RootedFileSystem(root: tree.root)
         let runner = FinetuningRunner(target: target, chroot: ChrootRunner(root: tree.root),
                                       directory: BuildDirectory(tree.base), log: log)
@@ -105,7 +106,7 @@ struct FinetuningTests {
         let env = try SyntheticTree()
         defer { tree.remove(); env.remove() }
         try env.write("/etc/tool.conf", "from the build environment\n")
-        let log = try BuildLog(path: nil) { _ in }
+        let log = Logger.discarding
         var runner = FinetuningRunner(target: try RootedFileSystem(root: tree.root), chroot: ChrootRunner(root: tree.root),
                                       buildenv: try RootedFileSystem(root: env.root), directory: BuildDirectory(tree.base), log: log)
         try await runner.run(try steps("""

@@ -160,7 +160,7 @@ struct ImageIntegrationTests {
         let efi = ImageCheck(image: "disk.img", interpreter: "qemu-system-x86_64",
                              interpreterOptions: "-m 1024 -bios /usr/share/ovmf/OVMF.fd -drive file=$ELBE_IMG,format=raw,if=virtio -nographic -nic none",
                              action: .login(password: "grubpw"))
-        let results = try await CheckRunner.run([efi], buildDirectory: dir, report: dir + "/check.xml", info: { _ in }, warn: { _ in })
+        let results = try await CheckRunner.run([efi], buildDirectory: dir, report: dir + "/check.xml", logger: .discarding)
         #expect(results.first?.passed == true, "\(results.first?.message ?? "")")
         #expect(try await ProcessRunner.run(Command("pgrep", ["-f", "qemu-system-x86_64.*\(dir)"])).standardOutput.isEmpty)
     }

@@ -57,7 +57,7 @@ enum Integration {
 
     static func build(_ loaded: LoadedProject, in directory: String, cache: String, useStageCache: Bool = true) async throws(HavelError) -> BuildState {
         let builder = try Builder(project: loaded, options: BuildOptions(directory: BuildDirectory(directory), cache: HavelCache(path: cache),
-                                                                         useStageCache: useStageCache, havelVersion: "test")) { _ in }
+                                                                         useStageCache: useStageCache, havelVersion: "test"), logger: .discarding)
         return try await builder.run()
     }
 

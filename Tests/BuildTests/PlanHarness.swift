@@ -4,6 +4,7 @@ import HavelCore
 import ProjectXML
 import SystemKit
 import BootCheck
+import Logging
 import Synchronization
 
 /// Runs build plans through `RecordingProcesses`, without root, a mirror or qemu: what a bootstrap tool
@@ -18,8 +19,28 @@ final class PlanHarness: @unchecked Sendable {
     /// What the boot checks stage was asked to boot (the checks seam records instead of starting qemu).
     let booted = BootedImages()
 
+    /// What the front end was told: every event the build's log records meant (through `BuildEventHandler`).
+    let events = Events()
+
     final class BootedImages: Sendable {
         let images = Mutex<[String]>([])
+    }
+
+    final class Events: Sendable {
+        let all = Mutex<[BuildEvent]>([])
+        var logger: Logger { Logger(label: "test") { _ in BuildEventHandler { event in self.all.withLock { $0.append(event) } } } }
+        /// "started NAME" and "finished NAME" in the order the front end saw them.
+        var stageLines: [String] {
+            all.withLock { events in
+                events.compactMap { event -> String? in
+                    switch event {
+                    case .stageStarted(let name): "started " + name
+                    case .stageFinished(let name, _, _): "finished " + name
+                    default: nil
+                    }
+                }
+            }
+        }
     }
 
     init(_ name: String) throws {
@@ -62,7 +83,7 @@ final class PlanHarness: @unchecked Sendable {
     func run(_ project: ValidatedProject) async throws -> (error: HavelError?, state: BuildState?) {
         let options = BuildOptions(directory: directory, cache: HavelCache(path: root + "/cache"), useStageCache: false,
                                    sourceDateEpoch: 1_700_000_000, havelVersion: "test", skipChecks: skipChecks)
-        var builder = try Builder(project: project, options: options, host: host, processes: fake) { _ in }
+        var builder = try Builder(project: project, options: options, host: host, processes: fake, logger: events.logger)
         let booted = self.booted
         builder.checkImages = { checks, _, _ in
             booted.images.withLock { $0 += checks.map(\.image) }

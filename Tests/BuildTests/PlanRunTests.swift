@@ -25,6 +25,12 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: harness.directory.sourceXML))
         #expect(FileManager.default.fileExists(atPath: harness.directory.report))
         #expect(!FileManager.default.fileExists(atPath: harness.directory.work), "the work directory is removed")
+        // The front end saw each stage start and finish, in order; log.txt says the same.
+        #expect(harness.events.stageLines == stages.flatMap { ["started " + $0, "finished " + $0] })
+        let logLines = try String(contentsOfFile: harness.directory.log, encoding: .utf8).split(separator: "\n")
+            .compactMap { line in line.range(of: "] == ").map { String(line[$0.upperBound...]) } }
+        let stageLines = logLines.map { line in line.range(of: " done in ").map { String(line[..<$0.lowerBound]) + " done" } ?? line }
+        #expect(stageLines == stages.flatMap { [$0, $0 + " done"] })
     }
 
     @Test func minbaseWithMmdebstrap() async throws {

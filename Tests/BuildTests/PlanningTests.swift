@@ -3,6 +3,9 @@ import Foundation
 import Debian
 import HavelCore
 import Images
+import Logging
+import Synchronization
+import SystemKit
 import Testing
 
 @Suite struct AptPlanningTests {
@@ -113,9 +116,30 @@ import Testing
     }
 
     @Test func aptSizesInProgress() {
-        #expect(BuildLog.parseSize("1,234 kB") == 1_234_000)
-        #expect(BuildLog.parseSize("12.5 MB") == 12_500_000)
-        #expect(BuildLog.parseSize("nonsense") == nil)
+        #expect(BuildEventReader.parseSize("1,234 kB") == 1_234_000)
+        #expect(BuildEventReader.parseSize("12.5 MB") == 12_500_000)
+        #expect(BuildEventReader.parseSize("nonsense") == nil)
+    }
+
+    /// Tool output read as progress: packages set up against apt's count, bytes fetched, mmdebstrap's phases;
+    /// warnings by level; stages from their records.
+    @Test func logRecordsReadAsFrontEndEvents() {
+        let events = Mutex<[BuildEvent]>([])
+        let logger = Logger(label: "test") { _ in BuildEventHandler { event in events.withLock { $0.append(event) } } }
+        logger.stageStarted("install packages")
+        logger.tool("I: downloading packages with apt...")
+        logger.tool("Get:1 http://m/debian bookworm/main arm64 netbase all 6.4 [12.9 kB]")
+        logger.tool("Get:2 http://m/debian bookworm/main arm64 less arm64 590-2 [1,100 kB]")
+        logger.tool("2 upgraded, 3 newly installed, 0 to remove and 0 not upgraded.")
+        logger.tool("Setting up netbase (6.4) ...")
+        logger.warning("something odd")
+        logger.stageFinished("install packages", seconds: 12.5, cached: true)
+        let progress = events.withLock { $0 }.filter { if case .log = $0 { false } else { true } }
+        #expect(progress == [.stageStarted("install packages"), .detail("downloading packages with apt..."),
+                             .fetched(bytes: 12_900), .fetched(bytes: 1_112_900), .packages(done: 1, total: 3),
+                             .warning("something odd"), .stageFinished("install packages", seconds: 12.5, cached: true)])
+        #expect(LogFileHandler.line(.info, "Setting up x", tool: true) == "  Setting up x")
+        #expect(LogFileHandler.line(.warning, "odd", tool: false) == "WARNING: odd")
     }
 
     @Test func tarCompressionFollowsTheName() {

@@ -1,10 +1,11 @@
 import Foundation
-@testable import Build
 import HavelCore
 import Images
-@testable import ProjectXML
+import Logging
 import SystemKit
 import Testing
+@testable import Build
+@testable import ProjectXML
 
 /// project-finetuning on a real image made from a synthetic tree: partitions worked on by offset with
 /// debugfs, mtools and sfdisk (no mounts), image conversion, artifacts; and the rootfs archives.
@@ -37,7 +38,7 @@ struct ProjectFinetuningTests {
         let directory = try await makeImage(tree)
         try "added after the build\n".write(toFile: tree.base + "/new.conf", atomically: true, encoding: .utf8)
         try FileManager.default.createDirectory(atPath: directory.work, withIntermediateDirectories: true)
-        var runner = ProjectFinetuningRunner(directory: directory, target: try RootedFileSystem(root: tree.root), log: try BuildLog(path: nil) { _ in },
+        var runner = ProjectFinetuningRunner(directory: directory, target: try RootedFileSystem(root: tree.root), log: Logger.discarding,
                                              artifacts: [], images: ["disk.img"])
         try await runner.run(try steps("""
         <losetup img="disk.img">
@@ -71,7 +72,7 @@ struct ProjectFinetuningTests {
         let tree = try SyntheticTree()
         defer { tree.remove() }
         let directory = try await makeImage(tree)
-        var runner = ProjectFinetuningRunner(directory: directory, target: try RootedFileSystem(root: tree.root), log: try BuildLog(path: nil) { _ in },
+        var runner = ProjectFinetuningRunner(directory: directory, target: try RootedFileSystem(root: tree.root), log: Logger.discarding,
                                              artifacts: [], images: ["disk.img"])
         try await runner.run(try steps("<losetup img=\"disk.img\"><extract_partition part=\"2\">root.ext4</extract_partition></losetup>"))
         #expect(try await ProcessRunner.run(Command("e2fsck", ["-fn", tree.base + "/root.ext4"])).succeeded)

@@ -1,8 +1,9 @@
 import Foundation
-@testable import Build
 import HavelCore
+import Logging
 import SystemKit
 import Testing
+@testable import Build
 
 @Suite(.enabled(if: geteuid() == 0, "needs root (chpasswd --root, owners)"))
 struct TargetSetupTests {
@@ -27,7 +28,7 @@ struct TargetSetupTests {
         try tree.write("/lib/systemd/system/serial-getty@.service", "[Unit]\n")
         let target = try RootedFileSystem(root: tree.root)
         try await TargetSetup.apply(project(console: "ttyAMA0,115200", passwd: "$6$s$h"), to: target, havelVersion: "9.9",
-                                    date: Date(timeIntervalSince1970: 0), log: try BuildLog(path: nil) { _ in })
+                                    date: Date(timeIntervalSince1970: 0), log: Logger.discarding)
         #expect(tree.read("/etc/hostname") == "board\n")
         #expect(tree.read("/etc/hosts")?.contains("127.0.1.1\tboard.example.org board") == true)
         #expect(tree.read("/etc/fstab") == "# /etc/fstab written by Havel from the project's <fstab>\nLABEL=rfs / ext4 defaults 0 1\ntmpfs /tmp tmpfs defaults 0 0\n")
@@ -43,7 +44,7 @@ struct TargetSetupTests {
         try tree.write("/etc/inittab", "id:2:initdefault:\n")
         let target = try RootedFileSystem(root: tree.root)
         try await TargetSetup.apply(project(console: "ttyS1,9600", passwd: nil), to: target, havelVersion: "1",
-                                    date: Date(), log: try BuildLog(path: nil) { _ in })
+                                    date: Date(), log: Logger.discarding)
         #expect(tree.read("/etc/shadow")?.hasPrefix("root:!:") == true)
         #expect(tree.read("/etc/inittab") == "id:2:initdefault:\nT0:23:respawn:/sbin/getty -L ttyS1 9600 vt100\n")
     }
@@ -69,7 +70,7 @@ struct ArchiveOverlayTests {
         defer { tree.remove() }
         let base64 = try archive("mkdir -p etc/app usr/local/bin; echo conf > etc/app/conf; chmod 600 etc/app/conf; printf '#!/bin/sh\\n' > usr/local/bin/tool; chmod 755 usr/local/bin/tool; ln -s tool usr/local/bin/alias")
         let added = try await ArchiveOverlay.apply(base64, to: try RootedFileSystem(root: tree.root), work: tree.base + "/work",
-                                                   log: try BuildLog(path: nil) { _ in })
+                                                   log: Logger.discarding)
         #expect(Set(added) == ["/etc/app/conf", "/usr/local/bin/tool", "/usr/local/bin/alias"])
         #expect(tree.read("/etc/app/conf") == "conf\n")
         #expect((try FileManager.default.attributesOfItem(atPath: tree.root + "/etc/app/conf")[.posixPermissions] as? Int) == 0o600)
@@ -86,7 +87,7 @@ struct ArchiveOverlayTests {
         let base64 = try archive("mkdir -p etc/evil; echo owned > etc/evil/sentinel; echo x > plain",
                                  extraTarArguments: ["--transform='s,^./plain$,../../host/sentinel,'"])
         _ = try? await ArchiveOverlay.apply(base64, to: try RootedFileSystem(root: tree.root), work: tree.base + "/work",
-                                            log: try BuildLog(path: nil) { _ in })
+                                            log: Logger.discarding)
         #expect(tree.hostSnapshot() == before)
         #expect((try? String(contentsOfFile: tree.sentinel, encoding: .utf8)) == SyntheticTree.sentinelText)
     }
@@ -96,7 +97,7 @@ struct ArchiveOverlayTests {
         defer { tree.remove() }
         await #expect {
             try await ArchiveOverlay.apply("%%%not base64", to: try RootedFileSystem(root: tree.root), work: tree.base + "/work",
-                                           log: try BuildLog(path: nil) { _ in })
+                                           log: Logger.discarding)
         } throws: { "\($0)".contains("not valid base64") }
     }
 }

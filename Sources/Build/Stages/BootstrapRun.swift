@@ -2,6 +2,7 @@ import Chroot
 import Debian
 import Foundation
 import HavelCore
+import Logging
 import SystemKit
 
 /// The install itself: the bootstrap tool run with every package of the project (mmdebstrap in one run,
@@ -62,9 +63,8 @@ struct BootstrapRun {
                                     packageCache: request.packageCache, listsDirectory: request.listsDirectory)
         try await context.runTool(Debootstrap.command(base, mirror: primary.url, keyring: keyring, output: context.directory.rootfs).inPrivateMountNamespace(),
                           what: "debootstrap", sources: request.sourceLines)
-        let log = context.log
         try await DebootstrapSecondStage(request: request, rootfs: context.directory.rootfs, packages: project.target.packages.map(\.name),
-                                         processes: context.processes, info: { log.info($0) }, warn: { log.warning($0) })
+                                         processes: context.processes, log: context.log)
             .run { command, what throws(HavelError) in try await context.runTool(command, what: what, sources: request.sourceLines) }
     }
 

@@ -2,6 +2,7 @@ import Chroot
 import Debian
 import Foundation
 import HavelCore
+import Logging
 import SystemKit
 
 /// A copy of the installed tree with `buildimage/pkg-list` installed into it (under emulation), for
@@ -39,7 +40,7 @@ struct BuildEnvironmentStage: BuildStage {
         context.log.info("installing into the build environment: \(packages.joined(separator: " "))")
         let sources = AptSources.lines(for: project)
         let chroot = context.chroot(directory.buildenv)
-        try await ChrootExcursions.during(buildenv, warn: context.log.warning) { () async throws(HavelError) in
+        try await ChrootExcursions.during(buildenv, log: context.log) { () async throws(HavelError) in
             try await context.runTool(chroot.command(["apt-get", "update"]), what: "apt-get update", sources: sources)
             try await context.runTool(chroot.command(["apt-get", "-y", "install"] + packages), what: "apt-get install", sources: sources)
             try await context.runTool(chroot.command(["apt-get", "clean"]), what: "apt-get clean", sources: sources)
@@ -93,7 +94,7 @@ struct InitramfsStage: BuildStage {
         let target = try RootedFileSystem(root: context.directory.rootfs)
         guard target.exists(InitramfsDeferral.diverted) || target.exists(InitramfsDeferral.tool) else { return }
         let command = context.chroot(context.directory.rootfs).command(["/bin/sh", "-c", InitramfsDeferral.finishCommands])
-        try await ChrootExcursions.during(target, warn: context.log.warning) { () async throws(HavelError) in
+        try await ChrootExcursions.during(target, log: context.log) { () async throws(HavelError) in
             try await context.runTool(command, what: "update-initramfs", sources: [])
         }
     }
@@ -117,7 +118,7 @@ struct FinetuningStage: BuildStage {
         var runner = FinetuningRunner(target: target, chroot: context.chroot(directory.rootfs), buildenv: products.buildenv,
                                       directory: directory, log: context.log, processes: context.processes)
         let steps = context.project.project.target.finetuning
-        try await ChrootExcursions.during(target, warn: context.log.warning) { () async throws(HavelError) in
+        try await ChrootExcursions.during(target, log: context.log) { () async throws(HavelError) in
             try await runner.run(steps)
         }
         products.finetunedFiles = runner.touched

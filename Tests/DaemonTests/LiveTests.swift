@@ -81,6 +81,14 @@ import Testing
                 #expect(doneA.status == .buildDone, "\(doneA.reason ?? "")")
                 #expect(doneB.status == .buildDone, "\(doneB.reason ?? "")")
                 #expect(doneA.buildStarted != nil && doneA.buildFinished != nil)
+                // The daemon kept each build's stages from its log records, each finished with its time.
+                for done in [doneA, doneB] {
+                    let progress = try #require(done.progress)
+                    #expect(progress.stages.map(\.name) == ["check host", "probe mirror", "install packages", "configure target",
+                                                            "initramfs", "finetuning", "reports and packing"], "\(progress)")
+                    #expect(progress.stages.allSatisfy { $0.seconds != nil } && progress.runningStage == nil)
+                    #expect(progress.packagesDone > 0 || progress.stages.contains { $0.name == "install packages" && $0.cached })
+                }
 
                 for (project, name) in [(a, "daemon-a"), (b, "daemon-b")] {
                     let files = try await client.files(project.id)
@@ -94,6 +102,7 @@ import Testing
                 #expect(try await client.log(b.id).contains("build done"))
                 // Reset removes the results and allows a new build.
                 #expect(try await client.reset(a.id).status == .needsBuild)
+                #expect(try await client.project(a.id).progress == nil)
                 #expect(try await client.files(a.id).isEmpty)
             }
         } catch {

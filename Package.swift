@@ -54,6 +54,7 @@ let package = Package(
         .target(name: "DaemonClient", dependencies: [
             "HavelCore", "DaemonAPI", "SystemKit",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ], swiftSettings: strict),

@@ -4,9 +4,10 @@ import AsyncHTTPClient
 import DaemonAPI
 import Foundation
 import HavelCore
-import SystemKit
+import Logging
 import NIOCore
 import NIOHTTP1
+import SystemKit
 
 /// Talks to a Havel daemon: one async method per route (see `DaemonRoute`). Every failure is a
 /// `HavelError`; an error answer of the daemon keeps its message (and a project's findings as diagnostics),
@@ -71,8 +72,8 @@ public struct DaemonClient: Sendable {
 
     /// The build log line by line, following it until the build has ended (see `LogFollower`).
     public func followLog(_ id: ProjectID, idleTimeout: Duration = LogEvents.defaultIdleTimeout,
-                          notice: @escaping @Sendable (String) -> Void = { _ in }) -> AsyncThrowingStream<String, any Error> {
-        LogFollower(client: self, id: id, idleTimeout: idleTimeout, notice: notice).lines()
+                          logger: Logger = .discarding) -> AsyncThrowingStream<String, any Error> {
+        LogFollower(client: self, id: id, idleTimeout: idleTimeout, logger: logger).lines()
     }
 
     /// The log from byte `offset` to its current end (no following).

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import DaemonAPI
 import Foundation
 import HavelCore
+import Logging
 import NIOCore
 
 /// Follows a project's build log until the build has ended, whatever the silence in between. It reads
@@ -14,7 +15,8 @@ struct LogFollower: Sendable {
     let client: DaemonClient
     let id: ProjectID
     let idleTimeout: Duration
-    let notice: @Sendable (String) -> Void
+    /// Where a reconnection is told (as a warning).
+    let logger: Logger
     /// How long the daemon may be out of reach (no event, no answer) before following gives up.
     var patience: Duration = .seconds(300)
 
@@ -101,8 +103,8 @@ struct LogFollower: Sendable {
                 if !rest.isEmpty { text.split(separator: "\n", omittingEmptySubsequences: false).forEach { emit(String($0)) } }
                 return
             }
-            notice("havel: the log of project \(id) " + (failure.map { "broke off (\($0.message))" } ?? "ended early")
-                   + "; the build still runs, following again from byte \(offset)")
+            let why = failure.map { "broke off (\($0.message))" } ?? "ended early"
+            logger.warning("the log of project \(id) \(why); the build still runs, following again from byte \(offset)")
             do {
                 try await Task.sleep(for: pause)
             } catch {

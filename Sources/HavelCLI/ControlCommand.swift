@@ -61,7 +61,10 @@ struct ControlCommand: AsyncParsableCommand {
     static func describe(_ project: ProjectInfo) -> String {
         var line = "\(project.id)  \(project.status.rawValue)"
         if let name = project.name { line += "  \(name) \(project.version ?? "")" }
-        if project.status == .busy, let position = project.queuePosition { line += position == 0 ? "  (running)" : "  (queued, \(position) ahead)" }
+        if project.status == .busy, let position = project.queuePosition {
+            let stage = project.progress?.runningStage.map { ": \($0)" } ?? ""
+            line += position == 0 ? "  (running\(stage))" : "  (queued, \(position) ahead)"
+        }
         if let reason = project.reason { line += "  \(reason)" }
         return line
     }

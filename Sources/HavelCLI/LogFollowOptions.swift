@@ -3,6 +3,7 @@ import DaemonAPI
 import DaemonClient
 import Foundation
 import HavelCore
+import Logging
 
 /// How `initvm submit` and `control log -f` follow a build's log: quiet builds are normal (a maintainer
 /// script or an initramfs under emulation prints nothing for minutes), so only a connection that stays
@@ -21,7 +22,7 @@ struct LogFollowOptions: ParsableArguments {
 
     /// Prints the log until the build has ended.
     func printLog(_ client: DaemonClient, _ id: ProjectID) async throws {
-        for try await line in client.followLog(id, idleTimeout: idleTimeout, notice: { Terminal.error($0) }) { Terminal.out(line) }
+        for try await line in client.followLog(id, idleTimeout: idleTimeout, logger: CLILogging.terminal) { Terminal.out(line) }
     }
 
     /// Prints the log while the build runs, then waits for the project's final state through the API: a

@@ -24,6 +24,34 @@ struct InitVMControllerTests {
         }
     }
 
+    /// start through the process seam: qemu's command line is recorded instead of run, and the pid
+    /// file the stand-in leaves is what start reports and remembers.
+    @Test func startRunsQemuThroughTheProcessSeam() async throws {
+        let base = try TestDirectory()
+        defer { base.remove() }
+        let directory = InitVMDirectory(base.path + "/vm")
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        for file in [directory.image, directory.kernel, directory.initrd] {
+            #expect(FileManager.default.createFile(atPath: file, contents: Data()))
+        }
+        try InitVMSettings(apiPort: BootEnvironment.freePort()).write(directory.settings)
+        let fake = RecordingProcesses()
+        fake.on(program: QemuCommandLine.qemu) { _ in
+            _ = FileManager.default.createFile(atPath: directory.pidFile, contents: Data("4242\n".utf8))
+            return .success
+        }
+        let controller = InitVMController(directory: directory, processes: fake)
+        let outcome = try await controller.start(StartOptions(accelerator: .tcg), probe: { _, _ in (false, "not asked") })
+        guard case .started(pid: 4242, let launch, _) = outcome else {
+            Issue.record("expected started, got \(outcome)")
+            return
+        }
+        #expect(launch.accelerator == .tcg)
+        #expect(fake.commands.map(\.executable) == [QemuCommandLine.qemu])
+        #expect(fake.commands.first?.arguments.contains("-daemonize") == true)
+        #expect(JSONFile.read(InitVMRuntime.self, from: directory.runtime)?.processIdentifier == 4242)
+    }
+
     @Test func bootingThenReadyThenKilled() async throws {
         let base = try TestDirectory()
         defer { base.remove() }

@@ -55,11 +55,11 @@ public struct HavelCache: Sendable {
     /// mirror's index, and those never verified, unless another build is still bringing its packages in
     /// (then unverified files may be its downloads and stay). Returns how many were removed.
     @discardableResult
-    public func verifyDebs() async throws(HavelError) -> Int {
+    public func verifyDebs(processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> Int {
         let alone = try FileLock.attempt(debsInUseLock, .exclusive)
         defer { alone?.release() }
         let files = debFiles()
-        let digests = try await Digest.sha256(files: files.map { debs + "/" + $0 })
+        let digests = try await Digest.sha256(files: files.map { debs + "/" + $0 }, processes: processes)
         let indexLock = try FileLock(debIndexLock)
         defer { indexLock.release() }
         let index = readDebIndex()

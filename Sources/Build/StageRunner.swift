@@ -83,7 +83,7 @@ public struct StageRunner: Sendable {
     /// Clears what an earlier run left: its mounts (after a SIGKILL), its results and its trees. The trees
     /// are renamed away at once and deleted while this build runs (the returned task).
     func prepareDirectory(_ state: BuildState) async throws(HavelError) -> Task<Void, Never>? {
-        let stale = try await Mounts.unmountAll(under: directory.path)
+        let stale = try await Mounts.unmountAll(under: directory.path, processes: context.processes)
         if !stale.isEmpty { log.warning("removed \(stale.count) mount(s) an earlier run left: \(stale.joined(separator: ", "))") }
         for file in directory.resultFiles(packedRootfs: context.packedName) { unlink(file) }
         var old: [String] = []
@@ -120,7 +120,7 @@ public struct StageRunner: Sendable {
         let made = (state.outputs + state.artifacts + context.project.project.target.images.map(\.name)).map { directory.path + "/" + $0 }
         for file in directory.resultFiles(packedRootfs: context.packedName) + made { unlink(file) }
         unlink(directory.path + "/" + context.packedName + ".partial")
-        _ = try? await Mounts.unmountAll(under: directory.path)
+        _ = try? await Mounts.unmountAll(under: directory.path, processes: context.processes)
         try? FileManager.default.removeItem(atPath: directory.work)
         try? state.write(directory.state)
     }

@@ -28,11 +28,11 @@ public enum DebVerification {
 
     /// Checks `installed` against the index read from `lists` (a tree with var/lib/apt/lists), using the
     /// .debs present in `debs` (the package cache).
-    public static func verify(_ installed: [InstalledPackage], lists: String, debs: String,
-                              present: Set<String>) async throws(HavelError) -> Outcome {
+    public static func verify(_ installed: [InstalledPackage], lists: String, debs: String, present: Set<String>,
+                              processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> Outcome {
         let index = PackagesIndex.index(try PackagesIndex.readLists(root: lists))
         let files = installed.map(debFileName).filter { present.contains($0) }
-        let digests = try await Digest.sha256(files: files.map { debs + "/" + $0 })
+        let digests = try await Digest.sha256(files: files.map { debs + "/" + $0 }, processes: processes)
         var verified: [String: String] = [:]
         var packages: [Package] = []
         for package in installed {

@@ -25,7 +25,7 @@ public enum RepositoryProbe {
                 let file = "\(workDirectory)/release-\(index)-\(name)"
                 let result = try await processes.run(Command("/usr/lib/apt/apt-helper", ["-o", "Acquire::Retries=0", "-o", "Acquire::http::Timeout=20", "download-file", url, file]))
                 if result.succeeded, FileManager.default.fileExists(atPath: file) {
-                    let digest = try await Digest.sha256(files: [file])[file] ?? ""
+                    let digest = try await Digest.sha256(files: [file], processes: processes)[file] ?? ""
                     found = Release(url: url, sha256: digest)
                     break
                 }

@@ -63,13 +63,13 @@ enum FilesystemMaker {
             let directory = "\(ctx.work)/p\(number).tree"
             var tree = try await Staging.stage(source: source, nested: fs.nested, into: directory,
                                                copy: !pathCommands.isEmpty || !ctx.sameDevice || fs.kind.needsPrivateFiles, epoch: ctx.epoch,
-                                               context: where_, log: ctx.log)
+                                               context: where_, processes: ctx.request.processes, log: ctx.log)
             if tree.hasTimesAfterEpoch && !tree.copied, let source,
-               !(try await Staging.clampLinked(directory, source: source, epoch: ctx.epoch, context: where_, log: ctx.log)) {
+               !(try await Staging.clampLinked(directory, source: source, epoch: ctx.epoch, context: where_, processes: ctx.request.processes, log: ctx.log)) {
                 ctx.log("\(where_): a file newer than SOURCE_DATE_EPOCH has a name that is not UTF-8; copying the whole tree to clamp times")
                 try Staging.remove(directory)
                 tree = try await Staging.stage(source: source, nested: fs.nested, into: directory, copy: true,
-                                               epoch: ctx.epoch, context: where_, log: ctx.log)
+                                               epoch: ctx.epoch, context: where_, processes: ctx.request.processes, log: ctx.log)
             }
             try await runHooks(pathCommands, placeholder: "{path}", value: directory, kind: "path-command", where_, ctx)
             if tree.copied { try Staging.clampTimes(directory, epoch: ctx.epoch) }

@@ -50,18 +50,18 @@ enum Staging {
     }
 
     static func stage(source: String?, nested: [String], into destination: String, copy: Bool, epoch: Int,
-                      context: String, log: @Sendable (String) -> Void) async throws(HavelError) -> StagedTree {
+                      context: String, processes: any ProcessRunning, log: @Sendable (String) -> Void) async throws(HavelError) -> StagedTree {
         var copied = copy
         if let source {
             var arguments = ["-a", "-T"]
             arguments += copy ? ["--reflink=auto"] : ["-l"]
-            let result = try await ProcessRunner.run(Command("cp", arguments + ["--", source, destination]))
+            let result = try await processes.run(Command("cp", arguments + ["--", source, destination]))
             if !result.succeeded {
                 let reason = result.standardError.trimmingWhitespace()
                 guard !copy else { throw HavelError(.processFailed, "\(context): copying \(source) failed: \(reason)") }
                 log("\(context): hard-linking the tree failed (\(reason)); copying it instead")
                 try remove(destination)
-                let again = try await ProcessRunner.run(Command("cp", ["-a", "-T", "--reflink=auto", "--", source, destination]))
+                let again = try await processes.run(Command("cp", ["-a", "-T", "--reflink=auto", "--", source, destination]))
                 guard again.succeeded else {
                     throw HavelError(.processFailed, "\(context): copying \(source) failed: \(again.standardError.trimmingWhitespace())")
                 }
@@ -72,7 +72,7 @@ enum Staging {
             let t = timespec(tv_sec: epoch, tv_nsec: 0)
             _ = FileIO.setTimes(path: destination, atime: t, mtime: t)
         }
-        for path in nested { try await empty(path, in: destination, epoch: epoch, context: context, log: log) }
+        for path in nested { try await empty(path, in: destination, epoch: epoch, context: context, processes: processes, log: log) }
 
         var entries = 0
         var rootStatus = stat()
@@ -88,7 +88,7 @@ enum Staging {
 
     /// Leaves `relative` (a deeper mountpoint) as an empty directory with its times kept; creates it (and
     /// missing parents, owned by root, mode 0755, times at the epoch) if the tree lacks it.
-    private static func empty(_ relative: String, in root: String, epoch: Int, context: String, log: @Sendable (String) -> Void) async throws(HavelError) {
+    private static func empty(_ relative: String, in root: String, epoch: Int, context: String, processes: any ProcessRunning, log: @Sendable (String) -> Void) async throws(HavelError) {
         let tree = try RootedFileSystem(root: root)
         var current = tree.root
         var parts = relative.split(separator: "/").map(String.init)
@@ -108,7 +108,7 @@ enum Staging {
             // unlinks, which leaves the rootfs's files as they are.
             var status = stat()
             _ = lstat(current, &status)
-            let result = try await ProcessRunner.run(Command("find", [current, "-xdev", "-mindepth", "1", "-delete"]))
+            let result = try await processes.run(Command("find", [current, "-xdev", "-mindepth", "1", "-delete"]))
             var left = 0
             try TreeWalk.walk(current) { _ in left += 1 }
             guard result.succeeded, left == 0 else {
@@ -135,7 +135,7 @@ enum Staging {
     /// to be a different inode from the rootfs's, then given the epoch; every directory (the stage's own) gets
     /// its recorded times, clamped. Returns false (and changes nothing) when a late entry's name is not UTF-8:
     /// the caller then copies the whole tree.
-    static func clampLinked(_ staging: String, source: String, epoch: Int, context: String,
+    static func clampLinked(_ staging: String, source: String, epoch: Int, context: String, processes: any ProcessRunning,
                             log: @Sendable (String) -> Void) async throws(HavelError) -> Bool {
         var directories: [(path: String, atime: timespec, mtime: timespec)] = []
         var late: [String] = []
@@ -163,8 +163,8 @@ enum Staging {
             for path in chunk where unlink(staging + "/" + path) != 0 {
                 throw HavelError(.io, "\(context): cannot unlink /\(path) in the staging tree: \(FileIO.errorText())")
             }
-            let result = try await ProcessRunner.run(Command("cp", ["-a", "--reflink=auto", "--parents", "-t", staging, "--"] + chunk,
-                                                             workingDirectory: source))
+            let result = try await processes.run(Command("cp", ["-a", "--reflink=auto", "--parents", "-t", staging, "--"] + chunk,
+                                                        workingDirectory: source))
             guard result.succeeded else {
                 throw HavelError(.processFailed, "\(context): copying late entries into the staging tree failed: \(result.standardError.trimmingWhitespace())")
             }

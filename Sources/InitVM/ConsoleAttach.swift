@@ -1,5 +1,6 @@
 import Foundation
 import HavelCore
+import SystemKit
 
 /// Connects a person's terminal to the initvm's serial console (console.sock): the terminal in raw
 /// mode, bytes relayed both ways until the escape byte (Ctrl-] by default) or the VM ends.

@@ -1,6 +1,7 @@
 import Foundation
 import HavelCore
 import QEMU
+import SystemKit
 
 /// Runs shell commands in the initvm through its serial console (console.sock, where root is logged
 /// in): for `havel initvm run`, for tests and for benchmarks. The console is one line for everybody,
@@ -28,9 +29,9 @@ public final class GuestShell {
             throw HavelError(.notFound, "\(error.description); is the initvm running? (havel initvm status --directory \(directory.path))")
         }
         // Ctrl-U drops whatever a person left typed; echo off keeps our commands out of the output.
-        try send("\u{15}\r")
+        try await send("\u{15}\r")
         let ready = "HVREADY\(getpid())"
-        try send("stty -echo; echo \(Self.split(ready))\r")
+        try await send("stty -echo; echo \(Self.split(ready))\r")
         do {
             _ = try await read(until: ready, timeout: timeout)
         } catch {
@@ -50,7 +51,7 @@ public final class GuestShell {
         }
         counter += 1
         let begin = "HVB\(counter)X", end = "HVE\(counter)X"
-        try send("echo \(Self.split(begin)); ( \(command) ) </dev/null 2>&1; echo \(Self.split(end))$?X\r")
+        try await send("echo \(Self.split(begin)); ( \(command) ) </dev/null 2>&1; echo \(Self.split(end))$?X\r")
         let text = try await read(until: end, timeout: timeout, trailer: true)
         guard let start = text.range(of: begin + "\n"), let stop = text.range(of: end, options: .backwards) else {
             throw HavelError(.processFailed, "the initvm's console answered out of order for: \(command)")
@@ -64,7 +65,8 @@ public final class GuestShell {
     /// reads would stall the guest's console output once qemu's buffer is full, shutdown messages included.
     public func finish() {
         guard fd >= 0 else { return }
-        try? send("stty echo\r")
+        // Blocking, bounded by the socket's one-second time-out: finish runs in a defer.
+        try? Sockets.writeAll(fd, Array("stty echo\r".utf8))
         disconnect()
     }
 
@@ -75,9 +77,9 @@ public final class GuestShell {
 
     // MARK: - the line
 
-    private func send(_ text: String) throws(HavelError) {
+    private func send(_ text: String) async throws(HavelError) {
         do {
-            try Sockets.writeAll(fd, Array(text.utf8))
+            try await Sockets.sendAll(fd, Array(text.utf8), until: .now + .seconds(1))
         } catch {
             throw HavelError(.io, "cannot write to \(directory.consoleSocket): \(error.description)")
         }
@@ -100,21 +102,19 @@ public final class GuestShell {
                     return String(text[..<text.index(after: close)])
                 }
             }
-            if ContinuousClock.now >= deadline {
-                throw HavelError(.processFailed, "no answer on the initvm's console within \(timeout)")
+            let received: Sockets.Received
+            do {
+                // Returns as soon as output arrives, at the deadline, or when the task is cancelled.
+                received = try await Sockets.receive(fd, until: deadline)
+            } catch {
+                throw HavelError(.io, "cannot read from \(directory.consoleSocket): \(error.description)")
             }
-            if Task.isCancelled { throw HavelError(.cancelled, "interrupted while waiting for the initvm's console") }
-            let fd = self.fd
-            let chunk = await Sockets.offload { () -> [UInt8]? in
-                var pollfd = Glibc.pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                // Returns as soon as output arrives; the wait only bounds how late a deadline or Ctrl-C is noticed.
-                guard poll(&pollfd, 1, 1000) > 0 else { return [] }
-                var buffer = [UInt8](repeating: 0, count: 65536)
-                let count = Glibc.read(fd, &buffer, buffer.count)
-                return count > 0 ? Array(buffer[0..<count]) : nil
+            switch received {
+            case .bytes(let chunk): pending += chunk
+            case .closed: throw HavelError(.io, "the initvm's console closed (did qemu stop?)")
+            case .timedOut: throw HavelError(.processFailed, "no answer on the initvm's console within \(timeout)")
+            case .cancelled: throw HavelError(.cancelled, "interrupted while waiting for the initvm's console")
             }
-            guard let chunk else { throw HavelError(.io, "the initvm's console closed (did qemu stop?)") }
-            pending += chunk
         }
     }
 

@@ -83,9 +83,12 @@ struct AcceleratorRecord: Codable, Equatable {
 /// directory's lock, and a VM is recognised by its command line: one qemu per initvm.
 public struct InitVMController: Sendable {
     public let directory: InitVMDirectory
+    /// Runs qemu (a recording stand-in in tests).
+    public let processes: any ProcessRunning
 
-    public init(directory: InitVMDirectory) {
+    public init(directory: InitVMDirectory, processes: any ProcessRunning = SystemProcesses()) {
         self.directory = directory
+        self.processes = processes
     }
 
     // MARK: status
@@ -136,7 +139,7 @@ public struct InitVMController: Sendable {
             throw HavelError(.notFound, "the initvm in \(directory.path) is incomplete: \(file) is missing; destroy and create it again")
         }
         try QemuCommandLine.checkSocketPaths(directory)
-        guard ProcessRunner.which(QemuCommandLine.qemu) != nil else {
+        guard processes.which(QemuCommandLine.qemu) != nil else {
             throw HavelError(.hostNotReady, "\(QemuCommandLine.qemu): command not found; install qemu-system-x86")
         }
         removeRuntimeFiles()
@@ -159,7 +162,7 @@ public struct InitVMController: Sendable {
                                 cpus: options.cpus ?? settings.cpus(), apiPort: apiPort, forwards: settings.forwards,
                                 kernelAppend: settings.kernelAppend)
         launch.diskFormat = settings.diskFormat
-        let result = try await ProcessRunner.run(QemuCommandLine.invocation(launch, directory: directory).command)
+        let result = try await processes.run(QemuCommandLine.invocation(launch, directory: directory).command)
         guard result.succeeded else {
             removeRuntimeFiles()
             let message = result.standardError.trimmingWhitespace()
@@ -195,7 +198,7 @@ public struct InitVMController: Sendable {
         }
         let size = (attributes[.size] as? NSNumber)?.uint64Value ?? 0
         let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-        let qemu = ProcessRunner.which(QemuCommandLine.qemu) ?? QemuCommandLine.qemu
+        let qemu = processes.which(QemuCommandLine.qemu) ?? QemuCommandLine.qemu
         if !options.reprobe, let record = JSONFile.read(AcceleratorRecord.self, from: directory.acceleratorRecord),
            record.kernelSize == size, record.kernelModified == modified, record.qemu == qemu {
             return (record.kvm ? .kvm : .tcg, record.reason + " (remembered; --reprobe probes again)")

@@ -16,6 +16,8 @@ public struct CreateRequest: Sendable {
     public var havelBinary: String
     /// Shared .deb cache (as builds use).
     public var packageCache: String
+    /// Runs mmdebstrap and the image tools (a recording stand-in in tests).
+    public var processes: any ProcessRunning = SystemProcesses()
 
     public init(directory: InitVMDirectory, spec: InitVMSpec?, settings: InitVMSettings, sourceLines: [String],
                 keys: [(fileName: String, armored: String)], havelBinary: String, packageCache: String) {
@@ -49,8 +51,9 @@ public struct CreateReport: Sendable {
 public enum InitVMCreator {
     public static func create(_ request: CreateRequest, onEvent: @escaping @Sendable (CreateEvent) -> Void) async throws(HavelError) -> CreateReport {
         let directory = request.directory
+        let processes = request.processes
         guard geteuid() == 0 else { throw HavelError(.hostNotReady, "havel initvm create needs root (mmdebstrap --mode=root)") }
-        for tool in ["mmdebstrap", "mke2fs", "qemu-img", "unshare"] where ProcessRunner.which(tool) == nil {
+        for tool in ["mmdebstrap", "mke2fs", "qemu-img", "unshare"] where processes.which(tool) == nil {
             throw HavelError(.hostNotReady, "\(tool): command not found; install it (scripts/setup-host.sh installs everything)")
         }
         guard HostArchitecture.current == .amd64 else {
@@ -91,7 +94,7 @@ public enum InitVMCreator {
         }
 
         onEvent(.step("checking the havel binary \(request.havelBinary)"))
-        let libraryPackages = try await BinaryDependencies.packages(of: request.havelBinary)
+        let libraryPackages = try await BinaryDependencies.packages(of: request.havelBinary, processes: processes)
 
         let token = try APIToken.create(at: directory.token)
 
@@ -101,7 +104,7 @@ public enum InitVMCreator {
             try writeFile(payload + file.path, file.contents, mode: file.mode)
         }
         try makeDirectory(payload + "/usr/local/bin", mode: 0o755)
-        try await copyBinary(request.havelBinary, to: payload + InitVMDefaults.guestBinary)
+        try await copyBinary(request.havelBinary, to: payload + InitVMDefaults.guestBinary, processes: processes)
 
         let packages = ImageRecipe.packages(extra: libraryPackages + (request.spec?.packages.map(\.name) ?? []))
         var bootstrap = BootstrapRequest(
@@ -121,7 +124,7 @@ public enum InitVMCreator {
         let command = mmdebstrap.inPrivateMountNamespace()
         onEvent(.step("installing \(packages.count) packages and a kernel with mmdebstrap (\(request.settings.suite))"))
         let tail = LineTail(limit: 80)
-        let status = try await ProcessRunner.stream(command) { line in
+        let status = try await processes.stream(command) { line in
             tail.append(line)
             onEvent(.output(line))
         }
@@ -141,7 +144,7 @@ public enum InitVMCreator {
         report.kernelVersion = try copyKernel(from: tree, to: directory)
 
         onEvent(.step("making the ext4 filesystem (\(ByteCount.format(request.settings.imageSize)), sparse) from the tree"))
-        try await ProcessRunner.check(Command("mke2fs", [
+        try await processes.check(Command("mke2fs", [
             "-q", "-F", "-t", "ext4", "-L", InitVMDefaults.filesystemLabel, "-E", "root_owner=0:0",
             "-d", tree, raw, "\(request.settings.imageSize / 1024)k",
         ]))
@@ -155,7 +158,7 @@ public enum InitVMCreator {
             }
         } else {
             onEvent(.step("converting to qcow2"))
-            try await ProcessRunner.check(Command("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", raw, directory.image]))
+            try await processes.check(Command("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", raw, directory.image]))
             try? FileManager.default.removeItem(atPath: raw)
             finishStep("qemu-img")
         }
@@ -170,10 +173,10 @@ public enum InitVMCreator {
     }
 
     /// The daemon binary goes in without its debug symbols (a debug build halves), or as it is without `strip`.
-    static func copyBinary(_ binary: String, to destination: String) async throws(HavelError) {
+    static func copyBinary(_ binary: String, to destination: String, processes: any ProcessRunning) async throws(HavelError) {
         var stripped = false
-        if ProcessRunner.which("strip") != nil {
-            stripped = (try? await ProcessRunner.run(Command("strip", ["--strip-debug", "-o", destination, binary])))?.termination == .exited(0)
+        if processes.which("strip") != nil {
+            stripped = (try? await processes.run(Command("strip", ["--strip-debug", "-o", destination, binary])))?.termination == .exited(0)
         }
         if !stripped {
             try? FileManager.default.removeItem(atPath: destination)
@@ -268,8 +271,8 @@ func seconds(_ duration: Duration) -> Double {
 /// The Debian packages holding a binary's shared libraries (from `ldd` and `dpkg-query -S` on the
 /// host), so the guest can run the same binary.
 public enum BinaryDependencies {
-    public static func packages(of binary: String) async throws(HavelError) -> [String] {
-        let ldd = try await ProcessRunner.run(Command("ldd", [binary]))
+    public static func packages(of binary: String, processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> [String] {
+        let ldd = try await processes.run(Command("ldd", [binary]))
         let libraries = libraryPaths(lddOutput: ldd.standardOutput)
         if needsSwiftRuntime(libraries) {
             throw HavelError(.invalidArgument, "\(binary) needs the Swift runtime (libswiftCore.so), which the initvm does not have; "
@@ -282,7 +285,7 @@ public enum BinaryDependencies {
             queries.append(library)
             if library.hasPrefix("/usr/") { queries.append(String(library.dropFirst(4))) } else { queries.append("/usr" + library) }
         }
-        let result = try await ProcessRunner.run(Command("dpkg-query", ["-S"] + queries))
+        let result = try await processes.run(Command("dpkg-query", ["-S"] + queries))
         let found = owners(dpkgOutput: result.standardOutput)
         let missing = libraries.filter { library in
             !found.paths.contains(library) && !found.paths.contains("/usr" + library) && !found.paths.contains(String(library.dropFirst(4)))
@@ -294,8 +297,8 @@ public enum BinaryDependencies {
     }
 
     /// Whether a binary carries the Swift runtime inside (ldd lists no libswiftCore).
-    public static func isSelfContained(_ binary: String) async -> Bool {
-        guard let ldd = try? await ProcessRunner.run(Command("ldd", [binary])), ldd.termination == .exited(0) || ldd.standardOutput.contains("not a dynamic") else {
+    public static func isSelfContained(_ binary: String, processes: any ProcessRunning = SystemProcesses()) async -> Bool {
+        guard let ldd = try? await processes.run(Command("ldd", [binary])), ldd.termination == .exited(0) || ldd.standardOutput.contains("not a dynamic") else {
             return false
         }
         return !needsSwiftRuntime(libraryPaths(lddOutput: ldd.standardOutput))
@@ -308,11 +311,11 @@ public enum BinaryDependencies {
     /// The binary `initvm create` puts into the VM when none is given: the running havel if it is
     /// self-contained, else the one `make static` builds in the same checkout, else the running one
     /// (whose check then says what to do).
-    public static func defaultDaemonBinary(running: String) async -> String {
-        if await isSelfContained(running) { return running }
+    public static func defaultDaemonBinary(running: String, processes: any ProcessRunning = SystemProcesses()) async -> String {
+        if await isSelfContained(running, processes: processes) { return running }
         if let range = running.range(of: "/.build/") {
             let sibling = String(running[..<range.lowerBound]) + "/.build/static/debug/havel"
-            if FileManager.default.isExecutableFile(atPath: sibling), await isSelfContained(sibling) { return sibling }
+            if FileManager.default.isExecutableFile(atPath: sibling), await isSelfContained(sibling, processes: processes) { return sibling }
         }
         return running
     }

@@ -1,6 +1,7 @@
 // QEMU owns running qemu-system: the command line value, the accelerator (KVM or TCG) with its probe
-// and the one policy for choosing it, and driving a guest's serial console (with the one terminal
-// escape stripper). BootCheck and InitVM both use it; it knows nothing of projects or initvms.
+// and the one policy for choosing it, driving a guest's serial console (with the one terminal
+// escape stripper), and QMP, its machine protocol. BootCheck and InitVM both use it; it knows nothing
+// of projects or initvms.
 
 import Foundation
 import HavelCore

@@ -240,10 +240,9 @@ public final class SerialConsole: Sendable {
     /// Looks every 20 ms; cancellation of the calling task ends the wait.
     public func expect(_ patterns: [ConsolePattern], timeout: Duration) async throws(CancellationError) -> ExpectResult {
         let deadline = ContinuousClock.now.advanced(by: timeout)
-        var seenVersion = -1
-        var scannedEnd = -1
+        var scan = ConsoleScan(patterns: patterns)
         while true {
-            if let result = scan(patterns, seenVersion: &seenVersion, scannedEnd: &scannedEnd) { return result }
+            if let result = look(&scan) { return result }
             if ContinuousClock.now >= deadline { return .timedOut }
             do {
                 try await Task.sleep(for: .milliseconds(20))
@@ -253,24 +252,26 @@ public final class SerialConsole: Sendable {
         }
     }
 
-    private func scan(_ patterns: [ConsolePattern], seenVersion: inout Int, scannedEnd: inout Int) -> ExpectResult? {
+    /// One look for `scan`'s patterns in what arrived since its last look.
+    func look(_ scan: inout ConsoleScan) -> ExpectResult? {
         state.withLock { s -> ExpectResult? in
-            guard s.version != seenVersion else { return nil }
-            seenVersion = s.version
+            guard s.version != scan.seenVersion else { return nil }
+            scan.seenVersion = s.version
             let text = s.text
             let utf8 = text.utf8
             let cursor = utf8.index(utf8.startIndex, offsetBy: max(0, s.cursor - s.dropped))
             // Text already scanned cannot hold a line-local match except on its last, unfinished line.
             var lineStart = cursor
-            if scannedEnd >= 0 {
-                let scanned = utf8.index(utf8.startIndex, offsetBy: min(utf8.count, max(0, scannedEnd - s.dropped)))
+            if scan.scannedEnd >= 0 {
+                let scanned = utf8.index(utf8.startIndex, offsetBy: min(utf8.count, max(0, scan.scannedEnd - s.dropped)))
                 if scanned > cursor {
                     lineStart = utf8[cursor..<scanned].lastIndex(of: 10).map { utf8.index(after: $0) } ?? cursor
                 }
             }
             var best: (index: Int, range: Range<String.Index>)?
-            for (index, pattern) in patterns.enumerated() {
+            for (index, pattern) in scan.patterns.enumerated() {
                 let from = pattern.lineLocal ? lineStart : cursor
+                scan.bytesScanned += utf8.distance(from: from, to: utf8.endIndex)
                 if let range = pattern.firstMatch(in: text[from...]),
                    best == nil || range.lowerBound < best!.range.lowerBound {
                     best = (index, range)
@@ -280,8 +281,24 @@ public final class SerialConsole: Sendable {
                 s.cursor = s.dropped + utf8.distance(from: utf8.startIndex, to: best.range.upperBound)
                 return .matched(index: best.index, text: String(text[best.range]))
             }
-            scannedEnd = s.dropped + utf8.count
+            scan.scannedEnd = s.dropped + utf8.count
             return s.ended ? .ended : nil
         }
+    }
+}
+
+/// One wait's progress through the console text, so that each look reads only what is new (and, for
+/// line-local patterns, the unfinished line before it): a guest printing megabytes of boot messages
+/// costs work in proportion to what it printed, not to that times the number of looks.
+struct ConsoleScan {
+    let patterns: [ConsolePattern]
+    var seenVersion = -1
+    /// The console offset up to which the patterns have been tried.
+    var scannedEnd = -1
+    /// UTF-8 bytes handed to the patterns so far: the matcher's work, which tests hold to linear.
+    var bytesScanned = 0
+
+    init(patterns: [ConsolePattern]) {
+        self.patterns = patterns
     }
 }

@@ -36,10 +36,10 @@ public enum Mounts {
 
     /// Lazily unmounts everything below `directory`, deepest first; returns what was unmounted.
     @discardableResult
-    public static func unmountAll(under directory: String) async throws(HavelError) -> [String] {
+    public static func unmountAll(under directory: String, processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> [String] {
         let points = mountPoints(under: directory)
         for point in points {
-            let result = try await ProcessRunner.run(Command("umount", ["--lazy", point]))
+            let result = try await processes.run(Command("umount", ["--lazy", point]))
             if !result.succeeded && mountPoints(under: point).contains(point) {
                 throw HavelError(.io, "cannot unmount \(point) left by an earlier run: \(result.standardError.trimmingWhitespace())")
             }

@@ -148,10 +148,12 @@ final class PlanHarness: @unchecked Sendable {
             }
             return .success
         }
-        // Packers and image tools run for real on the fixture tree (none of them needs root).
+        // Packers, image tools, the staging of partitions (cp, find) and hashing run for real on the fixture tree
+        // (none of them needs root).
         fake.passThrough { command in
             let name = (command.executable as NSString).lastPathComponent
-            if ["mke2fs", "mkfs.vfat", "sfdisk", "dumpe2fs", "mmd", "mcopy", "mksquashfs", "mkswap", "qemu-img", "cp"].contains(name) { return true }
+            if ["mke2fs", "mkfs.vfat", "sfdisk", "dumpe2fs", "mmd", "mcopy", "mksquashfs", "mkswap", "qemu-img", "cp", "find", "sha256sum"]
+                .contains(name) { return true }
             if name == "bash", let script = command.arguments.last {
                 return script.hasPrefix("tar ") || script.hasPrefix("xz ") || script.hasPrefix("bsdtar ") || script.contains("| bsdtar")
             }

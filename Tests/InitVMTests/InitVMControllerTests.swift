@@ -1,11 +1,12 @@
 import DaemonAPI
 import Foundation
 import HavelCore
+import SystemKit
 import Testing
 @testable import InitVM
 
 /// Status, stop and the console relay against stand-ins: a process that looks like the initvm's
-/// qemu to the host, a tiny HTTP responder on 127.0.0.1, a fake QMP server. No VM is started.
+/// qemu to the host, a tiny HTTP responder on 127.0.0.1. No VM is started (QMP is tested in QEMUTests).
 @Suite(.serialized)
 struct InitVMControllerTests {
     @Test func notCreatedThenStopped() async throws {
@@ -21,6 +22,34 @@ struct InitVMControllerTests {
         await #expect(throws: HavelError.self) {
             _ = try await controller.start(probe: { _, _ in (false, "") })   // no kernel: incomplete
         }
+    }
+
+    /// start through the process seam: qemu's command line is recorded instead of run, and the pid
+    /// file the stand-in leaves is what start reports and remembers.
+    @Test func startRunsQemuThroughTheProcessSeam() async throws {
+        let base = try TestDirectory()
+        defer { base.remove() }
+        let directory = InitVMDirectory(base.path + "/vm")
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        for file in [directory.image, directory.kernel, directory.initrd] {
+            #expect(FileManager.default.createFile(atPath: file, contents: Data()))
+        }
+        try InitVMSettings(apiPort: BootEnvironment.freePort()).write(directory.settings)
+        let fake = RecordingProcesses()
+        fake.on(program: QemuCommandLine.qemu) { _ in
+            _ = FileManager.default.createFile(atPath: directory.pidFile, contents: Data("4242\n".utf8))
+            return .success
+        }
+        let controller = InitVMController(directory: directory, processes: fake)
+        let outcome = try await controller.start(StartOptions(accelerator: .tcg), probe: { _, _ in (false, "not asked") })
+        guard case .started(pid: 4242, let launch, _) = outcome else {
+            Issue.record("expected started, got \(outcome)")
+            return
+        }
+        #expect(launch.accelerator == .tcg)
+        #expect(fake.commands.map(\.executable) == [QemuCommandLine.qemu])
+        #expect(fake.commands.first?.arguments.contains("-daemonize") == true)
+        #expect(JSONFile.read(InitVMRuntime.self, from: directory.runtime)?.processIdentifier == 4242)
     }
 
     @Test func bootingThenReadyThenKilled() async throws {
@@ -95,17 +124,6 @@ struct InitVMControllerTests {
             Issue.record("nothing listening is not ready")
             return
         }
-    }
-
-    @Test func qmpPowerdown() async throws {
-        let base = try TestDirectory()
-        defer { base.remove() }
-        let socket = base.path + "/qmp.sock"
-        let server = try QMPStandIn(path: socket)
-        defer { server.stop() }
-        try await QMP.execute("system_powerdown", socket: socket)
-        #expect(server.commands == ["qmp_capabilities", "system_powerdown"])
-        await #expect(throws: HavelError.self) { try await QMP.execute("system_powerdown", socket: base.path + "/none.sock") }
     }
 
     @Test func consoleRelayAndEscape() throws {
@@ -206,60 +224,6 @@ final class HTTPStandIn: @unchecked Sendable {
         defer { lock.unlock() }
         guard !stopped else { return }
         stopped = true
-        shutdown(fd, Int32(SHUT_RDWR))
-        close(fd)
-    }
-}
-
-/// A QMP server that greets, answers every command with `{"return": {}}` and records them.
-final class QMPStandIn: @unchecked Sendable {
-    private let fd: Int32
-    private let lock = NSLock()
-    private var received: [String] = []
-
-    var commands: [String] { lock.lock(); defer { lock.unlock() }; return received }
-
-    init(path: String) throws {
-        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            for (i, byte) in path.utf8.enumerated() { buffer[i] = byte }
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0, listen(listener, 1) == 0 else { throw Sockets.Failure("bind", errno: errno) }
-        fd = listener
-        Thread.detachNewThread { [self] in
-            let client = accept(listener, nil, nil)
-            guard client >= 0 else { return }
-            defer { close(client) }
-            try? Sockets.writeAll(client, Array(#"{"QMP": {"version": {}, "capabilities": []}}"#.utf8) + [13, 10])
-            var pending: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 1024)
-            while true {
-                let count = recv(client, &buffer, buffer.count, 0)
-                if count <= 0 { return }
-                pending += buffer[0..<count]
-                while let newline = pending.firstIndex(of: 10) {
-                    let line = Array(pending[..<newline])
-                    pending.removeFirst(newline + 1)
-                    if let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
-                       let name = object["execute"] as? String {
-                        self.lock.lock()
-                        self.received.append(name)
-                        self.lock.unlock()
-                        // An event first, as qemu may send: the client must skip it.
-                        try? Sockets.writeAll(client, Array(#"{"event": "POWERDOWN", "timestamp": {}}"#.utf8) + [13, 10])
-                        try? Sockets.writeAll(client, Array(#"{"return": {}}"#.utf8) + [13, 10])
-                    }
-                }
-            }
-        }
-    }
-
-    func stop() {
         shutdown(fd, Int32(SHUT_RDWR))
         close(fd)
     }

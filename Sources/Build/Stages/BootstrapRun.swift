@@ -72,7 +72,8 @@ struct BootstrapRun {
     func makeRecord(lists: String, sources: [String]) async throws(HavelError) -> InstallRecord {
         let installed = try DpkgStatus.read(root: context.directory.rootfs)
         let cache = context.options.cache
-        let outcome = try await DebVerification.verify(installed, lists: lists, debs: cache.debs, present: Set(cache.debFiles()))
+        let outcome = try await DebVerification.verify(installed, lists: lists, debs: cache.debs, present: Set(cache.debFiles()),
+                                                       processes: context.processes)
         let packages = outcome.packages.map {
             InstallRecord.Package(name: $0.name, version: $0.version, architecture: $0.architecture, sha256: $0.sha256, origin: $0.origin)
         }

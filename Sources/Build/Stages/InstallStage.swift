@@ -72,7 +72,7 @@ struct InstallStage: BuildStage {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         guard let data = try? encoder.encode(inputs) else { throw HavelError(.internalError, "cannot encode the stage inputs") }
-        return try await Digest.sha256([UInt8](data))
+        return try await Digest.sha256([UInt8](data), processes: context.processes)
     }
 
     func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
@@ -95,7 +95,7 @@ struct InstallStage: BuildStage {
             products.install = record
         } else {
             products.stageRecord = .init(key: key, cached: false, downloads: nil)
-            let removed = try await cache.verifyDebs()
+            let removed = try await cache.verifyDebs(processes: context.processes)
             if removed > 0 { log.info("dropped \(removed) cached package(s) that no build had verified against its mirror (or whose sha256 changed)") }
             let before = Set(cache.debFiles())
             let inUse = try cache.usingDebs()

@@ -58,7 +58,8 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ], swiftSettings: strict),
-        .target(name: "InitVM", dependencies: ["HavelCore", "SystemKit", "Debian", "DaemonAPI", "DaemonClient", "QEMU"],
+        .target(name: "InitVM", dependencies: ["HavelCore", "SystemKit", "Debian", "DaemonAPI", "DaemonClient", "QEMU",
+                                         .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         .target(name: "HavelCLI", dependencies: [
             "HavelCore", "ProjectXML", "SystemKit", "Debian", "Chroot", "Build", "BootCheck",
@@ -75,7 +76,7 @@ let package = Package(
         .testTarget(name: "DebianTests", dependencies: ["Debian"], swiftSettings: strict),
         .testTarget(name: "ChrootTests", dependencies: ["Chroot", "SystemKit"], swiftSettings: strict),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Debian", "ProjectXML"], swiftSettings: strict),
-        .testTarget(name: "ImagesTests", dependencies: ["Images", "SystemKit"], swiftSettings: strict),
+        .testTarget(name: "ImagesTests", dependencies: ["Images", "SystemKit", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "QEMUTests", dependencies: ["QEMU", "SystemKit"], swiftSettings: strict),
         .testTarget(name: "BootCheckTests", dependencies: ["BootCheck", "QEMU", "SystemKit", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "DaemonTests", dependencies: [

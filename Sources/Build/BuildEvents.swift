@@ -89,7 +89,7 @@ public struct BuildEventReader: Sendable {
 
 /// A swift-log handler that turns a build's records into `BuildEvent`s for a front end (the terminal's
 /// progress line, the daemon's project status). Copies of it share one reader, as copies of a Logger do.
-public struct BuildEventHandler: LogHandler {
+public struct BuildEventHandler: MetadataKeepingLogHandler {
     private final class SharedReader: Sendable {
         let reader = Mutex(BuildEventReader())
     }
@@ -101,11 +101,6 @@ public struct BuildEventHandler: LogHandler {
 
     public init(sink: @escaping @Sendable (BuildEvent) -> Void) {
         self.sink = sink
-    }
-
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
     }
 
     public func log(event: LogEvent) {

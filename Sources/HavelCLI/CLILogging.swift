@@ -1,5 +1,6 @@
 import Build
 import Logging
+import SystemKit
 
 /// The executable's one logging set-up, made once per process: a build's records (label `havel.build`)
 /// drive the terminal's progress renderer; every other logger (the daemon, its server) writes to
@@ -21,6 +22,29 @@ enum CLILogging {
     static var terminal: Logger {
         bootstrap()
         return Logger(label: build)
+    }
+
+    /// A logger for a command made of steps (`initvm create`): each step as "• text", a tool's output only
+    /// when `verbose`, warnings as "warning: …".
+    static func steps(verbose: Bool) -> Logger {
+        Logger(label: "havel.steps") { _ in StepPrinter(verbose: verbose) }
+    }
+
+    struct StepPrinter: MetadataKeepingLogHandler {
+        let verbose: Bool
+        var logLevel: Logger.Level = .info
+        var metadata: Logger.Metadata = [:]
+
+        func log(event: LogEvent) {
+            let text = event.message.description
+            if event.level >= .warning {
+                Terminal.error("warning: " + text)
+            } else if event.metadata?[HavelLogKey.tool] != nil {
+                if verbose { Terminal.out("  " + text) }
+            } else {
+                Terminal.out("• " + text)
+            }
+        }
     }
 
     /// The logger for a build shown in `mode`.

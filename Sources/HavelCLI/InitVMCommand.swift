@@ -141,13 +141,7 @@ struct InitVMCommand: AsyncParsableCommand {
                 sourceLines: try InitVMSources.lines(spec: spec, suite: settings.suite),
                 keys: InitVMSources.keys(spec: spec, suite: settings.suite),
                 havelBinary: binary, packageCache: cache + "/debs")
-            let verbose = self.verbose
-            let report = try await InitVMCreator.create(request) { event in
-                switch event {
-                case .step(let text): Terminal.out("• " + text)
-                case .output(let line): if verbose { Terminal.out("  " + line) }
-                }
-            }
+            let report = try await InitVMCreator.create(request, log: CLILogging.steps(verbose: verbose))
             let steps = report.steps.map { "\($0.name) \(String(format: "%.1f", $0.seconds)) s" }.joined(separator: ", ")
             Terminal.out("made \(location.initvm.image) in \(String(format: "%.0f", report.total)) s (\(steps)): "
                          + "kernel \(report.kernelVersion), \(ByteCount.format(report.imageBytes)) used of \(ByteCount.format(settings.imageSize))")
@@ -171,7 +165,7 @@ struct InitVMCommand: AsyncParsableCommand {
 
         func run() async throws {
             let controller = InitVMController(directory: location.initvm)
-            let outcome = try await controller.start(run.startOptions, probe: InitVMCommand.probe, warn: InitVMCommand.warn)
+            let outcome = try await controller.start(run.startOptions, probe: InitVMCommand.probe, log: CLILogging.terminal)
             Terminal.out(InitVMCommand.describe(outcome, directory: location.initvm))
             if wait {
                 let clock = ContinuousClock.now
@@ -194,7 +188,7 @@ struct InitVMCommand: AsyncParsableCommand {
             let controller = InitVMController(directory: location.initvm)
             let clock = ContinuousClock.now
             let (outcome, health) = try await controller.ensure(run.startOptions, probe: InitVMCommand.probe,
-                                                                timeout: .seconds(timeout), warn: InitVMCommand.warn)
+                                                                timeout: .seconds(timeout), log: CLILogging.terminal)
             if case .started = outcome { Terminal.out(InitVMCommand.describe(outcome, directory: location.initvm)) }
             Terminal.out("ready after \(String(format: "%.1f", InitVMTime.seconds(ContinuousClock.now - clock))) s: havel \(health.havelVersion), status \(health.status)")
         }

@@ -53,7 +53,7 @@ extension InitVMCommand {
             } else {
                 let controller = InitVMController(directory: location.initvm)
                 let (_, health) = try await controller.ensure(run.startOptions, probe: InitVMCommand.probe, timeout: .seconds(600),
-                                                              warn: InitVMCommand.warn)
+                                                              log: CLILogging.terminal)
                 Terminal.out("initvm ready: havel \(health.havelVersion)")
                 client = DaemonClient(baseURL: controller.apiURL, token: try APIToken.read(at: location.initvm.token))
             }

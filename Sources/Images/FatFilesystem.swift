@@ -1,4 +1,5 @@
 import HavelCore
+import Logging
 import SystemKit
 
 /// Fills a FAT filesystem file from a staging tree with mtools, in a fixed order: all directories first
@@ -19,7 +20,7 @@ enum FatFiller {
     }
 
     static func fill(_ image: String, from staging: String, epoch: Int, context: String, processes: any ProcessRunning,
-                     log: @Sendable (String) -> Void) async throws(HavelError) {
+                     log: Logger) async throws(HavelError) {
         var directories: [String] = []
         var files: [String: [String]] = ["": []]
         var order: [String] = [""]
@@ -56,7 +57,7 @@ enum FatFiller {
             }
         }
         if !skipped.isEmpty {
-            log("\(context): FAT cannot hold symbolic links, devices, FIFOs or sockets; left out: \(skipped.prefix(10).joined(separator: ", "))\(skipped.count > 10 ? " and \(skipped.count - 10) more" : "")")
+            log.warning("\(context): FAT cannot hold symbolic links, devices, FIFOs or sockets; left out: \(skipped.prefix(10).joined(separator: ", "))\(skipped.count > 10 ? " and \(skipped.count - 10) more" : "")")
         }
         let env = environment(epoch: epoch)
         for chunk in directories.chunked(200) {

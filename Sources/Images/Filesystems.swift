@@ -1,5 +1,6 @@
 import Foundation
 import HavelCore
+import Logging
 import SystemKit
 
 /// What goes into one partition: a file and how many of its bytes.
@@ -40,7 +41,7 @@ enum FilesystemMaker {
         var work: String
         var sameDevice: Bool
         var capabilities: ToolCapabilities
-        var log: @Sendable (String) -> Void
+        var log: Logger
 
         var epoch: Int { request.sourceDateEpoch }
         /// Times for every tool and hook: e2fsprogs' fake clock, SOURCE_DATE_EPOCH, UTC.
@@ -58,7 +59,7 @@ enum FilesystemMaker {
 
         if fs.kind.holdsFiles, let mountpoint = fs.mountpoint {
             let source = try Staging.source(mountpoint, in: ctx.rootfs, context: where_)
-            if source == nil { ctx.log("\(where_): \(mountpoint) does not exist in the tree; the filesystem stays empty") }
+            if source == nil { ctx.log.warning("\(where_): \(mountpoint) does not exist in the tree; the filesystem stays empty") }
             let pathCommands = fs.entry.filesystem.pathCommands
             let directory = "\(ctx.work)/p\(number).tree"
             var tree = try await Staging.stage(source: source, nested: fs.nested, into: directory,
@@ -66,7 +67,7 @@ enum FilesystemMaker {
                                                context: where_, processes: ctx.request.processes, log: ctx.log)
             if tree.hasTimesAfterEpoch && !tree.copied, let source,
                !(try await Staging.clampLinked(directory, source: source, epoch: ctx.epoch, context: where_, processes: ctx.request.processes, log: ctx.log)) {
-                ctx.log("\(where_): a file newer than SOURCE_DATE_EPOCH has a name that is not UTF-8; copying the whole tree to clamp times")
+                ctx.log.info("\(where_): a file newer than SOURCE_DATE_EPOCH has a name that is not UTF-8; copying the whole tree to clamp times")
                 try Staging.remove(directory)
                 tree = try await Staging.stage(source: source, nested: fs.nested, into: directory, copy: true,
                                                epoch: ctx.epoch, context: where_, processes: ctx.request.processes, log: ctx.log)
@@ -74,13 +75,13 @@ enum FilesystemMaker {
             try await runHooks(pathCommands, placeholder: "{path}", value: directory, kind: "path-command", where_, ctx)
             if tree.copied { try Staging.clampTimes(directory, epoch: ctx.epoch) }
             let nestedText = fs.nested.isEmpty ? "" : " (without \(fs.nested.map { (mountpoint == "/" ? "/" : mountpoint + "/") + $0 }.joined(separator: ", ")))"
-            ctx.log("\(where_): \(fs.kind.rawValue) of \(ByteCount.format(bytes)) from \(mountpoint)\(nestedText): \(tree.entries) entries, \(ByteCount.format(tree.sizeBytes))\(tree.copied ? " (copied)" : "")")
+            ctx.log.info("\(where_): \(fs.kind.rawValue) of \(ByteCount.format(bytes)) from \(mountpoint)\(nestedText): \(tree.entries) entries, \(ByteCount.format(tree.sizeBytes))\(tree.copied ? " (copied)" : "")")
             if !fs.kind.isCompact && tree.sizeBytes > bytes {
                 throw HavelError(.invalidProject, "\(where_): the files under \(mountpoint) need \(ByteCount.format(tree.sizeBytes)), more than the \(ByteCount.format(bytes)) partition holds", at: slot.partition?.location)
             }
             staged = tree
         } else {
-            ctx.log("\(where_): \(fs.kind.rawValue) of \(ByteCount.format(bytes))")
+            ctx.log.info("\(where_): \(fs.kind.rawValue) of \(ByteCount.format(bytes))")
         }
 
         switch fs.kind {
@@ -152,7 +153,7 @@ enum FilesystemMaker {
         env.removeValue(forKey: "SOURCE_DATE_EPOCH")
         try await run(Command("mksquashfs", [staging, file, "-noappend", "-no-progress", "-quiet", "-mkfs-time", String(ctx.epoch)] + fs.extraArguments,
                               environment: env), where_, ctx)
-        ctx.log("\(where_): squashfs has no label; mount it by device or PARTUUID, not LABEL=\(fs.label)")
+        ctx.log.warning("\(where_): squashfs has no label; mount it by device or PARTUUID, not LABEL=\(fs.label)")
     }
 
     static func makeErofs(_ fs: FilesystemPlan, file: String, staging: String?, _ where_: String, _ ctx: Context) async throws(HavelError) {
@@ -172,7 +173,7 @@ enum FilesystemMaker {
         var env = ctx.environment
         env["BLKID_FILE"] = ctx.work + "/blkid.tab"
         try await run(Command("mkfs.btrfs", arguments + [file], environment: env), where_, ctx)
-        ctx.log("\(where_): btrfs images are not bit-reproducible (btrfs-progs picks random device and chunk UUIDs and keeps change times)")
+        ctx.log.warning("\(where_): btrfs images are not bit-reproducible (btrfs-progs picks random device and chunk UUIDs and keeps change times)")
     }
 
     static func makeSwap(_ fs: FilesystemPlan, file: String, bytes: UInt64, _ where_: String, _ ctx: Context) async throws(HavelError) {
@@ -186,7 +187,7 @@ enum FilesystemMaker {
         if let staging {
             try await run(Command("sload.f2fs", ["-f", staging, "-t", "/", "-T", String(ctx.epoch), "-P", file], environment: ctx.environment), where_, ctx)
         }
-        ctx.log("\(where_): f2fs images are not bit-reproducible (f2fs-tools 1.15 writes varying checkpoint data)")
+        ctx.log.warning("\(where_): f2fs images are not bit-reproducible (f2fs-tools 1.15 writes varying checkpoint data)")
     }
 
     // MARK: helpers
@@ -204,10 +205,10 @@ enum FilesystemMaker {
     static func runHooks(_ commands: [String], placeholder: String, value: String, kind: String, _ where_: String, _ ctx: Context) async throws(HavelError) {
         for command in commands {
             let line = command.replacingOccurrences(of: placeholder, with: Command.shellQuote(value))
-            ctx.log("\(where_): \(kind): \(line)")
+            ctx.log.info("\(where_): \(kind): \(line)")
             let log = ctx.log
             let termination = try await ctx.request.processes.stream(Command("sh", ["-c", line], environment: ctx.environment, workingDirectory: ctx.work)) {
-                log("  " + $0)
+                log.tool($0)
             }
             guard termination == .exited(0) else {
                 throw HavelError(.processFailed, "\(where_): the fs-finetuning \(kind) \(String(reflecting: command)) failed with \(termination)")

@@ -1,4 +1,5 @@
 import HavelCore
+import Logging
 import SystemKit
 
 /// The filesystems Images can make from a directory without mounting anything.
@@ -103,7 +104,7 @@ struct ImagePlan: Sendable {
 
     var name: String { image.name }
 
-    init(_ request: ImageRequest, log: @Sendable (String) -> Void) throws(HavelError) {
+    init(_ request: ImageRequest, log: Logger) throws(HavelError) {
         let image = request.image
         self.image = image
         let prefix = "image \(image.name)"
@@ -143,7 +144,7 @@ struct ImagePlan: Sendable {
         for entry in request.fstab {
             guard let label = entry.label else { continue }
             if byLabel[label] != nil {
-                if seenLabels[label] != nil { log("\(prefix): fstab has more than one bylabel entry for \(label); the first one is used") }
+                if seenLabels[label] != nil { log.warning("\(prefix): fstab has more than one bylabel entry for \(label); the first one is used") }
                 continue
             }
             byLabel[label] = entry
@@ -165,12 +166,12 @@ struct ImagePlan: Sendable {
             let content: PlannedSlot.Content
             let entry = byLabel[partition.label]
             if let binary = partition.binary {
-                if let entry { log("\(where_): filled from the binary \(binary); its fstab entry (\(entry.filesystem.type) at \(entry.mountpoint)) gets no filesystem made") }
+                if let entry { log.info("\(where_): filled from the binary \(binary); its fstab entry (\(entry.filesystem.type) at \(entry.mountpoint)) gets no filesystem made") }
                 content = .binary(binary)
             } else if let entry {
                 content = .filesystem(try Self.filesystemPlan(entry, partition: partition, ids: ids, context: where_))
             } else {
-                log("\(where_): no fstab bylabel entry and no binary; the partition is left empty")
+                log.info("\(where_): no fstab bylabel entry and no binary; the partition is left empty")
                 content = .empty
             }
             slots.append(try Self.slot(place, partition, content, table: image.table, ids: ids, context: where_, log: log))
@@ -206,7 +207,7 @@ struct ImagePlan: Sendable {
         }
         uncovered = binaryMountpoints.sorted()
         if mountpoints["/"] == nil && !mountpoints.isEmpty {
-            log("\(prefix): no partition is mounted at /; files outside \(mountpoints.keys.sorted().joined(separator: ", ")) are not in this image")
+            log.warning("\(prefix): no partition is mounted at /; files outside \(mountpoints.keys.sorted().joined(separator: ", ")) are not in this image")
         }
         self.slots = slots
 
@@ -257,7 +258,7 @@ struct ImagePlan: Sendable {
     }
 
     static func slot(_ place: PlacedPartition, _ partition: Partition, _ content: PlannedSlot.Content, table: DiskImage.Table,
-                     ids: SeededIdentifiers, context: String, log: @Sendable (String) -> Void) throws(HavelError) -> PlannedSlot {
+                     ids: SeededIdentifiers, context: String, log: Logger) throws(HavelError) -> PlannedSlot {
         let fs: FilesystemPlan? = if case .filesystem(let f) = content { f } else { nil }
         switch table {
         case .msdos:
@@ -266,8 +267,8 @@ struct ImagePlan: Sendable {
             case .swap: "82"
             default: "83"
             }
-            if partition.biosgrub { log("\(context): biosgrub means nothing in an msdos table and is ignored") }
-            if partition.name != nil { log("\(context): msdos partitions have no names; the name \(partition.name!) is ignored") }
+            if partition.biosgrub { log.warning("\(context): biosgrub means nothing in an msdos table and is ignored") }
+            if partition.name != nil { log.warning("\(context): msdos partitions have no names; the name \(partition.name!) is ignored") }
             return PlannedSlot(placed: place, partition: partition, content: content, typeCode: code, bootableFlag: partition.bootable)
         case .gpt:
             var code = GPTType.linuxFilesystem

@@ -7,6 +7,7 @@
 
 import Foundation
 import HavelCore
+import Logging
 import SystemKit
 
 /// One disk image to make from a finished target tree.
@@ -128,7 +129,7 @@ public struct BuiltImage: Sendable, Codable {
 /// * fs-finetuning: see `FilesystemMaker` (path-commands run on a private copy of the files before mkfs).
 /// * The image appears under its name only when complete; on any error the partial file is removed.
 public enum ImageBuilder {
-    public static func build(_ request: ImageRequest, log: @escaping @Sendable (String) -> Void) async throws(HavelError) -> BuiltImage {
+    public static func build(_ request: ImageRequest, log: Logger) async throws(HavelError) -> BuiltImage {
         let plan = try ImagePlan(request, log: log)
         let rootfs = try RootedFileSystem(root: request.rootfs)
         let prefix = "image \(plan.name)"
@@ -159,7 +160,7 @@ public enum ImageBuilder {
             try AtomicFile.publish(temporary, as: output)
             let elapsed = ContinuousClock.now - started
             let tenths = elapsed.components.seconds * 10 + elapsed.components.attoseconds / 100_000_000_000_000_000
-            log("\(prefix): written to \(output) in \(tenths / 10).\(tenths % 10) s")
+            log.info("\(prefix): written to \(output) in \(tenths / 10).\(tenths % 10) s")
         } catch {
             unlink(temporary)
             throw error
@@ -212,16 +213,16 @@ public enum ImageBuilder {
 
     /// Makes every filesystem file (several at once) and resolves every partition binary.
     static func prepareContents(_ plan: ImagePlan, request: ImageRequest, rootfs: RootedFileSystem, work: String,
-                                log: @escaping @Sendable (String) -> Void) async throws(HavelError) -> [PartitionContent] {
+                                log: Logger) async throws(HavelError) -> [PartitionContent] {
         var workStatus = stat()
         var rootStatus = stat()
         let sameDevice = stat(work, &workStatus) == 0 && stat(rootfs.root, &rootStatus) == 0 && workStatus.st_dev == rootStatus.st_dev
-        if !sameDevice { log("image \(plan.name): the work directory is not on the rootfs's filesystem; partitions are staged by copying") }
+        if !sameDevice { log.info("image \(plan.name): the work directory is not on the rootfs's filesystem; partitions are staged by copying") }
         let kinds = Set(plan.slots.compactMap { $0.filesystem?.kind })
         let context = FilesystemMaker.Context(request: request, rootfs: rootfs, work: work, sameDevice: sameDevice,
                                               capabilities: await ToolCapabilities.probe(for: kinds, processes: request.processes), log: log)
         for path in plan.uncovered {
-            log("image \(plan.name): the files under \(path) are in no partition: it is mounted from a binary partition")
+            log.warning("image \(plan.name): the files under \(path) are in no partition: it is mounted from a binary partition")
         }
 
         var contents: [PartitionContent] = []
@@ -287,7 +288,7 @@ public enum ImageBuilder {
 
     /// Creates the image file, writes and checks the table, copies the partitions in, then the disk blobs.
     static func assemble(_ plan: ImagePlan, request: ImageRequest, rootfs: RootedFileSystem, contents: [PartitionContent],
-                         into path: String, log: @Sendable (String) -> Void) async throws(HavelError) {
+                         into path: String, log: Logger) async throws(HavelError) {
         let prefix = "image \(plan.name)"
         guard let size = plan.image.size.byteCount else { throw HavelError(.internalError, "\(prefix): no size") }
         try FileIO.createSparse(path, size: size)
@@ -324,9 +325,9 @@ public enum ImageBuilder {
             }
             let end = offset + blobSize
             for slot in plan.slots where slot.partition != nil && offset < slot.placed.startBytes + slot.placed.sizeBytes && end > slot.placed.startBytes {
-                log("\(where_): bytes \(offset)..<\(end) overlap partition \(slot.placed.number) (\(slot.placed.label))")
+                log.warning("\(where_): bytes \(offset)..<\(end) overlap partition \(slot.placed.number) (\(slot.placed.label))")
             }
-            log("\(where_): \(blobSize) bytes at byte \(offset)")
+            log.info("\(where_): \(blobSize) bytes at byte \(offset)")
             do {
                 try FileIO.copyAll(from: source, size: blobSize, to: fd, at: offset)
             } catch {

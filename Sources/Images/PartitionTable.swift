@@ -1,5 +1,6 @@
 import Foundation
 import HavelCore
+import Logging
 import SystemKit
 
 /// The partition table, written by `sfdisk` into the image file and read back with `sfdisk --json`.
@@ -27,7 +28,7 @@ enum PartitionTable {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    static func write(_ plan: ImagePlan, to image: String, processes: any ProcessRunning, log: @Sendable (String) -> Void) async throws(HavelError) {
+    static func write(_ plan: ImagePlan, to image: String, processes: any ProcessRunning, log: Logger) async throws(HavelError) {
         let text = script(plan)
         let result = try await processes.run(Command("sfdisk", ["--quiet", "--no-reread", "--no-tell-kernel", "--wipe", "never",
                                                                     "--wipe-partitions", "never", image]), input: Array(text.utf8))

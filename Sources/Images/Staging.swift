@@ -1,5 +1,6 @@
 import Foundation
 import HavelCore
+import Logging
 import SystemKit
 
 /// A partition's files, gathered without touching the rootfs: the subtree at its mountpoint, with the
@@ -50,7 +51,7 @@ enum Staging {
     }
 
     static func stage(source: String?, nested: [String], into destination: String, copy: Bool, epoch: Int,
-                      context: String, processes: any ProcessRunning, log: @Sendable (String) -> Void) async throws(HavelError) -> StagedTree {
+                      context: String, processes: any ProcessRunning, log: Logger) async throws(HavelError) -> StagedTree {
         var copied = copy
         if let source {
             var arguments = ["-a", "-T"]
@@ -59,7 +60,7 @@ enum Staging {
             if !result.succeeded {
                 let reason = result.standardError.trimmingWhitespace()
                 guard !copy else { throw HavelError(.processFailed, "\(context): copying \(source) failed: \(reason)") }
-                log("\(context): hard-linking the tree failed (\(reason)); copying it instead")
+                log.info("\(context): hard-linking the tree failed (\(reason)); copying it instead")
                 try remove(destination)
                 let again = try await processes.run(Command("cp", ["-a", "-T", "--reflink=auto", "--", source, destination]))
                 guard again.succeeded else {
@@ -88,7 +89,7 @@ enum Staging {
 
     /// Leaves `relative` (a deeper mountpoint) as an empty directory with its times kept; creates it (and
     /// missing parents, owned by root, mode 0755, times at the epoch) if the tree lacks it.
-    private static func empty(_ relative: String, in root: String, epoch: Int, context: String, processes: any ProcessRunning, log: @Sendable (String) -> Void) async throws(HavelError) {
+    private static func empty(_ relative: String, in root: String, epoch: Int, context: String, processes: any ProcessRunning, log: Logger) async throws(HavelError) {
         let tree = try RootedFileSystem(root: root)
         var current = tree.root
         var parts = relative.split(separator: "/").map(String.init)
@@ -118,7 +119,7 @@ enum Staging {
         } else {
             var parentStatus = stat()
             _ = lstat(current, &parentStatus)
-            log("\(context): /\(relative) does not exist in the tree; creating it empty as a mountpoint")
+            log.info("\(context): /\(relative) does not exist in the tree; creating it empty as a mountpoint")
             try tree.createDirectory(relative, mode: 0o755)
             let t = timespec(tv_sec: epoch, tv_nsec: 0)
             var path = current
@@ -136,7 +137,7 @@ enum Staging {
     /// its recorded times, clamped. Returns false (and changes nothing) when a late entry's name is not UTF-8:
     /// the caller then copies the whole tree.
     static func clampLinked(_ staging: String, source: String, epoch: Int, context: String, processes: any ProcessRunning,
-                            log: @Sendable (String) -> Void) async throws(HavelError) -> Bool {
+                            log: Logger) async throws(HavelError) -> Bool {
         var directories: [(path: String, atime: timespec, mtime: timespec)] = []
         var late: [String] = []
         var nonUTF8 = false
@@ -155,7 +156,7 @@ enum Staging {
         }
         if nonUTF8 { return false }
         if !late.isEmpty {
-            log("\(context): \(late.count) entries are newer than SOURCE_DATE_EPOCH (\(epoch)); copying them to clamp their times")
+            log.info("\(context): \(late.count) entries are newer than SOURCE_DATE_EPOCH (\(epoch)); copying them to clamp their times")
         }
         for chunk in late.chunked(500) {
             // Unlinked first: cp leaves a destination alone that is the same inode as its source (a hard-linked

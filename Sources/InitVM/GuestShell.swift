@@ -89,6 +89,8 @@ public final class GuestShell {
     /// returns everything up to there with carriage returns removed.
     private func read(until marker: String, timeout: Duration, trailer: Bool = false) async throws(HavelError) -> String {
         let deadline = ContinuousClock.now + timeout
+        // Set once a read returned after the deadline: the output then read is looked at, then it ends.
+        var overdue = false
         while true {
             let text = String(decoding: pending, as: UTF8.self).replacingOccurrences(of: "\r", with: "")
             if let found = text.range(of: marker) {
@@ -102,6 +104,7 @@ public final class GuestShell {
                     return String(text[..<text.index(after: close)])
                 }
             }
+            if overdue { throw HavelError(.processFailed, "no answer on the initvm's console within \(timeout)") }
             let received: Sockets.Received
             do {
                 // Returns as soon as output arrives, at the deadline, or when the task is cancelled.
@@ -110,7 +113,9 @@ public final class GuestShell {
                 throw HavelError(.io, "cannot read from \(directory.consoleSocket): \(error.description)")
             }
             switch received {
-            case .bytes(let chunk): pending += chunk
+            case .bytes(let chunk):
+                pending += chunk
+                overdue = ContinuousClock.now >= deadline
             case .closed: throw HavelError(.io, "the initvm's console closed (did qemu stop?)")
             case .timedOut: throw HavelError(.processFailed, "no answer on the initvm's console within \(timeout)")
             case .cancelled: throw HavelError(.cancelled, "interrupted while waiting for the initvm's console")

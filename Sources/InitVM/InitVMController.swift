@@ -1,6 +1,7 @@
 import DaemonAPI
 import Foundation
 import HavelCore
+import Logging
 import QEMU
 import SystemKit
 
@@ -128,7 +129,7 @@ public struct InitVMController: Sendable {
     // MARK: start
 
     public func start(_ options: StartOptions = StartOptions(), probe: KVMProbe,
-                      warn: @Sendable (String) -> Void = { _ in }) async throws(HavelError) -> StartOutcome {
+                      log: Logger = .discarding) async throws(HavelError) -> StartOutcome {
         guard directory.exists else {
             throw HavelError(.notFound, "no initvm in \(directory.path) (no buildenv.img); run havel initvm create --directory \(directory.path)")
         }
@@ -156,7 +157,7 @@ public struct InitVMController: Sendable {
 
         let (accelerator, reason) = await chooseAccelerator(options, probe: probe)
         if accelerator == .tcg {
-            warn("KVM is not used (\(reason)): the initvm runs under software emulation (TCG), 5-15x slower than the host")
+            log.warning("KVM is not used (\(reason)): the initvm runs under software emulation (TCG), 5-15x slower than the host")
         }
         var launch = QemuLaunch(accelerator: accelerator, memoryMiB: options.memoryMiB ?? settings.memoryMiB,
                                 cpus: options.cpus ?? settings.cpus(), apiPort: apiPort, forwards: settings.forwards,
@@ -243,8 +244,8 @@ public struct InitVMController: Sendable {
 
     /// Starts the VM if it is not running and waits until its daemon answers.
     public func ensure(_ options: StartOptions = StartOptions(), probe: KVMProbe, timeout: Duration,
-                       warn: @Sendable (String) -> Void = { _ in }) async throws(HavelError) -> (outcome: StartOutcome, health: HealthResponse) {
-        let outcome = try await start(options, probe: probe, warn: warn)
+                       log: Logger = .discarding) async throws(HavelError) -> (outcome: StartOutcome, health: HealthResponse) {
+        let outcome = try await start(options, probe: probe, log: log)
         return (outcome, try await waitUntilReady(timeout: timeout))
     }
 

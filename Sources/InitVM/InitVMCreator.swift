@@ -1,7 +1,8 @@
-import Debian
 import DaemonAPI
+import Debian
 import Foundation
 import HavelCore
+import Logging
 import SystemKit
 
 /// Everything `initvm create` needs.
@@ -31,12 +32,6 @@ public struct CreateRequest: Sendable {
     }
 }
 
-/// Progress of `create`: a step begins, or a tool printed a line.
-public enum CreateEvent: Sendable {
-    case step(String)
-    case output(String)
-}
-
 /// How long each part of `create` took.
 public struct CreateReport: Sendable {
     public var steps: [(name: String, seconds: Double)] = []
@@ -49,7 +44,8 @@ public struct CreateReport: Sendable {
 /// the build tools and the daemon; `mke2fs -d` turns the tree into ext4 in a sparse raw file, and
 /// `qemu-img convert` makes that qcow2. No loop devices, no mounts; the tree is gone afterwards.
 public enum InitVMCreator {
-    public static func create(_ request: CreateRequest, onEvent: @escaping @Sendable (CreateEvent) -> Void) async throws(HavelError) -> CreateReport {
+    /// Each step is logged as it begins (info), mmdebstrap's output as tool lines.
+    public static func create(_ request: CreateRequest, log: Logger) async throws(HavelError) -> CreateReport {
         let directory = request.directory
         let processes = request.processes
         guard geteuid() == 0 else { throw HavelError(.hostNotReady, "havel initvm create needs root (mmdebstrap --mode=root)") }
@@ -93,7 +89,7 @@ public enum InitVMCreator {
             }
         }
 
-        onEvent(.step("checking the havel binary \(request.havelBinary)"))
+        log.info("checking the havel binary \(request.havelBinary)")
         let libraryPackages = try await BinaryDependencies.packages(of: request.havelBinary, processes: processes)
 
         let token = try APIToken.create(at: directory.token)
@@ -122,11 +118,11 @@ public enum InitVMCreator {
 
         // A private mount namespace: whatever mmdebstrap mounts in the tree vanishes with it, even if it is killed.
         let command = mmdebstrap.inPrivateMountNamespace()
-        onEvent(.step("installing \(packages.count) packages and a kernel with mmdebstrap (\(request.settings.suite))"))
+        log.info("installing \(packages.count) packages and a kernel with mmdebstrap (\(request.settings.suite))")
         let tail = LineTail(limit: 80)
         let status = try await processes.stream(command) { line in
             tail.append(line)
-            onEvent(.output(line))
+            log.tool(line)
         }
         guard status == .exited(0) else {
             let lines = tail.all
@@ -140,10 +136,10 @@ public enum InitVMCreator {
         try writeFile(tree + "/etc/resolv.conf", ImageRecipe.resolvConf, mode: 0o644)
         try writeFile(tree + "/etc/hostname", InitVMDefaults.hostname + "\n", mode: 0o644)
 
-        onEvent(.step("keeping the kernel and initramfs beside the image"))
+        log.info("keeping the kernel and initramfs beside the image")
         report.kernelVersion = try copyKernel(from: tree, to: directory)
 
-        onEvent(.step("making the ext4 filesystem (\(ByteCount.format(request.settings.imageSize)), sparse) from the tree"))
+        log.info("making the ext4 filesystem (\(ByteCount.format(request.settings.imageSize)), sparse) from the tree")
         try await processes.check(Command("mke2fs", [
             "-q", "-F", "-t", "ext4", "-L", InitVMDefaults.filesystemLabel, "-E", "root_owner=0:0",
             "-d", tree, raw, "\(request.settings.imageSize / 1024)k",
@@ -157,7 +153,7 @@ public enum InitVMCreator {
                 throw HavelError(.io, "cannot move \(raw) to \(directory.image): \(error.localizedDescription)")
             }
         } else {
-            onEvent(.step("converting to qcow2"))
+            log.info("converting to qcow2")
             try await processes.check(Command("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", raw, directory.image]))
             try? FileManager.default.removeItem(atPath: raw)
             finishStep("qemu-img")

@@ -46,6 +46,9 @@ public enum QMP {
     struct LineReader {
         let fd: Int32
         var pending: [UInt8] = []
+        /// A read returned after the deadline: what it brought is looked at, then the call ends (a qemu
+        /// that floods events cannot keep it).
+        var overdue = false
 
         init(fd: Int32) { self.fd = fd }
 
@@ -57,8 +60,11 @@ public enum QMP {
                     guard !line.allSatisfy({ $0 == 13 || $0 == 32 }) else { continue }
                     return (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] ?? [:]
                 }
+                if overdue { throw Sockets.Failure("no answer in time") }
                 switch try await Sockets.receive(fd, limit: 4096, until: deadline) {
-                case .bytes(let chunk): pending += chunk
+                case .bytes(let chunk):
+                    pending += chunk
+                    overdue = ContinuousClock.now >= deadline
                 case .closed: return nil
                 case .timedOut: throw Sockets.Failure("no answer in time")
                 case .cancelled: throw Sockets.Failure("cancelled")

@@ -12,6 +12,17 @@ public enum HavelLogKey {
     public static let tool = "havel.tool"
 }
 
+/// A log handler that keeps its metadata in `metadata`, as Havel's do: the subscript swift-log asks for
+/// comes with it.
+public protocol MetadataKeepingLogHandler: LogHandler {}
+
+extension MetadataKeepingLogHandler {
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+}
+
 /// A log file (a build's log.txt, check-image's check-log.txt): every line stamped with the seconds since
 /// the file was opened, whole lines under one lock, written in place (never replaced, so a reader that
 /// follows it by inode keeps reading the same log).
@@ -61,18 +72,13 @@ public final class LogFile: Sendable {
 
 /// The swift-log handler that writes records into a `LogFile`: warnings and errors marked as such, tool
 /// output indented.
-public struct LogFileHandler: LogHandler {
+public struct LogFileHandler: MetadataKeepingLogHandler {
     public let file: LogFile
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
 
     public init(_ file: LogFile) {
         self.file = file
-    }
-
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
     }
 
     public func log(event: LogEvent) {
@@ -102,5 +108,30 @@ extension Logger {
     public func alsoWriting(to file: LogFile) -> Logger {
         let frontEnd = handler
         return Logger(label: label) { _ in MultiplexLogHandler([LogFileHandler(file), frontEnd]) }
+    }
+}
+
+/// Keeps every record as a log file would show it ("WARNING: " before a warning, tool output indented):
+/// the stand-in front end of tests that check what a library logged.
+public final class LogRecorder: Sendable {
+    private let recorded = Mutex<[String]>([])
+
+    public init() {}
+
+    public var lines: [String] { recorded.withLock { $0 } }
+    public var text: String { lines.joined(separator: "\n") }
+    public func contains(_ text: String) -> Bool { lines.contains { $0.contains(text) } }
+
+    public var logger: Logger { Logger(label: "havel.recorded") { _ in Handler(recorder: self) } }
+
+    struct Handler: MetadataKeepingLogHandler {
+        let recorder: LogRecorder
+        var logLevel: Logger.Level = .trace
+        var metadata: Logger.Metadata = [:]
+
+        func log(event: LogEvent) {
+            let line = LogFileHandler.line(event.level, event.message.description, tool: event.metadata?[HavelLogKey.tool] != nil)
+            recorder.recorded.withLock { $0.append(line) }
+        }
     }
 }

@@ -127,19 +127,20 @@ public enum Sockets {
     }
 
     /// Reads what has arrived (up to `limit` bytes), waiting until `deadline` without holding a thread
-    /// if nothing has yet. Past the deadline, or once the task is cancelled, it reads nothing: a peer
-    /// that never stops talking cannot keep a caller's loop beyond its time-out.
+    /// if nothing has yet. What has arrived is read even past the deadline (a task that ran late on a
+    /// busy machine still gets the answer that came in time); a caller reading in a loop ends it at its
+    /// deadline itself, so that a peer that never stops talking cannot keep it (`pastDeadline`).
     public static func receive(_ fd: Int32, limit: Int = 65536, until deadline: ContinuousClock.Instant) async throws(Failure) -> Received {
         var buffer = [UInt8](repeating: 0, count: limit)
         while true {
             if Task.isCancelled { return .cancelled }
-            if ContinuousClock.now >= deadline { return .timedOut }
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             if count > 0 { return .bytes(Array(buffer[0..<count])) }
             if count == 0 { return .closed }
             let code = errno
             if code == EINTR { continue }
             guard code == EAGAIN || code == EWOULDBLOCK else { throw Failure("read", errno: code) }
+            if ContinuousClock.now >= deadline { return .timedOut }
             switch await Readiness.shared.wait(fd, for: .readable, until: deadline) {
             case .ready: continue
             case .timedOut: return .timedOut

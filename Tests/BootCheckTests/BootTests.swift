@@ -19,11 +19,11 @@ struct BootTests {
     }
 
     func run(_ action: ImageCheck.Action, options: String, tag: String, context: CheckContext? = nil,
-             interpreter: String = TestGuest.qemu, log: LogLines = LogLines()) async throws -> CheckResult {
+             interpreter: String = TestGuest.qemu, log: LogRecorder = LogRecorder()) async throws -> CheckResult {
         let check = ImageCheck(image: "sda.img", interpreter: interpreter, interpreterOptions: options, action: action)
         let result = await BootChecker.run(check, name: tag, context: context ?? TestGuest.context(directory), log: log.logger)
         print("[\(tag)] \(result.passed ? "passed" : "failed") in \(String(format: "%.1f", result.seconds)) s: "
-              + (log.all.filter { $0.contains("after") }.joined(separator: " | ")))
+              + (log.lines.filter { $0.contains("after") }.joined(separator: " | ")))
         if !result.passed { print("[\(tag)] message: " + result.message.split(separator: "\n").prefix(4).joined(separator: " ⏎ ")) }
         #expect(try await !TestGuest.qemuRunning(tag), "qemu \(tag) is still running after the check")
         return result
@@ -32,7 +32,7 @@ struct BootTests {
     @Test func loginWithTheRightPasswordPasses() async throws {
         let tag = TestGuest.newTag()
         let transcript = directory + "/\(tag).log"
-        let log = LogLines()
+        let log = LogRecorder()
         let result = try await run(.login(password: "s3cret"), options: TestGuest.options(password: "s3cret", tag: tag), tag: tag,
                                    context: TestGuest.context(directory, transcript: transcript), log: log)
         #expect(result.passed, "\(result.message)")
@@ -90,7 +90,7 @@ struct BootTests {
 
     @Test func kvmOptionsAreRewrittenUnderTCGAndStillBoot() async throws {
         let tag = TestGuest.newTag()
-        let log = LogLines()
+        let log = LogRecorder()
         let result = try await run(.login(password: "root"), options: TestGuest.options(extra: "-enable-kvm -cpu host", tag: tag),
                                    tag: tag, log: log)
         #expect(result.passed, "\(result.message)")
@@ -100,7 +100,7 @@ struct BootTests {
 
     @Test func cancellingTheTaskStopsQemu() async throws {
         let tag = TestGuest.newTag()
-        let log = LogLines()
+        let log = LogRecorder()
         let check = ImageCheck(image: "sda.img", interpreter: TestGuest.qemu, interpreterOptions: TestGuest.options(tag: tag),
                                action: .serial([.expect("never-printed-text")]))
         let context = TestGuest.context(directory, boot: .seconds(300))

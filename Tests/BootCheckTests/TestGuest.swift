@@ -99,24 +99,4 @@ enum TestGuest {
     }
 }
 
-/// Collects what a check logs, each record as a log file shows it ("WARNING: " before a warning).
-final class LogLines: Sendable {
-    private let lines = Mutex<[String]>([])
-    var all: [String] { lines.withLock { $0 } }
-    var logger: Logger { Logger(label: "test") { _ in Collector(lines: self) } }
-    func contains(_ text: String) -> Bool { all.contains { $0.contains(text) } }
 
-    struct Collector: LogHandler {
-        let lines: LogLines
-        var logLevel: Logger.Level = .trace
-        var metadata: Logger.Metadata = [:]
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(event: LogEvent) {
-            let line = LogFileHandler.line(event.level, event.message.description, tool: event.metadata?[HavelLogKey.tool] != nil)
-            lines.lines.withLock { $0.append(line) }
-        }
-    }
-}

@@ -23,7 +23,7 @@ struct ProjectFinetuningTests {
         let directory = BuildDirectory(tree.base)
         _ = try await ImageBuilder.build(ImageRequest(image: image, fstab: fstab, rootfs: tree.root, outputDirectory: tree.base,
                                                       workDirectory: tree.base + "/.work/images", projectDirectory: tree.base,
-                                                      sourceDateEpoch: 1_700_000_000, seed: "test 1")) { _ in }
+                                                      sourceDateEpoch: 1_700_000_000, seed: "test 1"), log: .discarding)
         return directory
     }
 

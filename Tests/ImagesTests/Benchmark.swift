@@ -1,6 +1,7 @@
 import Foundation
 import HavelCore
 import Images
+import SystemKit
 import Testing
 
 /// Run by bench/image-creation (it makes the tree and sets HAVEL_IMAGE_BENCH_TREE): a 2 GiB msdos image with a
@@ -28,10 +29,9 @@ import Testing
                                        projectDirectory: base, sourceDateEpoch: 1_700_000_000, seed: "bench 1.0")
             let clock = ContinuousClock()
             let start = clock.now
-            let built = try await ImageBuilder.build(request) { line in
-                let t = clock.now - start
-                print(String(format: "  %6.2f s  %@", Double(t.components.seconds) + Double(t.components.attoseconds) / 1e18, line))
-            }
+            let log = LogRecorder()
+            let built = try await ImageBuilder.build(request, log: log.logger)
+            for line in log.lines { print("  " + line) }
             let elapsed = clock.now - start
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             print(String(format: "image-creation round %d: %@ (2 GiB, %d partitions) in %.2f s", round, built.path, built.partitions.count, seconds))

@@ -1,8 +1,9 @@
 import Foundation
 import HavelCore
-@testable import Images
+import Logging
 import SystemKit
 import Testing
+@testable import Images
 
 /// Real images from a synthetic tree, checked with the tools a person would use: sfdisk, e2fsck, debugfs,
 /// mtools, unsquashfs, fsck.erofs, blkid.
@@ -23,8 +24,8 @@ import Testing
             entry("home", "/home", "ext4"),   // no partition in this image: /home stays in the root filesystem
             FstabEntry(source: .device("proc"), mountpoint: "/proc", filesystem: Filesystem(type: "proc")),
         ]
-        let log = LogLines()
-        let built = try await ImageBuilder.build(tree.request(image, fstab), log: log.sink)
+        let log = LogRecorder()
+        let built = try await ImageBuilder.build(tree.request(image, fstab), log: log.logger)
         #expect(built.path == tree.output + "/sdcard.img")
         #expect(tree.outputFiles() == ["sdcard.img"])
         #expect(try FileIO.size(of: built.path) == 256 * MiB)
@@ -126,7 +127,7 @@ import Testing
             Partition(size: .remain, label: "home"),
         ]))
         let fstab = [entry("rootfs", "/", "ext4"), entry("var", "/var", "ext4"), entry("home", "/home/user", "ext3")]
-        let built = try await ImageBuilder.build(tree.request(image, fstab), log: { _ in })
+        let built = try await ImageBuilder.build(tree.request(image, fstab), log: .discarding)
         let parts = try #require(try await sfdiskDump(built.path).partitiontable.partitions)
         #expect(parts.map(\.node).map { $0.replacingOccurrences(of: built.path, with: "") } == ["1", "2", "5", "6"])
         #expect(parts.map(\.type) == ["83", "5", "83", "83"])
@@ -162,8 +163,8 @@ import Testing
             Partition(size: .remain, label: "rootfs", name: "root", bootable: true),
         ])
         let fstab = [entry("rootfs", "/", "ext4"), entry("efi", "/boot/efi", "vfat"), entry("swap", "none", "swap")]
-        let log = LogLines()
-        let built = try await ImageBuilder.build(tree.request(image, fstab), log: log.sink)
+        let log = LogRecorder()
+        let built = try await ImageBuilder.build(tree.request(image, fstab), log: log.logger)
         let table = try await sfdiskDump(built.path).partitiontable
         #expect(table.label == "gpt" && table.id == built.diskID)
         let parts = try #require(table.partitions)
@@ -207,7 +208,7 @@ import Testing
             BinaryBlob(path: "fw/spl.bin", offset: 16, blockSize: 512),
             BinaryBlob(path: "/boot/config-6.1.0-test", offset: 100, blockSize: 1024),
         ])
-        let built = try await ImageBuilder.build(tree.request(image, [entry("rootfs", "/", "ext4")]), log: { _ in })
+        let built = try await ImageBuilder.build(tree.request(image, [entry("rootfs", "/", "ext4")]), log: .discarding)
         #expect(built.partitions.map(\.content) == [.binary, .binary, .filesystem])
         let p1 = built.partitions[0], p2 = built.partitions[1]
         #expect(try readImage(built.path, at: p1.startBytes, count: uboot.count) == uboot)
@@ -229,7 +230,7 @@ import Testing
             Partition(size: .remain, label: "data"),
         ])
         let fstab = [entry("rootfs", "/", "squashfs", mkfs: "-comp gzip"), entry("data", "/var", "ext4"), entry("boot", "/boot", "vfat")]
-        let built = try await ImageBuilder.build(tree.request(image, fstab), log: { _ in })
+        let built = try await ImageBuilder.build(tree.request(image, fstab), log: .discarding)
         let root = built.partitions[0]
         #expect(root.uuid == nil && root.filesystem == "squashfs")
         let file = tree.base + "/root.squashfs"
@@ -255,8 +256,8 @@ import Testing
         let fstab = [entry("rootfs", "/", "ext4", mkfs: "-E stride=4 -O ^has_journal",
                            device: ["tune2fs -c 7 {device}"],
                            path: ["echo hello > {path}/etc/added-by-hook", "echo more >> {path}/etc/hostname"])]
-        let log = LogLines()
-        let built = try await ImageBuilder.build(tree.request(image, fstab), log: log.sink)
+        let log = LogRecorder()
+        let built = try await ImageBuilder.build(tree.request(image, fstab), log: log.logger)
         let root = built.partitions[0]
         let header = try await sh("dumpe2fs", ["-h", "\(built.path)?offset=\(root.startBytes)"]).standardOutput
         #expect(header.contains("Maximum mount count:      7"))
@@ -277,8 +278,8 @@ import Testing
             Partition(size: .remain, label: "rootfs"),
         ])
         let fstab = [entry("rootfs", "/", "btrfs"), entry("usrro", "/usr", "erofs")]
-        let log = LogLines()
-        let built = try await ImageBuilder.build(tree.request(image, fstab), log: log.sink)
+        let log = LogRecorder()
+        let built = try await ImageBuilder.build(tree.request(image, fstab), log: log.logger)
         let usr = built.partitions[0], root = built.partitions[1]
         let erofsFile = tree.base + "/usr.erofs"
         try extract(built.path, usr, to: erofsFile)
@@ -301,7 +302,7 @@ import Testing
         let tree = try TestTree()
         defer { tree.remove() }
         let image = DiskImage(table: .msdos, name: "f2fs.img", size: .bytes(128 * MiB), partitions: [Partition(size: .remain, label: "rootfs")])
-        let built = try await ImageBuilder.build(tree.request(image, [entry("rootfs", "/", "f2fs")]), log: { _ in })
+        let built = try await ImageBuilder.build(tree.request(image, [entry("rootfs", "/", "f2fs")]), log: .discarding)
         let file = tree.base + "/root.f2fs"
         try extract(built.path, built.partitions[0], to: file)
         try await sh("fsck.f2fs", ["-f", file])
@@ -323,16 +324,16 @@ import Testing
         ])
         let fstab = [entry("rootfs", "/", "ext4"), entry("efi", "/boot/efi", "vfat"), entry("usr", "/usr", "squashfs"),
                      entry("doc", "/usr/share/doc", "erofs"), entry("swap", "none", "swap"), entry("var", "/var", "ext2")]
-        let first = try await ImageBuilder.build(tree.request(image, fstab, output: tree.base + "/a", work: tree.base + "/wa"), log: { _ in })
+        let first = try await ImageBuilder.build(tree.request(image, fstab, output: tree.base + "/a", work: tree.base + "/wa"), log: .discarding)
         // Something in between that changes change times and access times in the rootfs without changing its contents.
         try await sh("sh", ["-c", "find \(tree.root) -type f -exec cat {} + >/dev/null; touch -h -d @\(TestTree.epoch - 86_400) \(tree.root)/etc/hostname"])
-        let second = try await ImageBuilder.build(tree.request(image, fstab, output: tree.base + "/b", work: tree.base + "/wb"), log: { _ in })
+        let second = try await ImageBuilder.build(tree.request(image, fstab, output: tree.base + "/b", work: tree.base + "/wb"), log: .discarding)
         let digests = try await Digest.sha256(files: [first.path, second.path])
         #expect(digests[first.path] != nil && digests[first.path] == digests[second.path])
         #expect(first.partitions == second.partitions)
 
         // A different seed changes the identifiers (and so the bytes).
-        let third = try await ImageBuilder.build(tree.request(image, fstab, output: tree.base + "/c", work: tree.base + "/wc", seed: "other 2.0"), log: { _ in })
+        let third = try await ImageBuilder.build(tree.request(image, fstab, output: tree.base + "/c", work: tree.base + "/wc", seed: "other 2.0"), log: .discarding)
         #expect(third.diskID != first.diskID)
         #expect(third.partitions.map(\.uuid) != first.partitions.map(\.uuid))
 
@@ -363,7 +364,7 @@ import Testing
 
     func build(_ tree: TestTree, _ image: DiskImage, _ fstab: [FstabEntry]) async -> HavelError? {
         do {
-            _ = try await ImageBuilder.build(tree.request(image, fstab), log: { _ in })
+            _ = try await ImageBuilder.build(tree.request(image, fstab), log: .discarding)
             return nil
         } catch {
             return error
@@ -456,7 +457,7 @@ import Testing
                                   partitions: [Partition(size: .bytes(20 * MiB), label: "a"), Partition(size: .remain, label: "b")])
         #expect(await build(tree, sameMount, [entry("a", "/srv", "ext4"), entry("b", "/srv/", "ext4")])?.message.contains("both mounted at /srv") == true)
         let inside = tree.request(sameMount, [entry("a", "/srv", "ext4")], work: tree.root + "/tmp/work")
-        await #expect(throws: HavelError.self) { _ = try await ImageBuilder.build(inside, log: { _ in }) }
+        await #expect(throws: HavelError.self) { _ = try await ImageBuilder.build(inside, log: .discarding) }
         #expect(!FileManager.default.fileExists(atPath: tree.root + "/tmp/work"))
         expectNoImage(tree)
     }

@@ -180,20 +180,6 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ text: String) { description = text }
 }
 
-/// A log collector for ImageBuilder.build.
-final class LogLines: @unchecked Sendable {
-    private let lock = NSLock()
-    private var lines: [String] = []
-    /// Collects lines; with HAVEL_TEST_LOG set in the environment, also prints them.
-    var sink: @Sendable (String) -> Void {
-        let echo = ProcessInfo.processInfo.environment["HAVEL_TEST_LOG"] != nil
-        return { [self] line in
-            lock.withLock { lines.append(line) }
-            if echo { print(line) }
-        }
-    }
-    var text: String { lock.withLock { lines.joined(separator: "\n") } }
-}
 
 // MARK: running tools
 

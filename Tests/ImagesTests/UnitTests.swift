@@ -1,8 +1,9 @@
 import Foundation
 import HavelCore
-@testable import Images
+import Logging
 import SystemKit
 import Testing
+@testable import Images
 
 /// The parts of Images that need no tools: identifiers, option splitting, planning, the sfdisk script.
 @Suite struct ImagesUnitTests {
@@ -58,7 +59,7 @@ import Testing
         ]
         let request = ImageRequest(image: image, fstab: fstab, rootfs: "/nonexistent", outputDirectory: "/o", workDirectory: "/w",
                                    projectDirectory: "/p", sourceDateEpoch: 0, seed: "s")
-        let plan = try ImagePlan(request, log: { _ in })
+        let plan = try ImagePlan(request, log: .discarding)
         let nested = Dictionary(uniqueKeysWithValues: plan.slots.compactMap { $0.filesystem }.map { ($0.label, $0.nested) })
         #expect(nested["rootfs"] == ["boot", "usr"])
         #expect(nested["boot"] == ["efi"])

@@ -52,7 +52,7 @@ struct InitVMBootTests {
                                     sourceLines: try InitVMSources.lines(spec: spec, suite: settings.suite),
                                     keys: [], havelBinary: havel, packageCache: "/var/cache/havel/debs")
         let createStart = ContinuousClock.now
-        let report = try await InitVMCreator.create(request) { _ in }
+        let report = try await InitVMCreator.create(request, log: .discarding)
         print("initvm create: \(InitVMTime.seconds(ContinuousClock.now - createStart)) s; "
               + report.steps.map { "\($0.name) \($0.seconds) s" }.joined(separator: ", ")
               + "; image \(ByteCount.format(report.imageBytes)) allocated; kernel \(report.kernelVersion)")

@@ -93,7 +93,7 @@ struct DiskImagesStage: BuildStage {
                                        outputDirectory: directory.path, workDirectory: directory.work + "/images",
                                        projectDirectory: directory.path, sourceDateEpoch: products.epoch,
                                        seed: "\(project.name) \(project.version)", processes: context.processes)
-            let built = try await ImageBuilder.build(request) { log.info("\($0)") }
+            let built = try await ImageBuilder.build(request, log: log)
             if image.grubInstall != nil, let core = products.grubCore {
                 try Bootloader.installBIOS(core: core, image: built.path, built: built,
                                            target: try RootedFileSystem(root: directory.rootfs), log: log)

@@ -307,7 +307,8 @@ public enum ImageBuilder {
                 throw HavelError(.io, "\(prefix): \(content.file) changed size while the image was made")
             }
             do {
-                try FileIO.copySparse(from: source, size: content.size, to: fd, at: slot.placed.startBytes)
+                let size = content.size, start = slot.placed.startBytes
+                try await BlockingWork.run { () throws(HavelError) in try FileIO.copySparse(from: source, size: size, to: fd, at: start) }
             } catch {
                 throw HavelError(.io, "\(prefix): copying \(content.file) into partition \(slot.placed.label) failed: \(error.message)")
             }
@@ -329,7 +330,7 @@ public enum ImageBuilder {
             }
             log.info("\(where_): \(blobSize) bytes at byte \(offset)")
             do {
-                try FileIO.copyAll(from: source, size: blobSize, to: fd, at: offset)
+                try await BlockingWork.run { () throws(HavelError) in try FileIO.copyAll(from: source, size: blobSize, to: fd, at: offset) }
             } catch {
                 throw HavelError(.io, "\(where_): writing into the image failed: \(error.message)")
             }

@@ -261,7 +261,9 @@ public struct InitVMController: Sendable {
             removeRuntimeFiles()
             return .notRunning
         }
-        if (try? await QMP.execute("system_powerdown", socket: directory.qmpSocket)) != nil,
+        // qemu answers at once; the long deadline is for a busy host, where this task may wait seconds for a
+        // thread. A qemu that does not answer at all is quit and then killed below.
+        if (try? await QMP.execute("system_powerdown", socket: directory.qmpSocket, timeout: .seconds(30))) != nil,
            await QemuProcesses.waitForExit(pids, timeout: timeout) {
             removeRuntimeFiles()
             return .poweredOff(seconds: seconds(ContinuousClock.now - started))

@@ -1,4 +1,5 @@
 import Foundation
+import HavelCore
 import Synchronization
 
 /// Waits for file descriptors to become readable or writable without a thread per wait: one long-lived
@@ -122,5 +123,26 @@ public final class Readiness: Sendable {
         let left = (deadline - now).components
         let milliseconds = left.seconds * 1000 + (left.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
         return Int32(clamping: max(0, milliseconds))
+    }
+}
+
+/// Long blocking work (copying gigabytes into an image) on a thread of its own: Swift's concurrency pool
+/// has as many threads as cores (two here), and work that holds one for seconds stalls every other task
+/// of the process (a console read, a daemon's keep-alive) for as long. One thread a job, for jobs that
+/// take seconds; short waits use `Readiness`.
+public enum BlockingWork {
+    public static func run<T: Sendable>(_ body: @escaping @Sendable () throws(HavelError) -> T) async throws(HavelError) -> T {
+        let result: Result<T, HavelError> = await withCheckedContinuation { continuation in
+            let thread = Thread {
+                do throws(HavelError) {
+                    continuation.resume(returning: .success(try body()))
+                } catch {
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+            thread.name = "havel-blocking-work"
+            thread.start()
+        }
+        return try result.get()
     }
 }

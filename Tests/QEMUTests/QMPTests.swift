@@ -14,7 +14,9 @@ import Testing
         let socket = base + "/qmp.sock"
         let server = try QMPStandIn(path: socket)
         defer { server.stop() }
-        try await QMP.execute("system_powerdown", socket: socket)
+        // A generous deadline: the stand-in answers at once, but heavy tests running beside this one can hold
+        // every thread of the concurrency pool for seconds (seen: 9 s), which QMP's own 5 s is not made for.
+        try await QMP.execute("system_powerdown", socket: socket, timeout: .seconds(120))
         #expect(server.commands == ["qmp_capabilities", "system_powerdown"])
         await #expect(throws: HavelError.self) { try await QMP.execute("system_powerdown", socket: base + "/none.sock") }
     }

@@ -101,7 +101,10 @@ public enum Mmdebstrap {
         arguments.append("--aptopt=APT::Install-Recommends \"\(request.installRecommends ? "true" : "false")\"")
         arguments.append("--aptopt=Acquire::Retries \"3\"")
         arguments.append("--keyring=\(keyring)")
-        if FileManager.default.fileExists(atPath: mergedUsrHooks) { arguments.append("--hook-dir=\(mergedUsrHooks)") }
+        // bullseye and older keep /usr unmerged here: the hook would install usr-is-merged, which they lack.
+        if Suite.hasUsrIsMerged(request.suite), FileManager.default.fileExists(atPath: mergedUsrHooks) {
+            arguments.append("--hook-dir=\(mergedUsrHooks)")
+        }
         arguments.append("--hook-dir=\(hooks)")
         // Keep the .debs of Essential packages so the customize hook can put them in the cache.
         arguments.append("--skip=essential/unlink")

@@ -91,4 +91,13 @@ public enum Suite {
     public static func isKnown(_ name: String) -> Bool {
         debian.contains(name) || ubuntu.contains(name)
     }
+
+    /// Releases whose archive has no `usr-is-merged` package (it came with usrmerge 25, in bookworm and
+    /// jammy). mmdebstrap's merged-usr hook installs that package, so it cannot serve these.
+    public static let withoutUsrIsMerged: Set<String> = ["buster", "bullseye", "bionic", "focal"]
+
+    /// Whether a bootstrap of `name` can merge /usr with mmdebstrap's hook (unknown names are taken as new).
+    public static func hasUsrIsMerged(_ name: String) -> Bool {
+        !withoutUsrIsMerged.contains(name)
+    }
 }

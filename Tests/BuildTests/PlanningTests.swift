@@ -86,6 +86,19 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: work + "/hooks/essential10-havel-debconf.sh"), "no <preseed>, no debconf hook")
     }
 
+    @Test(arguments: [("bookworm", true), ("trixie", true), ("bullseye", false), ("buster", false)])
+    func mergedUsrHooksOnlyForSuitesWithUsrIsMerged(suite: String, merged: Bool) throws {
+        try #require(FileManager.default.fileExists(atPath: Mmdebstrap.mergedUsrHooks), "mmdebstrap's merged-usr hooks are not installed")
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("havel-mm-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let request = BootstrapRequest(tool: .mmdebstrap, architecture: .amd64, suite: suite, variant: "minbase",
+                                       packages: [], exclude: [], sourceLines: ["deb http://m/debian \(suite) main"],
+                                       preferences: "", keys: [], installRecommends: false,
+                                       packageCache: work + "/debs", listsDirectory: work + "/lists")
+        let command = try Mmdebstrap.prepare(request, workDirectory: work, output: work + "/rootfs")
+        #expect(command.arguments.contains("--hook-dir=\(Mmdebstrap.mergedUsrHooks)") == merged)
+    }
+
     @Test func preseedAnswersGoInAfterTheEssentialPackages() throws {
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("havel-mm-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: work) }

@@ -72,6 +72,11 @@ public enum Mmdebstrap {
                 .write(toFile: hooks + "/customize99-havel.sh", atomically: true, encoding: .utf8)
             try InitramfsDeferral.essentialHook.write(toFile: hooks + "/essential00-havel.sh", atomically: true, encoding: .utf8)
             var scripts = ["setup00-havel.sh", "customize99-havel.sh", "essential00-havel.sh"]
+            if mergesUsrByLinks(request) {
+                try mergedUsrLinksHook(request.architecture)
+                    .write(toFile: hooks + "/setup01-havel-merged-usr.sh", atomically: true, encoding: .utf8)
+                scripts.append("setup01-havel-merged-usr.sh")
+            }
             if !request.debconfSelections.isEmpty {
                 try DebconfSelection.selections(request.debconfSelections).write(toFile: payload + "/debconf-selections", atomically: true, encoding: .utf8)
                 try DebconfPreseed.essentialHook(selections: payload + "/debconf-selections")
@@ -111,6 +116,26 @@ public enum Mmdebstrap {
         arguments += [request.suite, output]
         arguments += request.sourceLines
         return Command("mmdebstrap", arguments, environment: ["DEBIAN_FRONTEND": "noninteractive", "TMPDIR": workDirectory])
+    }
+
+    /// Releases without usr-is-merged get /usr merged by Havel's own setup hook, as their debootstrap
+    /// merges it (not for the buildd variant, which debootstrap leaves unmerged).
+    static func mergesUsrByLinks(_ request: BootstrapRequest) -> Bool {
+        !Suite.hasUsrIsMerged(request.suite) && request.variant != "buildd"
+    }
+
+    static func mergedUsrLinksHook(_ architecture: Architecture) -> String {
+        let directories = (["bin", "sbin", "lib"] + architecture.mergedUsrExtraLinks).joined(separator: " ")
+        return """
+        #!/bin/sh
+        # Havel: /usr merged before the first package is unpacked, as debootstrap does for this release.
+        set -eu
+        for dir in \(directories); do
+            mkdir -p "$1/usr/$dir"
+            ln -s "usr/$dir" "$1/$dir"
+        done
+
+        """
     }
 
     static func copyKeys(from source: String, to keyring: String) throws {

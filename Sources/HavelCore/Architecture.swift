@@ -19,6 +19,16 @@ public enum Architecture: String, Sendable, Codable, CaseIterable, CustomStringC
 
     public static let buildtypes = ["armel", "armhf", "aarch64", "ppc", "ppc64el", "amd64", "i386", "riscv64"]
 
+    /// The library directories a merged /usr links besides bin, sbin and lib (as debootstrap does).
+    public var mergedUsrExtraLinks: [String] {
+        switch self {
+        case .amd64: ["lib32", "lib64", "libx32"]
+        case .i386: ["lib64", "libx32"]
+        case .powerpc, .ppc64el: ["lib64"]
+        default: []
+        }
+    }
+
     /// Debian's name (`dpkg --print-architecture`).
     public var debianName: String { rawValue }
     public var description: String { rawValue }
@@ -93,7 +103,8 @@ public enum Suite {
     }
 
     /// Releases whose archive has no `usr-is-merged` package (it came with usrmerge 25, in bookworm and
-    /// jammy). mmdebstrap's merged-usr hook installs that package, so it cannot serve these.
+    /// jammy). mmdebstrap's merged-usr hook installs that package, so it cannot serve these; their
+    /// debootstrap still merges /usr (except for the buildd variant), and Havel does the same by links.
     public static let withoutUsrIsMerged: Set<String> = ["buster", "bullseye", "bionic", "focal"]
 
     /// Whether a bootstrap of `name` can merge /usr with mmdebstrap's hook (unknown names are taken as new).

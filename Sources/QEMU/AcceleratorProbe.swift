@@ -90,7 +90,7 @@ public enum AcceleratorProbe {
     /// Why `/dev/kvm` cannot be used, or nil when it can be opened.
     public static func kvmDeviceProblem(_ path: String = "/dev/kvm") -> String? {
         let fd = open(path, O_RDWR | O_CLOEXEC)
-        guard fd >= 0 else { return "\(path) cannot be opened: \(String(cString: strerror(errno)))" }
+        guard fd >= 0 else { return "\(path) cannot be opened: \(errnoText())" }
         close(fd)
         return nil
     }

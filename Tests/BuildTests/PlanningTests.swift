@@ -97,6 +97,10 @@ import Testing
                                        packageCache: work + "/debs", listsDirectory: work + "/lists")
         let command = try Mmdebstrap.prepare(request, workDirectory: work, output: work + "/rootfs")
         #expect(command.arguments.contains("--hook-dir=\(Mmdebstrap.mergedUsrHooks)") == merged)
+        // Where the hook cannot serve, Havel's own links merge /usr as debootstrap would.
+        let links = work + "/hooks/setup01-havel-merged-usr.sh"
+        #expect(FileManager.default.isExecutableFile(atPath: links) == !merged)
+        if !merged { #expect(try String(contentsOfFile: links, encoding: .utf8).contains("for dir in bin sbin lib lib32 lib64 libx32; do")) }
     }
 
     @Test func preseedAnswersGoInAfterTheEssentialPackages() throws {

@@ -15,10 +15,18 @@ public struct ValidatedProject: Sendable {
     public var document: XMLDocument { loaded.document }
     public var warnings: [Diagnostic] { loaded.warnings }
 
-    /// Refuses a project with errors, without a known architecture, or naming an output outside the build directory.
-    public init(_ loaded: LoadedProject) throws(HavelError) {
+    /// Refuses a project with errors, without a known architecture, naming an output outside the build
+    /// directory, or using an item Havel does not build that would change the output (unless `allowUnsupported`).
+    public init(_ loaded: LoadedProject, allowUnsupported: Bool = false) throws(HavelError) {
         guard loaded.isValid else {
             throw HavelError(.invalidProject, "the project has errors; run havel validate", diagnostics: loaded.errors)
+        }
+        let refused = loaded.unsupported.filter(\.changesOutput)
+        if !allowUnsupported, !refused.isEmpty {
+            throw HavelError(.unsupported, "the project uses \(refused.count) item\(refused.count == 1 ? "" : "s") Havel does not build, "
+                             + "so the result would differ from what the file asks for; remove \(refused.count == 1 ? "it" : "them") "
+                             + "or build anyway with --allow-unsupported",
+                             diagnostics: refused.map { Diagnostic(.error, at: $0.location, path: $0.path, $0.message) })
         }
         guard let architecture = loaded.project.architecture else {
             throw HavelError(.invalidProject, "the project names no architecture Havel knows (<buildtype> \(loaded.project.buildtype))")
@@ -79,7 +87,7 @@ public enum BuildEntry {
                              diagnostics: loaded.errors)
         }
         try MirrorResolution.apply(mirror, to: &loaded.project)
-        return try ValidatedProject(loaded)
+        return try ValidatedProject(loaded, allowUnsupported: options.allowUnsupported)
     }
 
     /// The project and the plan that builds it on this host.

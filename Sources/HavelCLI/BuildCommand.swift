@@ -37,7 +37,11 @@ struct BuildCommand: AsyncParsableCommand {
 
     func run() async throws {
         let project = try Self.load(file, options: read.loaderOptions(hashPasswords: true), mirror: mirrorOptions.mirror)
-        for warning in project.warnings where output_.verbose { Terminal.error(warning.description) }
+        // What Havel does not build is always said; other warnings with --verbose.
+        let notBuilt = Set(project.loaded.unsupported.map(\.path))
+        for warning in project.warnings where output_.verbose || notBuilt.contains(warning.elementPath ?? "") {
+            Terminal.error(warning.description)
+        }
         let directory = BuildDirectory(output ?? "build/\(project.project.name)")
         let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { Int($0) }
         let options = BuildOptions(directory: directory, cache: HavelCache(path: cache), useStageCache: !noCache,
@@ -68,7 +72,7 @@ extension BuildCommand {
         } catch {
             failure = error
         }
-        guard failure.code == .invalidProject else { throw failure }
+        guard failure.code == .invalidProject || failure.code == .unsupported else { throw failure }
         for diagnostic in failure.diagnostics { Terminal.error(diagnostic.description) }
         Terminal.error(failure.message)
         throw ExitCode(1)

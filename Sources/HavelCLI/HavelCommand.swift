@@ -8,7 +8,7 @@ public struct HavelCommand: AsyncParsableCommand {
         commandName: "havel",
         abstract: "Build Debian-based root filesystems and disk images from ELBE project files.",
         version: HavelVersion.current,
-        subcommands: [ValidateCommand.self, PreprocessCommand.self, ShowCommand.self, BuildCommand.self,
+        subcommands: [ValidateCommand.self, PreprocessCommand.self, ShowCommand.self, LedgerCommand.self, BuildCommand.self,
                       ChrootCommand.self, CheckImageCommand.self, CacheCommand.self,
                       DaemonCommand.self, ControlCommand.self, InitVMCommand.self])
 

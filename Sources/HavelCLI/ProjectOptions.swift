@@ -7,6 +7,9 @@ struct ProjectReadOptions: ParsableArguments {
     @Flag(name: .long, help: "Treat unknown elements and attributes as errors instead of warnings.")
     var strict = false
 
+    @Flag(name: .long, help: "Build although the project uses items Havel does not build that change the output (each is still warned about).")
+    var allowUnsupported = false
+
     @Option(name: .long, help: ArgumentHelp("Comma-separated variants: elements with variant=\"...\" are kept only if they name one of these.", valueName: "a,b"))
     var variant: String?
 
@@ -15,6 +18,7 @@ struct ProjectReadOptions: ParsableArguments {
     }
 
     func loaderOptions(hashPasswords: Bool = false) -> ProjectLoader.Options {
-        ProjectLoader.Options(strict: strict, preprocess: .init(variants: variants, hashPasswords: hashPasswords))
+        ProjectLoader.Options(strict: strict, preprocess: .init(variants: variants, hashPasswords: hashPasswords),
+                              allowUnsupported: allowUnsupported)
     }
 }

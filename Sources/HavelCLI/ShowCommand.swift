@@ -49,6 +49,9 @@ struct ShowCommand: ParsableCommand {
             Terminal.out(String(decoding: try encoder.encode(ProjectSummary(loaded.project)), as: UTF8.self))
         } else {
             Terminal.out(ProjectSummary(loaded.project).text)
+            for use in loaded.unsupported {
+                Terminal.out("Not built   line \(use.location.line): \(use.message)")
+            }
         }
     }
 }

@@ -7,6 +7,8 @@ public struct LoadedProject: Sendable {
     public var project: Project
     /// Every finding, errors and warnings, in file order.
     public var diagnostics: [Diagnostic]
+    /// Items of the file that Havel does not build (each also a warning, or an error with --strict).
+    public var unsupported: [UnsupportedUse] = []
 
     public var errors: [Diagnostic] { diagnostics.filter { $0.severity == .error } }
     public var warnings: [Diagnostic] { diagnostics.filter { $0.severity == .warning } }
@@ -19,10 +21,13 @@ public enum ProjectLoader {
         /// Unknown elements and attributes are errors instead of warnings.
         public var strict: Bool
         public var preprocess: Preprocessor.Options
+        /// A build goes on although the project uses items Havel does not build that change the output.
+        public var allowUnsupported: Bool
 
-        public init(strict: Bool = false, preprocess: Preprocessor.Options = .init(hashPasswords: false)) {
+        public init(strict: Bool = false, preprocess: Preprocessor.Options = .init(hashPasswords: false), allowUnsupported: Bool = false) {
             self.strict = strict
             self.preprocess = preprocess
+            self.allowUnsupported = allowUnsupported
         }
     }
 
@@ -55,7 +60,7 @@ public enum ProjectLoader {
         var semantic = SemanticChecker()
         semantic.check(processed.root, project)
         let diagnostics = Self.ordered(preprocessor.diagnostics + schema.diagnostics + semantic.diagnostics)
-        return LoadedProject(document: processed, project: project, diagnostics: diagnostics)
+        return LoadedProject(document: processed, project: project, diagnostics: diagnostics, unsupported: schema.unsupported)
     }
 
     /// Sorted by place, duplicates (the same message at the same place) dropped.

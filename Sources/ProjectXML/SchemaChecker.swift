@@ -5,6 +5,8 @@ import HavelCore
 struct SchemaChecker {
     var strict: Bool
     var diagnostics: [Diagnostic] = []
+    /// Every use of an item the `SupportLedger` marks as not built, in document order.
+    var unsupported: [UnsupportedUse] = []
 
     init(strict: Bool) { self.strict = strict }
 
@@ -36,6 +38,14 @@ struct SchemaChecker {
         diagnostics.append(Diagnostic(.warning, at: location, path: path, message))
     }
 
+    /// A use of a not-built item: a warning (an error with --strict), recorded for the build to refuse.
+    mutating func notBuilt(_ support: Support?, _ location: SourceLocation, _ path: String, item: String) {
+        guard case .notBuilt(let instead, let changesOutput)? = support else { return }
+        let use = UnsupportedUse(location: location, path: path, item: item, instead: instead, changesOutput: changesOutput)
+        unsupported.append(use)
+        if strict { error(location, path, use.message) } else { warning(location, path, use.message) }
+    }
+
     mutating func unknown(_ location: SourceLocation, _ path: String, _ message: String) {
         if strict { error(location, path, message) } else { warning(location, path, message + " (ignored)") }
     }
@@ -44,9 +54,11 @@ struct SchemaChecker {
         element.name.local == "include" && XMLNamespace.xinclude.contains(element.name.namespace ?? "")
     }
 
-    mutating func checkElement(_ element: XMLElement, type typeName: String, path: String) {
+    /// `covered`: an enclosing element is already reported as not built or taken as a record, so the
+    /// ledger says nothing more about what it holds.
+    mutating func checkElement(_ element: XMLElement, type typeName: String, path: String, covered: Bool = false) {
         guard let type = ElbeSchema.types[typeName] else { return }
-        checkAttributes(element, type: type, typeName: typeName, path: path)
+        checkAttributes(element, type: type, typeName: typeName, path: path, covered: covered)
 
         var counts: [String: (count: Int, first: SourceLocation)] = [:]
         ElementPath.forEachChild(element, path: path) { child, childPath in
@@ -65,7 +77,10 @@ struct SchemaChecker {
                 self.unknown(child.location, childPath, "unknown element <\(child.name.local)> in <\(element.name.local)>; \(expected)")
                 return
             }
-            if ElbeSchema.preprocessedChildren[typeName]?.contains(child.name.local) == true {
+            let support = SupportLedger.support(type: typeName, child: child.name.local)
+            if !covered { self.notBuilt(support, child.location, childPath, item: "<\(child.name.local)>") }
+            if ElbeSchema.preprocessedChildren[typeName]?.contains(child.name.local) == true,
+               !covered, support == .built {
                 self.warning(child.location, childPath, Self.migration(of: child.name.local))
             }
             if let previous = counts[child.name.local] {
@@ -76,7 +91,7 @@ struct SchemaChecker {
             } else {
                 counts[child.name.local] = (1, child.location)
             }
-            self.checkElement(child, type: rule.type, path: childPath)
+            self.checkElement(child, type: rule.type, path: childPath, covered: covered || support != .built)
         }
         for (name, rule) in type.children.sorted(by: { $0.key < $1.key }) where rule.required && counts[name] == nil {
             error(element.location, path, "<\(element.name.local)> needs a <\(name)> element")
@@ -89,13 +104,11 @@ struct SchemaChecker {
         case "passwd": "<passwd> holds a plain-text password; havel preprocess stores it as passwd_hashed (sha512-crypt)"
         case "debootstrapvariant": "<debootstrapvariant> is deprecated; write <debootstrap><variant>…</variant></debootstrap>"
         case "tune2fs": "<tune2fs> is deprecated; write <fs-finetuning><device-command>tune2fs … {device}</device-command></fs-finetuning>"
-        case "key": "<key> (a key URL) is deprecated and Havel does not download keys; inline the key as <raw-key>"
-        case "archivedir": "<archivedir> is not packed by Havel yet; give the overlay as <archive> (base64 tar.bz2)"
         default: "<\(name)> is rewritten by havel preprocess"
         }
     }
 
-    mutating func checkAttributes(_ element: XMLElement, type: ElementType, typeName: String, path: String) {
+    mutating func checkAttributes(_ element: XMLElement, type: ElementType, typeName: String, path: String, covered: Bool) {
         for attribute in element.attributes {
             if let ns = attribute.name.namespace, ns == XMLNamespace.xml || ns == XMLNamespace.xsi { continue }
             if attribute.name.namespace == nil && attribute.name.local == "variant" { continue }
@@ -108,6 +121,10 @@ struct SchemaChecker {
                 unknown(attribute.location, path + "/@" + attribute.name.written,
                         "unknown attribute \(attribute.name.written) on <\(element.name.local)>; \(expected)")
                 continue
+            }
+            if !covered {
+                notBuilt(SupportLedger.support(type: typeName, attribute: attribute.name.local), attribute.location,
+                         path + "/@" + attribute.name.local, item: "attribute \(attribute.name.local) of <\(element.name.local)>")
             }
             if ElbeSchema.preprocessedAttributes[typeName]?.contains(attribute.name.local) == true {
                 warning(attribute.location, path + "/@" + attribute.name.local,

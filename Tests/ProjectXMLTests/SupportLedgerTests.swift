@@ -1,0 +1,71 @@
+// The ledger of ELBE's schema: every element and attribute classified, a project's not-built items
+// warned about at their lines (errors with --strict), and the README's list printed from the table.
+import Foundation
+import HavelCore
+@testable import ProjectXML
+import Testing
+
+@Suite struct SupportLedgerTests {
+    @Test func everySchemaItemIsClassifiedAndNothingElse() {
+        var expected = Set<String>()
+        for (typeName, type) in ElbeSchema.types {
+            for child in type.children.keys { expected.insert(SupportLedger.key(type: typeName, child: child)) }
+            for attribute in type.attributes.keys { expected.insert(SupportLedger.key(type: typeName, attribute: attribute)) }
+        }
+        let classified = Set(SupportLedger.entries.keys)
+        #expect(expected.subtracting(classified).sorted() == [], "schema items the ledger does not classify")
+        #expect(classified.subtracting(expected).sorted() == [], "ledger entries the schema does not have")
+    }
+
+    static let notBuilt = TestPaths.fixtures + "/not-built.xml"
+
+    /// (line, element path, item): every not-built item of the fixture, once, at the element that uses it.
+    static let expectedUses: [(Int, String, String)] = [
+        (13, "/RootFileSystem/project/mirror/primary_proxy", "<primary_proxy>"),
+        (15, "/RootFileSystem/project/mirror/url-list/url/binary/@pin", "attribute pin of <binary>"),
+        (20, "/RootFileSystem/project/buildimage/triplet", "<triplet>"),
+        (24, "/RootFileSystem/check-image-list/check-script", "<check-script>"),
+        (29, "/RootFileSystem/target/images/mtd", "<mtd>"),
+        (43, "/RootFileSystem/target/tighten", "<tighten>"),
+        (44, "/RootFileSystem/target/setsel", "<setsel>"),
+        (45, "/RootFileSystem/target/pbuilder", "<pbuilder>"),
+        (47, "/RootFileSystem/target/pkg-blacklist", "<pkg-blacklist>"),
+        (48, "/RootFileSystem/target/hostsdk-pkg-list", "<hostsdk-pkg-list>"),
+        (50, "/RootFileSystem/src-cdrom", "<src-cdrom>"),
+    ]
+
+    @Test func aProjectsNotBuiltItemsAreWarnedAboutAtTheirLines() throws {
+        let loaded = try ProjectLoader.load(path: Self.notBuilt)
+        #expect(loaded.isValid)
+        let uses = loaded.unsupported.map { ($0.location.line, $0.path, $0.item) }
+        #expect(uses.map(\.0) == Self.expectedUses.map(\.0))
+        #expect(uses.map(\.1) == Self.expectedUses.map(\.1))
+        #expect(uses.map(\.2) == Self.expectedUses.map(\.2))
+        for use in loaded.unsupported {
+            let warning = loaded.warnings.first { $0.elementPath == use.path }
+            #expect(warning?.message.contains("is not built by Havel: ") == true, "no warning for \(use.path)")
+        }
+        // Only the proxy and the triplet leave the output as the file asks.
+        #expect(loaded.unsupported.filter { !$0.changesOutput }.map(\.item) == ["<primary_proxy>", "<triplet>"])
+    }
+
+    @Test func strictMakesEveryNotBuiltItemAnError() throws {
+        let loaded = try ProjectLoader.load(path: Self.notBuilt, options: .init(strict: true))
+        #expect(!loaded.isValid)
+        #expect(Set(loaded.errors.compactMap(\.elementPath)) == Set(Self.expectedUses.map(\.1)))
+    }
+
+    @Test func aProjectOfBuiltItemsHasNoUnsupportedUses() throws {
+        let loaded = try ProjectLoader.load(path: TestPaths.fixtures + "/valid-base.xml")
+        #expect(loaded.unsupported.isEmpty)
+    }
+
+    @Test func theReadmeListsWhatTheLedgerSays() throws {
+        let readme = try String(contentsOfFile: TestPaths.repositoryRoot + "/README.md", encoding: .utf8)
+        let begin = "<!-- ledger: printed by `havel ledger`; keep in step -->\n", end = "<!-- ledger end -->"
+        let start = try #require(readme.range(of: begin), "README has no ledger section")
+        let stop = try #require(readme.range(of: end, range: start.upperBound..<readme.endIndex))
+        #expect(String(readme[start.upperBound..<stop.lowerBound]) == SupportLedger.markdown(),
+                "README's ledger differs from `havel ledger`; paste its output between the markers")
+    }
+}

@@ -4,6 +4,7 @@ import Debian
 import HavelCore
 import Images
 import Logging
+import ProjectXML
 import Synchronization
 import SystemKit
 import Testing
@@ -164,5 +165,25 @@ import Testing
         #expect(Tar.compressor(for: "x.tgz")?.first == "gzip")
         #expect(Tar.compressor(for: "x.tar") == [])
         #expect(Tar.compressor(for: "x.zip") == nil)
+    }
+}
+
+/// A project using items Havel does not build is refused before anything is built, naming each such line,
+/// and builds anyway with --allow-unsupported.
+@Suite struct UnsupportedRefusalTests {
+    @Test func notBuiltOutputItemsRefuseTheBuildUnlessAllowed() throws {
+        let loaded = try ProjectLoader.load(path: Integration.repositoryRoot + "/Tests/ProjectXMLTests/Fixtures/not-built.xml")
+        #expect(loaded.isValid)
+        do {
+            _ = try ValidatedProject(loaded)
+            Issue.record("a project with not-built output items was accepted")
+        } catch {
+            #expect(error.code == .unsupported)
+            let refused = loaded.unsupported.filter(\.changesOutput)
+            #expect(!refused.isEmpty)
+            #expect(error.diagnostics.map { $0.location?.line } == refused.map { $0.location.line })
+            #expect(error.diagnostics.allSatisfy { $0.message.contains("is not built by Havel") })
+        }
+        #expect(throws: Never.self) { _ = try ValidatedProject(loaded, allowUnsupported: true) }
     }
 }

@@ -20,7 +20,7 @@ struct APIError: Error, HTTPResponseError, Sendable {
         let status: HTTPResponse.Status = switch error.code {
         case .notFound: .notFound
         case .conflict: .conflict
-        case .invalidArgument, .invalidProject, .malformedXML: .badRequest
+        case .invalidArgument, .invalidProject, .malformedXML, .unsupported: .badRequest
         default: .internalServerError
         }
         self.init(status, error.description, diagnostics: error.diagnostics.isEmpty ? nil : error.diagnostics.map(\.description))

@@ -4,11 +4,13 @@ import HavelCore
 
 /// Builds waiting and running: at most `limit` run at once, each in its own task; the rest wait in order.
 actor BuildQueue {
-    typealias Job = @Sendable (ProjectID) async -> Void
+    typealias Job = @Sendable (ProjectID, BuildRequest) async -> Void
 
     let limit: Int
     private let job: Job
     private var waiting: [ProjectID] = []
+    /// How each waiting build was asked for.
+    private var requests: [ProjectID: BuildRequest] = [:]
     private var running: [ProjectID: Task<Void, Never>] = [:]
     private var stopped = false
     /// Continuations of those waiting for a project's build to end (log followers).
@@ -21,10 +23,11 @@ actor BuildQueue {
 
     /// Queues a build; false once the queue is shut down. A project whose last build is still
     /// recording its end waits until it has.
-    func enqueue(_ id: ProjectID) -> Bool {
+    func enqueue(_ id: ProjectID, _ request: BuildRequest = BuildRequest()) -> Bool {
         guard !stopped else { return false }
         guard !waiting.contains(id) else { return true }
         waiting.append(id)
+        requests[id] = request
         pump()
         return true
     }
@@ -49,6 +52,7 @@ actor BuildQueue {
     func cancel(_ id: ProjectID) -> Bool {
         if let index = waiting.firstIndex(of: id) {
             waiting.remove(at: index)
+            requests[id] = nil
             notify(id)
             return true
         }
@@ -65,6 +69,7 @@ actor BuildQueue {
         stopped = true
         let notStarted = waiting
         waiting.removeAll()
+        requests.removeAll()
         for id in notStarted { notify(id) }
         let tasks = Array(running.values)
         for task in tasks { task.cancel() }
@@ -75,9 +80,10 @@ actor BuildQueue {
     private func pump() {
         while !stopped, running.count < limit, let index = waiting.firstIndex(where: { running[$0] == nil }) {
             let id = waiting.remove(at: index)
+            let request = requests.removeValue(forKey: id) ?? BuildRequest()
             let job = self.job
             running[id] = Task {
-                await job(id)
+                await job(id, request)
                 self.finished(id)
             }
         }

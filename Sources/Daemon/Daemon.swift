@@ -85,7 +85,7 @@ public final class HavelDaemon: Sendable {
         guard !configuration.token.isEmpty else { throw HavelError(.invalidArgument, "the API token is empty") }
         store = try ProjectStore(path: data + "/havel.sqlite")
         let jobs = configuration.jobs
-        queueBox.queue = BuildQueue(limit: jobs) { [weak self] id in await self?.runBuild(id) }
+        queueBox.queue = BuildQueue(limit: jobs) { [weak self] id, request in await self?.runBuild(id, request) }
         try await recover()
     }
 
@@ -151,7 +151,7 @@ public final class HavelDaemon: Sendable {
 
     /// One build: the uploaded project loaded as `havel build` loads it, its mirror resolved, built by
     /// `Build.Builder` into the project's build directory; the outcome recorded in the database.
-    func runBuild(_ id: ProjectID) async {
+    func runBuild(_ id: ProjectID, _ request: BuildRequest = BuildRequest()) async {
         let directory = directory(id)
         var builderStarted = false
         do throws(HavelError) {
@@ -159,7 +159,7 @@ public final class HavelDaemon: Sendable {
                 record.buildStarted = Date()
                 record.buildFinished = nil
             }
-            let project = try BuildEntry.load(path: directory.source, options: .init(preprocess: .init(hashPasswords: true)),
+            let project = try BuildEntry.load(path: directory.source, options: Self.buildLoading(request),
                                               mirror: configuration.mirror)
             let options = BuildOptions(directory: directory.build, cache: HavelCache(path: configuration.cache),
                                        useStageCache: configuration.useStageCache, havelVersion: configuration.havelVersion,
@@ -181,6 +181,11 @@ public final class HavelDaemon: Sendable {
             }
             await finish(id, .buildFailed, reason: reason)
         }
+    }
+
+    /// How a build loads the uploaded project: passwords hashed as `havel build` does, not-built items as asked.
+    static func buildLoading(_ request: BuildRequest) -> ProjectLoader.Options {
+        ProjectLoader.Options(preprocess: .init(hashPasswords: true), allowUnsupported: request.allowUnsupported)
     }
 
     func finish(_ id: ProjectID, _ status: ProjectStatus, reason: String?) async {

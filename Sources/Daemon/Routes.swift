@@ -29,7 +29,17 @@ extension HavelDaemon {
             let body = try await request.collectBody(upTo: Self.maximumSourceSize)
             return try await self.upload(try Self.id(context), String(buffer: body))
         }
-        router.post("/projects/{id}/build") { _, context in try await self.build(try Self.id(context)) }
+        router.post("/projects/{id}/build") { request, context in
+            var request = request
+            let body = try await request.collectBody(upTo: 64 << 10)
+            let build: BuildRequest
+            do {
+                build = body.readableBytes == 0 ? BuildRequest() : try DaemonJSON.decoder().decode(BuildRequest.self, from: Data(body.readableBytesView))
+            } catch {
+                throw APIError(.badRequest, "the body is not a build request: \(error)")
+            }
+            return try await self.build(try Self.id(context), build)
+        }
         router.post("/projects/{id}/reset") { _, context in try await self.reset(try Self.id(context)) }
         router.get("/projects/{id}/log") { request, context in
             let follow = ["true", "1", "yes"].contains(request.uri.queryParameters.get("follow") ?? "")
@@ -143,8 +153,9 @@ extension HavelDaemon {
         return .json(await projectInfo(record))
     }
 
-    func build(_ id: ProjectID) async throws -> Response {
+    func build(_ id: ProjectID, _ request: BuildRequest = BuildRequest()) async throws -> Response {
         let directory = directory(id)
+        try await Self.checkBuildable(directory.source, request)
         let record = try await store.update(id) { record throws(HavelError) in
             switch record.projectStatus {
             case .busy: throw HavelError(.conflict, "project \(id) is already building")
@@ -160,11 +171,29 @@ extension HavelDaemon {
         // A fresh log: a follower sees this build's lines only.
         try? FileManager.default.createDirectory(atPath: directory.build.path, withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: directory.build.log, contents: Data("queued at \(Date())\n".utf8))
-        guard await queue.enqueue(id) else {
+        guard await queue.enqueue(id, request) else {
             await finish(id, .buildFailed, reason: "the daemon is stopping")
             throw APIError(.serviceUnavailable, "the daemon is stopping; build project \(id) after it restarts")
         }
         return .json(await projectInfo(record), status: .accepted)
+    }
+
+    /// Refuses at once, before anything is queued, a build that `runBuild` would refuse when it loads the
+    /// project: one using items Havel does not build that change the output, unless the request allows them.
+    /// Parsed off the server's event loop. A missing source is left to the status check.
+    static func checkBuildable(_ source: String, _ request: BuildRequest) async throws {
+        guard FileManager.default.fileExists(atPath: source) else { return }
+        let options = ProjectLoader.Options(allowUnsupported: request.allowUnsupported)
+        let refusal: HavelError? = await Task.detached {
+            do throws(HavelError) {
+                let loaded = try ProjectLoader.load(path: source, options: options)
+                if loaded.isValid { _ = try ValidatedProject(loaded, allowUnsupported: options.allowUnsupported) }
+                return nil
+            } catch {
+                return error
+            }
+        }.value
+        if let refusal { throw refusal }
     }
 
     func reset(_ id: ProjectID) async throws -> Response {

@@ -18,7 +18,9 @@ public enum DaemonRoute {
     /// PUT, body the project XML (preprocessed): `ProjectInfo`, status `needs_build` (400 with the
     /// diagnostics if the project is invalid, 409 while busy).
     public static func source(_ id: ProjectID) -> String { "/projects/\(id)/source" }
-    /// POST: 202 with `ProjectInfo`, status `busy` (queued or running); 409 if busy or without a source.
+    /// POST (body `BuildRequest`, may be empty): 202 with `ProjectInfo`, status `busy` (queued or running);
+    /// 409 if busy or without a source; 400 if the project uses items Havel does not build that change the
+    /// output and the request does not allow them.
     public static func build(_ id: ProjectID) -> String { "/projects/\(id)/build" }
     /// POST: back to `needs_build` (or `empty` without a source), build results removed; 409 while busy.
     public static func reset(_ id: ProjectID) -> String { "/projects/\(id)/reset" }
@@ -172,6 +174,21 @@ public struct ProjectList: Codable, Sendable, Equatable {
 
 public struct CreateProjectRequest: Codable, Sendable, Equatable {
     public init() {}
+}
+
+/// How a build is asked for; an empty body asks for the defaults.
+public struct BuildRequest: Codable, Sendable, Equatable {
+    /// Build although the project uses items Havel does not build that change the output (`--allow-unsupported`).
+    public var allowUnsupported: Bool
+
+    public init(allowUnsupported: Bool = false) {
+        self.allowUnsupported = allowUnsupported
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        allowUnsupported = try container.decodeIfPresent(Bool.self, forKey: .allowUnsupported) ?? false
+    }
 }
 
 /// A result file of a build, relative to the build directory (`report.txt`, `artifacts/x`).

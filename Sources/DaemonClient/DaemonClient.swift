@@ -57,8 +57,8 @@ public struct DaemonClient: Sendable {
     }
 
     /// Queues a build; the status becomes busy.
-    public func build(_ id: ProjectID) async throws(HavelError) -> ProjectInfo {
-        try await decode(ProjectInfo.self, .POST, DaemonRoute.build(id))
+    public func build(_ id: ProjectID, _ request: BuildRequest = BuildRequest()) async throws(HavelError) -> ProjectInfo {
+        try await decode(ProjectInfo.self, .POST, DaemonRoute.build(id), body: try encode(request), contentType: "application/json")
     }
 
     public func reset(_ id: ProjectID) async throws(HavelError) -> ProjectInfo {

@@ -37,11 +37,7 @@ struct BuildCommand: AsyncParsableCommand {
 
     func run() async throws {
         let project = try Self.load(file, options: read.loaderOptions(hashPasswords: true), mirror: mirrorOptions.mirror)
-        // What Havel does not build is always said; other warnings with --verbose.
-        let notBuilt = Set(project.loaded.unsupported.map(\.path))
-        for warning in project.warnings where output_.verbose || notBuilt.contains(warning.elementPath ?? "") {
-            Terminal.error(warning.description)
-        }
+        Self.printWarnings(project, all: output_.verbose)
         let directory = BuildDirectory(output ?? "build/\(project.project.name)")
         let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { Int($0) }
         let options = BuildOptions(directory: directory, cache: HavelCache(path: cache), useStageCache: !noCache,
@@ -72,10 +68,23 @@ extension BuildCommand {
         } catch {
             failure = error
         }
+        try refuse(failure)
+    }
+
+    /// An invalid or refused project's diagnostics and message, then exit 1; other errors are thrown as they are.
+    static func refuse(_ failure: HavelError) throws -> Never {
         guard failure.code == .invalidProject || failure.code == .unsupported else { throw failure }
         for diagnostic in failure.diagnostics { Terminal.error(diagnostic.description) }
         Terminal.error(failure.message)
         throw ExitCode(1)
+    }
+
+    /// What Havel does not build is always said; other warnings only when `all`.
+    static func printWarnings(_ project: ValidatedProject, all: Bool) {
+        let notBuilt = Set(project.loaded.unsupported.map(\.path))
+        for warning in project.warnings where all || notBuilt.contains(warning.elementPath ?? "") {
+            Terminal.error(warning.description)
+        }
     }
 }
 

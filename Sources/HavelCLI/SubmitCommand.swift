@@ -1,4 +1,5 @@
 import ArgumentParser
+import Build
 import DaemonAPI
 import DaemonClient
 import Foundation
@@ -45,6 +46,12 @@ extension InitVMCommand {
                 for error in loaded.errors { Terminal.error(error.description) }
                 throw ExitCode(1)
             }
+            // Refused here, before the VM starts, as havel build refuses it; the daemon is told the same.
+            do throws(HavelError) {
+                BuildCommand.printWarnings(try ValidatedProject(loaded, allowUnsupported: read.allowUnsupported), all: false)
+            } catch {
+                try BuildCommand.refuse(error)
+            }
             let xml = XMLWriter.write(loaded.document)
 
             let client: DaemonClient
@@ -61,7 +68,7 @@ extension InitVMCommand {
             let project = try await client.createProject()
             Terminal.out("project \(project.id) created; uploading \(file)")
             _ = try await client.upload(project.id, xml: xml)
-            _ = try await client.build(project.id)
+            _ = try await client.build(project.id, BuildRequest(allowUnsupported: read.allowUnsupported))
             let done = try await follow.followUntilDone(client, project.id)
 
             let formatter = DateFormatter()

@@ -55,6 +55,33 @@ import Testing
         }
     }
 
+    /// What `havel control build --allow-unsupported` and `havel initvm submit --allow-unsupported` send: the
+    /// refusal comes back with the line of the not-built item; the allowed build gets past loading.
+    @Test func allowUnsupportedReachesTheDaemon() async throws {
+        let data = try DaemonFixture.temporaryDirectory("live-unsupported")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let daemon = try await HavelDaemon(configuration: DaemonFixture.configuration(data: data, mirror: "http://127.0.0.1:9/debian"))
+        try await DaemonFixture.withLiveDaemon(daemon) { client, _ in
+            let project = try await client.createProject()
+            let xml = DaemonFixture.project(name: "tight").replacingOccurrences(of: "<pkg>netbase</pkg>", with: "<pkg arch=\"armhf\">netbase</pkg>")
+            _ = try await client.upload(project.id, xml: xml)
+            do throws(HavelError) {
+                _ = try await client.build(project.id)
+                Issue.record("the build of a project using pkg/@arch was queued")
+            } catch {
+                #expect(error.code == .invalidArgument)
+                #expect(error.description.contains("--allow-unsupported"), "\(error)")
+                #expect(error.diagnostics.contains { $0.description.contains("arch") }, "\(error.diagnostics)")
+            }
+            let queued = try await client.build(project.id, BuildRequest(allowUnsupported: true))
+            #expect(queued.status == .busy)
+            await daemon.queue.waitUntilIdle(project.id)
+            let ended = try await client.project(project.id)
+            #expect(ended.status == .buildFailed)
+            #expect(ended.reason?.contains("Havel does not build") == false, "\(ended.reason ?? "")")
+        }
+    }
+
     @Test(.enabled(if: BuildHost.available, BuildHost.skipReason), .timeLimit(.minutes(15)))
     func twoProjectsSubmittedTogetherBothBuild() async throws {
         let data = try DaemonFixture.temporaryDirectory("two")

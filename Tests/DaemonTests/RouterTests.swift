@@ -155,6 +155,42 @@ import Testing
         }
     }
 
+    /// A project using an item Havel does not build that changes the output (`pkg/@arch`) is refused when
+    /// its build is asked for, naming the line, unless the request allows it (`--allow-unsupported`).
+    @Test func buildsOfNotBuiltItemsAreRefusedUnlessAllowed() async throws {
+        try await withDaemon { daemon, client, _ in
+            let id = try await create(client).id
+            let xml = DaemonFixture.project(name: "foreign").replacingOccurrences(of: "<pkg>netbase</pkg>", with: "<pkg arch=\"armhf\">netbase</pkg>")
+            let line = xml.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains("arch=\"armhf\"") }! + 1
+            try await client.execute(uri: DaemonRoute.source(id), method: .put, headers: auth, body: ByteBuffer(string: xml)) { response in
+                #expect(response.status == .ok)
+            }
+            for body in ["", "{}", #"{"allowUnsupported":false}"#] {
+                try await client.execute(uri: DaemonRoute.build(id), method: .post, headers: auth, body: ByteBuffer(string: body)) { response in
+                    #expect(response.status == .badRequest, "body \(body)")
+                    let error = try decode(ErrorResponse.self, response)
+                    #expect(error.error.contains("--allow-unsupported"))
+                    #expect((error.diagnostics ?? []).contains { $0.contains(":\(line):") && $0.contains("arch") }, "\(error.diagnostics ?? [])")
+                }
+            }
+            try await client.execute(uri: DaemonRoute.build(id), method: .post, headers: auth, body: ByteBuffer(string: "{not json")) { response in
+                #expect(response.status == .badRequest)
+            }
+            // Nothing was queued by the refusals.
+            let info = try await client.execute(uri: DaemonRoute.project(id), method: .get, headers: auth) { try decode(ProjectInfo.self, $0) }
+            #expect(info.status == .needsBuild)
+            try await client.execute(uri: DaemonRoute.build(id), method: .post, headers: auth,
+                                     body: ByteBuffer(bytes: try DaemonJSON.encoder().encode(BuildRequest(allowUnsupported: true)))) { response in
+                #expect(response.status == .accepted)
+            }
+            await daemon.queue.waitUntilIdle(id)
+            // It went past the loading (where a refusal would stop it) and failed at the unreachable mirror.
+            let failed = try await client.execute(uri: DaemonRoute.project(id), method: .get, headers: auth) { try decode(ProjectInfo.self, $0) }
+            #expect(failed.status == .buildFailed)
+            #expect(failed.reason?.contains("Havel does not build") == false, "\(failed.reason ?? "")")
+        }
+    }
+
     @Test func filesAreConfinedToTheBuildDirectory() async throws {
         try await withDaemon { _, client, data in
             let id = try await create(client).id

@@ -7,7 +7,7 @@ SWIFT   ?= swift
 HAVEL   := .build/debug/havel
 EXAMPLE ?= examples/default.xml
 
-.PHONY: all setup build static run test bench clean
+.PHONY: all setup build static run test test-slow bench clean
 
 all: build
 
@@ -33,6 +33,13 @@ test: static
 	$(SWIFT) build --build-tests
 	scripts/unprivileged-tests.sh "$$($(SWIFT) build --show-bin-path)/HavelPackageTests.xctest" 'PlanRunTests|BuildPlanTests'
 	$(SWIFT) test --skip-build
+
+# The broad matrix of real builds (architectures, releases, both install tools, users' projects, a GRUB image
+# that boots, every example), for changes that touch them; `make test` skips it. HAVEL_SLOW_CASES=a,b runs
+# only the named cases. Root and the host's mirror; about MINUTES minutes here.
+test-slow: static
+	$(SWIFT) build --build-tests
+	HAVEL_SLOW_TESTS=1 $(SWIFT) test --skip-build --filter SlowMatrixTests
 
 clean:
 	rm -rf .build

@@ -46,11 +46,15 @@ enum Integration {
     static func load(_ text: String, file: String = "it.xml", mirror: HostMirror? = nil) throws -> LoadedProject {
         var loaded = try ProjectLoader.load(text: text, file: file, options: .init(preprocess: .init(hashPasswords: true)))
         guard loaded.isValid else { throw HavelError(.invalidProject, "fixture invalid", diagnostics: loaded.errors) }
-        let host = try mirror ?? HostAptSources.primaryMirror()
+        guard let mirror else {
+            // As havel build resolves it: the primary mirror and url-list lines that name the placeholder.
+            try MirrorResolution.apply(nil, to: &loaded.project)
+            return loaded
+        }
         if loaded.project.mirror.primary?.usesPlaceholder == true {
-            loaded.project.mirror.primary?.host = host.host
-            loaded.project.mirror.primary?.path = host.path
-            loaded.project.mirror.primary?.proto = host.proto
+            loaded.project.mirror.primary?.host = mirror.host
+            loaded.project.mirror.primary?.path = mirror.path
+            loaded.project.mirror.primary?.proto = mirror.proto
         }
         return loaded
     }

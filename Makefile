@@ -36,7 +36,7 @@ test: static
 
 # The broad matrix of real builds (architectures, releases, both install tools, users' projects, a GRUB image
 # that boots, every example), for changes that touch them; `make test` skips it. HAVEL_SLOW_CASES=a,b runs
-# only the named cases. Root and the host's mirror; about MINUTES minutes here.
+# only the named cases. Root and the host's mirror; about 15 minutes on 2 cores.
 test-slow: static
 	$(SWIFT) build --build-tests
 	HAVEL_SLOW_TESTS=1 $(SWIFT) test --skip-build --filter SlowMatrixTests

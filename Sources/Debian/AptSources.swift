@@ -1,3 +1,4 @@
+import Foundation
 import HavelCore
 
 /// apt's view of a project: sources.list lines and preferences, as the target gets them.
@@ -42,11 +43,14 @@ public enum AptSources {
     /// apt preferences: each pinned pkg-list entry (priority 1001, as ELBE writes them), the project's
     /// `preference` elements, then `raw-preference` verbatim.
     public static func preferences(for project: Project) -> String {
-        preferences(packages: project.target.packages, preferences: project.preferences, raw: project.rawPreference)
+        preferences(packages: project.target.packages, preferences: project.preferences, raw: project.rawPreference,
+                    repositories: project.mirror.urls)
     }
 
-    /// apt preferences: a 1001 pin per pinned package, then `<preference>` entries, then raw text.
-    public static func preferences(packages: [PackageSpec], preferences: [AptPreference], raw: String?) -> String {
+    /// apt preferences: a 1001 pin per pinned package, then `<preference>` entries, then one per url-list
+    /// repository with `<binary pin="…">` (its host as the origin, as ELBE pins it), then raw text.
+    public static func preferences(packages: [PackageSpec], preferences: [AptPreference], raw: String?,
+                                   repositories: [MirrorURL] = []) -> String {
         var stanzas: [String] = []
         for package in packages {
             guard let pin = package.pin else { continue }
@@ -64,10 +68,24 @@ public enum AptSources {
             let pin = preference.pin.contains(" ") ? preference.pin : "release o=\(preference.pin)"
             stanzas.append("Package: *\nPin: \(pin)\nPin-Priority: \(preference.priority)")
         }
+        for repository in repositories {
+            guard let pin = repository.pin, !pin.isEmpty, let host = repository.binary.flatMap(originHost) else { continue }
+            let packages = repository.pinnedPackages.flatMap { $0.isEmpty ? nil : $0 } ?? "*"
+            stanzas.append("Package: \(packages)\nPin: origin \(host)\nPin-Priority: \(pin)")
+        }
         if let raw = raw?.trimmingWhitespace(), !raw.isEmpty {
             stanzas.append(raw.split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingWhitespace() }.joined(separator: "\n"))
         }
         return stanzas.isEmpty ? "" : stanzas.joined(separator: "\n\n") + "\n"
+    }
+
+    /// The host of a url-list line's repository (`[options] http://host/path suite components`): what apt
+    /// matches `Pin: origin` against.
+    static func originHost(_ line: String) -> String? {
+        for word in line.split(whereSeparator: \.isWhitespace) where word.contains("://") {
+            return URLComponents(string: String(word))?.host
+        }
+        return nil
     }
 
     /// Armored keys the target must trust: the primary mirror's key and each url-list raw-key, named

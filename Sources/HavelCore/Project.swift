@@ -125,14 +125,20 @@ public struct MirrorURL: Sendable, Hashable, Codable {
     public var source: String?
     public var rawKey: String?
     public var options: [String]
+    /// `<binary pin="…">`: the apt priority of this repository's origin (ELBE's per-repository pin).
+    public var pin: String?
+    /// `<binary package="…">`: the packages the pin applies to (apt's `Package:` field; `*` when absent).
+    public var pinnedPackages: String?
     public var location: SourceLocation?
 
     public init(binary: String? = nil, source: String? = nil, rawKey: String? = nil, options: [String] = [],
-                location: SourceLocation? = nil) {
+                pin: String? = nil, pinnedPackages: String? = nil, location: SourceLocation? = nil) {
         self.binary = binary
         self.source = source
         self.rawKey = rawKey
         self.options = options
+        self.pin = pin
+        self.pinnedPackages = pinnedPackages
         self.location = location
     }
 }

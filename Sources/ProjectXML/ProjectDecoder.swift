@@ -61,9 +61,12 @@ struct ProjectDecoder {
         mirror.cdrom = m.value("cdrom")
         for list in m.elements(named: "url-list") {
             for url in list.elements(named: "url") {
+                let binary = url.firstElement(named: "binary")
                 mirror.urls.append(MirrorURL(binary: url.value("binary"), source: url.value("source"),
                                              rawKey: url.firstElement(named: "raw-key")?.text,
                                              options: options(url.firstElement(named: "options")),
+                                             pin: binary?.attributeValue("pin")?.trimmingWhitespace(),
+                                             pinnedPackages: binary?.attributeValue("package")?.trimmingWhitespace(),
                                              location: url.location))
             }
         }

@@ -139,6 +139,12 @@ struct SemanticChecker {
                     error(url.location, urlPath, "\"\(line)\" is not an apt line: write URI SUITE [COMPONENT...]")
                 }
             }
+            if let pin = url.pin, Int(pin) == nil {
+                error(url.location, urlPath + "/binary/@pin", "the pin priority \"\(pin)\" is not a number (such as 900)")
+            }
+            if url.pin == nil, url.pinnedPackages != nil {
+                warning(url.location, urlPath + "/binary/@package", "package= has no effect without pin=; give the priority as <binary pin=\"900\" package=\"…\">")
+            }
         }
     }
 

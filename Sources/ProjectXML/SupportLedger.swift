@@ -75,8 +75,8 @@ public enum SupportLedger {
         "url-list/url": .built,
         "url/binary": .built, "url/source": .built, "url/raw-key": .built, "url/options": .built,
         "url/key": .notBuilt("the key is not downloaded, so the repository is not trusted; inline the key as <raw-key>", changesOutput: true),
-        "binary-url/@pin": .notBuilt("no apt preference is made for this repository; write a <preference> or pin packages with <pkg release-…=\"…\">", changesOutput: true),
-        "binary-url/@package": .notBuilt("no apt preference is made for this repository's packages; pin them with <pkg> attributes", changesOutput: true),
+        "binary-url/@pin": .built,
+        "binary-url/@package": .built,
 
         // The initvm
         "initvm/buildtype": .built, "initvm/mirror": .built, "initvm/noauth": .built, "initvm/preference": .built,

@@ -22,7 +22,6 @@ import Testing
     /// (line, element path, item): every not-built item of the fixture, once, at the element that uses it.
     static let expectedUses: [(Int, String, String)] = [
         (13, "/RootFileSystem/project/mirror/primary_proxy", "<primary_proxy>"),
-        (15, "/RootFileSystem/project/mirror/url-list/url/binary/@pin", "attribute pin of <binary>"),
         (20, "/RootFileSystem/project/buildimage/triplet", "<triplet>"),
         (24, "/RootFileSystem/check-image-list/check-script", "<check-script>"),
         (29, "/RootFileSystem/target/images/mtd", "<mtd>"),

@@ -34,9 +34,7 @@ public enum UpdateCheck {
     /// and every one no repository has, in the order of `installed`.
     public static func compare(installed: [PinnedPackage], available: [IndexedPackage], architecture: String) -> [Finding] {
         var newest: [String: (version: DebianVersion, text: String)] = [:]
-        var architectures: [String: Set<String>] = [:]
         for package in available {
-            architectures[package.name, default: []].insert(package.architecture)
             guard let version = DebianVersion(package.version) else { continue }
             let key = package.name + "\u{0}" + package.architecture
             if let known = newest[key], known.version >= version { continue }
@@ -56,11 +54,14 @@ public enum UpdateCheck {
         return findings
     }
 
-    /// The Packages indices of `sourcesList` for `architecture`, fetched by `apt-get update` into
-    /// `workDirectory` (created; the caller removes it). `keys` are armored keys the sources need besides
-    /// the host's trusted ones (the project's raw keys).
-    public static func fetchIndexes(sourcesList: [String], architecture: String, keys: [(fileName: String, armored: String)],
+    /// The Packages indices of `sourcesList` for `architecture` (and the foreign architectures installed
+    /// packages have, multiarch), fetched by `apt-get update` into `workDirectory` (created; the caller
+    /// removes it). `keys` are armored keys the sources need besides the host's trusted ones (the
+    /// project's raw keys).
+    public static func fetchIndexes(sourcesList: [String], architecture: String, foreignArchitectures: [String] = [],
+                                    keys: [(fileName: String, armored: String)],
                                     workDirectory: String, processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> [IndexedPackage] {
+        let architectures = [architecture] + foreignArchitectures.filter { $0 != architecture && $0 != "all" }
         let etc = workDirectory + "/etc/apt"
         let lists = workDirectory + "/var/lib/apt/lists"
         let cache = workDirectory + "/var/cache/apt"
@@ -86,7 +87,7 @@ public enum UpdateCheck {
         let options = [
             "Dir::Etc=" + etc, "Dir::State=" + workDirectory + "/var/lib/apt", "Dir::State::Lists=" + lists,
             "Dir::State::status=" + workDirectory + "/var/lib/dpkg-status", "Dir::Cache=" + cache,
-            "APT::Architecture=" + architecture, "APT::Architectures=" + architecture,
+            "APT::Architecture=" + architecture, "APT::Architectures=" + architectures.joined(separator: ","),
             "Acquire::Languages=none", "Acquire::GzipIndexes=false", "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false",
             "Acquire::Retries=1", "Acquire::http::Timeout=30", "Debug::NoLocking=true",
         ] + (geteuid() == 0 ? ["APT::Sandbox::User=root"] : [])

@@ -43,7 +43,9 @@ struct CheckUpdatesCommand: AsyncParsableCommand {
         Terminal.out("checking \(sourcePath)")
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("havel-check-updates-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: work) }
+        let foreign = Set(loaded.project.fullPackages.compactMap(\.arch)).sorted()
         let available = try await UpdateCheck.fetchIndexes(sourcesList: AptSources.lines(for: loaded.project), architecture: architecture,
+                                                           foreignArchitectures: foreign,
                                                            keys: AptSources.keys(for: loaded.project), workDirectory: work)
         let findings = UpdateCheck.compare(installed: loaded.project.fullPackages, available: available, architecture: architecture)
         for finding in findings { Terminal.out(finding.description) }

@@ -89,14 +89,17 @@ import Testing
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("havel-updates-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: work) }
         let available = try await UpdateCheck.fetchIndexes(sourcesList: ["deb \(Self.mirror.url!) bookworm main"], architecture: "arm64",
-                                                           keys: [], workDirectory: work)
+                                                           foreignArchitectures: ["armhf", "all"], keys: [], workDirectory: work)
+        // A multiarch tree's foreign packages are looked up in their own architecture's index.
+        #expect(Set(available.filter { $0.name == "libc6" }.map(\.architecture)) == ["arm64", "armhf"])
         #expect(available.contains { $0.name == "bash" && $0.architecture == "arm64" })
         let current = try #require(available.first { $0.name == "bash" && $0.architecture == "arm64" })
         let installed = [PinnedPackage(name: "bash", version: "1.0-1", arch: "arm64"),
                          PinnedPackage(name: "base-files", version: try #require(available.first { $0.name == "base-files" }).version),
+                         PinnedPackage(name: "libc6", version: "2.0-1", arch: "armhf"),
                          PinnedPackage(name: "havel-no-such-package", version: "1.0-1")]
         let findings = UpdateCheck.compare(installed: installed, available: available, architecture: "arm64")
-        #expect(findings.map(\.name) == ["bash", "havel-no-such-package"])
+        #expect(findings.map(\.name) == ["bash", "libc6", "havel-no-such-package"])
         #expect(findings.first?.kind == .newer(current.version))
         // A suite the mirror does not have fails with apt's reason, not with an empty list.
         let missing = work + "-missing"

@@ -125,10 +125,11 @@ public struct ProjectFileEditor {
 
     /// An `xi:include` in `parent` may bring packages (or a pkg-list) this edit cannot see: refused.
     func refuseIncludes(in parent: XMLElement, for what: String) throws(HavelError) {
-        if let include = parent.elements.first(where: { $0.name.local == "include" && XMLNamespace.xinclude.contains($0.name.namespace ?? "") }) {
-            throw HavelError(.invalidProject, "cannot \(what): <\(parent.name.written)> holds an XInclude (<\(include.name.written) href=\"\(include.attributeValue("href") ?? "")\">) whose content this edit cannot see; edit the included file, or edit the output of havel preprocess; nothing changed",
-                             at: include.location)
-        }
+        let includes = parent.elements.filter { $0.name.local == "include" && XMLNamespace.xinclude.contains($0.name.namespace ?? "") }
+        guard let first = includes.first else { return }
+        let listed = includes.map { "line \($0.location.line): \($0.attributeValue("href") ?? "(no href)")" }.joined(separator: ", ")
+        throw HavelError(.invalidProject, "cannot \(what): <\(parent.name.written)> holds XIncludes whose content this edit cannot see (\(listed)); edit the included file, or edit the output of havel preprocess; nothing changed",
+                         at: first.location)
     }
 
     // MARK: - Splicing
@@ -205,9 +206,11 @@ public struct ProjectFileEditor {
         try replace(from..<span.contentEnd, with: text)
     }
 
+    /// Inserted lines end as the file's own do (`\r\n` in a file written on Windows).
     mutating func replace(_ range: Range<Int>, with text: String) throws(HavelError) {
+        let usesCRLF = bytes.indices.dropLast().contains { bytes[$0] == 0x0D && bytes[$0 + 1] == 0x0A }
         var edited = Array(bytes[..<range.lowerBound])
-        edited += Array(text.utf8)
+        edited += Array((usesCRLF ? text.replacingAll("\n", with: "\r\n") : text).utf8)
         edited += bytes[range.upperBound...]
         let parsed: (document: XMLDocument, spans: [SourceLocation: XMLElementSpan])
         do {

@@ -75,6 +75,13 @@ import Testing
         }
     }
 
+    @Test func addKeepsWindowsLineEnds() throws {
+        let crlf = Self.project.replacingOccurrences(of: "\n", with: "\r\n")
+        var edit = try editor(crlf)
+        try edit.addPackages(["vim"])
+        #expect(edit.text == crlf.replacingOccurrences(of: "busybox</pkg>\r\n", with: "busybox</pkg>\r\n\t\t\t<pkg>vim</pkg>\r\n"))
+    }
+
     @Test func addKeepsThePrefixOfThePkgList() throws {
         let prefixed = "<e:RootFileSystem xmlns:e=\"https://www.linutronix.de/projects/Elbe\"><e:target><e:pkg-list><e:pkg>bash</e:pkg></e:pkg-list></e:target></e:RootFileSystem>"
         var edit = try editor(prefixed)

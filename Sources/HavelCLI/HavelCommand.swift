@@ -10,6 +10,7 @@ public struct HavelCommand: AsyncParsableCommand {
         version: HavelVersion.current,
         subcommands: [ValidateCommand.self, PreprocessCommand.self, ShowCommand.self, LedgerCommand.self, BuildCommand.self,
                       ChrootCommand.self, CheckImageCommand.self, CacheCommand.self,
+                      AddCommand.self, PinVersionsCommand.self, ChangeArchiveCommand.self, GetArchiveCommand.self, CheckUpdatesCommand.self,
                       DaemonCommand.self, ControlCommand.self, InitVMCommand.self])
 
     public init() {}

@@ -8,6 +8,11 @@ public enum ProjectFile {
     public static let maximumSize = 64 << 20
 
     public static func readBytes(_ path: String) throws(HavelError) -> [UInt8] {
+        try read(path).bytes
+    }
+
+    /// The file's XML bytes, and whether the file was gzip-compressed (so an edit can write it back so).
+    public static func read(_ path: String) throws(HavelError) -> (bytes: [UInt8], gzipped: Bool) {
         let url = URL(fileURLWithPath: path)
         let attributes: [FileAttributeKey: Any]
         do {
@@ -28,10 +33,11 @@ public enum ProjectFile {
             throw HavelError(.io, "cannot read project file \(path): \(error.localizedDescription)")
         }
         var bytes = [UInt8](data)
-        if bytes.starts(with: [0x1F, 0x8B]) {
+        let gzipped = bytes.starts(with: [0x1F, 0x8B])
+        if gzipped {
             bytes = try Gzip.decompress(bytes, limit: maximumSize, name: path)
         }
-        return bytes
+        return (bytes, gzipped)
     }
 
     /// Reads and parses a file into an XML tree (not yet validated).

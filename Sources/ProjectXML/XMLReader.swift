@@ -1,5 +1,16 @@
 import HavelCore
 
+/// Where an element lies in the bytes it was read from: `start` is its `<`, `contentStart` the byte after
+/// its start tag, `contentEnd` the `<` of its end tag and `end` the byte after that. For a self-closed
+/// element (`<a/>`) the three last offsets are equal and `selfClosed` is true.
+public struct XMLElementSpan: Sendable, Hashable {
+    public var start: Int
+    public var contentStart: Int
+    public var contentEnd: Int
+    public var end: Int
+    public var selfClosed = false
+}
+
 /// Reads XML 1.0 text into an `XMLDocument`, keeping file:line:column for every element, attribute and
 /// text run. It deliberately supports no DTDs: a `<!DOCTYPE` is refused before anything in it is read,
 /// so external entities (XXE) and entity-expansion bombs cannot happen. Only UTF-8 input is accepted.
@@ -12,6 +23,8 @@ public struct XMLReader {
     var index = 0
     var line = 1
     var column = 1
+    /// Filled only by `parseWithSpans`: each element's byte span, keyed by where its start tag begins.
+    var spans: [SourceLocation: XMLElementSpan]?
 
     public static func parse(_ bytes: [UInt8], file: String) throws(HavelError) -> XMLDocument {
         var reader = XMLReader(bytes: bytes, file: file)
@@ -20,6 +33,16 @@ public struct XMLReader {
 
     public static func parse(_ text: String, file: String) throws(HavelError) -> XMLDocument {
         try parse(Array(text.utf8), file: file)
+    }
+
+    /// Parses and also returns every element's byte span in `bytes`, for edits that splice the file's
+    /// own text instead of rewriting it (`ProjectFileEditor`).
+    public static func parseWithSpans(_ bytes: [UInt8], file: String) throws(HavelError)
+        -> (document: XMLDocument, spans: [SourceLocation: XMLElementSpan]) {
+        var reader = XMLReader(bytes: bytes, file: file)
+        reader.spans = [:]
+        let document = try reader.document()
+        return (document, reader.spans ?? [:])
     }
 
     init(bytes: [UInt8], file: String) {
@@ -297,6 +320,9 @@ public struct XMLReader {
         var element: XMLElement
         var writtenName: String
         var scope: [String: String]
+        /// Byte offsets of the start tag's `<` and of the byte after its `>`.
+        var startOffset = 0
+        var contentStart = 0
     }
 
     /// Parses one element and everything inside it, iteratively (no recursion on nesting depth).
@@ -316,6 +342,7 @@ public struct XMLReader {
             }
             if lookingAt("</") {
                 let closeLocation = location
+                let closeOffset = index
                 advance(2)
                 let closing = try name()
                 skipWhitespace()
@@ -326,6 +353,10 @@ public struct XMLReader {
                                at: closeLocation)
                 }
                 let done = open.element
+                if spans != nil {
+                    spans![done.location] = XMLElementSpan(start: open.startOffset, contentStart: open.contentStart,
+                                                           contentEnd: closeOffset, end: index)
+                }
                 if stack.isEmpty {
                     finished = done
                 } else {
@@ -388,6 +419,7 @@ public struct XMLReader {
     /// Reads `<name attr="v" ...>` or `<name .../>` (then `closed` is true), resolving namespace prefixes.
     mutating func startTag(parentScope: [String: String]) throws(HavelError) -> (open: OpenElement, closed: Bool) {
         let start = location
+        let startOffset = index
         advance()
         let written = try name()
         var scope = parentScope
@@ -451,7 +483,11 @@ public struct XMLReader {
         }
         var element = XMLElement(name: qname, attributes: attributes, location: start)
         element.namespaceDeclarations = declarations
-        return (OpenElement(element: element, writtenName: written, scope: scope), selfClosed)
+        if selfClosed, spans != nil {
+            spans![start] = XMLElementSpan(start: startOffset, contentStart: index, contentEnd: index, end: index, selfClosed: true)
+        }
+        return (OpenElement(element: element, writtenName: written, scope: scope, startOffset: startOffset, contentStart: index),
+                selfClosed)
     }
 
     static func split(_ name: String) -> (prefix: String?, local: String) {

@@ -110,4 +110,25 @@ import Testing
             (error as? HavelError)?.message.contains("control character U+0000") == true
         }
     }
+
+    @Test func spansGiveEachElementsBytesInTheFile() throws {
+        // A byte-order mark, a multi-byte character and a '>' inside an attribute value must not shift the offsets.
+        let text = "\u{FEFF}<r a=\"x>y\">\n  <é-name>ä</é-name><empty  />\n  <!-- c --><n><m/></n></r>\n"
+        let bytes = Array(text.utf8)
+        let (document, spans) = try XMLReader.parseWithSpans(bytes, file: "s.xml")
+        func slice(_ element: XMLElement, _ part: (XMLElementSpan) -> Range<Int>) throws -> String {
+            let span = try #require(spans[element.location])
+            return String(decoding: bytes[part(span)], as: UTF8.self)
+        }
+        let root = document.root
+        #expect(try slice(root, { $0.start..<$0.contentStart }) == "<r a=\"x>y\">")
+        #expect(try slice(root, { $0.contentEnd..<$0.end }) == "</r>")
+        let accented = root.elements[0], empty = root.elements[1], outer = root.elements[2]
+        #expect(try slice(accented, { $0.start..<$0.end }) == "<é-name>ä</é-name>")
+        #expect(try slice(accented, { $0.contentStart..<$0.contentEnd }) == "ä")
+        #expect(try slice(empty, { $0.start..<$0.end }) == "<empty  />")
+        #expect(spans[empty.location]?.selfClosed == true)
+        #expect(try slice(outer, { $0.contentStart..<$0.contentEnd }) == "<m/>")
+        #expect(spans.count == 5)
+    }
 }

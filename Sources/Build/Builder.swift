@@ -17,9 +17,13 @@ public struct BuildOptions: Sendable {
     public var skipChecks: Bool
     /// Append to log.txt instead of starting it afresh (the daemon writes when a build was queued first).
     public var continueLog: Bool
+    /// What `LOCALMACHINE` in a `<primary_proxy>` means where this build runs (10.0.2.2 inside the initvm).
+    public var localMachine: String
 
     public init(directory: BuildDirectory, cache: HavelCache = HavelCache(), useStageCache: Bool = true,
-                sourceDateEpoch: Int? = nil, havelVersion: String, skipChecks: Bool = false, continueLog: Bool = false) {
+                sourceDateEpoch: Int? = nil, havelVersion: String, skipChecks: Bool = false, continueLog: Bool = false,
+                localMachine: String = "localhost") {
+        self.localMachine = localMachine
         self.directory = directory
         self.cache = cache
         self.useStageCache = useStageCache
@@ -54,8 +58,15 @@ public struct Builder: Sendable {
         }
         logFile = try LogFile(path: options.directory.log, appending: options.continueLog)
         plan = BuildPlan(project, host: host, options: options)
+        var processes = processes
+        if let proxy = project.project.mirror.primary?.proxy, !proxy.trimmingWhitespace().isEmpty {
+            processes = ProxiedProcesses(processes, proxy: proxy, localMachine: options.localMachine)
+        }
         context = BuildContext(project: project, options: options, host: host, log: logger.alsoWriting(to: logFile),
                                processes: processes)
+        if let proxied = processes as? ProxiedProcesses {
+            context.log.info("apt and the bootstrap reach the mirrors through the proxy \(proxied.proxy) (<primary_proxy>)")
+        }
     }
 
     /// From a loaded project; one with errors or without a known architecture is refused.

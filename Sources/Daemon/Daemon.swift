@@ -29,6 +29,8 @@ public struct DaemonConfiguration: Sendable {
     public var havelVersion: String
     /// How often a followed log gets a keep-alive while the build prints nothing.
     public var logKeepAlive: Duration
+    /// What `LOCALMACHINE` in a project's `<primary_proxy>` means here (10.0.2.2 inside the initvm).
+    public var localMachine: String
 
     public static let defaultDataDirectory = "/var/lib/havel"
     public static let defaultPort = DaemonDefaults.port
@@ -36,7 +38,8 @@ public struct DaemonConfiguration: Sendable {
     public init(dataDirectory: String = DaemonConfiguration.defaultDataDirectory, token: String, host: String = "127.0.0.1",
                 port: Int = DaemonConfiguration.defaultPort, jobs: Int = ProcessInfo.processInfo.activeProcessorCount,
                 cache: String = HavelCache.defaultPath, useStageCache: Bool = true, mirror: String? = nil, havelVersion: String,
-                logKeepAlive: Duration = LogEvents.defaultKeepAlive) {
+                logKeepAlive: Duration = LogEvents.defaultKeepAlive, localMachine: String = "localhost") {
+        self.localMachine = localMachine
         self.dataDirectory = dataDirectory
         self.token = token
         self.host = host
@@ -163,7 +166,7 @@ public final class HavelDaemon: Sendable {
                                               mirror: configuration.mirror)
             let options = BuildOptions(directory: directory.build, cache: HavelCache(path: configuration.cache),
                                        useStageCache: configuration.useStageCache, havelVersion: configuration.havelVersion,
-                                       continueLog: true)
+                                       continueLog: true, localMachine: configuration.localMachine)
             let builder = try Builder(project: project, options: options, logger: progress.logger(for: id, daemon: logger))
             builderStarted = true
             _ = try await builder.run()

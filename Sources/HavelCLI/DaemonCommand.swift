@@ -40,6 +40,9 @@ struct DaemonCommand: AsyncParsableCommand {
 
     @OptionGroup var mirrorOptions: MirrorOptions
 
+    @Option(name: .long, help: ArgumentHelp("What LOCALMACHINE in a project's <primary_proxy> means: the machine that started the daemon, as seen from here (the initvm passes 10.0.2.2).", valueName: "HOST"))
+    var localMachine = "localhost"
+
     func validate() throws {
         guard Self.parseListen(listen) != nil else {
             throw ValidationError("--listen \(listen) is not HOST:PORT (such as 127.0.0.1:\(DaemonConfiguration.defaultPort)) or a port")
@@ -69,7 +72,7 @@ struct DaemonCommand: AsyncParsableCommand {
         let token = try APIToken.loadOrCreate(at: tokenPath)
         let configuration = DaemonConfiguration(dataDirectory: data, token: token, host: host, port: port, jobs: jobs, cache: cache,
                                                 useStageCache: !noCache, mirror: mirrorOptions.mirror, havelVersion: HavelVersion.current,
-                                                logKeepAlive: .milliseconds(Int(logKeepalive * 1000)))
+                                                logKeepAlive: .milliseconds(Int(logKeepalive * 1000)), localMachine: localMachine)
         let daemon = try await HavelDaemon(configuration: configuration)
         let jobs = self.jobs
         let data = self.data

@@ -30,7 +30,9 @@ public enum ImageRecipe {
     /// The command line the guest's systemd starts the daemon with.
     public static var daemonCommandLine: [String] {
         [InitVMDefaults.guestBinary, "daemon", "--listen", "0.0.0.0:\(InitVMDefaults.guestPort)",
-         "--data", InitVMDefaults.guestDataPath, "--token-file", InitVMDefaults.guestTokenPath]
+         "--data", InitVMDefaults.guestDataPath, "--token-file", InitVMDefaults.guestTokenPath,
+         // qemu's user network: the host that started the VM, where a project's LOCALMACHINE proxy runs.
+         "--local-machine", "10.0.2.2"]
     }
 
     public static var daemonUnit: String {

@@ -119,6 +119,11 @@ struct SemanticChecker {
             if element.firstElement(named: "primary_path") == nil {
                 error(element.location, path, "<primary_host> is given without <primary_path> (such as /debian)")
             }
+            if let proxy = primary.proxy?.trimmingWhitespace(), !proxy.isEmpty,
+               !(proxy.hasPrefix("http://") || proxy.hasPrefix("https://")) || proxy.contains(where: \.isWhitespace) {
+                let at = element.firstElement(named: "primary_proxy")?.textLocation ?? element.location
+                error(at, path + "/primary_proxy", "the proxy \"\(proxy)\" is not an http(s) URL such as http://LOCALMACHINE:3142")
+            }
             if !["http", "https", "ftp", "file"].contains(primary.proto) {
                 let at = element.firstElement(named: "primary_proto")?.textLocation ?? element.location
                 error(at, path + "/primary_proto", "unknown protocol \"\(primary.proto)\"; expected http, https, ftp or file")

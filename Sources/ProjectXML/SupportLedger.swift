@@ -66,7 +66,7 @@ public enum SupportLedger {
         // Mirrors
         "mirror/options": .built, "mirror/primary_host": .built, "mirror/primary_path": .built,
         "mirror/primary_proto": .built, "mirror/primary_key": .built,
-        "mirror/primary_proxy": .notBuilt("apt and the bootstrap reach the mirror directly, not through the proxy", changesOutput: false),
+        "mirror/primary_proxy": .built,
         "mirror/cdrom": .notBuilt("the CD-ROM is not read as a package source; the build uses the other mirrors", changesOutput: true),
         "mirror/host": .notBuilt("no host-architecture mirror is used; the host SDK is planned", changesOutput: false),
         "mirror/host_key": .notBuilt("no host-architecture mirror is used; the host SDK is planned", changesOutput: false),

@@ -57,6 +57,25 @@ import Testing
         #expect(report.contains("netbase 6.4 all"))
     }
 
+    /// `<primary_proxy>`: the mirror probe and the bootstrap reach the mirror through the proxy (ELBE's
+    /// LOCALMACHINE is this machine); nothing about the proxy goes into the tree's apt configuration.
+    @Test func aPrimaryProxyCarriesEveryFetch() async throws {
+        let harness = try PlanHarness("proxy")
+        let project = try harness.load(PlanHarness.xml(target: "<pkg-list><pkg>netbase</pkg></pkg-list>")
+            .replacingOccurrences(of: "</primary_proto>", with: "</primary_proto><primary_proxy>http://LOCALMACHINE:3128</primary_proxy>"))
+        let outcome = try await harness.run(project)
+        try expectDone(outcome, stages: Self.coreStages, harness: harness)
+        for name in ["apt-helper", "mmdebstrap"] {
+            let command = try #require(harness.fake.commands.first { $0.executable.hasSuffix(name) || $0.arguments.contains(name) }, "\(name) ran")
+            #expect(command.environment["http_proxy"] == "http://localhost:3128", "\(name): \(command.environment)")
+            #expect(command.environment["https_proxy"] == "http://localhost:3128")
+        }
+        let mmdebstrap = try #require(harness.fake.commands.first { $0.arguments.contains("mmdebstrap") })
+        #expect(!mmdebstrap.arguments.contains { $0.contains("3128") }, "the proxy is not an apt option written into the tree")
+        let log = try String(contentsOfFile: harness.directory.log, encoding: .utf8)
+        #expect(log.contains("through the proxy http://localhost:3128"))
+    }
+
     @Test func debootstrapForAForeignArchitecture() async throws {
         let harness = try PlanHarness("debootstrap")
         harness.packages.append(("less", "590-2", "arm64"))

@@ -21,7 +21,6 @@ import Testing
 
     /// (line, element path, item): every not-built item of the fixture, once, at the element that uses it.
     static let expectedUses: [(Int, String, String)] = [
-        (13, "/RootFileSystem/project/mirror/primary_proxy", "<primary_proxy>"),
         (20, "/RootFileSystem/project/buildimage/triplet", "<triplet>"),
         (24, "/RootFileSystem/check-image-list/check-script", "<check-script>"),
         (29, "/RootFileSystem/target/images/mtd", "<mtd>"),
@@ -44,8 +43,8 @@ import Testing
             let warning = loaded.warnings.first { $0.elementPath == use.path }
             #expect(warning?.message.contains("is not built by Havel: ") == true, "no warning for \(use.path)")
         }
-        // Only the proxy and the triplet leave the output as the file asks.
-        #expect(loaded.unsupported.filter { !$0.changesOutput }.map(\.item) == ["<primary_proxy>", "<triplet>"])
+        // Only the triplet leaves the output as the file asks.
+        #expect(loaded.unsupported.filter { !$0.changesOutput }.map(\.item) == ["<triplet>"])
     }
 
     @Test func strictMakesEveryNotBuiltItemAnError() throws {

@@ -39,7 +39,7 @@ func describeErrno(_ code: Int32) -> String {
 }
 
 /// The target of the symbolic link at a host path, or nil (errno set) when it cannot be read.
-func symbolicLinkTarget(_ host: String) -> String? {
+public func symbolicLinkTarget(_ host: String) -> String? {
     var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
     let count = readlink(host, &buffer, buffer.count)
     guard count >= 0 else { return nil }

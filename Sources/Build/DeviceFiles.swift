@@ -99,11 +99,14 @@ struct DeviceFiles {
     func installUnit(_ secrets: Secrets) throws(HavelError) {
         var conditions: [String] = []
         var commands: [String] = []
+        var made: [String] = []
         if !secrets.hostKeys.isEmpty && target.exists("/usr/bin/ssh-keygen") {
             conditions.append("ConditionPathExists=|!/etc/ssh/ssh_host_ed25519_key")
             commands.append("ExecStart=/usr/bin/ssh-keygen -A")
+            made.append("SSH host keys")
         }
         if !secrets.snakeoil.isEmpty && target.exists("/usr/sbin/make-ssl-cert") {
+            made.append("TLS snakeoil certificate")
             conditions.append("ConditionPathExists=|!\(Self.snakeoilKey)")
             commands.append("ExecStart=/usr/sbin/make-ssl-cert generate-default-snakeoil --force-overwrite")
             if !secrets.snakeoilLinks.isEmpty {
@@ -117,7 +120,7 @@ struct DeviceFiles {
         let unit = """
             # Installed by Havel: the image ships no host keys, so that it is reproducible and every device gets its own.
             [Unit]
-            Description=Make this device's SSH host keys and TLS snakeoil certificate
+            Description=Make this device's own \(made.joined(separator: " and "))
             DefaultDependencies=no
             Conflicts=shutdown.target
             After=systemd-remount-fs.service local-fs.target

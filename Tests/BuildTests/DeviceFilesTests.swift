@@ -47,6 +47,7 @@ struct DeviceFilesTests {
         }
         let unit = try #require(tree.read(DeviceFiles.unitPath))
         #expect(unit.contains("ExecStart=/usr/bin/ssh-keygen -A"))
+        #expect(unit.contains("Description=Make this device's own SSH host keys\n"))
         #expect(unit.contains("Before=") && unit.contains("ssh.service"))
         #expect(unit.contains("ConditionPathExists=|!/etc/ssh/ssh_host_ed25519_key"))
         let link = try FileManager.default.destinationOfSymbolicLink(atPath: tree.root + DeviceFiles.wantsLink)

@@ -62,7 +62,7 @@ struct DeviceFiles {
     struct Secrets {
         var hostKeys: [String] = []
         var snakeoil: [String] = []
-        /// `<hash>.0` links to the snakeoil certificate (c_rehash's), made again with it.
+        /// `<hash>.0` links to the snakeoil certificate, which make-ssl-cert makes again with it.
         var snakeoilLinks: [String] = []
         var all: [String] { hostKeys + snakeoil + snakeoilLinks }
     }
@@ -108,10 +108,8 @@ struct DeviceFiles {
         if !secrets.snakeoil.isEmpty && target.exists("/usr/sbin/make-ssl-cert") {
             made.append("TLS snakeoil certificate")
             conditions.append("ConditionPathExists=|!\(Self.snakeoilKey)")
+            // make-ssl-cert also makes the certificate's hash link again.
             commands.append("ExecStart=/usr/sbin/make-ssl-cert generate-default-snakeoil --force-overwrite")
-            if !secrets.snakeoilLinks.isEmpty {
-                commands.append("ExecStart=/bin/sh -c 'cd /etc/ssl/certs && ln -sf ssl-cert-snakeoil.pem \"$(openssl x509 -hash -noout -in ssl-cert-snakeoil.pem).0\"'")
-            }
         }
         guard !commands.isEmpty else {
             log.warning("device files: the removed keys cannot be made at first boot (neither ssh-keygen nor make-ssl-cert is in the target)")

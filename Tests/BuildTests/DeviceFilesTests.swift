@@ -87,6 +87,29 @@ struct DeviceFilesTests {
         #expect(outcome.removed.contains("/var/lib/systemd/random-seed"))
     }
 
+    @Test func theSnakeoilCertificateAndItsHashLinkGoAndAreMadeAtFirstBoot() throws {
+        let tree = try tree(systemd: true)
+        defer { tree.remove() }
+        for directory in ["/etc/ssl/private", "/etc/ssl/certs", "/usr/sbin"] {
+            try FileManager.default.createDirectory(atPath: tree.root + directory, withIntermediateDirectories: true)
+        }
+        try tree.write(DeviceFiles.snakeoilKey, "key")
+        try tree.write(DeviceFiles.snakeoilCertificate, "certificate")
+        try tree.write("/etc/ssl/certs/other.pem", "another certificate")
+        try FileManager.default.createSymbolicLink(atPath: tree.root + "/etc/ssl/certs/62742064.0", withDestinationPath: "ssl-cert-snakeoil.pem")
+        try FileManager.default.createSymbolicLink(atPath: tree.root + "/etc/ssl/certs/11111111.0", withDestinationPath: "other.pem")
+        try tree.write("/usr/sbin/make-ssl-cert", "")
+        let outcome = try apply(tree)
+        for path in [DeviceFiles.snakeoilKey, DeviceFiles.snakeoilCertificate, "/etc/ssl/certs/62742064.0"] {
+            #expect(outcome.removed.contains(path))
+        }
+        #expect(FileManager.default.fileExists(atPath: tree.root + "/etc/ssl/certs/11111111.0"))
+        let unit = try #require(tree.read(DeviceFiles.unitPath))
+        #expect(unit.contains("Description=Make this device's own SSH host keys and TLS snakeoil certificate\n"))
+        #expect(unit.contains("ExecStart=/usr/sbin/make-ssl-cert generate-default-snakeoil --force-overwrite"))
+        #expect(unit.contains("ConditionPathExists=|!\(DeviceFiles.snakeoilKey)"))
+    }
+
     @Test func aTreeWithoutKeysGetsNoUnit() throws {
         let tree = try tree(systemd: true)
         defer { tree.remove() }

@@ -9,8 +9,6 @@ import Testing
 /// password, openssh-server (host keys made at install time), systemd and a kernel (initramfs-tools). The slow tier also boots such an image and sees the keys made at first boot.
 @Suite(.serialized, .enabled(if: Integration.available, Integration.skipReason))
 struct ReproducibilityIntegrationTests {
-    static let slowTier = ProcessInfo.processInfo.environment["HAVEL_SLOW_TESTS"] == "1"
-    static let slowReason: Comment = "slow tier: set HAVEL_SLOW_TESTS=1 (make test-slow)"
 
     static func project(name: String, packages: [String], extra: String = "") -> String {
         """
@@ -70,7 +68,8 @@ struct ReproducibilityIntegrationTests {
     }
 
     /// The image has no host keys; booted, havel-device-keys.service has made them and sshd runs with them.
-    @Test(.enabled(if: slowTier, slowReason))
+    /// Slow tier (`make test-slow`): a ~1.5 GB image built and booted under emulation, ~4 min here.
+    @Test(.enabled(if: SlowMatrix.available, SlowMatrix.skipReason))
     func aBootedImageMakesItsOwnHostKeys() async throws {
         let base = try Integration.temporaryDirectory("repro-boot")
         defer { try? FileManager.default.removeItem(atPath: base) }

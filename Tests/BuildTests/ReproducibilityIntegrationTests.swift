@@ -57,7 +57,7 @@ struct ReproducibilityIntegrationTests {
         #expect(Int(root[2]).map { $0 <= epochDay } == true, "root's last change \(root[2]) is after the newest package's day \(epochDay)")
     }
 
-    /// Two cold builds take ~2 min here (measured 109 s on a busy machine), so this stays in the default tier.
+    /// Two cold builds take 2 to 3 min here (109 s and 168 s measured on a busy machine), so this stays in the default tier.
     @Test func sshServerAPlainPasswordSystemdAndAKernelBuildTheSameTwice() async throws {
         let base = try Integration.temporaryDirectory("repro-kernel")
         defer { try? FileManager.default.removeItem(atPath: base) }
@@ -68,7 +68,7 @@ struct ReproducibilityIntegrationTests {
     }
 
     /// The image has no host keys; booted, havel-device-keys.service has made them and sshd runs with them.
-    /// Slow tier (`make test-slow`): a ~1.5 GB image built and booted under emulation, ~4 min here.
+    /// Slow tier (`make test-slow`): a 1.5 GB image built and booted under emulation, 1.5 to 4 min here.
     @Test(.enabled(if: SlowMatrix.available, SlowMatrix.skipReason))
     func aBootedImageMakesItsOwnHostKeys() async throws {
         let base = try Integration.temporaryDirectory("repro-boot")

@@ -30,6 +30,7 @@ public struct BuildPlan: Sendable {
         stages.append(InitramfsStage())
         stages.append(FinetuningStage())
         if p.target.images.contains(where: { $0.grubInstall != nil }) { stages.append(BootloaderStage()) }
+        stages.append(DeviceFilesStage())
         stages.append(ReportsAndPackingStage())
         if p.target.outputs.cpio != nil || p.target.outputs.squashfs != nil { stages.append(RootfsArchivesStage()) }
         if !p.target.images.isEmpty { stages.append(DiskImagesStage()) }

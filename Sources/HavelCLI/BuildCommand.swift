@@ -2,6 +2,7 @@ import ArgumentParser
 import Build
 import Foundation
 import HavelCore
+import Logging
 import ProjectXML
 
 /// `havel build PROJECT.xml`: a root filesystem and its reports, on this host, as root.
@@ -12,7 +13,9 @@ struct BuildCommand: AsyncParsableCommand {
         discussion: """
         The build directory holds rootfs/, the packed rootfs, source.xml (with every installed package pinned), \
         validation.txt, report.txt, licence-target.txt/.xml, log.txt and state.json. An unchanged rebuild reuses the \
-        installed tree from the stage cache. Exit status: 0 done, 1 failed, 2 usage, 130 interrupted.
+        installed tree from the stage cache. With --check-reproducible the project is built twice without the stage cache, the second time \
+        into BUILDDIR.again, and every file that differs between the two is listed. Exit status: 0 done, 1 failed, \
+        2 usage, 3 the two builds differ (--check-reproducible), 130 interrupted.
         """)
 
     @OptionGroup var read: ProjectReadOptions
@@ -30,6 +33,9 @@ struct BuildCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Do not boot the images for the project's check-image-list (run havel check-image later).")
     var skipChecks = false
 
+    @Flag(name: .long, help: "Build twice from scratch (the second time into BUILDDIR.again) and list every file that differs.")
+    var checkReproducible = false
+
     @OptionGroup var output_: OutputOptions
 
     @Argument(help: "The project file.")
@@ -43,6 +49,7 @@ struct BuildCommand: AsyncParsableCommand {
         let options = BuildOptions(directory: directory, cache: HavelCache(path: cache), useStageCache: !noCache,
                                    sourceDateEpoch: epoch, havelVersion: HavelVersion.current, skipChecks: skipChecks)
         let logger = CLILogging.buildLogger(output_.mode)
+        if checkReproducible { return try await checkReproducibility(project, options: options, logger: logger) }
         let renderer = ProgressRenderer.shared
         let builder = try Builder(project: project, options: options, logger: logger)
         let outcome = await Interruptible.run { () async throws(HavelError) -> BuildState in try await builder.run() }
@@ -60,6 +67,31 @@ struct BuildCommand: AsyncParsableCommand {
 }
 
 extension BuildCommand {
+    /// `--check-reproducible`: both builds, then the differences on stdout; exit 3 when there are any.
+    func checkReproducibility(_ project: ValidatedProject, options: BuildOptions, logger: Logger) async throws {
+        let renderer = ProgressRenderer.shared
+        let outcome = await Interruptible.run { () async throws(HavelError) -> ReproducibilityCheck.Outcome in
+            try await ReproducibilityCheck.run(project: project, options: options, logger: logger)
+        }
+        renderer.finish()
+        let second = ReproducibilityCheck.secondDirectory(of: options.directory)
+        switch outcome {
+        case .success(let check):
+            renderer.summary(check.first, directory: options.directory)
+            if check.isReproducible {
+                print("reproducible: \(options.directory.path) and \(second.path) are identical")
+                return
+            }
+            print("not reproducible: \(check.differences.count) difference\(check.differences.count == 1 ? "" : "s") between \(options.directory.path) and \(second.path):")
+            for line in check.differences { print("  " + line) }
+            throw ExitCode(3)
+        case .failure(let error, let signal):
+            Terminal.error("havel: build failed: \(error)")
+            Terminal.error("see \(options.directory.log) and \(second.log)")
+            throw ExitCode(signal.map { 128 + $0 } ?? 1)
+        }
+    }
+
     /// The project as `BuildEntry` makes it buildable; an invalid one prints its errors and exits 1.
     static func load(_ file: String, options: ProjectLoader.Options, mirror: String?) throws -> ValidatedProject {
         let failure: HavelError

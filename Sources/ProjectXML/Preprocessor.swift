@@ -9,7 +9,8 @@ public struct Preprocessor {
         public var variants: Set<String>
         /// Turn `passwd` into `passwd_hashed` (sha512-crypt). Validation leaves passwords alone.
         public var hashPasswords: Bool
-        /// Fixed salt for reproducible output (tests); random when nil.
+        /// One salt for every password (tests); when nil each gets `PasswordHash.projectSalt` (project name,
+        /// version and user), so the same project gives the same hashes.
         public var salt: String?
 
         public init(variants: Set<String> = [], hashPasswords: Bool = true, salt: String? = nil) {
@@ -167,10 +168,13 @@ public struct Preprocessor {
         var diagnostics: [Diagnostic] = []
         let hash = options.hashPasswords
         let salt = options.salt
+        let project = root.firstElement(named: "project")
+        let name = project?.value("name") ?? ""
+        let version = project?.value("version") ?? ""
 
-        func hashed(_ password: String, at location: SourceLocation) -> String? {
+        func hashed(_ password: String, user: String, at location: SourceLocation) -> String? {
             do {
-                return try PasswordHash.sha512crypt(password, salt: salt ?? PasswordHash.randomSalt())
+                return try PasswordHash.sha512crypt(password, salt: salt ?? PasswordHash.projectSalt(project: name, version: version, user: user))
             } catch {
                 diagnostics.append(Diagnostic(.error, at: location, path: nil, error.message))
                 return nil
@@ -185,7 +189,7 @@ public struct Preprocessor {
                     diagnostics.append(Diagnostic(.warning, at: passwd.location, path: "/RootFileSystem/target/passwd",
                                                   "both passwd and passwd_hashed are given; passwd is dropped"))
                     target.children.remove(at: index)
-                } else if let value = hashed(passwd.text, at: passwd.location) {
+                } else if let value = hashed(passwd.text, user: "root", at: passwd.location) {
                     target.children[index] = .element(.leaf("passwd_hashed", value, at: passwd.location))
                 }
             }
@@ -212,7 +216,8 @@ public struct Preprocessor {
                         guard case .element(var user) = finetuning.children[i], user.name.local == "adduser",
                               let plain = user.attribute("passwd") else { continue }
                         user.removeAttribute("passwd")
-                        if user.attribute("passwd_hashed") == nil, let value = hashed(plain.value, at: plain.location) {
+                        if user.attribute("passwd_hashed") == nil,
+                           let value = hashed(plain.value, user: user.text.trimmingWhitespace(), at: plain.location) {
                             user.setAttribute("passwd_hashed", value)
                         }
                         finetuning.children[i] = .element(user)

@@ -38,6 +38,14 @@ func describeErrno(_ code: Int32) -> String {
     return text.prefix(1).lowercased() + text.dropFirst()
 }
 
+/// The target of the symbolic link at a host path, or nil (errno set) when it cannot be read.
+public func symbolicLinkTarget(_ host: String) -> String? {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let count = readlink(host, &buffer, buffer.count)
+    guard count >= 0 else { return nil }
+    return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
 /// What a walk found.
 struct Resolution {
     /// Real components below the tree's root (the first `verified` of them exist).
@@ -135,11 +143,9 @@ extension RootedFileSystem {
     }
 
     func readLink(_ host: String, display: String) throws(HavelError) -> String {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let count = readlink(host, &buffer, buffer.count)
-        guard count >= 0 else { throw failure("read symlink in", display, errno) }
-        guard count > 0 else { throw failure("read symlink in", display, ENOENT) }
-        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let target = symbolicLinkTarget(host) else { throw failure("read symlink in", display, errno) }
+        guard !target.isEmpty else { throw failure("read symlink in", display, ENOENT) }
+        return target
     }
 
     /// Creates `found.components[found.verified..<end]` (mkdir -p below the existing part); the one at index

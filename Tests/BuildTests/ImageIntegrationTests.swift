@@ -62,12 +62,7 @@ struct ImageIntegrationTests {
     @Test func anArm64ImageWithItsKernelBootsToALogin() async throws {
         let base = try Integration.temporaryDirectory("boot")
         defer { try? FileManager.default.removeItem(atPath: base) }
-        // The initramfs needs only the virtio disk and ext4 (MODULES=list takes ~30 s under emulation, most ~7 min).
-        let archive = try Integration.archive("""
-            mkdir -p etc/initramfs-tools/conf.d
-            echo MODULES=list > etc/initramfs-tools/conf.d/havel-boot-check
-            printf 'virtio_pci\nvirtio_blk\next4\n' > etc/initramfs-tools/modules
-            """)
+        let archive = try Integration.smallInitramfsArchive()
         let dir = base + "/build"
         let state = try await Integration.build(try Integration.load(Self.bootProject(archive: archive)), in: dir, cache: base + "/cache")
         #expect(state.status == .done)
@@ -140,11 +135,7 @@ struct ImageIntegrationTests {
     func anAmd64ImageWithGrubBootsToALoginFromBIOSAndEFI() async throws {
         let base = try Integration.temporaryDirectory("grub")
         defer { try? FileManager.default.removeItem(atPath: base) }
-        let archive = try Integration.archive("""
-            mkdir -p etc/initramfs-tools/conf.d
-            echo MODULES=list > etc/initramfs-tools/conf.d/havel-boot-check
-            printf 'virtio_pci\nvirtio_blk\next4\n' > etc/initramfs-tools/modules
-            """)
+        let archive = try Integration.smallInitramfsArchive()
         let dir = base + "/build"
         let state = try await Integration.build(try Integration.load(Self.grubProject(archive: archive)), in: dir, cache: base + "/cache")
         #expect(state.status == .done)

@@ -65,6 +65,16 @@ enum Integration {
         return try await builder.run()
     }
 
+    /// An `<archive>` whose initramfs needs only the virtio disk and ext4, for images that boot under qemu
+    /// (MODULES=list takes ~30 s under emulation, MODULES=most ~7 min).
+    static func smallInitramfsArchive() throws -> String {
+        try archive("""
+            mkdir -p etc/initramfs-tools/conf.d
+            echo MODULES=list > etc/initramfs-tools/conf.d/havel-boot-check
+            printf 'virtio_pci\nvirtio_blk\next4\n' > etc/initramfs-tools/modules
+            """)
+    }
+
     /// A tar.bz2 made from shell commands run in an empty directory, as base64 for `<archive>`.
     static func archive(_ script: String) throws -> String {
         let dir = try temporaryDirectory("archive")

@@ -15,7 +15,7 @@ import Testing
         <images><msdoshd><name>disk.img</name><size>64MiB</size><partition><size>remain</size><label>rfs</label></partition></msdoshd></images>
         <fstab><bylabel><label>rfs</label><mountpoint>/</mountpoint><fs><type>ext4</type></fs></bylabel></fstab>
         """
-    static let coreStages = ["check host", "probe mirror", "install packages", "configure target", "initramfs", "finetuning", "reports and packing"]
+    static let coreStages = ["check host", "probe mirror", "install packages", "configure target", "initramfs", "finetuning", "device files", "reports and packing"]
 
     func expectDone(_ outcome: (error: HavelError?, state: BuildState?), stages: [String], harness: PlanHarness) throws {
         #expect(outcome.error == nil, "\(outcome.error?.description ?? "")")
@@ -102,7 +102,7 @@ import Testing
             """))
         let outcome = try await harness.run(project)
         try expectDone(outcome, stages: ["check host", "probe mirror", "install packages", "build environment", "configure target",
-                                         "initramfs", "finetuning", "reports and packing"], harness: harness)
+                                         "initramfs", "finetuning", "device files", "reports and packing"], harness: harness)
         #expect(harness.commandLines == Self.mmdebstrapStart.dropLast() + [
             "cp", "chroot apt-get update", "chroot apt-get -y", "chroot apt-get clean", "chpasswd", "chroot sh: echo", "bash: tar",
         ])
@@ -144,7 +144,7 @@ import Testing
             """))
         let outcome = try await harness.run(project)
         try expectDone(outcome, stages: ["check host", "probe mirror", "install packages", "configure target", "initramfs", "finetuning",
-                                         "bootloader", "reports and packing", "disk images", "pack images"], harness: harness)
+                                         "bootloader", "device files", "reports and packing", "disk images", "pack images"], harness: harness)
         #expect(harness.commandLines == Self.mmdebstrapStart + [
             "chroot sh: mkdir", "chroot grub-mkimage -O", "bash: tar", "cp", "cp", "mke2fs", "dumpe2fs", "sh: exec", "sfdisk", "sfdisk", "bash: tar",
         ])
@@ -298,7 +298,7 @@ import Testing
         #expect(text.contains("1. check host"))
         #expect(text.contains("cache key: sha256 of tool mmdebstrap, architecture armhf"))
         #expect(text.contains("resolved when the build runs: the Release digest"))
-        #expect(text.contains("9. pack images"))
+        #expect(text.contains("10. pack images"))
         // On an armhf host the same project is native.
         let native = BuildPlan(project, host: HostFacts(architecture: .armhf, isRoot: true), options: BuildOptions(directory: harness.directory, havelVersion: "test"))
         #expect(native.describe().contains("(native)"))

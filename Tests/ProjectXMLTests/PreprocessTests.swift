@@ -73,10 +73,28 @@ import Testing
         }
         let expectedUser = try opensslPasswd("dev", salt: "fixturesalt")
         #expect(user.passwdHashed == expectedUser)
-        // Random salts differ between runs.
-        let first = try PasswordHash.sha512crypt("x")
-        let second = try PasswordHash.sha512crypt("x")
-        #expect(first != second)
+    }
+
+    /// Without a fixed salt each password's salt comes from the project and the user: two reads give the
+    /// same /etc/shadow, root and another user get different salts, and openssl agrees with the hash.
+    @Test func passwordSaltsAreDerivedFromTheProjectAndTheUser() throws {
+        let first = try preprocess(variants: ["devel"], salt: nil).project
+        let second = try preprocess(variants: ["devel"], salt: nil).project
+        let root = try #require(first.target.passwdHashed)
+        #expect(second.target.passwdHashed == root)
+        guard case .addUser(let user)? = first.target.finetuning.last?.action, let userHash = user.passwdHashed else {
+            Issue.record("adduser with a password missing")
+            return
+        }
+        let rootSalt = PasswordHash.projectSalt(project: first.name, version: first.version, user: "root")
+        let userSalt = PasswordHash.projectSalt(project: first.name, version: first.version, user: user.name)
+        #expect(rootSalt.count == 16 && rootSalt != userSalt)
+        #expect(root == (try opensslPasswd("secret", salt: rootSalt)))
+        #expect(userHash == (try opensslPasswd("dev", salt: userSalt)))
+        // Another version of the project, another salt.
+        #expect(PasswordHash.projectSalt(project: first.name, version: first.version + ".1", user: "root") != rootSalt)
+        // Fields are separated: ("ab", "c") and ("a", "bc") do not collide.
+        #expect(PasswordHash.projectSalt(project: "ab", version: "c", user: "root") != PasswordHash.projectSalt(project: "a", version: "bc", user: "root"))
     }
 
     func opensslPasswd(_ password: String, salt: String) throws -> String {

@@ -93,7 +93,9 @@ struct InitramfsStage: BuildStage {
     func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
         let target = try RootedFileSystem(root: context.directory.rootfs)
         guard target.exists(InitramfsDeferral.diverted) || target.exists(InitramfsDeferral.tool) else { return }
-        let command = context.chroot(context.directory.rootfs).command(["/bin/sh", "-c", InitramfsDeferral.finishCommands])
+        // SOURCE_DATE_EPOCH: mkinitramfs clamps the times in the initrd to it, so the initrd is the same each build.
+        let command = context.chroot(context.directory.rootfs).command(["/bin/sh", "-c", InitramfsDeferral.finishCommands],
+                                                                       environment: ["SOURCE_DATE_EPOCH": String(products.epoch)])
         try await ChrootExcursions.during(target, log: context.log) { () async throws(HavelError) in
             try await context.runTool(command, what: "update-initramfs", sources: [])
         }
@@ -141,5 +143,24 @@ struct BootloaderStage: BuildStage {
         products.grubCore = try await Bootloader(project: context.project.project, target: target,
                                                  chroot: context.chroot(directory.rootfs), log: context.log)
             .prepare(work: directory.work)
+    }
+}
+
+/// Per-device secrets out of the image (made at first boot by a unit Havel installs), machine-id emptied,
+/// seeds and caches removed, shadow's dates clamped: after everything that changes the tree, before packing.
+struct DeviceFilesStage: BuildStage {
+    let name = "device files"
+
+    func describe(_ plan: BuildPlan) -> StageDescription {
+        StageDescription(reason: "an image is the same for every build and every device makes its own host keys",
+                         inputs: ["rootfs/"],
+                         outputs: ["rootfs/etc/ssh/ssh_host_* and the snakeoil key removed", DeviceFiles.unitPath + " (with systemd)",
+                                   "rootfs/etc/machine-id emptied", "rootfs/etc/shadow dates clamped"])
+    }
+
+    func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
+        let fromProject = Set((products.archiveFiles + products.finetunedFiles).map { $0.hasPrefix("/") ? $0 : "/" + $0 })
+        _ = try DeviceFiles(target: try RootedFileSystem(root: context.directory.rootfs), epoch: products.epoch,
+                            fromProject: fromProject, log: context.log).apply()
     }
 }

@@ -34,9 +34,9 @@ public struct BuildPlan: Sendable {
         if p.target.outputs.cpio != nil || p.target.outputs.squashfs != nil { stages.append(RootfsArchivesStage()) }
         if !p.target.images.isEmpty { stages.append(DiskImagesStage()) }
         if !p.target.projectFinetuning.isEmpty { stages.append(ProjectFinetuningStage()) }
-        if !p.checks.isEmpty {
+        if !p.checks.isEmpty || p.checkScript != nil {
             if options.skipChecks {
-                notes.append("boot checks skipped (--skip-checks); run havel check-image \(options.directory.path)")
+                notes.append("boot checks and the check script skipped (--skip-checks); run havel check-image \(options.directory.path)")
             } else {
                 stages.append(BootChecksStage())
             }

@@ -11,6 +11,8 @@ public struct Preprocessor {
         public var hashPasswords: Bool
         /// Fixed salt for reproducible output (tests); random when nil.
         public var salt: String?
+        /// Read `check-script location` files beside the project file (off for text that came from no file).
+        public var readsCheckScripts = true
 
         public init(variants: Set<String> = [], hashPasswords: Bool = true, salt: String? = nil) {
             self.variants = variants
@@ -35,6 +37,7 @@ public struct Preprocessor {
         document.root = selectVariants(document.root)
         mergeSections(&document.root)
         migrateDeprecated(&document.root)
+        diagnostics += inlineCheckScripts(&document.root, projectFile: document.file)
         document.root.transformAll { $0.collapseBlankRuns() }
         return document
     }

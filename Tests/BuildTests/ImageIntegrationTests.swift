@@ -26,6 +26,14 @@ struct ImageIntegrationTests {
               <interpreter-opts>-M virt -cpu cortex-a57 -smp 2 -m 1024 -kernel artifacts/vmlinuz -initrd artifacts/initrd.img -append "console=ttyAMA0 root=/dev/vda1 rw" -drive file=$ELBE_IMG,format=raw,if=virtio -nic none</interpreter-opts>
               <action><login>bootpw</login></action>
             </check>
+            <check-script>
+        #!/bin/sh
+        set -e
+        test "$1" = "$(pwd)"
+        test -f "$1/source.xml"
+        test -f "$ELBE_IMG"
+        echo "check-script saw $(basename "$ELBE_IMG") in $1"
+            </check-script>
           </check-image-list>
           <target>
             <hostname>boot-board</hostname>
@@ -71,10 +79,21 @@ struct ImageIntegrationTests {
         let dir = base + "/build"
         let state = try await Integration.build(try Integration.load(Self.bootProject(archive: archive)), in: dir, cache: base + "/cache")
         #expect(state.status == .done)
-        #expect(state.checks.values.allSatisfy { $0 } && state.checks.count == 1, "\(state.checks)")
+        #expect(state.checks == ["check-1-disk.img": true, "check-script": true], "\(state.checks)")
         let report = try String(contentsOfFile: dir + "/check.xml", encoding: .utf8)
         #expect(report.contains("failures=\"0\""))
-        #expect(report.contains("tests=\"1\""))
+        #expect(report.contains("tests=\"2\""))
+        // The script ran after the boot check, with the build directory and the checked image.
+        let scriptOutput = try String(contentsOfFile: dir + "/check-script.log", encoding: .utf8)
+        #expect(scriptOutput == "check-script saw disk.img in \(dir)\n")
+        #expect(report.contains("check-script saw disk.img"))
+        // A failing script against the same build: failed, its status and output in check.xml.
+        let failing = CheckScript(text: "#!/bin/sh\necho \"no /etc/missing-board-id in $1/rootfs\"\ntest -e \"$1/rootfs/etc/missing-board-id\"\n")
+        let results = try await CheckRunner.run([], script: failing, buildDirectory: dir, report: base + "/check-again.xml", logger: .discarding)
+        #expect(results.map(\.passed) == [false])
+        #expect(results.first?.message.hasPrefix("the script ended with exit status 1") == true, "\(results)")
+        let again = try String(contentsOfFile: base + "/check-again.xml", encoding: .utf8)
+        #expect(again.contains("failures=\"1\"") && again.contains("no /etc/missing-board-id in \(dir)/rootfs"))
         // update-initramfs ran once, after the archive: the initrd is the small MODULES=list one.
         let initrd = try FileManager.default.attributesOfItem(atPath: dir + "/artifacts/initrd.img")[.size] as? Int ?? 0
         #expect(initrd > 0 && initrd < 15_000_000, "initrd of \(initrd) bytes")

@@ -190,6 +190,50 @@ import Testing
         #expect(skipping.booted.images.withLock { $0 }.isEmpty)
     }
 
+    /// A check-script alone (no image) still gets the checks stage, after the reports, and runs beside boot checks.
+    @Test func aCheckScriptRunsInTheChecksStage() async throws {
+        let harness = try PlanHarness("check-script")
+        let project = try harness.load(PlanHarness.xml(top: """
+            <check-image-list><check-script>#!/bin/sh
+            test -f "$1/source.xml"</check-script></check-image-list>
+            """, target: "<pkg-list><pkg>netbase</pkg></pkg-list>"))
+        let outcome = try await harness.run(project)
+        try expectDone(outcome, stages: Self.coreStages + ["boot checks"], harness: harness)
+        #expect(harness.booted.images.withLock { $0 } == ["check-script"])
+        #expect(outcome.state?.checks == ["check-script": true])
+        let plan = BuildPlan(project, host: harness.host, options: BuildOptions(directory: harness.directory, cache: HavelCache(path: harness.root + "/cache"),
+                                                                                  havelVersion: "test"))
+        #expect(plan.describe().contains("<check-image-list>: <check-script> with the build directory"))
+        #expect(plan.describe().contains("writes: check.xml; check-script.log"))
+    }
+
+    /// The real script runner in a whole plan: a script that fails fails the build as a failed boot check
+    /// does, with its status and output in the error, state.json and check.xml; one that passes does not.
+    @Test func aFailingCheckScriptFailsTheBuild() async throws {
+        func run(_ script: String) async throws -> (outcome: (error: HavelError?, state: BuildState?), harness: PlanHarness) {
+            let harness = try PlanHarness("check-script-real")
+            harness.realChecks = true
+            let project = try harness.load(PlanHarness.xml(top: "<check-image-list><check-script>\(script)</check-script></check-image-list>",
+                                                           target: "<pkg-list><pkg>netbase</pkg></pkg-list>"))
+            return (try await harness.run(project), harness)
+        }
+        let (passing, passed) = try await run("#!/bin/sh\ntest -f \"$1/source.xml\" &amp;&amp; test \"$PWD\" = \"$1\" &amp;&amp; echo fine")
+        try expectDone(passing, stages: Self.coreStages + ["boot checks"], harness: passed)
+        #expect(passing.state?.checks == ["check-script": true])
+        #expect(try String(contentsOfFile: passed.directory.path + "/check-script.log", encoding: .utf8) == "fine\n")
+
+        let (failing, failed) = try await run("#!/bin/sh\necho 'rootfs lacks /etc/board-id'\nexit 4")
+        let error = try #require(failing.error)
+        #expect(error.message.hasPrefix("check script failed: check-script: the script ended with exit status 4"), "\(error.message)")
+        #expect(error.message.contains("rootfs lacks /etc/board-id"))
+        #expect(failing.state?.status == .failed)
+        #expect(failing.state?.checks == ["check-script": false])
+        // As for a failed boot check, the failed build's results (check.xml among them) are removed; the
+        // script's own output stays for the person who reads why.
+        #expect(!FileManager.default.fileExists(atPath: failed.directory.checkReport))
+        #expect(try String(contentsOfFile: failed.directory.path + "/check-script.log", encoding: .utf8) == "rootfs lacks /etc/board-id\n")
+    }
+
     @Test func usersGroupsAndCommandsInFinetuning() async throws {
         let harness = try PlanHarness("users")
         let project = try harness.load(PlanHarness.xml(target: """

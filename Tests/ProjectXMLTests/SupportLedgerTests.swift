@@ -23,7 +23,6 @@ import Testing
     static let expectedUses: [(Int, String, String)] = [
         (13, "/RootFileSystem/project/mirror/primary_proxy", "<primary_proxy>"),
         (20, "/RootFileSystem/project/buildimage/triplet", "<triplet>"),
-        (24, "/RootFileSystem/check-image-list/check-script", "<check-script>"),
         (29, "/RootFileSystem/target/images/mtd", "<mtd>"),
         (43, "/RootFileSystem/target/tighten", "<tighten>"),
         (44, "/RootFileSystem/target/setsel", "<setsel>"),

@@ -26,6 +26,7 @@ public struct BuildPlan: Sendable {
             notes.append("buildimage/pkg-list is for the build environment only; it is not installed into the target")
         }
         stages.append(ConfigureTargetStage())
+        stages.append(DeviceRecordStage())
         if p.archive != nil { stages.append(ArchiveStage()) }
         stages.append(InitramfsStage())
         stages.append(FinetuningStage())

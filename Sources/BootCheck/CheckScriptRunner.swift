@@ -69,7 +69,7 @@ public enum CheckScriptRunner {
                     .ended(try await processes.stream(command) { line in
                         tail.append(line)
                         output?.write(Data((line + "\n").utf8))
-                        log.info("\(checkName): | \(line)")
+                        log.tool(line)
                     })
                 }
                 group.addTask {

@@ -73,7 +73,9 @@ import Testing
         #expect(result.passed, "\(result.message)")
         #expect(result.transcriptTail == "checked sda.img in \(directory.path)")
         #expect(try String(contentsOfFile: directory.path + "/check-script.log", encoding: .utf8) == "checked sda.img in \(directory.path)\n")
-        #expect(log.contains("check-script: | checked sda.img"))
+        // In the log as tool output (indented), after the line that says what runs.
+        #expect(log.lines.contains("  checked sda.img in \(directory.path)"))
+        #expect(log.contains("check-script: running #!/bin/sh with \(directory.path), ELBE_IMG=\(directory.path)/sda.img, time-out 1800 s"))
         #expect(directory.leftovers.isEmpty)
     }
 

@@ -41,8 +41,10 @@ public struct CheckResult: Sendable, Codable, Hashable {
     public var seconds: Double
     /// What passed, or which step failed, what it waited for, and the last serial lines.
     public var message: String
-    /// The last lines of serial output (escape sequences and carriage returns removed).
+    /// The last lines of serial output (escape sequences and carriage returns removed), or of a script's output.
     public var transcriptTail: String
+    /// What `transcriptTail` holds, for check.xml; nil: the serial console.
+    public var tailSource: String?
 
     public init(name: String, passed: Bool, seconds: Double, message: String, transcriptTail: String) {
         self.name = name

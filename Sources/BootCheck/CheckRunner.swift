@@ -6,11 +6,14 @@ import SystemKit
 
 /// Runs a project's `check-image-list` against a build directory (at the end of a build, or by
 /// `havel check-image`): each image booted with the accelerator the QEMU policy chooses, a transcript
-/// per check beside it, and check.xml (JUnit) with every result.
+/// per check beside it, then the check script (its output in check-script.log), and check.xml (JUnit)
+/// with every result.
 public enum CheckRunner {
-    public static func run(_ checks: [ImageCheck], buildDirectory: String, report: String,
+    public static func run(_ checks: [ImageCheck], script: CheckScript? = nil, buildDirectory: String, report: String,
+                           scriptTimeout: Duration = CheckScriptRunner.defaultTimeout,
                            logger: Logger) async throws(HavelError) -> [CheckResult] {
         var results: [CheckResult] = []
+        var lastImage: String?
         for (index, check) in checks.enumerated() {
             let accelerator = await accelerator(for: check, buildDirectory: buildDirectory, logger: logger)
             let name = "check-\(index + 1)-\(check.image)"
@@ -24,6 +27,12 @@ public enum CheckRunner {
             let result = await BootChecker.run(check, name: name, context: context, log: logger)
             logger.info("boot check \(name): \(result.passed ? "passed" : "FAILED: \(result.message)") in \(String(format: "%.1f", result.seconds)) s")
             results.append(result)
+            lastImage = image
+        }
+        if let script {
+            results.append(await CheckScriptRunner.run(script, buildDirectory: buildDirectory, imagePath: lastImage,
+                                                       timeout: scriptTimeout, outputPath: buildDirectory + "/check-script.log",
+                                                       log: logger))
         }
         try AtomicFile.write(BootChecker.junitXML(results, suite: "havel-checks"), to: report)
         return results

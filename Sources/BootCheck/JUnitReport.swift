@@ -2,8 +2,8 @@ import HavelCore
 import Foundation
 
 extension BootChecker {
-    /// check.xml in JUnit format: one `<testcase>` per check; a failed one carries a `<failure>` with
-    /// the message and the serial transcript's tail. Every check's tail also goes to `<system-out>`.
+    /// check.xml in JUnit format: one `<testcase>` per check (the check script too); a failed one carries a
+    /// `<failure>` with the message and the serial transcript's (or the script output's) tail. Every check's tail also goes to `<system-out>`.
     public static func junitXML(_ results: [CheckResult], suite: String) -> String {
         let failures = results.filter { !$0.passed }.count
         let total = results.reduce(0) { $0 + $1.seconds }
@@ -16,7 +16,7 @@ extension BootChecker {
             if !result.passed {
                 let firstLine = result.message.split(separator: "\n", maxSplits: 1).first.map(String.init) ?? ""
                 body += "      <failure type=\"BootCheckFailure\" message=\"\(escape(firstLine))\">"
-                body += escape(result.message + (result.transcriptTail.isEmpty ? "" : "\n\nserial console (last lines):\n" + result.transcriptTail))
+                body += escape(result.message + (result.transcriptTail.isEmpty ? "" : "\n\n\(result.tailSource ?? "serial console") (last lines):\n" + result.transcriptTail))
                 body += "</failure>\n"
             }
             if !result.transcriptTail.isEmpty {

@@ -16,8 +16,8 @@ public struct BuildContext: Sendable {
     public let log: Logger
     public let processes: any ProcessRunning
     /// Boots images and runs their checks (qemu; a recording stand-in in unit tests).
-    public var checkImages: ImageChecking = { checks, directory, log throws(HavelError) in
-        try await CheckRunner.run(checks, buildDirectory: directory.path, report: directory.checkReport, logger: log)
+    public var checkImages: ImageChecking = { checks, script, directory, log throws(HavelError) in
+        try await CheckRunner.run(checks, script: script, buildDirectory: directory.path, report: directory.checkReport, logger: log)
     }
 
     public init(project: ValidatedProject, options: BuildOptions, host: HostFacts, log: Logger,
@@ -60,8 +60,8 @@ public struct BuildContext: Sendable {
     }
 }
 
-/// Boots a project's images and runs its checks against a build directory.
-public typealias ImageChecking = @Sendable ([ImageCheck], BuildDirectory, Logger) async throws(HavelError) -> [CheckResult]
+/// Boots a project's images and runs its checks, then its check script, against a build directory.
+public typealias ImageChecking = @Sendable ([ImageCheck], CheckScript?, BuildDirectory, Logger) async throws(HavelError) -> [CheckResult]
 
 /// What the stages made so far, handed from each to the next by `StageRunner`: the only way one
 /// stage's results reach another.

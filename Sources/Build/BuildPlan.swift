@@ -26,6 +26,7 @@ public struct BuildPlan: Sendable {
             notes.append("buildimage/pkg-list is for the build environment only; it is not installed into the target")
         }
         stages.append(ConfigureTargetStage())
+        stages.append(DeviceRecordStage())
         if p.archive != nil { stages.append(ArchiveStage()) }
         stages.append(InitramfsStage())
         stages.append(FinetuningStage())
@@ -35,9 +36,9 @@ public struct BuildPlan: Sendable {
         if p.target.outputs.cpio != nil || p.target.outputs.squashfs != nil { stages.append(RootfsArchivesStage()) }
         if !p.target.images.isEmpty { stages.append(DiskImagesStage()) }
         if !p.target.projectFinetuning.isEmpty { stages.append(ProjectFinetuningStage()) }
-        if !p.checks.isEmpty {
+        if !p.checks.isEmpty || p.checkScript != nil {
             if options.skipChecks {
-                notes.append("boot checks skipped (--skip-checks); run havel check-image \(options.directory.path)")
+                notes.append("boot checks and the check script skipped (--skip-checks); run havel check-image \(options.directory.path)")
             } else {
                 stages.append(BootChecksStage())
             }

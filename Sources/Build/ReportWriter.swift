@@ -28,15 +28,7 @@ struct ReportWriter {
         }
 
         // source.xml
-        let pinned = installed.map { package in
-            PinnedPackage(name: package.name, version: package.version, arch: package.architecture,
-                          sha256: hashes["\(package.name) \(package.version) \(package.architecture)"],
-                          auto: package.autoInstalled, sourceName: package.sourceName, sourceVersion: package.sourceVersion)
-        }
-        var document = SourceDocument.withPrimaryMirror(context.project.document, project.mirror.primary)
-        document = SourceDocument.pinned(document, packages: pinned, sourcesList: record.sourcesList,
-                                         aptPreferences: record.preferences, havelVersion: context.options.havelVersion)
-        try save(XMLWriter.write(document), to: directory.sourceXML)
+        try save(XMLWriter.write(Self.sourceDocument(context, record: record, installed: installed)), to: directory.sourceXML)
 
         // validation.txt
         let requested = project.target.packages.map { package -> RequestedPackage in
@@ -64,6 +56,19 @@ struct ReportWriter {
             throw HavelError(.invalidProject, "package validation failed:\n" +
                              validation.text.split(separator: "\n").filter { $0.hasPrefix("ERROR") }.prefix(10).joined(separator: "\n"))
         }
+    }
+
+    /// source.xml's document: the preprocessed project, the mirror the build really used, and what it pinned
+    /// (every installed package with the sha256 of its .deb, the apt sources and preferences).
+    static func sourceDocument(_ context: BuildContext, record: InstallRecord, installed: [InstalledPackage]) -> XMLDocument {
+        let pinned = installed.map { package in
+            PinnedPackage(name: package.name, version: package.version, arch: package.architecture,
+                          sha256: record.sha256(name: package.name, version: package.version, architecture: package.architecture),
+                          auto: package.autoInstalled, sourceName: package.sourceName, sourceVersion: package.sourceVersion)
+        }
+        let document = SourceDocument.withPrimaryMirror(context.project.document, context.project.project.mirror.primary)
+        return SourceDocument.pinned(document, packages: pinned, sourcesList: record.sourcesList,
+                                     aptPreferences: record.preferences, havelVersion: context.options.havelVersion)
     }
 
     func buildReport(installed: [InstalledPackage], origins: [String: String]) -> String {

@@ -7,11 +7,11 @@ import HavelCore
 import ProjectXML
 import SystemKit
 
-/// `havel check-image BUILDDIR`: boots the images of a finished build as its check-image-list says.
+/// `havel check-image BUILDDIR`: boots the images of a finished build as its check-image-list says, then runs its check-script.
 struct CheckImageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-image",
-        abstract: "Boot a build's images in QEMU and run the project's check-image-list (results in check.xml).",
+        abstract: "Boot a build's images in QEMU and run the project's check-image-list and check-script (results in check.xml).",
         discussion: "Exit status: 0 every check passed, 1 a check failed or could not run.")
 
     @Argument(help: "A build directory made by havel build.")
@@ -25,7 +25,7 @@ struct CheckImageCommand: AsyncParsableCommand {
             throw HavelError(.notFound, "\(directory.path) has no source.xml; give a directory made by havel build")
         }
         let project = try ProjectLoader.load(path: directory.sourceXML).project
-        guard !project.checks.isEmpty else {
+        guard !project.checks.isEmpty || project.checkScript != nil else {
             Terminal.out("\(directory.sourceXML) has no check-image-list: nothing to check")
             return
         }
@@ -33,7 +33,7 @@ struct CheckImageCommand: AsyncParsableCommand {
         defer { file.close() }
         let logger = CLILogging.buildLogger(output_.mode == .live ? .plain : output_.mode).alsoWriting(to: file)
         let outcome = await Interruptible.run { () async throws(HavelError) -> [CheckResult] in
-            try await CheckRunner.run(project.checks, buildDirectory: directory.path, report: directory.checkReport, logger: logger)
+            try await CheckRunner.run(project.checks, script: project.checkScript, buildDirectory: directory.path, report: directory.checkReport, logger: logger)
         }
         switch outcome {
         case .success(let results):

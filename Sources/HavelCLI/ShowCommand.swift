@@ -1,4 +1,5 @@
 import ArgumentParser
+import BootCheck
 import Build
 import Foundation
 import HavelCore
@@ -137,7 +138,7 @@ struct ProjectSummary: Encodable {
         if let cpio = p.target.outputs.cpio { outputs.append("cpio \(cpio)") }
         if let squashfs = p.target.outputs.squashfs { outputs.append("squashfs \(squashfs)") }
         row("Outputs", outputs.isEmpty ? "rootfs only" : outputs.joined(separator: ", "))
-        if p.checks.isEmpty { row("Checks", "none") }
+        if p.checks.isEmpty && p.checkScript == nil { row("Checks", "none") }
         for (i, check) in p.checks.enumerated() {
             let action: String
             switch check.action {
@@ -145,6 +146,10 @@ struct ProjectSummary: Encodable {
             case .serial(let steps): action = "serial (\(steps.count) steps)"
             }
             row(i == 0 ? "Checks" : "", "\(check.image) with \(check.interpreter), \(action)")
+        }
+        if let script = p.checkScript {
+            let first = CheckScriptRunner.runnable(script.text).prefix { $0 != "\n" }
+            row(p.checks.isEmpty ? "Checks" : "", "check-script \(first) (\(script.text.split(separator: "\n").count) lines)")
         }
         if p.archive != nil { row("Archive", "overlay of \(ByteCount.format(UInt64(p.archive!.count * 3 / 4))) (tar.bz2)") }
         return lines.joined(separator: "\n")

@@ -173,6 +173,20 @@ public struct ImageCheck: Sendable, Hashable, Codable {
     }
 }
 
+/// A `check-image-list/check-script`: a program run on the build host against the finished build
+/// directory (its one argument), as ELBE's check-build does; exit status 0 passes. A `location` file has
+/// been read into `text` by preprocessing.
+public struct CheckScript: Sendable, Hashable, Codable {
+    /// The whole program, shebang line first (run as it is, never through a shell).
+    public var text: String
+    public var location: SourceLocation?
+
+    public init(text: String, location: SourceLocation? = nil) {
+        self.text = text
+        self.location = location
+    }
+}
+
 /// The `<initvm>` section: how the build VM itself is made.
 public struct InitVMSpec: Sendable, Hashable, Codable {
     public var suite: String?

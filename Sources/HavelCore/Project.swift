@@ -16,6 +16,8 @@ public struct Project: Sendable, Hashable, Codable {
     /// The `<archive>` overlay: base64 of a tar.bz2, extracted over the target before finetuning.
     public var archive: String?
     public var checks: [ImageCheck]
+    /// `check-image-list/check-script`, run after the boot checks.
+    public var checkScript: CheckScript?
     public var initvm: InitVMSpec?
     /// Packages pinned by a previous build (`<fullpkgs>` in a source.xml).
     public var fullPackages: [PinnedPackage]

@@ -12,6 +12,8 @@ public struct Preprocessor {
         /// One salt for every password (tests); when nil each gets `PasswordHash.projectSalt` (project name,
         /// version and user), so the same project gives the same hashes.
         public var salt: String?
+        /// Read `check-script location` files beside the project file (off for text that came from no file).
+        public var readsCheckScripts = true
 
         public init(variants: Set<String> = [], hashPasswords: Bool = true, salt: String? = nil) {
             self.variants = variants
@@ -36,6 +38,7 @@ public struct Preprocessor {
         document.root = selectVariants(document.root)
         mergeSections(&document.root)
         migrateDeprecated(&document.root)
+        diagnostics += inlineCheckScripts(&document.root, projectFile: document.file)
         document.root.transformAll { $0.collapseBlankRuns() }
         return document
     }

@@ -33,6 +33,7 @@ struct ProjectDecoder {
         project.archive = root.firstElement(named: "archive")?.text.trimmingWhitespace()
         if let list = root.firstElement(named: "check-image-list") {
             project.checks = list.elements(named: "check").map(decodeCheck)
+            project.checkScript = list.firstElement(named: "check-script").map { CheckScript(text: $0.text, location: $0.location) }
         }
         if let initvm = root.firstElement(named: "initvm") {
             project.initvm = decodeInitVM(initvm)

@@ -47,8 +47,11 @@ public enum ProjectLoader {
     }
 
     /// Loads text already in memory (tests, the daemon's uploads).
+    /// Such text has no directory, so a check-script `location` in it is an error, never a read of this host's files.
     public static func load(text: String, file: String, options: Options = Options()) throws(HavelError) -> LoadedProject {
-        check(try XMLReader.parse(text, file: file), options: options)
+        var options = options
+        options.preprocess.readsCheckScripts = false
+        return check(try XMLReader.parse(text, file: file), options: options)
     }
 
     public static func check(_ document: XMLDocument, options: Options) -> LoadedProject {

@@ -37,6 +37,22 @@ public enum SourceDocument {
         return document
     }
 
+    /// The copy of source.xml that goes onto the device (ELBE's /etc/elbe_base.xml) without plain-text
+    /// secrets: `<check-image-list>` (its login and sendline steps hold the root password in clear; the
+    /// device has no use for build checks), and any `passwd` element or attribute that preprocessing did not
+    /// hash. Hashes (`passwd_hashed`) stay, as in ELBE's copy.
+    public static func forDevice(_ document: XMLDocument) -> XMLDocument {
+        var document = document
+        var root = document.root
+        root.removeChildren { $0 == "check-image-list" }
+        root.transformAll { element in
+            element.removeChildren { $0 == "passwd" }
+            element.removeAttribute("passwd")
+        }
+        document.root = root
+        return document
+    }
+
     /// Rewrites the primary mirror elements so that source.xml names the mirror the build really used.
     public static func withPrimaryMirror(_ document: XMLDocument, _ primary: PrimaryMirror?) -> XMLDocument {
         guard let primary else { return document }
@@ -49,5 +65,20 @@ public enum SourceDocument {
             }
         }
         return document
+    }
+}
+
+extension XMLElement {
+    /// Removes the child elements whose name `matches`, each with the blank text that indented it.
+    mutating func removeChildren(_ matches: (String) -> Bool) {
+        var kept: [XMLNode] = []
+        for node in children {
+            if let name = node.elementName, matches(name) {
+                if case .text(let blank, _)? = kept.last, blank.trimmingWhitespace().isEmpty { kept.removeLast() }
+                continue
+            }
+            kept.append(node)
+        }
+        children = kept
     }
 }

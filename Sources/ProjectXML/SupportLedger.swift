@@ -44,7 +44,6 @@ public enum SupportLedger {
     private static let pbuilder = Support.notBuilt("packages are not built from source; <pbuilder> (own packages) is planned", changesOutput: true)
     private static let srcCdrom = Support.notBuilt("no source CD is written; source and binary CDs are planned", changesOutput: true)
     private static let mtd = Support.notBuilt("no MTD/UBI image is made; only <msdoshd> and <gpthd> images are built", changesOutput: true)
-    private static let checkScript = Support.notBuilt("the script is not run; only <check> boot checks run", changesOutput: true)
     private static let firmware = Support.notBuilt("the firmware is not chosen from qemu's descriptors; the check boots with the firmware its interpreter-opts name", changesOutput: true)
     private static let archivedir = Support.notBuilt("the directory is not packed; give the overlay as <archive> (a base64 tar.bz2)", changesOutput: true)
 
@@ -119,7 +118,7 @@ public enum SupportLedger {
 
         // Checks
         "check-image-list/check": .built,
-        "check-image-list/check-script": checkScript,
+        "check-image-list/check-script": .built,
         "check-img/img": .built, "check-img/interpreter": .built, "check-img/interpreter-opts": .built,
         "check-img/action": .built,
         "check-img/interpreter-firmware": firmware,
@@ -127,7 +126,7 @@ public enum SupportLedger {
         "interpreter-firmware/@interface_types": firmware, "interpreter-firmware/@features": firmware,
         "check-img-action/login": .built, "check-img-action/serial": .built,
         "serial/expect": .built, "serial/sendline": .built, "serial/EOF": .built,
-        "check-script/@location": checkScript,
+        "check-script/@location": .differs("read into the project by preprocessing, as ELBE does, but only a plain relative name inside the project file's directory (ELBE reads any path)"),
 
         // The target
         "target/hostname": .built, "target/domain": .built, "target/passwd_hashed": .built,

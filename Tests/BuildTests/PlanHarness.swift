@@ -16,6 +16,8 @@ final class PlanHarness: @unchecked Sendable {
     let fake = RecordingProcesses()
     var host = HostFacts(architecture: .amd64, isRoot: true)
     var skipChecks = false
+    /// Run the checks stage's real CheckRunner (a check script needs no qemu) instead of recording.
+    var realChecks = false
     /// What the boot checks stage was asked to boot (the checks seam records instead of starting qemu).
     let booted = BootedImages()
 
@@ -85,10 +87,11 @@ final class PlanHarness: @unchecked Sendable {
                                    sourceDateEpoch: 1_700_000_000, havelVersion: "test", skipChecks: skipChecks)
         var builder = try Builder(project: project, options: options, host: host, processes: fake, logger: events.logger)
         let booted = self.booted
-        builder.checkImages = { checks, _, _ in
-            booted.images.withLock { $0 += checks.map(\.image) }
+        if !realChecks { builder.checkImages = { checks, script, _, _ in
+            booted.images.withLock { $0 += checks.map(\.image) + (script == nil ? [] : [CheckScriptRunner.checkName]) }
             return checks.enumerated().map { CheckResult(name: "check-\($0.offset + 1)-\($0.element.image)", passed: true, seconds: 0, message: "", transcriptTail: "") }
-        }
+                + (script == nil ? [] : [CheckResult(name: CheckScriptRunner.checkName, passed: true, seconds: 0, message: "", transcriptTail: "")])
+        } }
         do throws(HavelError) {
             _ = try await builder.run()
             return (nil, BuildState.read(directory.state))

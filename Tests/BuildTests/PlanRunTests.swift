@@ -1,6 +1,7 @@
 import Foundation
 @testable import Build
 import HavelCore
+import ProjectXML
 import SystemKit
 import Testing
 
@@ -15,7 +16,7 @@ import Testing
         <images><msdoshd><name>disk.img</name><size>64MiB</size><partition><size>remain</size><label>rfs</label></partition></msdoshd></images>
         <fstab><bylabel><label>rfs</label><mountpoint>/</mountpoint><fs><type>ext4</type></fs></bylabel></fstab>
         """
-    static let coreStages = ["check host", "probe mirror", "install packages", "configure target", "initramfs", "finetuning", "device files", "reports and packing"]
+    static let coreStages = ["check host", "probe mirror", "install packages", "configure target", "project file on the device", "initramfs", "finetuning", "device files", "reports and packing"]
 
     func expectDone(_ outcome: (error: HavelError?, state: BuildState?), stages: [String], harness: PlanHarness) throws {
         #expect(outcome.error == nil, "\(outcome.error?.description ?? "")")
@@ -101,7 +102,7 @@ import Testing
             <finetuning><command>echo in-target</command></finetuning>
             """))
         let outcome = try await harness.run(project)
-        try expectDone(outcome, stages: ["check host", "probe mirror", "install packages", "build environment", "configure target",
+        try expectDone(outcome, stages: ["check host", "probe mirror", "install packages", "build environment", "configure target", "project file on the device",
                                          "initramfs", "finetuning", "device files", "reports and packing"], harness: harness)
         #expect(harness.commandLines == Self.mmdebstrapStart.dropLast() + [
             "cp", "chroot apt-get update", "chroot apt-get -y", "chroot apt-get clean", "chpasswd", "chroot sh: echo", "bash: tar",
@@ -143,7 +144,7 @@ import Testing
             <fstab><bylabel><label>rfs</label><mountpoint>/</mountpoint><fs><type>ext4</type></fs></bylabel></fstab>
             """))
         let outcome = try await harness.run(project)
-        try expectDone(outcome, stages: ["check host", "probe mirror", "install packages", "configure target", "initramfs", "finetuning",
+        try expectDone(outcome, stages: ["check host", "probe mirror", "install packages", "configure target", "project file on the device", "initramfs", "finetuning",
                                          "bootloader", "device files", "reports and packing", "disk images", "pack images"], harness: harness)
         #expect(harness.commandLines == Self.mmdebstrapStart + [
             "chroot sh: mkdir", "chroot grub-mkimage -O", "bash: tar", "cp", "cp", "mke2fs", "dumpe2fs", "sh: exec", "sfdisk", "sfdisk", "bash: tar",
@@ -207,6 +208,119 @@ import Testing
             """)))
         try expectDone(again, stages: Self.coreStages + ["disk images", "pack images"], harness: skipping)
         #expect(skipping.booted.images.withLock { $0 }.isEmpty)
+    }
+
+    /// A check-script alone (no image) still gets the checks stage, after the reports, and runs beside boot checks.
+    @Test func aCheckScriptRunsInTheChecksStage() async throws {
+        let harness = try PlanHarness("check-script")
+        let project = try harness.load(PlanHarness.xml(top: """
+            <check-image-list><check-script>#!/bin/sh
+            test -f "$1/source.xml"</check-script></check-image-list>
+            """, target: "<pkg-list><pkg>netbase</pkg></pkg-list>"))
+        let outcome = try await harness.run(project)
+        try expectDone(outcome, stages: Self.coreStages + ["boot checks"], harness: harness)
+        #expect(harness.booted.images.withLock { $0 } == ["check-script"])
+        #expect(outcome.state?.checks == ["check-script": true])
+        let plan = BuildPlan(project, host: harness.host, options: BuildOptions(directory: harness.directory, cache: HavelCache(path: harness.root + "/cache"),
+                                                                                  havelVersion: "test"))
+        #expect(plan.describe().contains("<check-image-list>: <check-script> with the build directory"))
+        #expect(plan.describe().contains("writes: check.xml; check-script.log"))
+    }
+
+    /// The real script runner in a whole plan: a script that fails fails the build as a failed boot check
+    /// does, with its status and output in the error, state.json and check.xml; one that passes does not.
+    @Test func aFailingCheckScriptFailsTheBuild() async throws {
+        func run(_ script: String) async throws -> (outcome: (error: HavelError?, state: BuildState?), harness: PlanHarness) {
+            let harness = try PlanHarness("check-script-real")
+            harness.realChecks = true
+            let project = try harness.load(PlanHarness.xml(top: "<check-image-list><check-script>\(script)</check-script></check-image-list>",
+                                                           target: "<pkg-list><pkg>netbase</pkg></pkg-list>"))
+            return (try await harness.run(project), harness)
+        }
+        let (passing, passed) = try await run("#!/bin/sh\ntest -f \"$1/source.xml\" &amp;&amp; test \"$PWD\" = \"$1\" &amp;&amp; echo fine")
+        try expectDone(passing, stages: Self.coreStages + ["boot checks"], harness: passed)
+        #expect(passing.state?.checks == ["check-script": true])
+        #expect(try String(contentsOfFile: passed.directory.path + "/check-script.log", encoding: .utf8) == "fine\n")
+
+        let (failing, failed) = try await run("#!/bin/sh\necho 'rootfs lacks /etc/board-id'\nexit 4")
+        let error = try #require(failing.error)
+        #expect(error.message.hasPrefix("check script failed: check-script: the script ended with exit status 4"), "\(error.message)")
+        #expect(error.message.contains("rootfs lacks /etc/board-id"))
+        #expect(failing.state?.status == .failed)
+        #expect(failing.state?.checks == ["check-script": false])
+        // As for a failed boot check, the failed build's results (check.xml among them) are removed; the
+        // script's own output stays for the person who reads why.
+        #expect(!FileManager.default.fileExists(atPath: failed.directory.checkReport))
+        #expect(try String(contentsOfFile: failed.directory.path + "/check-script.log", encoding: .utf8) == "rootfs lacks /etc/board-id\n")
+    }
+
+    /// ELBE's /etc/elbe_base.xml: source.xml's project with its installed packages on the device, 0400, the
+    /// same bytes for the same input, and no plain-text password (the check login and sendline steps are left out).
+    @Test func theProjectFileGoesOntoTheDeviceWithoutPlainPasswords() async throws {
+        let checks = """
+            <check-image-list><check><img>disk.img</img><interpreter>qemu-system-x86_64</interpreter>
+              <interpreter-opts>-hda disk.img</interpreter-opts><action><login>checkpw-plain</login></action></check></check-image-list>
+            """
+        let target = """
+            <passwd>rootpw-plain</passwd>
+            <pkg-list><pkg>netbase</pkg></pkg-list>
+            <finetuning><adduser passwd="userpw-plain" shell="/bin/sh">operator</adduser></finetuning>
+            \(Self.diskImage)
+            """
+        func build(_ name: String) async throws -> (harness: PlanHarness, file: String) {
+            let harness = try PlanHarness(name)
+            let outcome = try await harness.run(try harness.load(PlanHarness.xml(top: checks, target: target)))
+            try expectDone(outcome, stages: ["check host", "probe mirror", "install packages", "configure target", "project file on the device",
+                                             "initramfs", "finetuning", "device files", "reports and packing", "disk images", "boot checks", "pack images"],
+                           harness: harness)
+            return (harness, harness.directory.rootfs + "/etc/elbe_base.xml")
+        }
+        let (harness, file) = try await build("device-record")
+        let attributes = try FileManager.default.attributesOfItem(atPath: file)
+        #expect((attributes[.posixPermissions] as? Int) == 0o400)
+        let onDevice = try String(contentsOfFile: file, encoding: .utf8)
+        let source = try String(contentsOfFile: harness.directory.sourceXML, encoding: .utf8)
+        // The installed package list, as source.xml has it.
+        #expect(onDevice.contains("<fullpkgs>") && onDevice.contains(">netbase</pkg>"))
+        let fullpkgs = { (text: String) in text.components(separatedBy: "<fullpkgs>").last?.components(separatedBy: "</fullpkgs>").first }
+        #expect(fullpkgs(onDevice) != nil && fullpkgs(onDevice) == fullpkgs(source))
+        // Hashes only: source.xml has the plain check password, the device copy has none of them.
+        #expect(source.contains("checkpw-plain"))
+        for plain in ["rootpw-plain", "userpw-plain", "checkpw-plain", "<check-image-list", "<passwd>", " passwd="] {
+            #expect(!onDevice.contains(plain), "\(plain) is on the device")
+        }
+        #expect(onDevice.contains("<passwd_hashed>$6$") && onDevice.contains("passwd_hashed=\"$6$"))
+        let version = try String(contentsOfFile: harness.directory.rootfs + "/etc/elbe_version", encoding: .utf8)
+        #expect(version == "plan 1.0\nthis RFS was generated by havel test\nTue Nov 14 22:13:20 2023\n")
+        #expect(try String(contentsOfFile: harness.directory.rootfs + "/etc/updated_version", encoding: .utf8) == "1.0")
+        // Reproducible: a second build of the same input writes the same bytes (the password hashes' salts
+        // differ between loads, so compare without them).
+        let (keptAlive, again) = try await build("device-record-again")
+        defer { withExtendedLifetime(keptAlive) {} }
+        let withoutHashes = { (text: String) in text.replacingOccurrences(of: #"\$6\$[^<"]*"#, with: "HASH", options: .regularExpression) }
+        #expect(withoutHashes(try String(contentsOfFile: again, encoding: .utf8)) == withoutHashes(onDevice))
+    }
+
+    /// Without checks (and with finetuning that installs nothing), the device copy is source.xml byte for byte,
+    /// as ELBE's own image test asserts of its copy.
+    @Test func withoutChecksTheProjectFileIsSourceXML() async throws {
+        let harness = try PlanHarness("device-record-same")
+        let outcome = try await harness.run(try harness.load(PlanHarness.xml(target: "<passwd>x</passwd><pkg-list><pkg>netbase</pkg></pkg-list>")))
+        try expectDone(outcome, stages: Self.coreStages, harness: harness)
+        let onDevice = try Data(contentsOf: URL(fileURLWithPath: harness.directory.rootfs + "/etc/elbe_base.xml"))
+        #expect(onDevice == (try Data(contentsOf: URL(fileURLWithPath: harness.directory.sourceXML))))
+    }
+
+    /// Written before finetuning, as ELBE does, so a project can remove it there.
+    @Test func finetuningCanRemoveTheProjectFile() async throws {
+        let harness = try PlanHarness("device-record-rm")
+        let outcome = try await harness.run(try harness.load(PlanHarness.xml(target: """
+            <pkg-list><pkg>netbase</pkg></pkg-list>
+            <finetuning><rm>/etc/elbe_base.xml</rm></finetuning>
+            """)))
+        try expectDone(outcome, stages: Self.coreStages, harness: harness)
+        #expect(!FileManager.default.fileExists(atPath: harness.directory.rootfs + "/etc/elbe_base.xml"))
+        #expect(FileManager.default.fileExists(atPath: harness.directory.rootfs + "/etc/elbe_version"))
     }
 
     @Test func usersGroupsAndCommandsInFinetuning() async throws {
@@ -298,7 +412,9 @@ import Testing
         #expect(text.contains("1. check host"))
         #expect(text.contains("cache key: sha256 of tool mmdebstrap, architecture armhf"))
         #expect(text.contains("resolved when the build runs: the Release digest"))
-        #expect(text.contains("10. pack images"))
+        #expect(text.contains("5. project file on the device\n   why: the project with its installed packages on the device"))
+        #expect(text.contains("writes: rootfs/etc/elbe_base.xml (0400); rootfs/etc/elbe_version; rootfs/etc/updated_version"))
+        #expect(text.contains("11. pack images"))
         // On an armhf host the same project is native.
         let native = BuildPlan(project, host: HostFacts(architecture: .armhf, isRoot: true), options: BuildOptions(directory: harness.directory, havelVersion: "test"))
         #expect(native.describe().contains("(native)"))

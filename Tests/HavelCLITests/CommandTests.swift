@@ -49,6 +49,30 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: dir + "/never.xml"))
     }
 
+    /// The whole path of a check script: `location` inlined by preprocess, then run by check-image from the
+    /// build directory's source.xml; its verdict is the exit status, its output in check.xml.
+    @Test func checkImageRunsTheCheckScriptThatPreprocessInlined() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/build", withIntermediateDirectories: true)
+        for (script, expected) in [("test -f \"$1/source.xml\" && echo \"found $1/source.xml\"", 0), ("echo 'board id missing'; exit 5", 1)] {
+            try "#!/bin/sh\n\(script)\n".write(toFile: dir + "/verify.sh", atomically: true, encoding: .utf8)
+            try String(contentsOfFile: Self.example, encoding: .utf8)
+                .replacingOccurrences(of: "</RootFileSystem>", with: "<check-image-list><check-script location=\"verify.sh\"/></check-image-list>\n</RootFileSystem>")
+                .write(toFile: dir + "/project.xml", atomically: true, encoding: .utf8)
+            try? FileManager.default.removeItem(atPath: dir + "/build/source.xml")
+            #expect(await HavelMain.run(["preprocess", dir + "/project.xml", "-o", dir + "/build/source.xml"]) == 0)
+            #expect(await HavelMain.run(["check-image", "--quiet", dir + "/build"]) == Int32(expected))
+            let report = try String(contentsOfFile: dir + "/build/check.xml", encoding: .utf8)
+            #expect(report.contains("name=\"check-script\""))
+            if expected == 0 {
+                #expect(report.contains("failures=\"0\"") && report.contains("found \(dir)/build/source.xml"))
+            } else {
+                #expect(report.contains("failures=\"1\"") && report.contains("exit status 5") && report.contains("board id missing"))
+            }
+        }
+    }
+
     @Test func preprocessGzipOutputLoads() async throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -165,3 +165,110 @@ import Testing
         #expect { try ProjectLoader.load(path: dir + "/bomb.xml.gz") } throws: { "\($0)".contains("decompresses to more than") }
     }
 }
+
+/// `check-script location="…"`: read into the element by preprocessing, as ELBE does, from inside the
+/// project file's directory only.
+@Suite struct CheckScriptInliningTests {
+    final class ProjectDirectory {
+        let path: String
+        init() throws {
+            path = NSTemporaryDirectory() + "havel-checkscript-xml-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: path + "/checks", withIntermediateDirectories: true)
+        }
+        deinit { try? FileManager.default.removeItem(atPath: path) }
+
+        func write(_ name: String, _ text: String) throws {
+            try text.write(toFile: path + "/" + name, atomically: true, encoding: .utf8)
+        }
+
+        func load(script element: String) throws -> LoadedProject {
+            try write("project.xml", """
+                <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
+                  <project><name>p</name><version>1</version><buildtype>amd64</buildtype>
+                    <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror>
+                    <suite>bookworm</suite></project>
+                  <check-image-list>
+                    \(element)
+                  </check-image-list>
+                  <target><hostname>h</hostname></target>
+                </RootFileSystem>
+                """)
+            return try ProjectLoader.load(path: path + "/project.xml")
+        }
+    }
+
+    static let script = "#!/bin/sh\n# <checks> & more\ntest -d \"$1\"\n"
+
+    @Test func aLocationIsReadIntoTheDocumentAndTheAttributeDropped() throws {
+        let directory = try ProjectDirectory()
+        try directory.write("checks/verify.sh", Self.script)
+        let loaded = try directory.load(script: #"<check-script location="checks/verify.sh"/>"#)
+        #expect(loaded.errors.isEmpty, "\(loaded.errors)")
+        #expect(loaded.project.checkScript?.text == Self.script)
+        let written = XMLWriter.write(loaded.document)
+        #expect(!written.contains("location="))
+        #expect(written.contains("# &lt;checks&gt; &amp; more"))
+        // What preprocess wrote loads again (as the daemon and havel check-image read it) with the same script.
+        let again = try ProjectLoader.load(text: written, file: "source.xml")
+        #expect(again.errors.isEmpty, "\(again.errors)")
+        #expect(again.project.checkScript?.text == Self.script)
+        #expect(again.unsupported.isEmpty, "check-script is built: \(again.unsupported)")
+    }
+
+    @Test func anInlineScriptIsKeptAsWritten() throws {
+        let directory = try ProjectDirectory()
+        let loaded = try directory.load(script: "<check-script>#!/bin/sh\nexit 0\n</check-script>")
+        #expect(loaded.errors.isEmpty, "\(loaded.errors)")
+        #expect(loaded.project.checkScript?.text == "#!/bin/sh\nexit 0\n")
+    }
+
+    @Test(arguments: [
+        ("/etc/passwd", "give a plain relative file name"),
+        ("../outside.sh", "give a plain relative file name"),
+        ("checks/../../outside.sh", "give a plain relative file name"),
+        ("file:///etc/passwd", "give a plain relative file name"),
+        ("checks//verify.sh", "give a plain relative file name"),
+        ("missing.sh", "does not exist; put the script beside the project file"),
+        ("escape.sh", "leads out of the project's directory"),
+        ("checks", "is not a regular file"),
+        ("binary.sh", "is not UTF-8 text"),
+    ])
+    func aLocationOutsideOrUnreadableIsAnErrorAtItsLine(location: String, expected: String) throws {
+        let directory = try ProjectDirectory()
+        try FileManager.default.createSymbolicLink(atPath: directory.path + "/escape.sh", withDestinationPath: "/etc/hostname")
+        try Data([0x23, 0x21, 0xFF, 0xFE, 0x00]).write(to: URL(fileURLWithPath: directory.path + "/binary.sh"))
+        let loaded = try directory.load(script: #"<check-script location="\#(location)"/>"#)
+        let error = try #require(loaded.errors.first, "no error for \(location)")
+        #expect(error.message.hasPrefix("check-script location=\"\(location)\": "), "\(error.message)")
+        #expect(error.message.contains(expected), "\(error.message)")
+        #expect(error.elementPath == "/RootFileSystem/check-image-list/check-script/@location")
+        #expect(error.location?.line == 6, "\(String(describing: error.location))")
+        #expect(error.location?.file.hasSuffix("project.xml") == true)
+    }
+
+    @Test func aScriptTooLargeIsRefused() throws {
+        let directory = try ProjectDirectory()
+        try directory.write("big.sh", "#!/bin/sh\n" + String(repeating: "#", count: Preprocessor.maximumCheckScriptSize))
+        let loaded = try directory.load(script: #"<check-script location="big.sh"/>"#)
+        #expect(loaded.errors.first?.message.contains("more than the \(Preprocessor.maximumCheckScriptSize) allowed") == true, "\(loaded.errors)")
+    }
+
+    @Test func bothALocationAndTextIsAnError() throws {
+        let directory = try ProjectDirectory()
+        try directory.write("verify.sh", Self.script)
+        let loaded = try directory.load(script: #"<check-script location="verify.sh">#!/bin/sh</check-script>"#)
+        #expect(loaded.errors.first?.message.contains("has both a location and a script") == true, "\(loaded.errors)")
+    }
+
+    /// Text that came from no file (an upload to the daemon) never makes Havel read this host's files.
+    @Test func textWithoutAFileCannotNameALocation() throws {
+        let directory = try ProjectDirectory()
+        try directory.write("verify.sh", Self.script)
+        _ = try directory.load(script: "")
+        let text = try String(contentsOfFile: directory.path + "/project.xml", encoding: .utf8)
+            .replacingOccurrences(of: "<check-image-list>", with: #"<check-image-list><check-script location="etc/hostname"/>"#)
+        let loaded = try ProjectLoader.load(text: text, file: "/source.xml")
+        #expect(loaded.errors.first?.message.contains("was not read from a file") == true, "\(loaded.errors)")
+        #expect(loaded.project.checkScript?.text.isEmpty != false)
+    }
+}

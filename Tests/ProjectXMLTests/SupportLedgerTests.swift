@@ -22,7 +22,6 @@ import Testing
     /// (line, element path, item): every not-built item of the fixture, once, at the element that uses it.
     static let expectedUses: [(Int, String, String)] = [
         (20, "/RootFileSystem/project/buildimage/triplet", "<triplet>"),
-        (24, "/RootFileSystem/check-image-list/check-script", "<check-script>"),
         (29, "/RootFileSystem/target/images/mtd", "<mtd>"),
         (43, "/RootFileSystem/target/tighten", "<tighten>"),
         (44, "/RootFileSystem/target/setsel", "<setsel>"),

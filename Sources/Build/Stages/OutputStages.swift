@@ -127,23 +127,29 @@ struct ProjectFinetuningStage: BuildStage {
     }
 }
 
-/// `<check-image-list>`: each image booted under qemu and driven over its serial console.
+/// `<check-image-list>`: each image booted under qemu and driven over its serial console, then the
+/// check script run with the build directory; any failure fails the build.
 struct BootChecksStage: BuildStage {
     let name = "boot checks"
 
     func describe(_ plan: BuildPlan) -> StageDescription {
-        let checks = plan.project.project.checks
-        return StageDescription(reason: "<check-image-list>: " + checks.map { "\($0.image) with \(($0.interpreter as NSString).lastPathComponent)" }
-                                    .joined(separator: ", "),
-                                inputs: checks.map(\.image), outputs: ["check.xml", "check-N-IMAGE.log"])
+        let project = plan.project.project
+        let boots = project.checks.map { "\($0.image) with \(($0.interpreter as NSString).lastPathComponent)" }
+        let script = project.checkScript == nil ? [] : ["<check-script> with the build directory"]
+        return StageDescription(reason: "<check-image-list>: " + (boots + script).joined(separator: ", "),
+                                inputs: project.checks.map(\.image) + (script.isEmpty ? [] : ["the build directory"]),
+                                outputs: ["check.xml"] + (project.checks.isEmpty ? [] : ["check-N-IMAGE.log"])
+                                    + (script.isEmpty ? [] : ["check-script.log"]))
     }
 
     func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
-        let results = try await context.checkImages(context.project.project.checks, context.directory, context.log)
+        let project = context.project.project
+        let results = try await context.checkImages(project.checks, project.checkScript, context.directory, context.log)
         for result in results { products.checks[result.name] = result.passed }
         let failed = results.filter { !$0.passed }
         if !failed.isEmpty {
-            throw HavelError(.processFailed, "boot check failed: " + failed.map { "\($0.name): \($0.message)" }.joined(separator: "; "))
+            let what = failed.allSatisfy { $0.name == CheckScriptRunner.checkName } ? "check script failed: " : "boot check failed: "
+            throw HavelError(.processFailed, what + failed.map { "\($0.name): \($0.message)" }.joined(separator: "; "))
         }
     }
 }

@@ -35,7 +35,7 @@ public enum ProjectLoader {
     public static func load(path: String, options: Options = Options()) throws(HavelError) -> LoadedProject {
         let document: XMLDocument
         do {
-            document = try ProjectFile.parse(path)
+            document = try ProjectFile.parse(path, limit: options.preprocess.maximumSize)
         } catch {
             var failure = error
             if failure.diagnostics.isEmpty {
@@ -46,9 +46,14 @@ public enum ProjectLoader {
         return check(document, options: options)
     }
 
-    /// Loads text already in memory (tests, the daemon's uploads).
+    /// Loads text already in memory (tests).
     public static func load(text: String, file: String, options: Options = Options()) throws(HavelError) -> LoadedProject {
         check(try XMLReader.parse(text, file: file), options: options)
+    }
+
+    /// Loads bytes already read (the daemon's uploads): invalid UTF-8 is refused, not decoded lossily.
+    public static func load(bytes: [UInt8], file: String, options: Options = Options()) throws(HavelError) -> LoadedProject {
+        check(try XMLReader.parse(bytes, file: file), options: options)
     }
 
     public static func check(_ document: XMLDocument, options: Options) -> LoadedProject {

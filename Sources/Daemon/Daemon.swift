@@ -29,6 +29,11 @@ public struct DaemonConfiguration: Sendable {
     public var havelVersion: String
     /// How often a followed log gets a keep-alive while the build prints nothing.
     public var logKeepAlive: Duration
+    /// The largest project file accepted: the upload limit and the loader's, one setting.
+    public var maximumProjectSize: Int
+    /// A connection without a request in progress (its headers not yet complete, or idle between requests)
+    /// is closed after this long, so that connections that never finish their headers cannot pile up.
+    public var connectionIdleTimeout: Duration
 
     public static let defaultDataDirectory = "/var/lib/havel"
     public static let defaultPort = DaemonDefaults.port
@@ -36,7 +41,8 @@ public struct DaemonConfiguration: Sendable {
     public init(dataDirectory: String = DaemonConfiguration.defaultDataDirectory, token: String, host: String = "127.0.0.1",
                 port: Int = DaemonConfiguration.defaultPort, jobs: Int = ProcessInfo.processInfo.activeProcessorCount,
                 cache: String = HavelCache.defaultPath, useStageCache: Bool = true, mirror: String? = nil, havelVersion: String,
-                logKeepAlive: Duration = LogEvents.defaultKeepAlive) {
+                logKeepAlive: Duration = LogEvents.defaultKeepAlive, maximumProjectSize: Int = ProjectFile.maximumSize,
+                connectionIdleTimeout: Duration = .seconds(60)) {
         self.dataDirectory = dataDirectory
         self.token = token
         self.host = host
@@ -47,6 +53,8 @@ public struct DaemonConfiguration: Sendable {
         self.mirror = mirror
         self.havelVersion = havelVersion
         self.logKeepAlive = logKeepAlive
+        self.maximumProjectSize = maximumProjectSize
+        self.connectionIdleTimeout = connectionIdleTimeout
     }
 }
 
@@ -58,6 +66,9 @@ public final class HavelDaemon: Sendable {
     let store: ProjectStore
     let data: String
     let stopping = StopFlag()
+    /// Held while the daemon lives: one daemon per data directory.
+    let dataLock: FileLock
+    static let lockFileName = "daemon.lock"
     /// The stages and progress of the builds this daemon ran (shown with each project).
     let progress = BuildProgressBook()
     /// Where the daemon itself logs (standard error unless the executable set up logging otherwise).
@@ -79,11 +90,23 @@ public final class HavelDaemon: Sendable {
         do {
             try FileManager.default.createDirectory(atPath: data + "/projects", withIntermediateDirectories: true)
             try FileManager.default.createDirectory(atPath: data + "/trash", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: data + "/uploads", withIntermediateDirectories: true)
         } catch {
             throw HavelError(.io, "cannot create the data directory \(data): \(error.localizedDescription)")
         }
         guard !configuration.token.isEmpty else { throw HavelError(.invalidArgument, "the API token is empty") }
-        store = try ProjectStore(path: data + "/havel.sqlite")
+        guard let lock = try FileLock.attempt(data + "/" + Self.lockFileName) else {
+            throw HavelError(.conflict, "another havel daemon is using the data directory \(data) (it holds \(data)/\(Self.lockFileName)); "
+                             + "stop it first, or give this one another --data")
+        }
+        dataLock = lock
+        let database = data + "/havel.sqlite"
+        let projects = (try? FileManager.default.contentsOfDirectory(atPath: data + "/projects")) ?? []
+        if !FileManager.default.fileExists(atPath: database), !projects.isEmpty {
+            throw HavelError(.io, "the project database \(database) is missing, but \(data)/projects holds \(projects.count) project "
+                             + "director\(projects.count == 1 ? "y" : "ies"); restore the database, or move projects/ away to start afresh")
+        }
+        store = try ProjectStore(path: database)
         let jobs = configuration.jobs
         queueBox.queue = BuildQueue(limit: jobs) { [weak self] id in await self?.runBuild(id) }
         try await recover()
@@ -140,7 +163,7 @@ public final class HavelDaemon: Sendable {
 
     static func appendLog(_ directory: BuildDirectory, _ line: String) {
         try? FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
-        let fd = open(directory.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        let fd = open(directory.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0o644)
         guard fd >= 0 else { return }
         defer { close(fd) }
         let bytes = Array((line + "\n").utf8)
@@ -159,7 +182,7 @@ public final class HavelDaemon: Sendable {
                 record.buildStarted = Date()
                 record.buildFinished = nil
             }
-            let project = try BuildEntry.load(path: directory.source, options: .init(preprocess: .init(hashPasswords: true)),
+            let project = try BuildEntry.load(path: directory.source, options: Self.daemonLoaderOptions(limit: configuration.maximumProjectSize, hashPasswords: true),
                                               mirror: configuration.mirror)
             let options = BuildOptions(directory: directory.build, cache: HavelCache(path: configuration.cache),
                                        useStageCache: configuration.useStageCache, havelVersion: configuration.havelVersion,
@@ -212,8 +235,10 @@ public final class HavelDaemon: Sendable {
     /// The application: the routes on `host:port`, and a service that stops the builds first on shutdown.
     public func makeApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in })
         -> Application<RouterResponder<BasicRequestContext>> {
+        let idle = configuration.connectionIdleTimeout
         return Application(
             router: makeRouter(),
+            server: .http1(configuration: .init(idleTimeout: .milliseconds(idle.inMilliseconds))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "havel"),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger)

@@ -344,6 +344,19 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: data + "/havel.sqlite"))
     }
 
+    @Test(.timeLimit(.minutes(2))) func aDeletedDatabaseStopsTheDaemon() async throws {
+        let data = try DaemonFixture.temporaryDirectory("deleted-database")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let daemon = try await HavelDaemon(configuration: DaemonFixture.configuration(data: data))
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let server = Task { try await daemon.serve(handlingSignals: false) { port in continuation.yield(port) } }
+        var iterator = ports.makeAsyncIterator()
+        _ = await iterator.next()
+        #expect(unlink(data + "/havel.sqlite") == 0)
+        // The daemon ends by itself (a daemon that does not notice serves until the time limit).
+        try await server.value
+    }
+
     // MARK: - Helpers
 
     /// A TCP connection to 127.0.0.1:`port`.

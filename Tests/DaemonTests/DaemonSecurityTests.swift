@@ -33,21 +33,9 @@ import Testing
         """
     }
 
-    /// The daemon in-process (no socket), on a temporary data directory removed afterwards.
     func withRouter(maximumProjectSize: Int = ProjectFile.maximumSize,
                     _ body: @Sendable (HavelDaemon, any TestClientProtocol, String) async throws -> Void) async throws {
-        let data = try DaemonFixture.temporaryDirectory("security")
-        do {
-            var configuration = DaemonFixture.configuration(data: data, mirror: "http://127.0.0.1:9/debian")
-            configuration.maximumProjectSize = maximumProjectSize
-            let daemon = try await HavelDaemon(configuration: configuration)
-            try await daemon.makeApplication().test(.router) { client in try await body(daemon, client, data) }
-            await daemon.stop()
-        } catch {
-            await DaemonFixture.remove(data)
-            throw error
-        }
-        await DaemonFixture.remove(data)
+        try await DaemonFixture.withRouter(name: "security", configure: { $0.maximumProjectSize = maximumProjectSize }, body)
     }
 
     func create(_ client: some TestClientProtocol) async throws -> ProjectID {

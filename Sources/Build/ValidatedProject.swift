@@ -31,6 +31,17 @@ public struct ValidatedProject: Sendable {
         guard let architecture = loaded.project.architecture else {
             throw HavelError(.invalidProject, "the project names no architecture Havel knows (<buildtype> \(loaded.project.buildtype))")
         }
+        let diagnostics = Self.outputNameProblems(loaded)
+        guard diagnostics.isEmpty else {
+            throw HavelError(.invalidProject, "the project names outputs outside the build directory", diagnostics: diagnostics)
+        }
+        self.loaded = loaded
+        self.architecture = architecture
+    }
+
+    /// An error for every name the project gives to an output of the build directory that is not a plain
+    /// file name (the daemon refuses such a project at upload already).
+    public static func outputNameProblems(_ loaded: LoadedProject) -> [Diagnostic] {
         let project = loaded.project
         // (the element holding the name, its parent, the name)
         var named: [(element: String, parent: String, value: String)] = [("name", "project", project.name), ("version", "project", project.version)]
@@ -39,17 +50,12 @@ public struct ValidatedProject: Sendable {
         if let squashfs = project.target.outputs.squashfs, !squashfs.isEmpty { named.append(("name", "squashfs", squashfs)) }
         for image in project.target.images { named.append(("name", image.table == .gpt ? "gpthd" : "msdoshd", image.name)) }
         for check in project.checks { named.append(("img", "check", check.image)) }
-        let diagnostics = named.compactMap { element, parent, value -> Diagnostic? in
+        return named.compactMap { element, parent, value -> Diagnostic? in
             guard !Self.isPlainFileName(value) else { return nil }
             let place = Self.place(of: element, under: parent, value: value, in: loaded.document)
             return Diagnostic(.error, at: place?.location, path: place?.path ?? "\(parent)/\(element)",
                               "\(value.debugDescription) is not a plain file name: it names a file of the build directory, so it may not contain '/', be '.' or '..', start with '-' or hold control characters")
         }
-        guard diagnostics.isEmpty else {
-            throw HavelError(.invalidProject, "the project names outputs outside the build directory", diagnostics: diagnostics)
-        }
-        self.loaded = loaded
-        self.architecture = architecture
     }
 
     /// A name that stays a single entry of the directory it is put in.

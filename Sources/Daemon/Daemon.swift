@@ -31,6 +31,11 @@ public struct DaemonConfiguration: Sendable {
     public var logKeepAlive: Duration
     /// What `LOCALMACHINE` in a project's `<primary_proxy>` means here (10.0.2.2 inside the initvm).
     public var localMachine: String
+    /// The largest project file accepted: the upload limit and the loader's, one setting.
+    public var maximumProjectSize: Int
+    /// A connection without a request in progress (its headers not yet complete, or idle between requests)
+    /// is closed after this long, so that connections that never finish their headers cannot pile up.
+    public var connectionIdleTimeout: Duration
 
     public static let defaultDataDirectory = "/var/lib/havel"
     public static let defaultPort = DaemonDefaults.port
@@ -38,7 +43,8 @@ public struct DaemonConfiguration: Sendable {
     public init(dataDirectory: String = DaemonConfiguration.defaultDataDirectory, token: String, host: String = "127.0.0.1",
                 port: Int = DaemonConfiguration.defaultPort, jobs: Int = ProcessInfo.processInfo.activeProcessorCount,
                 cache: String = HavelCache.defaultPath, useStageCache: Bool = true, mirror: String? = nil, havelVersion: String,
-                logKeepAlive: Duration = LogEvents.defaultKeepAlive, localMachine: String = "localhost") {
+                logKeepAlive: Duration = LogEvents.defaultKeepAlive, maximumProjectSize: Int = ProjectFile.maximumSize,
+                connectionIdleTimeout: Duration = .seconds(60), localMachine: String = "localhost") {
         self.localMachine = localMachine
         self.dataDirectory = dataDirectory
         self.token = token
@@ -50,6 +56,8 @@ public struct DaemonConfiguration: Sendable {
         self.mirror = mirror
         self.havelVersion = havelVersion
         self.logKeepAlive = logKeepAlive
+        self.maximumProjectSize = maximumProjectSize
+        self.connectionIdleTimeout = connectionIdleTimeout
     }
 }
 
@@ -61,6 +69,9 @@ public final class HavelDaemon: Sendable {
     let store: ProjectStore
     let data: String
     let stopping = StopFlag()
+    /// Held while the daemon lives: one daemon per data directory.
+    let dataLock: FileLock
+    static let lockFileName = "daemon.lock"
     /// The stages and progress of the builds this daemon ran (shown with each project).
     let progress = BuildProgressBook()
     /// Where the daemon itself logs (standard error unless the executable set up logging otherwise).
@@ -82,11 +93,23 @@ public final class HavelDaemon: Sendable {
         do {
             try FileManager.default.createDirectory(atPath: data + "/projects", withIntermediateDirectories: true)
             try FileManager.default.createDirectory(atPath: data + "/trash", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: data + "/uploads", withIntermediateDirectories: true)
         } catch {
             throw HavelError(.io, "cannot create the data directory \(data): \(error.localizedDescription)")
         }
         guard !configuration.token.isEmpty else { throw HavelError(.invalidArgument, "the API token is empty") }
-        store = try ProjectStore(path: data + "/havel.sqlite")
+        guard let lock = try FileLock.attempt(data + "/" + Self.lockFileName) else {
+            throw HavelError(.conflict, "another havel daemon is using the data directory \(data) (it holds \(data)/\(Self.lockFileName)); "
+                             + "stop it first, or give this one another --data")
+        }
+        dataLock = lock
+        let database = data + "/havel.sqlite"
+        let projects = (try? FileManager.default.contentsOfDirectory(atPath: data + "/projects")) ?? []
+        if !FileManager.default.fileExists(atPath: database), !projects.isEmpty {
+            throw HavelError(.io, "the project database \(database) is missing, but \(data)/projects holds \(projects.count) project "
+                             + "director\(projects.count == 1 ? "y" : "ies"); restore the database, or move projects/ away to start afresh")
+        }
+        store = try ProjectStore(path: database)
         let jobs = configuration.jobs
         queueBox.queue = BuildQueue(limit: jobs) { [weak self] id, request in await self?.runBuild(id, request) }
         try await recover()
@@ -143,7 +166,7 @@ public final class HavelDaemon: Sendable {
 
     static func appendLog(_ directory: BuildDirectory, _ line: String) {
         try? FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
-        let fd = open(directory.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        let fd = open(directory.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0o644)
         guard fd >= 0 else { return }
         defer { close(fd) }
         let bytes = Array((line + "\n").utf8)
@@ -162,7 +185,7 @@ public final class HavelDaemon: Sendable {
                 record.buildStarted = Date()
                 record.buildFinished = nil
             }
-            let project = try BuildEntry.load(path: directory.source, options: Self.buildLoading(request),
+            let project = try BuildEntry.load(path: directory.source, options: buildLoading(request),
                                               mirror: configuration.mirror)
             let options = BuildOptions(directory: directory.build, cache: HavelCache(path: configuration.cache),
                                        useStageCache: configuration.useStageCache, havelVersion: configuration.havelVersion,
@@ -187,8 +210,10 @@ public final class HavelDaemon: Sendable {
     }
 
     /// How a build loads the uploaded project: passwords hashed as `havel build` does, not-built items as asked.
-    static func buildLoading(_ request: BuildRequest) -> ProjectLoader.Options {
-        ProjectLoader.Options(preprocess: .init(hashPasswords: true), allowUnsupported: request.allowUnsupported)
+    func buildLoading(_ request: BuildRequest) -> ProjectLoader.Options {
+        var options = Self.daemonLoaderOptions(limit: configuration.maximumProjectSize, hashPasswords: true)
+        options.allowUnsupported = request.allowUnsupported
+        return options
     }
 
     func finish(_ id: ProjectID, _ status: ProjectStatus, reason: String?) async {
@@ -220,8 +245,10 @@ public final class HavelDaemon: Sendable {
     /// The application: the routes on `host:port`, and a service that stops the builds first on shutdown.
     public func makeApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in })
         -> Application<RouterResponder<BasicRequestContext>> {
+        let idle = configuration.connectionIdleTimeout
         return Application(
             router: makeRouter(),
+            server: .http1(configuration: .init(idleTimeout: .milliseconds(idle.inMilliseconds))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "havel"),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
@@ -238,7 +265,9 @@ public final class HavelDaemon: Sendable {
     public func serve(handlingSignals: Bool, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let app = makeApplication(onServerRunning: onServerRunning)
         let group = ServiceGroup(configuration: .init(
-            services: [app, BuildService(daemon: self)],
+            services: [.init(service: app), .init(service: BuildService(daemon: self)),
+                       // Ending (on a lost database, or at shutdown) shuts the group down gracefully, builds first.
+                       .init(service: DatabaseWatch(daemon: self, path: store.path), successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: handlingSignals ? [.sigterm, .sigint] : [],
             logger: app.logger))
         groupBox.set(group)
@@ -276,6 +305,42 @@ struct BuildService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         await daemon.stop()
+    }
+}
+
+/// Watches the project database while the daemon serves: a havel.sqlite deleted or replaced under it would
+/// take writes into a file nobody will read again, so the daemon stops with a clear message instead.
+struct DatabaseWatch: Service {
+    let daemon: HavelDaemon
+    let path: String
+    let inode: ino_t
+    static let interval: Duration = .seconds(2)
+
+    init(daemon: HavelDaemon, path: String) {
+        self.daemon = daemon
+        self.path = path
+        var status = stat()
+        inode = stat(path, &status) == 0 ? status.st_ino : 0
+    }
+
+    /// Why the database at `path` is no longer the one opened, or nil while it is.
+    func problem() -> String? {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return "the project database \(path) was deleted while the daemon ran" }
+        guard status.st_ino == inode else { return "the project database \(path) was replaced while the daemon ran" }
+        return nil
+    }
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                if let problem = problem() {
+                    daemon.logger.critical("\(problem); stopping so that nothing more is written into a lost file. Restore the database and start the daemon again.")
+                    return
+                }
+                try? await Task.sleep(for: Self.interval)
+            }
+        }
     }
 }
 

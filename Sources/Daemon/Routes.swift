@@ -7,9 +7,6 @@ import Hummingbird
 import ProjectXML
 
 extension HavelDaemon {
-    /// The largest project file accepted (archives come base64-encoded inside it).
-    static let maximumSourceSize = 256 << 20
-
     /// The API (see `DaemonRoute`): /health without a token, everything else behind it.
     public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
@@ -25,9 +22,7 @@ extension HavelDaemon {
         router.get("/projects/{id}") { _, context in try await self.info(try Self.id(context)) }
         router.delete("/projects/{id}") { _, context in try await self.deleteProject(try Self.id(context)) }
         router.put("/projects/{id}/source") { request, context in
-            var request = request
-            let body = try await request.collectBody(upTo: Self.maximumSourceSize)
-            return try await self.upload(try Self.id(context), String(buffer: body))
+            try await self.upload(try Self.id(context), request.body)
         }
         router.post("/projects/{id}/build") { request, context in
             var request = request
@@ -117,45 +112,97 @@ extension HavelDaemon {
         return Response(status: .noContent)
     }
 
-    func upload(_ id: ProjectID, _ text: String) async throws -> Response {
-        guard !text.isEmpty else { throw APIError(.badRequest, "the body is empty; send the project XML") }
-        let loaded = try ProjectLoader.load(text: text, file: "source.xml", options: .init(preprocess: .init(hashPasswords: false)))
+    /// Stores an uploaded project file: streamed to disk up to the configured limit, then read and checked
+    /// on a dispatch thread (a large file must not hold up other requests) with includes refused, since
+    /// the client preprocesses. Checked as a build would check it (output names), and no file: mirror.
+    func upload(_ id: ProjectID, _ body: RequestBody) async throws -> Response {
+        _ = try await store.project(id)
+        let limit = configuration.maximumProjectSize
+        let temporary = data + "/uploads/\(id)-\(UUID().uuidString.prefix(8)).xml"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw HavelError(.io, "cannot write \(temporary): \(errnoText())") }
+        defer { unlink(temporary) }
+        do {
+            defer { close(fd) }
+            var total = 0
+            for try await buffer in body {
+                total += buffer.readableBytes
+                guard total <= limit else {
+                    throw APIError(.contentTooLarge, "the project file is larger than the \(ByteCount.format(UInt64(limit))) limit; "
+                                   + "nothing stored (havel daemon --max-project-size raises it)")
+                }
+                try buffer.withUnsafeReadableBytes { bytes throws(HavelError) in
+                    var offset = 0
+                    while offset < bytes.count {
+                        let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                        if written < 0 && errno == EINTR { continue }
+                        guard written > 0 else { throw HavelError(.io, "cannot write \(temporary): \(errnoText())") }
+                        offset += written
+                    }
+                }
+            }
+            guard total > 0 else { throw APIError(.badRequest, "the body is empty; send the project XML") }
+        }
+        let loaded = try await BlockingWork.run { () throws(HavelError) -> LoadedProject in
+            let bytes = try ProjectFile.readBytes(temporary, limit: limit)
+            var loaded = try ProjectLoader.load(bytes: bytes, file: "source.xml", options: Self.daemonLoaderOptions(limit: limit))
+            loaded.diagnostics += Self.uploadProblems(loaded)
+            return loaded
+        }
         guard loaded.isValid else {
             throw APIError(.badRequest, "the project has \(loaded.errors.count) error\(loaded.errors.count == 1 ? "" : "s"); nothing stored",
                            diagnostics: loaded.errors.map(\.description))
         }
         let directory = directory(id)
-        let temporary = directory.source + ".upload-\(UUID().uuidString.prefix(8))"
-        try? FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)) else {
-            throw HavelError(.io, "cannot write \(temporary)")
-        }
         let name = loaded.project.name
         let version = loaded.project.version
-        let record: ProjectRecord
-        do {
-            record = try await store.update(id) { record throws(HavelError) in
-                guard record.projectStatus != .busy else {
-                    throw HavelError(.conflict, "project \(id) is busy building; upload after it ends")
-                }
-                guard rename(temporary, directory.source) == 0 else {
-                    throw HavelError(.io, "cannot store \(directory.source): \(errnoText())")
-                }
-                record.name = name
-                record.version = version
-                record.status = ProjectStatus.needsBuild.rawValue
-                record.reason = nil
+        let record = try await store.update(id) { record throws(HavelError) in
+            guard record.projectStatus != .busy else {
+                throw HavelError(.conflict, "project \(id) is busy building; upload after it ends")
             }
-        } catch {
-            unlink(temporary)
-            throw error
+            try? FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+            guard rename(temporary, directory.source) == 0 else {
+                throw HavelError(.io, "cannot store \(directory.source): \(errnoText())")
+            }
+            record.name = name
+            record.version = version
+            record.status = ProjectStatus.needsBuild.rawValue
+            record.reason = nil
         }
         return .json(await projectInfo(record))
     }
 
+    /// How the daemon reads a project file (upload and build): no includes, the configured size limit.
+    static func daemonLoaderOptions(limit: Int, hashPasswords: Bool = false) -> ProjectLoader.Options {
+        var preprocess = Preprocessor.Options(hashPasswords: hashPasswords, includes: .refused, maximumSize: limit)
+        // A stored project names no files of this machine: check scripts come inlined by the client.
+        preprocess.readsCheckScripts = false
+        return .init(preprocess: preprocess)
+    }
+
+    /// What an upload may not hold beyond what validation checks: output names that are not plain file
+    /// names, and file: mirrors (the daemon fetches only from the network, never its own files).
+    static func uploadProblems(_ loaded: LoadedProject) -> [Diagnostic] {
+        var problems = ValidatedProject.outputNameProblems(loaded)
+        let mirror = loaded.project.mirror
+        if let primary = mirror.primary, primary.proto.lowercased() == "file" {
+            problems.append(Diagnostic(.error, at: nil, path: "/RootFileSystem/project/mirror/primary_proto",
+                                       "primary_proto file is refused by the daemon: it would read the daemon's own files; use http or https"))
+        }
+        for url in mirror.urls {
+            for line in [url.binary, url.source].compactMap({ $0 }) where line.trimmingWhitespace().lowercased().hasPrefix("file:") {
+                problems.append(Diagnostic(.error, at: url.location, path: "/RootFileSystem/project/mirror/url-list/url",
+                                           "\(line.trimmingWhitespace()) is refused by the daemon: a file: repository would read the daemon's own files; use http or https"))
+            }
+        }
+        return problems
+    }
+
     func build(_ id: ProjectID, _ request: BuildRequest = BuildRequest()) async throws -> Response {
         let directory = directory(id)
-        try await Self.checkBuildable(directory.source, request)
+        var loading = Self.daemonLoaderOptions(limit: configuration.maximumProjectSize)
+        loading.allowUnsupported = request.allowUnsupported
+        try await Self.checkBuildable(directory.source, loading)
         let record = try await store.update(id) { record throws(HavelError) in
             switch record.projectStatus {
             case .busy: throw HavelError(.conflict, "project \(id) is already building")
@@ -181,9 +228,8 @@ extension HavelDaemon {
     /// Refuses at once, before anything is queued, a build that `runBuild` would refuse when it loads the
     /// project: one using items Havel does not build that change the output, unless the request allows them.
     /// Parsed off the server's event loop. A missing source is left to the status check.
-    static func checkBuildable(_ source: String, _ request: BuildRequest) async throws {
+    static func checkBuildable(_ source: String, _ options: ProjectLoader.Options) async throws {
         guard FileManager.default.fileExists(atPath: source) else { return }
-        let options = ProjectLoader.Options(allowUnsupported: request.allowUnsupported)
         let refusal: HavelError? = await Task.detached {
             do throws(HavelError) {
                 let loaded = try ProjectLoader.load(path: source, options: options)
@@ -303,7 +349,8 @@ extension HavelDaemon {
 }
 
 /// Reads what was appended to a log file since the last call, from a starting offset on; starts over
-/// when the file is replaced (a new build) or is shorter than the offset.
+/// when the file is replaced (a new build) or is shorter than the offset. A log that is a symbolic link
+/// or not a regular file reads as empty.
 struct LogReader {
     let path: String
     private(set) var offset: UInt64
@@ -315,11 +362,12 @@ struct LogReader {
     }
 
     mutating func next() -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Never through a symbolic link, nor from a FIFO or device: only the build's own log file.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var status = stat()
-        guard fstat(fd, &status) == 0 else { return nil }
+        guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG else { return nil }
         let size = UInt64(max(0, status.st_size))
         if (inode != nil && inode != status.st_ino) || size < offset { offset = 0 }
         inode = status.st_ino

@@ -17,10 +17,21 @@ public struct DaemonClient: Sendable {
     public let baseURL: String
     public let token: String?
     let http: HTTPClient
-    /// For calls that answer at once.
+    /// For calls that answer at once: the deadline for the whole answer, its body included.
     public var timeout: TimeAmount = .seconds(60)
 
-    public init(baseURL: String, token: String?, httpClient: HTTPClient = .shared) {
+    /// How long a read may wait for the next bytes before the connection counts as dead (per read, not a
+    /// deadline: a large download or a followed log may take as long as it takes while bytes keep coming).
+    public static let idleTimeout: TimeAmount = .seconds(120)
+
+    /// The HTTP client every DaemonClient shares unless given another: connect and idle timeouts.
+    public static let idleTimingOutClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(30), read: idleTimeout)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
+    public init(baseURL: String, token: String?, httpClient: HTTPClient = DaemonClient.idleTimingOutClient) {
         var url = baseURL
         while url.hasSuffix("/") { url.removeLast() }
         self.baseURL = url
@@ -90,7 +101,8 @@ public struct DaemonClient: Sendable {
     @discardableResult
     public func download(_ id: ProjectID, path: String, to destination: String) async throws(HavelError) -> UInt64 {
         let temporary = destination + ".havel-download-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        unlink(temporary)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw HavelError(.io, "cannot create \(temporary): \(errnoText())")
         }
@@ -161,16 +173,55 @@ public struct DaemonClient: Sendable {
 
     func call(_ method: HTTPMethod, _ route: String, body: ByteBuffer? = nil, contentType: String? = nil) async throws(HavelError) -> ByteBuffer {
         let what = "\(method) \(route)"
+        let request = request(method, route, body: body, contentType: contentType)
+        let http = self.http
+        let timeout = self.timeout
         do {
-            let response = try await http.execute(request(method, route, body: body, contentType: contentType), timeout: timeout)
-            let bytes = try await response.body.collect(upTo: 64 << 20)
-            guard (200..<300).contains(response.status.code) else { throw Self.failure(response.status, bytes, what: what) }
-            return bytes
+            // The deadline covers the body too: a daemon that trickles its answer is cut off as one that is silent.
+            return try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+                group.addTask {
+                    let response = try await http.execute(request, timeout: timeout)
+                    let bytes = try await response.body.collect(upTo: 64 << 20)
+                    guard (200..<300).contains(response.status.code) else { throw Self.failure(response.status, bytes, what: what) }
+                    return bytes
+                }
+                group.addTask {
+                    try await Task.sleep(for: .nanoseconds(timeout.nanoseconds))
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let bytes = first else {
+                    throw HavelError(.io, "\(what) at \(baseURL): no complete answer within \(timeout.nanoseconds / 1_000_000_000) s")
+                }
+                return bytes
+            }
         } catch let error as HavelError {
             throw error
         } catch {
-            throw HavelError(.io, "\(what) at \(baseURL) failed: \(error)")
+            throw failure(error, what: what)
         }
+    }
+
+    /// A failure to talk to the daemon in plain words: "cannot connect to the daemon at HOST:PORT: connection refused".
+    func failure(_ error: any Error, what: String) -> HavelError {
+        let address = baseURL.components(separatedBy: "://").last ?? baseURL
+        if let io = error as? IOError {
+            let words = errnoText(io.errnoCode)
+            let reason = words.prefix(1).lowercased() + words.dropFirst()
+            if [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, ETIMEDOUT, ECONNRESET].contains(io.errnoCode) {
+                return HavelError(.io, "cannot connect to the daemon at \(address): \(reason)")
+            }
+            return HavelError(.io, "\(what) at \(address) failed: \(reason)")
+        }
+        if let client = error as? HTTPClientError {
+            switch client {
+            case .connectTimeout: return HavelError(.io, "cannot connect to the daemon at \(address): timed out")
+            case .readTimeout: return HavelError(.io, "\(what) at \(address): the daemon sent nothing for \(Self.idleTimeout.nanoseconds / 1_000_000_000) s")
+            case .remoteConnectionClosed: return HavelError(.io, "\(what) at \(address): the daemon closed the connection")
+            default: break
+            }
+        }
+        return HavelError(.io, "\(what) at \(address) failed: \(error)")
     }
 
     /// Streams a response body, chunk by chunk, to `onChunk`. The HTTP client's read timeout bounds each
@@ -193,7 +244,7 @@ public struct DaemonClient: Sendable {
         } catch let error as HTTPClientError where error == .cancelled {
             throw HavelError(.cancelled, "\(what) was cancelled")
         } catch {
-            throw HavelError(.io, "\(what) at \(baseURL) failed: \(error)")
+            throw failure(error, what: what)
         }
     }
 

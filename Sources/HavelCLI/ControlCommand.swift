@@ -194,15 +194,13 @@ struct ControlCommand: AsyncParsableCommand {
             let client = try connection.client()
             let paths = self.paths.isEmpty ? try await client.files(id).map(\.path) : self.paths
             var fetched: [FileEntry] = []
+            do {
+                try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+            } catch {
+                throw HavelError(.io, "cannot create \(output): \(error.localizedDescription)")
+            }
             for path in paths {
-                let destination = output + "/" + path
-                do {
-                    try FileManager.default.createDirectory(atPath: (destination as NSString).deletingLastPathComponent,
-                                                            withIntermediateDirectories: true)
-                } catch {
-                    throw HavelError(.io, "cannot create the directory for \(destination): \(error.localizedDescription)")
-                }
-                let size = try await client.download(id, path: path, to: destination)
+                let (destination, size) = try await client.download(id, path: path, into: output)
                 fetched.append(FileEntry(path: destination, size: size))
                 if !connection.json { Terminal.out("\(destination)  \(ByteCount.format(size))") }
             }

@@ -4,6 +4,7 @@ import Daemon
 import DaemonAPI
 import Foundation
 import HavelCore
+import ProjectXML
 
 /// `havel daemon`: the build API (inside the initvm; on any Debian host for tests).
 struct DaemonCommand: AsyncParsableCommand {
@@ -38,6 +39,9 @@ struct DaemonCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Seconds between keep-alives on a followed log while the build prints nothing.", valueName: "SECONDS"))
     var logKeepalive: Double = Double(LogEvents.defaultKeepAlive.components.seconds)
 
+    @Option(name: .long, help: ArgumentHelp("The largest project file accepted, in MiB: the upload limit and the limit for reading it to build.", valueName: "MIB"))
+    var maxProjectSize: Int = ProjectFile.maximumSize >> 20
+
     @OptionGroup var mirrorOptions: MirrorOptions
 
     @Option(name: .long, help: ArgumentHelp("What LOCALMACHINE in a project's <primary_proxy> means: the machine that started the daemon, as seen from here (the initvm passes 10.0.2.2).", valueName: "HOST"))
@@ -49,6 +53,14 @@ struct DaemonCommand: AsyncParsableCommand {
         }
         guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1") }
         guard logKeepalive >= 0.1 else { throw ValidationError("--log-keepalive must be at least 0.1 seconds") }
+        guard (1...4096).contains(maxProjectSize) else { throw ValidationError("--max-project-size must be between 1 and 4096 MiB") }
+    }
+
+    /// A warning when the API listens on every address, so the network (not only this machine) can reach it.
+    static func exposureWarning(host: String) -> String? {
+        guard ["0.0.0.0", "::", "*"].contains(host) else { return nil }
+        return "havel daemon: warning: listening on \(host) makes the build API reachable from the network; anyone with the token can "
+            + "run builds as root here. Listen on 127.0.0.1 unless the network is trusted."
     }
 
     static func parseListen(_ text: String) -> (host: String, port: Int)? {
@@ -63,6 +75,7 @@ struct DaemonCommand: AsyncParsableCommand {
 
     func run() async throws {
         let (host, port) = Self.parseListen(listen)!
+        if let warning = Self.exposureWarning(host: host) { Terminal.error(warning) }
         do {
             try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         } catch {
@@ -72,7 +85,8 @@ struct DaemonCommand: AsyncParsableCommand {
         let token = try APIToken.loadOrCreate(at: tokenPath)
         let configuration = DaemonConfiguration(dataDirectory: data, token: token, host: host, port: port, jobs: jobs, cache: cache,
                                                 useStageCache: !noCache, mirror: mirrorOptions.mirror, havelVersion: HavelVersion.current,
-                                                logKeepAlive: .milliseconds(Int(logKeepalive * 1000)), localMachine: localMachine)
+                                                logKeepAlive: .milliseconds(Int(logKeepalive * 1000)), maximumProjectSize: maxProjectSize << 20,
+                                                localMachine: localMachine)
         let daemon = try await HavelDaemon(configuration: configuration)
         let jobs = self.jobs
         let data = self.data

@@ -13,12 +13,16 @@ struct ProjectReadOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Comma-separated variants: elements with variant=\"...\" are kept only if they name one of these.", valueName: "a,b"))
     var variant: String?
 
+    @Option(name: .customLong("include-dir"), help: ArgumentHelp("xi:include may also read files below DIR (repeatable); by default only files below the project file's own directory.", valueName: "DIR"))
+    var includeDirectories: [String] = []
+
     var variants: Set<String> {
         Set((variant ?? "").split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty })
     }
 
     func loaderOptions(hashPasswords: Bool = false) -> ProjectLoader.Options {
-        ProjectLoader.Options(strict: strict, preprocess: .init(variants: variants, hashPasswords: hashPasswords),
+        ProjectLoader.Options(strict: strict, preprocess: .init(variants: variants, hashPasswords: hashPasswords,
+                                                             includes: .confined(to: includeDirectories)),
                               allowUnsupported: allowUnsupported)
     }
 }

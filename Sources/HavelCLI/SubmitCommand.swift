@@ -77,9 +77,7 @@ extension InitVMCommand {
             try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
             var bytes: UInt64 = 0
             for entry in try await client.files(project.id) {
-                let target = destination + "/" + entry.path
-                try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                bytes += try await client.download(project.id, path: entry.path, to: target)
+                bytes += try await client.download(project.id, path: entry.path, into: destination).size
             }
             Terminal.out("results in \(destination) (\(ByteCount.format(bytes)))")
             if let validation = try? String(contentsOfFile: destination + "/validation.txt", encoding: .utf8) {

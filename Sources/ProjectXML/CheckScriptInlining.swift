@@ -88,10 +88,4 @@ extension Preprocessor {
         }
         return .success(text)
     }
-
-    static func realPath(_ path: String) -> String? {
-        guard let resolved = realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
-    }
 }

@@ -14,18 +14,38 @@ public struct Preprocessor {
         public var salt: String?
         /// Read `check-script location` files beside the project file (off for text that came from no file).
         public var readsCheckScripts = true
+        /// Which files `xi:include` may read.
+        public var includes: IncludePolicy
+        /// The most bytes one included file, and all included files together, may have.
+        public var maximumSize: Int
 
-        public init(variants: Set<String> = [], hashPasswords: Bool = true, salt: String? = nil) {
+        public init(variants: Set<String> = [], hashPasswords: Bool = true, salt: String? = nil,
+                    includes: IncludePolicy = .confined(to: []), maximumSize: Int = ProjectFile.maximumSize) {
             self.variants = variants
             self.hashPasswords = hashPasswords
             self.salt = salt
+            self.includes = includes
+            self.maximumSize = maximumSize
         }
+    }
+
+    /// Where included files may come from.
+    public enum IncludePolicy: Sendable, Equatable {
+        /// No includes at all: a project uploaded to the daemon, preprocessed by its client.
+        case refused
+        /// Files below the project file's own directory or below one of these directories, symbolic
+        /// links resolved before the check.
+        case confined(to: [String])
     }
 
     public static let maximumIncludeDepth = 16
 
     var options: Options
     public private(set) var diagnostics: [Diagnostic] = []
+    /// The real directories includes may read from (set by `run`).
+    var includeRoots: [String] = []
+    /// Bytes read by includes so far, against `options.maximumSize`.
+    var includedBytes = 0
 
     public init(options: Options = Options()) {
         self.options = options
@@ -34,7 +54,12 @@ public struct Preprocessor {
     /// Runs every step. Problems that make the result unusable are errors in `diagnostics`.
     public mutating func run(_ document: XMLDocument) -> XMLDocument {
         var document = document
-        document.root = resolveIncludes(document.root, base: document.file, chain: [document.file], path: "/" + document.root.name.local)
+        if case .confined(let extra) = options.includes {
+            let own = (document.file as NSString).deletingLastPathComponent
+            includeRoots = ([own.isEmpty ? "." : own] + extra).compactMap(Self.realPath)
+        }
+        let top = Self.realPath(document.file) ?? document.file
+        document.root = resolveIncludes(document.root, base: document.file, chain: [top], path: "/" + document.root.name.local)
         document.root = selectVariants(document.root)
         mergeSections(&document.root)
         migrateDeprecated(&document.root)
@@ -75,19 +100,58 @@ public struct Preprocessor {
         if href.contains("://") {
             return fail("xi:include href=\"\(href)\": only local files can be included, not URLs")
         }
+        if options.includes == .refused {
+            return fail("xi:include href=\"\(href)\": an uploaded project may not include files; "
+                        + "upload it preprocessed (havel control upload and havel initvm submit do)")
+        }
         let directory = (base as NSString).deletingLastPathComponent
         let resolved = href.hasPrefix("/") ? href : (directory.isEmpty ? href : directory + "/" + href)
-        let normalized = (resolved as NSString).standardizingPath
-        if chain.contains(normalized) {
-            return fail("xi:include href=\"\(href)\" includes itself (through \(chain.map { ($0 as NSString).lastPathComponent }.joined(separator: " → ")))")
-        }
-        if chain.count > Self.maximumIncludeDepth {
-            return fail("xi:include nests deeper than \(Self.maximumIncludeDepth) files")
-        }
         let parse = element.attributeValue("parse") ?? "xml"
         let bytes: [UInt8]
-        do {
-            bytes = try ProjectFile.readBytes(resolved)
+        do throws(HavelError) {
+            guard let real = Self.realPath(resolved) else {
+                throw HavelError(.notFound, "xi:include href=\"\(href)\": cannot read \(resolved)")
+            }
+            guard includeRoots.contains(where: { $0 == "/" || real == $0 || real.hasPrefix($0 + "/") }) else {
+                return fail("xi:include href=\"\(href)\": \(real) is outside the project file's directory"
+                            + (includeRoots.isEmpty ? "" : " \(includeRoots[0])")
+                            + "; include files below it, or name their directory with --include-dir")
+            }
+            if chain.contains(real) {
+                return fail("xi:include href=\"\(href)\" includes itself (through \(chain.map { ($0 as NSString).lastPathComponent }.joined(separator: " → ")))")
+            }
+            if chain.count > Self.maximumIncludeDepth {
+                return fail("xi:include nests deeper than \(Self.maximumIncludeDepth) files")
+            }
+            let budget = options.maximumSize - includedBytes
+            guard budget > 0 else {
+                return fail("xi:include href=\"\(href)\": the included files together are larger than the "
+                            + "\(ByteCount.format(UInt64(options.maximumSize))) limit for project files")
+            }
+            do {
+                bytes = try ProjectFile.readBytes(real, limit: budget)
+            } catch where error.code == .invalidProject {
+                return fail("xi:include href=\"\(href)\": \(error.message) (the limit holds for all included files together)")
+            }
+            includedBytes += bytes.count
+            switch parse {
+            case "text":
+                guard let text = String(validating: bytes, as: UTF8.self) else {
+                    return fail("xi:include href=\"\(href)\" parse=\"text\": \(real) is not valid UTF-8; save it as UTF-8")
+                }
+                return [.text(text, element.location)]
+            case "xml":
+                do {
+                    let included = try XMLReader.parse(bytes, file: resolved)
+                    let root = resolveIncludes(included.root, base: resolved, chain: chain + [real], path: path)
+                    return [.element(root)]
+                } catch {
+                    diagnostics.append(Diagnostic(.error, at: error.location, path: nil, error.message))
+                    return fail("xi:include href=\"\(href)\": the included file is not well-formed XML")
+                }
+            default:
+                return fail("xi:include parse=\"\(parse)\" is not supported; use xml or text")
+            }
         } catch {
             if let fallback = element.elements.first(where: {
                 $0.name.local == "fallback" && XMLNamespace.xinclude.contains($0.name.namespace ?? "")
@@ -96,21 +160,12 @@ public struct Preprocessor {
             }
             return fail("xi:include href=\"\(href)\": cannot read \(resolved)")
         }
-        switch parse {
-        case "text":
-            return [.text(String(decoding: bytes, as: UTF8.self), element.location)]
-        case "xml":
-            do {
-                let included = try XMLReader.parse(bytes, file: resolved)
-                let root = resolveIncludes(included.root, base: resolved, chain: chain + [normalized], path: path)
-                return [.element(root)]
-            } catch {
-                diagnostics.append(Diagnostic(.error, at: error.location, path: nil, error.message))
-                return fail("xi:include href=\"\(href)\": the included file is not well-formed XML")
-            }
-        default:
-            return fail("xi:include parse=\"\(parse)\" is not supported; use xml or text")
-        }
+    }
+
+    static func realPath(_ path: String) -> String? {
+        guard let real = realpath(path, nil) else { return nil }
+        defer { free(real) }
+        return String(cString: real)
     }
 
     // MARK: - Variants

@@ -1,48 +1,63 @@
 import CZlib
 import Foundation
+import Glibc
 import HavelCore
 
-/// Reads a project file from disk: size limit, transparent gzip, then XML.
+/// Reads a project file from disk: size limit (counted while reading), transparent gzip, then XML.
 public enum ProjectFile {
     /// Larger files are refused (an ELBE file with a big `<archive>` is a few MiB).
     public static let maximumSize = 64 << 20
 
-    public static func readBytes(_ path: String) throws(HavelError) -> [UInt8] {
-        try read(path).bytes
+    /// Reads a project file (or an included one), at most `limit` bytes after decompression.
+    public static func readBytes(_ path: String, limit: Int = maximumSize) throws(HavelError) -> [UInt8] {
+        try read(path, limit: limit).bytes
     }
 
-    /// The file's XML bytes, and whether the file was gzip-compressed (so an edit can write it back so).
-    public static func read(_ path: String) throws(HavelError) -> (bytes: [UInt8], gzipped: Bool) {
-        let url = URL(fileURLWithPath: path)
-        let attributes: [FileAttributeKey: Any]
-        do {
-            attributes = try FileManager.default.attributesOfItem(atPath: path)
-        } catch {
+    /// The file's XML bytes, and whether the file was gzip-compressed (so an edit can write it back so). At
+    /// most `limit` bytes: counted while reading, since the size a file system reports may be wrong (0 for
+    /// /proc files). Regular files and pipes only.
+    public static func read(_ path: String, limit: Int = maximumSize) throws(HavelError) -> (bytes: [UInt8], gzipped: Bool) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else {
             throw HavelError(.notFound, "cannot read project file \(path): no such file or not readable")
         }
-        if let type = attributes[.type] as? FileAttributeType, type == .typeDirectory {
-            throw HavelError(.invalidArgument, "\(path) is a directory, not a project file")
+        defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else {
+            throw HavelError(.io, "cannot read project file \(path): \(String(cString: strerror(errno)))")
         }
-        if let size = attributes[.size] as? NSNumber, size.intValue > maximumSize {
-            throw HavelError(.invalidProject, "\(path): file is \(ByteCount.format(size.uint64Value)), larger than the \(ByteCount.format(UInt64(maximumSize))) limit for project files")
+        switch status.st_mode & S_IFMT {
+        case S_IFDIR: throw HavelError(.invalidArgument, "\(path) is a directory, not a project file")
+        case S_IFREG, S_IFIFO: break
+        default: throw HavelError(.invalidArgument, "\(path) is a device or socket, not a project file")
         }
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw HavelError(.io, "cannot read project file \(path): \(error.localizedDescription)")
+        // Blocking again, so that a pipe is read to its end.
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        let tooLarge = HavelError(.invalidProject, "\(path): file is larger than the \(ByteCount.format(UInt64(limit))) limit for project files")
+        if status.st_size > limit { throw tooLarge }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(Int(max(0, status.st_size)))
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw HavelError(.io, "cannot read project file \(path): \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { break }
+            guard bytes.count + count <= limit else { throw tooLarge }
+            bytes.append(contentsOf: chunk[0..<count])
         }
-        var bytes = [UInt8](data)
         let gzipped = bytes.starts(with: [0x1F, 0x8B])
         if gzipped {
-            bytes = try Gzip.decompress(bytes, limit: maximumSize, name: path)
+            bytes = try Gzip.decompress(bytes, limit: limit, name: path)
         }
         return (bytes, gzipped)
     }
 
     /// Reads and parses a file into an XML tree (not yet validated).
-    public static func parse(_ path: String) throws(HavelError) -> XMLDocument {
-        try XMLReader.parse(try readBytes(path), file: path)
+    public static func parse(_ path: String, limit: Int = maximumSize) throws(HavelError) -> XMLDocument {
+        try XMLReader.parse(try readBytes(path, limit: limit), file: path)
     }
 }
 

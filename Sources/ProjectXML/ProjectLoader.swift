@@ -35,7 +35,7 @@ public enum ProjectLoader {
     public static func load(path: String, options: Options = Options()) throws(HavelError) -> LoadedProject {
         let document: XMLDocument
         do {
-            document = try ProjectFile.parse(path)
+            document = try ProjectFile.parse(path, limit: options.preprocess.maximumSize)
         } catch {
             var failure = error
             if failure.diagnostics.isEmpty {
@@ -52,6 +52,14 @@ public enum ProjectLoader {
         var options = options
         options.preprocess.readsCheckScripts = false
         return check(try XMLReader.parse(text, file: file), options: options)
+    }
+
+    /// Loads bytes already read (the daemon's uploads): invalid UTF-8 is refused, not decoded lossily.
+    /// Such bytes have no directory either: a check-script `location` in them is an error.
+    public static func load(bytes: [UInt8], file: String, options: Options = Options()) throws(HavelError) -> LoadedProject {
+        var options = options
+        options.preprocess.readsCheckScripts = false
+        return check(try XMLReader.parse(bytes, file: file), options: options)
     }
 
     public static func check(_ document: XMLDocument, options: Options) -> LoadedProject {

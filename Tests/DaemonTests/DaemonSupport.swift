@@ -5,6 +5,8 @@ import Debian
 import Foundation
 import HavelCore
 import SystemKit
+import Hummingbird
+import HummingbirdTesting
 import Testing
 @testable import Daemon
 
@@ -58,6 +60,24 @@ enum DaemonFixture {
             _ = try? await server.value
             throw error
         }
+    }
+
+    /// The daemon in-process (`app.test(.router)`, no socket) on a temporary data directory removed afterwards,
+    /// with an unreachable mirror: a build started there fails at once instead of downloading.
+    static func withRouter(name: String, configure: (inout DaemonConfiguration) -> Void = { _ in },
+                           _ body: @Sendable (HavelDaemon, any TestClientProtocol, String) async throws -> Void) async throws {
+        let data = try temporaryDirectory(name)
+        do {
+            var configuration = configuration(data: data, mirror: "http://127.0.0.1:9/debian")
+            configure(&configuration)
+            let daemon = try await HavelDaemon(configuration: configuration)
+            try await daemon.makeApplication().test(.router) { client in try await body(daemon, client, data) }
+            await daemon.stop()
+        } catch {
+            await remove(data)
+            throw error
+        }
+        await remove(data)
     }
 
     /// Removes a test's directory, with whatever a build left mounted in it.

@@ -16,18 +16,7 @@ import Testing
     }
 
     func withDaemon(_ body: @Sendable (HavelDaemon, any TestClientProtocol, String) async throws -> Void) async throws {
-        let data = try DaemonFixture.temporaryDirectory("router")
-        do {
-            // An unreachable mirror: a build started here fails at once instead of downloading.
-            let daemon = try await HavelDaemon(configuration: DaemonFixture.configuration(data: data, mirror: "http://127.0.0.1:9/debian"))
-            let app = daemon.makeApplication()
-            try await app.test(.router) { client in try await body(daemon, client, data) }
-            await daemon.stop()
-        } catch {
-            await DaemonFixture.remove(data)
-            throw error
-        }
-        await DaemonFixture.remove(data)
+        try await DaemonFixture.withRouter(name: "router", body)
     }
 
     func create(_ client: some TestClientProtocol) async throws -> ProjectInfo {

@@ -53,6 +53,8 @@ enum TestGuest {
 
     /// The build directory of the tests: `vmlinuz` (a link to the kernel), `initrd.gz` and a
     /// 1 MiB `sda.img`, so that options can name them relative to it as projects do.
+    nonisolated(unsafe) static var removedAtExit: String?
+
     static let directory: Task<String, any Error> = Task {
         let temporary = FileManager.default.temporaryDirectory.path
         // Directories of earlier test runs whose process is gone.
@@ -63,6 +65,11 @@ enum TestGuest {
             }
         }
         let dir = temporary + "/havel-bootcheck-\(getpid())"
+        // Shared by every test of the run, so removed when the test process exits.
+        removedAtExit = dir
+        atexit {
+            if let path = TestGuest.removedAtExit { try? FileManager.default.removeItem(atPath: path) }
+        }
         let root = dir + "/initramfs"
         try FileManager.default.createDirectory(atPath: root + "/bin", withIntermediateDirectories: true)
         for sub in ["dev", "proc", "sys"] {

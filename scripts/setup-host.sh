@@ -11,8 +11,9 @@ tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils b
                ca-certificates debian-archive-keyring
                # disk images from plain files (Images): partition tables, filesystems filled from a tree
                fdisk e2fsprogs dosfstools mtools squashfs-tools erofs-utils btrfs-progs f2fs-tools
-               # tests: openssl verifies password hashes; bench: bc
-               openssl bc
+               # tests: openssl verifies password hashes, tinyproxy (the binary, no service) is the
+               # <primary_proxy> a build goes through; bench: bc
+               openssl tinyproxy-bin bc
                # boot checks: qemu-system for the image's architecture; their tests boot a Debian
                # kernel with a busybox initramfs (scripts/fetch-test-kernel.sh)
                qemu-system-x86 qemu-system-arm ovmf qemu-utils busybox-static cpio gzip procps

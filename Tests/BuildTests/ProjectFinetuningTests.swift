@@ -102,6 +102,31 @@ struct ProjectFinetuningTests {
         #expect(!FileManager.default.fileExists(atPath: tree.base + "/x.img"))
         let listing = try await ProcessRunner.check(Command("tar", ["-tJf", tree.base + "/" + packed])).standardOutput
         #expect(listing == "x.img\n")
-        await #expect(throws: HavelError.self) { try await Packers.packImage("x.img.tar.xz", in: tree.base, packer: "android-sparse", mtime: 0) }
+        await #expect(throws: HavelError.self) { try await Packers.packImage("x.img.tar.xz", in: tree.base, packer: "rar", mtime: 0) }
+    }
+
+    @Test(.enabled(if: ProcessRunner.which("img2simg") != nil && ProcessRunner.which("simg2img") != nil,
+                   "android-sdk-libsparse-utils is not installed (scripts/setup-host.sh installs it)"))
+    func androidSparseGivesBackTheImage() async throws {
+        let tree = try SyntheticTree()
+        defer { tree.remove() }
+        // 8 MiB, mostly holes, with data at the start, the middle and the end: a sparse image keeps only those.
+        let path = tree.base + "/disk.img"
+        #expect(FileManager.default.createFile(atPath: path, contents: nil))
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        for (offset, text) in [(0, "boot sector"), (4 << 20, "middle"), ((8 << 20) - 4096, "end block")] {
+            try handle.seek(toOffset: UInt64(offset))
+            try handle.write(contentsOf: Data(repeating: UInt8(ascii: "x"), count: 4096 - text.utf8.count) + Data(text.utf8))
+        }
+        try handle.close()
+        let original = try Data(contentsOf: URL(fileURLWithPath: path))
+        let packed = try await Packers.packImage("disk.img", in: tree.base, packer: "android-sparse", mtime: 0)
+        #expect(packed == "disk.img.simg")
+        #expect(!FileManager.default.fileExists(atPath: path))
+        let sparse = try Data(contentsOf: URL(fileURLWithPath: tree.base + "/disk.img.simg"))
+        #expect(sparse.prefix(4) == Data([0x3a, 0xff, 0x26, 0xed]), "the Android sparse magic")
+        #expect(sparse.count < original.count / 4, "holes are not stored: \(sparse.count) bytes")
+        try await ProcessRunner.check(Command("simg2img", [tree.base + "/disk.img.simg", tree.base + "/back.img"]))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: tree.base + "/back.img")) == original)
     }
 }

@@ -1,6 +1,7 @@
 import Debian
 import Foundation
 import HavelCore
+import Images
 import ProjectXML
 
 /// A project that passed validation, with its mirror resolved: the only thing a build plan is made
@@ -35,6 +36,10 @@ public struct ValidatedProject: Sendable {
         guard diagnostics.isEmpty else {
             throw HavelError(.invalidProject, "the project names outputs outside the build directory", diagnostics: diagnostics)
         }
+        let refusedOptions = Self.archiveOptionProblems(loaded)
+        guard refusedOptions.isEmpty else {
+            throw HavelError(.invalidProject, "the project gives its rootfs archives options Havel does not pass on", diagnostics: refusedOptions)
+        }
         self.loaded = loaded
         self.architecture = architecture
     }
@@ -55,6 +60,25 @@ public struct ValidatedProject: Sendable {
             let place = Self.place(of: element, under: parent, value: value, in: loaded.document)
             return Diagnostic(.error, at: place?.location, path: place?.path ?? "\(parent)/\(element)",
                               "\(value.debugDescription) is not a plain file name: it names a file of the build directory, so it may not contain '/', be '.' or '..', start with '-' or hold control characters")
+        }
+    }
+
+    /// An error for `<tar><options>` or `<squashfs><options>` holding an option that could read or run
+    /// something on the build host (see `ArchiveOptions`).
+    public static func archiveOptionProblems(_ loaded: LoadedProject) -> [Diagnostic] {
+        let outputs = loaded.project.target.outputs
+        let checks: [(parent: String, text: String?, parse: (String) throws(HavelError) -> [String])] = [
+            ("tar", outputs.tarOptions, ArchiveOptions.tar), ("squashfs", outputs.squashfsOptions, ArchiveOptions.squashfs),
+        ]
+        return checks.compactMap { parent, text, parse -> Diagnostic? in
+            guard let text else { return nil }
+            do throws(HavelError) {
+                _ = try parse(text)
+                return nil
+            } catch {
+                let place = Self.place(of: "options", under: parent, value: text.trimmingCharacters(in: .whitespacesAndNewlines), in: loaded.document)
+                return Diagnostic(.error, at: place?.location, path: place?.path ?? "\(parent)/options", error.message)
+            }
         }
     }
 

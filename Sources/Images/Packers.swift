@@ -82,7 +82,7 @@ public enum Packers {
         let temporary = output + ".partial"
         unlink(temporary)
         var arguments = [rootfs, temporary, "-noappend", "-quiet", "-mkfs-time", String(mtime), "-all-time", String(mtime)]
-        if let options { arguments += try ShellWords.split(options) }
+        if let options { arguments += try ArchiveOptions.squashfs(options) }
         let result = try await processes.run(Command("mksquashfs", arguments))
         guard result.succeeded else {
             unlink(temporary)

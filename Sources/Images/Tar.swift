@@ -16,7 +16,8 @@ public enum Tar {
     }
 
     /// Packs `directory` into `output` (written to a temporary name, renamed when complete).
-    public static func pack(_ directory: String, to output: String, mtimeClamp: Int?, processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) {
+    public static func pack(_ directory: String, to output: String, mtimeClamp: Int?, options: [String] = [],
+                            processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) {
         guard let compressor = compressor(for: output) else {
             throw HavelError(.invalidProject, "\((output as NSString).lastPathComponent): unknown archive type; name it .tar, .tar.gz, .tar.xz, .tar.bz2 or .tar.zst")
         }
@@ -25,7 +26,7 @@ public enum Tar {
         var tar = ["tar", "--sort=name", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls",
                    "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime"]
         if let clamp = mtimeClamp { tar += ["--mtime=@\(clamp)", "--clamp-mtime"] }
-        tar += ["-C", directory, "-cf", "-", "."]
+        tar += options + ["-C", directory, "-cf", "-", "."]
         let pipeline = compressor.isEmpty ? Command.shellLine(tar) + " > " + Command.shellQuote(temporary) :
             Command.shellLine(tar) + " | " + Command.shellLine(compressor) + " > " + Command.shellQuote(temporary)
         let result = try await processes.run(Command("bash", ["-o", "pipefail", "-c", pipeline]))

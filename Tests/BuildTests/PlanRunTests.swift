@@ -400,6 +400,26 @@ import Testing
         }
     }
 
+    @Test func archiveOptionsThatReachTheHostAreRefusedAtTheirLine() throws {
+        let harness = try PlanHarness("options")
+        for (element, xml) in [
+            ("squashfs/options", PlanHarness.xml(target: "<package><squashfs><name>r.sq</name><options>-comp xz -pf /etc/shadow</options></squashfs></package>")),
+            ("tar/options", PlanHarness.xml(target: "<package><tar><name>r.tar</name><options>--exclude=./tmp/* --to-command=id</options></tar></package>")),
+        ] {
+            do {
+                _ = try harness.load(xml)
+                Issue.record("\(element): an option that reaches the build host was accepted")
+            } catch let error as HavelError {
+                #expect(error.code == .invalidProject)
+                let named = error.diagnostics.contains { (diagnostic: Diagnostic) in
+                    diagnostic.elementPath?.hasSuffix("/" + element) == true && diagnostic.location != nil && diagnostic.message.contains("is not passed on")
+                }
+                #expect(named, "\(error.diagnostics)")
+            }
+        }
+        _ = try harness.load(PlanHarness.xml(target: "<package><tar><name>r.tar</name><options>--exclude=./var/cache/apt/* --one-file-system</options></tar></package>"))
+    }
+
     @Test func thePlanSaysWhyEachStageIsThereAndHowTheInstallIsKeyed() throws {
         let harness = try PlanHarness("describe")
         let project = try harness.load(PlanHarness.xml(arch: "armhf", target: """

@@ -24,7 +24,8 @@ struct ReportsAndPackingStage: BuildStage {
         let clamp = products.epoch
         let rootfs = directory.rootfs
         let processes = context.processes
-        let packing = Task { try await Tar.pack(rootfs, to: packed, mtimeClamp: clamp, processes: processes) }
+        let options = try context.project.project.target.outputs.tarOptions.map { text throws(HavelError) in try ArchiveOptions.tar(text) } ?? []
+        let packing = Task { try await Tar.pack(rootfs, to: packed, mtimeClamp: clamp, options: options, processes: processes) }
         do throws(HavelError) {
             try await ReportWriter(context: context, record: record, added: products.archiveFiles, touched: products.finetunedFiles,
                                    stages: products.finishedStages).write()

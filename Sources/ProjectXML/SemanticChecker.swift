@@ -32,6 +32,25 @@ struct SemanticChecker {
         checkProject(root, project, rootPath: rootPath)
         checkTarget(root, project, rootPath: rootPath)
         checkPackages(root, rootPath: rootPath)
+        checkCheckInterpreters(root, rootPath: rootPath)
+    }
+
+    /// A boot check's `<interpreter>` is run on the build host (the daemon's machine for an upload): only
+    /// qemu-system programs found on PATH, as ELBE's examples name them, never a path or another program.
+    mutating func checkCheckInterpreters(_ root: XMLElement, rootPath: String) {
+        root.forEachDescendant(path: rootPath) { element, path in
+            guard element.name.local == "interpreter", path.hasSuffix("/check-image-list/check/interpreter") else { return }
+            let name = element.text.trimmingWhitespace()
+            guard !Self.isQemuSystemProgram(name) else { return }
+            self.error(element.textLocation, path, "\(name.debugDescription) is not a qemu-system program; a boot check runs qemu-system-<arch> "
+                       + "(such as qemu-system-x86_64 or qemu-system-aarch64) found on PATH")
+        }
+    }
+
+    static func isQemuSystemProgram(_ name: String) -> Bool {
+        let prefix = "qemu-system-"
+        guard name.hasPrefix(prefix), name.count > prefix.count, name.count <= 40 else { return false }
+        return name.dropFirst(prefix.count).allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") }
     }
 
     mutating func checkProject(_ root: XMLElement, _ project: Project, rootPath: String) {

@@ -166,6 +166,10 @@ let malformedCases: [MalformedCase] = [
     .invalid("empty-pkg.xml", line: 28, column: 15, path: pkg, "<pkg> is empty"),
     .invalid("bad-pkg-name.xml", line: 28, column: 20, path: pkg, "\"Bash Shell\" is not a Debian package name"),
 
+    // MARK: checks
+    .invalid("check-interpreter-not-qemu.xml", line: 33, column: 20, path: root + "/check-image-list/check/interpreter",
+             "\"/bin/sh\" is not a qemu-system program"),
+
     // MARK: finetuning
     .invalid("finetuning-empty-rm.xml", line: 30, column: 7, path: finetuning + "/rm", "<rm> is empty; it needs a path"),
     .invalid("finetuning-empty-cp-path.xml", line: 30, column: 11, path: finetuning + "/cp/@path", "<cp path=\"\"> is empty"),

@@ -153,7 +153,11 @@ struct ProjectFinetuningRunner {
             try await processes.check(Command("sfdisk", ["--part-type", image, String(number), type]))
         case .command(let number, let script, let mount):
             let place = try await Self.partition(number, of: image)
-            if mount {
+            if mount, Self.filesystem(of: image, at: place.startBytes) == "vfat", !Self.kernelMounts("vfat") {
+                try await withVfatFiles(image, place: place, number: number) { files throws(HavelError) in
+                    try await runScript(script, environment: ["ELBE_MNT": files, "HAVEL_MNT": files], step: step)
+                }
+            } else if mount {
                 try await withMountedPartition(image, place: place, step: step) { mountPoint throws(HavelError) in
                     try await runScript(script, environment: ["ELBE_MNT": mountPoint, "HAVEL_MNT": mountPoint], step: step)
                 }
@@ -174,6 +178,51 @@ struct ProjectFinetuningRunner {
         let log = self.log
         let status = try await processes.stream(Command("sh", ["-c", script], environment: env, workingDirectory: directory.path)) { log.tool($0) }
         guard status == .exited(0) else { throw fail(step, "the command failed (\(status))") }
+    }
+
+    /// Whether this kernel has `filesystem` built in or loaded (/proc/filesystems).
+    static func kernelMounts(_ filesystem: String) -> Bool {
+        guard let text = try? String(contentsOfFile: "/proc/filesystems", encoding: .utf8) else { return false }
+        return text.split(separator: "\n").contains { $0.split(whereSeparator: \.isWhitespace).last.map(String.init) == filesystem }
+    }
+
+    /// A vfat partition where the kernel cannot mount vfat (a bare CI box, a container): its files copied
+    /// out with mtools into a directory that stands for the mount point, and, when `body` succeeds, the
+    /// partition's content replaced by the directory's (same filesystem, label and serial; DOS attributes
+    /// such as hidden are not kept).
+    func withVfatFiles(_ image: String, place: TablePartition, number: Int,
+                       _ body: (String) async throws(HavelError) -> Void) async throws(HavelError) {
+        let drive = "\(image)@@\(place.startBytes)"
+        let environment = ["MTOOLS_SKIP_CHECK": "1"]
+        let files = directory.work + "/partition-\(number)-files"
+        try? FileManager.default.removeItem(atPath: files)
+        do {
+            try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
+        } catch {
+            throw HavelError(.io, "cannot create \(files): \(error.localizedDescription)")
+        }
+        defer { try? FileManager.default.removeItem(atPath: files) }
+        // `mdir -b` names each top-level entry, hidden ones too with -a; directories end with '/'.
+        let listing = try await processes.check(Command("mdir", ["-a", "-b", "-i", drive, "::/"], environment: environment))
+        let entries = listing.standardOutput.split(separator: "\n").map(String.init).filter { $0.hasPrefix("::/") && $0 != "::/" }
+        let names = entries.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        if !names.isEmpty {
+            try await processes.check(Command("mcopy", ["-s", "-p", "-n", "-m", "-i", drive] + names + [files + "/"], environment: environment))
+        }
+        try await body(files)
+        for entry in entries {
+            let name = entry.hasSuffix("/") ? String(entry.dropLast()) : entry
+            try await processes.check(Command(entry.hasSuffix("/") ? "mdeltree" : "mdel", ["-i", drive, name], environment: environment))
+        }
+        let local: [String]
+        do {
+            local = try FileManager.default.contentsOfDirectory(atPath: files).sorted().map { files + "/" + $0 }
+        } catch {
+            throw HavelError(.io, "cannot read \(files): \(error.localizedDescription)")
+        }
+        if !local.isEmpty {
+            try await processes.check(Command("mcopy", ["-s", "-p", "-m", "-i", drive] + local + ["::/"], environment: environment))
+        }
     }
 
     func withMountedPartition(_ image: String, place: TablePartition, step: FinetuningStep,

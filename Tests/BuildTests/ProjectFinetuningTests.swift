@@ -68,6 +68,54 @@ struct ProjectFinetuningTests {
         #expect(runner.packers["disk.img"] == "zstd")
     }
 
+    /// ELBE's x86_64-pc-hdimg-grub-uefi example lists its vfat ESP with `<command part="1">ls $ELBE_MNT`;
+    /// where the kernel cannot mount vfat (here), the command sees the files in a directory and its changes
+    /// are written back.
+    @Test func aCommandOnAVfatPartitionSeesAndChangesItsFiles() async throws {
+        let tree = try SyntheticTree()
+        defer { tree.remove() }
+        try FileManager.default.createDirectory(atPath: tree.root + "/boot/EFI/BOOT", withIntermediateDirectories: true)
+        try tree.write("/boot/EFI/BOOT/BOOTX64.EFI", "not really an EFI binary\n")
+        let directory = try await makeImage(tree)
+        try FileManager.default.createDirectory(atPath: directory.work, withIntermediateDirectories: true)
+        var runner = ProjectFinetuningRunner(directory: directory, target: try RootedFileSystem(root: tree.root), log: Logger.discarding,
+                                             artifacts: [], images: ["disk.img"])
+        try await runner.run(try steps("""
+        <losetup img="disk.img">
+          <command part="1">
+            set -e
+            ls -R "$ELBE_MNT" > "$HAVEL_BUILDDIR/listing.txt"
+            echo "console=ttyS0" > "$ELBE_MNT/cmdline.txt"
+            rm "$ELBE_MNT/config.txt"
+            mkdir -p "$ELBE_MNT/overlays"
+            cp "$ELBE_MNT/EFI/BOOT/BOOTX64.EFI" "$ELBE_MNT/overlays/copy.efi"
+          </command>
+        </losetup>
+        """))
+        let listing = try String(contentsOfFile: tree.base + "/listing.txt", encoding: .utf8)
+        #expect(listing.contains("config.txt") && listing.contains("BOOTX64.EFI"), "\(listing)")
+        let place = try await ProjectFinetuningRunner.partition(1, of: tree.base + "/disk.img")
+        let drive = "\(tree.base)/disk.img@@\(place.startBytes)"
+        func read(_ path: String) async throws -> String? {
+            let result = try await ProcessRunner.run(Command("mtype", ["-i", drive, "::" + path], environment: ["MTOOLS_SKIP_CHECK": "1"]))
+            return result.succeeded ? result.standardOutput : nil
+        }
+        #expect(try await read("/cmdline.txt") == "console=ttyS0\n")
+        #expect(try await read("/config.txt") == nil, "a file the command removed is gone")
+        #expect(try await read("/EFI/BOOT/BOOTX64.EFI") == "not really an EFI binary\n")
+        #expect(try await read("/overlays/copy.efi") == "not really an EFI binary\n")
+        try await ProcessRunner.check(Command("dd", ["if=\(tree.base)/disk.img", "of=\(tree.base)/boot-check.img", "bs=512", "status=none",
+                                                     "skip=\(place.startBytes / 512)", "count=\(place.sizeBytes / 512)"]))
+        let fsck = try await ProcessRunner.run(Command("fsck.vfat", ["-n", tree.base + "/boot-check.img"]))
+        #expect(fsck.succeeded, "\(fsck.standardOutput)\(fsck.standardError)")
+        #expect(!FileManager.default.fileExists(atPath: directory.work + "/partition-1-files"), "the stand-in directory is removed")
+        // A failing command leaves the partition as it was.
+        await #expect(throws: HavelError.self) {
+            try await runner.run(try steps("<losetup img=\"disk.img\"><command part=\"1\">rm \"$ELBE_MNT/cmdline.txt\"; exit 3</command></losetup>"))
+        }
+        #expect(try await read("/cmdline.txt") == "console=ttyS0\n")
+    }
+
     @Test func extractedPartitionIsTheFilesystem() async throws {
         let tree = try SyntheticTree()
         defer { tree.remove() }

@@ -25,11 +25,17 @@ public struct DaemonClient: Sendable {
     public static let idleTimeout: TimeAmount = .seconds(120)
 
     /// The HTTP client every DaemonClient shares unless given another: connect and idle timeouts.
-    public static let idleTimingOutClient: HTTPClient = {
+    public static let idleTimingOutClient = makeHTTPClient(connectTimeout: .seconds(30))
+
+    /// An HTTP client with the idle timeout and no retried connection attempts: a refused connection is
+    /// said at once instead of after the whole connect timeout (callers that wait for a daemon to come up
+    /// poll, as `waitForBuild` and the initvm's health check do).
+    public static func makeHTTPClient(connectTimeout: TimeAmount) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .seconds(30), read: idleTimeout)
+        configuration.timeout = .init(connect: connectTimeout, read: idleTimeout)
+        configuration.connectionPool.retryConnectionEstablishment = false
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }()
+    }
 
     public init(baseURL: String, token: String?, httpClient: HTTPClient = DaemonClient.idleTimingOutClient) {
         var url = baseURL

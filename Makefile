@@ -7,7 +7,7 @@ SWIFT   ?= swift
 HAVEL   := .build/debug/havel
 EXAMPLE ?= examples/default.xml
 
-.PHONY: all setup build static run test test-slow bench clean
+.PHONY: all setup build static run test test-slow examples bench clean
 
 all: build
 
@@ -40,6 +40,11 @@ test: static
 test-slow: static
 	$(SWIFT) build --build-tests
 	HAVEL_SLOW_TESTS=1 $(SWIFT) test --skip-build --filter 'SlowMatrixTests|aBootedImageMakesItsOwnHostKeys'
+
+# ELBE's own example projects (../shared/elbe-examples) built with --mirror host, checks included; prints
+# a table of results and times (hours on 2 cores; HAVEL_EXAMPLES=a.xml,b.xml builds only those).
+examples: build
+	scripts/build-elbe-examples.sh
 
 clean:
 	rm -rf .build

@@ -73,8 +73,26 @@ public enum BootChecker {
         }
 
         let invocation: QemuInvocation
-        do {
-            invocation = try QemuInvocation(check: check, context: context)
+        var firmwareVariables: String?
+        defer { if let firmwareVariables { unlink(firmwareVariables) } }
+        do throws(HavelError) {
+            var firmware: [String] = []
+            if let request = check.firmware {
+                let choice = try QemuFirmware.choose(request)
+                log.info("check \(name): firmware \(choice.description) (\(choice.descriptor))")
+                if let template = choice.variablesTemplate {
+                    // Each boot starts from the template's variables; nothing a boot writes is kept.
+                    let copy = FileManager.default.temporaryDirectory.path + "/havel-firmware-vars-\(UUID().uuidString.prefix(8)).fd"
+                    do {
+                        try FileManager.default.copyItem(atPath: template, toPath: copy)
+                    } catch {
+                        throw HavelError(.io, "cannot copy the firmware's variables \(template): \(error.localizedDescription)")
+                    }
+                    firmwareVariables = copy
+                }
+                firmware = QemuFirmware.options(choice, variables: firmwareVariables)
+            }
+            invocation = try QemuInvocation(check: check, context: context, firmware: firmware)
         } catch {
             log.info("check \(name): FAILED: \(error.message)")
             return result(false, error.message)

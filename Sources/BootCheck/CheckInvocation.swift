@@ -10,7 +10,8 @@ extension QemuInvocation {
     /// The names `$ELBE_IMG`, `${ELBE_IMG}`, `$HAVEL_IMG` and `${HAVEL_IMG}` stand for the image path.
     public static let imageVariables = ["ELBE_IMG", "HAVEL_IMG"]
 
-    public init(check: ImageCheck, context: CheckContext) throws(HavelError) {
+    /// `firmware`: the options that attach the check's `<interpreter-firmware>` (see `QemuFirmware`).
+    public init(check: ImageCheck, context: CheckContext, firmware: [String] = []) throws(HavelError) {
         let buildDirectory = Self.absolute(context.buildDirectory, against: FileManager.default.currentDirectoryPath)
         let image = Self.absolute(context.imagePath, against: buildDirectory)
         let interpreter = check.interpreter.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -23,8 +24,9 @@ extension QemuInvocation {
         } catch {
             throw HavelError(.invalidProject, "interpreter-opts: \(error.message)", at: check.location)
         }
-        self.init(executable: interpreter, arguments: words.map { Self.expandImage(in: $0, image: image) },
+        self.init(executable: interpreter, arguments: words.map { Self.expandImage(in: $0, image: image) } + firmware,
                   workingDirectory: buildDirectory)
+        if !firmware.isEmpty { additions.append(firmware.joined(separator: " ")) }
         absolutizeFileOptions(against: buildDirectory)
         if context.accelerator == .tcg { rewriteForTCG() }
         addConsoleOptions()

@@ -161,15 +161,38 @@ public struct ImageCheck: Sendable, Hashable, Codable {
     public var interpreter: String
     public var interpreterOptions: String
     public var action: Action
+    /// `<interpreter-firmware>`: the firmware qemu starts with, chosen from qemu's firmware descriptors.
+    public var firmware: FirmwareRequest?
     public var location: SourceLocation?
 
     public init(image: String, interpreter: String, interpreterOptions: String, action: Action,
-                location: SourceLocation? = nil) {
+                firmware: FirmwareRequest? = nil, location: SourceLocation? = nil) {
         self.image = image
         self.interpreter = interpreter
         self.interpreterOptions = interpreterOptions
         self.action = action
+        self.firmware = firmware
         self.location = location
+    }
+}
+
+/// `check/interpreter-firmware`: what a check's firmware must be, in the terms of qemu's firmware
+/// descriptors (/usr/share/qemu/firmware/*.json).
+public struct FirmwareRequest: Sendable, Hashable, Codable {
+    /// qemu's architecture name, such as x86_64 or aarch64.
+    public var architecture: String
+    /// A machine type such as pc-q35-7.2 or virt-7.2, matched against the descriptors' machine patterns.
+    public var machine: String
+    /// Space-separated interface types the firmware must have, `!` before those it must not (`uefi !bios`).
+    public var interfaceTypes: String
+    /// Space-separated features, as interface types (`!requires-smm`).
+    public var features: String
+
+    public init(architecture: String, machine: String, interfaceTypes: String, features: String) {
+        self.architecture = architecture
+        self.machine = machine
+        self.interfaceTypes = interfaceTypes
+        self.features = features
     }
 }
 

@@ -279,8 +279,12 @@ struct ProjectDecoder {
                 }
             })
         }
+        let firmware = e.firstElement(named: "interpreter-firmware").map { f in
+            FirmwareRequest(architecture: f.attributeValue("architecture") ?? "", machine: f.attributeValue("machine") ?? "",
+                            interfaceTypes: f.attributeValue("interface_types") ?? "", features: f.attributeValue("features") ?? "")
+        }
         return ImageCheck(image: e.value("img") ?? "", interpreter: e.value("interpreter") ?? "",
-                          interpreterOptions: e.value("interpreter-opts") ?? "", action: action, location: e.location)
+                          interpreterOptions: e.value("interpreter-opts") ?? "", action: action, firmware: firmware, location: e.location)
     }
 
     static func decodeInitVM(_ e: XMLElement) -> InitVMSpec {

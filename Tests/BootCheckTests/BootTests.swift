@@ -93,6 +93,31 @@ struct BootTests {
         #expect(result.transcriptTail.contains("havel-test login:"), "\(result.transcriptTail)")
     }
 
+    /// `<interpreter-firmware>` as ELBE's UEFI examples write it: the guest boots through OVMF, chosen from
+    /// Debian's descriptor, with a copy of its variables that is gone afterwards.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/usr/share/qemu/firmware/60-edk2-x86_64.json"),
+                   "needs Debian's ovmf (scripts/setup-host.sh installs it)"))
+    func aCheckWithInterpreterFirmwareBootsThroughUEFI() async throws {
+        let tag = TestGuest.newTag()
+        let log = LogRecorder()
+        let before = Set((try? FileManager.default.contentsOfDirectory(atPath: FileManager.default.temporaryDirectory.path)) ?? [])
+            .filter { $0.hasPrefix("havel-firmware-vars-") }
+        let firmware = FirmwareRequest(architecture: "x86_64", machine: "pc-q35-7.2", interfaceTypes: "uefi !bios", features: "!requires-smm")
+        let check = ImageCheck(image: "sda.img", interpreter: TestGuest.qemu, interpreterOptions: "-M q35 " + TestGuest.options(tag: tag),
+                               action: .login(password: "root"), firmware: firmware)
+        let context = TestGuest.context(directory, transcript: directory + "/\(tag).log")
+        let result = await BootChecker.run(check, name: tag, context: context, log: log.logger)
+        #expect(result.passed, "\(result.message)")
+        #expect(log.contains("firmware UEFI firmware for x86_64"), "the descriptor's description is logged")
+        #expect(log.contains("if=pflash,unit=0,readonly=on,format=raw,file=/usr/share/OVMF/OVMF_CODE_4M.fd"))
+        let serial = try String(contentsOfFile: directory + "/\(tag).log", encoding: .utf8)
+        #expect(serial.contains("EFI v2"), "the kernel was started by the UEFI firmware")
+        let after = Set((try? FileManager.default.contentsOfDirectory(atPath: FileManager.default.temporaryDirectory.path)) ?? [])
+            .filter { $0.hasPrefix("havel-firmware-vars-") }
+        #expect(after.subtracting(before).isEmpty, "the variables copy is removed")
+        #expect(try await !TestGuest.qemuRunning(tag))
+    }
+
     @Test func kvmOptionsAreRewrittenUnderTCGAndStillBoot() async throws {
         let tag = TestGuest.newTag()
         let log = LogRecorder()

@@ -18,7 +18,7 @@ tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils b
                openssl tinyproxy-bin bc
                # boot checks: qemu-system for the image's architecture; their tests boot a Debian
                # kernel with a busybox initramfs (scripts/fetch-test-kernel.sh)
-               qemu-system-x86 qemu-system-arm ovmf qemu-utils busybox-static cpio gzip procps
+               qemu-system-x86 qemu-system-arm ovmf qemu-efi-aarch64 qemu-utils busybox-static cpio gzip procps
                # cpio rootfs archives are written by bsdtar from a sorted, clamped tar stream
                libarchive-tools)
 

@@ -5,9 +5,10 @@ import Chroot
 import Images
 import SystemKit
 
-/// GRUB for amd64/i386 images with `<grub-install/>`, without loop devices or mounts. As ELBE does,
-/// the target's installed packages decide which: `grub-pc` gives BIOS, `grub-efi-<arch>-bin` gives EFI
-/// (`EFI/BOOT/BOOTX64.EFI`, the removable path). Everything GRUB needs is made inside the target with the
+/// GRUB for images with `<grub-install/>`, without loop devices or mounts. As ELBE does, the target's
+/// installed packages decide which: `grub-pc` gives BIOS (amd64, i386), `grub-efi-<arch>-bin` gives EFI at
+/// the removable path (`EFI/BOOT/BOOTX64.EFI`, `BOOTIA32.EFI`, `BOOTAA64.EFI` for arm64, `BOOTARM.EFI`,
+/// `BOOTRISCV64.EFI`). Everything GRUB needs is made inside the target with the
 /// target's own grub-mkimage: the modules under /boot/grub, a grub.cfg that finds its filesystems by
 /// label, and a core image. For BIOS, the core image and GRUB's boot sector are then written into the
 /// finished disk image (the gap before the first partition, or a GPT biosgrub partition), patched as
@@ -24,9 +25,20 @@ struct Bootloader {
     func firmwares() -> [Firmware] {
         var result: [Firmware] = []
         if target.exists("/usr/lib/grub/i386-pc/boot.img") && target.exists("/var/lib/dpkg/info/grub-pc.list") { result.append(.bios) }
-        let efiArch = project.architecture == .i386 ? "i386" : "x86_64"
-        if target.exists("/usr/lib/grub/\(efiArch)-efi/normal.mod") { result.append(.efi) }
+        if let efi = efiPlatform, target.exists("/usr/lib/grub/\(efi.platform)/normal.mod") { result.append(.efi) }
         return result
+    }
+
+    /// GRUB's EFI platform for the project's architecture and the file name UEFI boots from removable media.
+    var efiPlatform: (platform: String, file: String)? {
+        switch project.architecture {
+        case .amd64: ("x86_64-efi", "BOOTX64.EFI")
+        case .i386: ("i386-efi", "BOOTIA32.EFI")
+        case .arm64: ("arm64-efi", "BOOTAA64.EFI")
+        case .armhf, .armel: ("arm-efi", "BOOTARM.EFI")
+        case .riscv64: ("riscv64-efi", "BOOTRISCV64.EFI")
+        default: nil
+        }
     }
 
     /// The fstab label holding `path` (the deepest mountpoint above it) and the path inside that filesystem.
@@ -102,13 +114,13 @@ struct Bootloader {
                 core = host
                 log.info("GRUB for BIOS: core image \(ByteCount.format(UInt64((try? FileManager.default.attributesOfItem(atPath: host)[.size] as? Int) ?? 0)))")
             case .efi:
-                let (format, directory, file) = project.architecture == .i386 ? ("i386-efi", "i386-efi", "BOOTIA32.EFI") : ("x86_64-efi", "x86_64-efi", "BOOTX64.EFI")
+                guard let (platform, file) = efiPlatform else { continue }
                 guard filesystem(holding: "/boot/efi")?.inner == "/" || project.target.fstab.contains(where: { $0.mountpoint == "/boot/efi" }) else {
                     throw HavelError(.invalidProject, "grub-install for EFI needs a vfat partition mounted at /boot/efi")
                 }
-                try await copyModules(directory)
+                try await copyModules(platform)
                 try target.createDirectory("/boot/efi/EFI/BOOT")
-                try await chroot.check(["grub-mkimage", "-O", format, "-o", "/boot/efi/EFI/BOOT/\(file)",
+                try await chroot.check(["grub-mkimage", "-O", platform, "-o", "/boot/efi/EFI/BOOT/\(file)",
                                         "-c", "/boot/grub/havel-early.cfg", "-p", "/boot/grub",
                                         "part_msdos", "part_gpt", "ext2", "fat", "search", "search_label", "configfile", "normal",
                                         "efi_gop", "linux"],

@@ -84,6 +84,34 @@ enum SlowMatrix {
         </check-image-list>
         """)
 
+    /// arm64 with GRUB for EFI at the removable path, booted under qemu-system-aarch64 -M virt with AAVMF
+    /// chosen by <interpreter-firmware> (the firmware Secure Boot does not enforce).
+    static let arm64EFIProject = project("arm64-efi", buildtype: "aarch64", suite: "bookworm",
+                                         packages: ["grub-efi-arm64-bin", "linux-image-arm64", "systemd-sysv"], target: """
+        <passwd>root</passwd>
+        <console>ttyAMA0,115200</console>
+        <images>
+          <gpthd>
+            <name>sda.img</name><size>1500MiB</size><grub-install/>
+            <partition><size>64MiB</size><label>efi</label><name>EFI</name></partition>
+            <partition><size>remain</size><label>rfs</label><name>root</name></partition>
+          </gpthd>
+        </images>
+        <fstab>
+          <bylabel><label>rfs</label><mountpoint>/</mountpoint><fs><type>ext4</type></fs></bylabel>
+          <bylabel><label>efi</label><mountpoint>/boot/efi</mountpoint><fs><type>vfat</type></fs></bylabel>
+        </fstab>
+        """, checks: """
+        <check-image-list>
+          <check>
+            <img>sda.img</img><interpreter>qemu-system-aarch64</interpreter>
+            <interpreter-firmware architecture="aarch64" machine="virt-7.2" interface_types="uefi" features="!secure-boot"/>
+            <interpreter-opts>-M virt -cpu max -m 1G -drive format=raw,file=$ELBE_IMG,if=virtio -nographic -nic none</interpreter-opts>
+            <action><login>root</login></action>
+          </check>
+        </check-image-list>
+        """)
+
     static let all: [MatrixCase] = [
         MatrixCase("bookworm-amd64", .inline(project("bookworm-amd64", buildtype: "amd64", suite: "bookworm", packages: small))),
         MatrixCase("bookworm-arm64", .inline(project("bookworm-arm64", buildtype: "aarch64", suite: "bookworm", packages: small))),
@@ -101,6 +129,7 @@ enum SlowMatrix {
         MatrixCase("users-ssh-systemd", .inline(usersProject), passwords: ["root": "rootsecret", "alice": "alicesecret"],
                    files: ["/etc/systemd/system/multi-user.target.wants/ssh.service"]),
         MatrixCase("grub-image-boots", .inline(grubProject)),
+        MatrixCase("arm64-efi-grub-boots", .inline(arm64EFIProject), files: ["/boot/efi/EFI/BOOT/BOOTAA64.EFI"]),
     ] + shippedProjects.map { MatrixCase($0, .file($0)) }
 
     /// Every project the repository ships: examples/*.xml and bench/reference-*.xml.

@@ -100,8 +100,13 @@ public struct RepositorySigningKey: Sendable {
         await cleanUp(home, environment, processes)
     }
 
+    /// The agent may still write into the home while it shuts down, so removal is tried again for a while.
     static func cleanUp(_ home: String, _ environment: [String: String], _ processes: any ProcessRunning) async {
         _ = try? await processes.run(Command("gpgconf", ["--kill", "all"], environment: environment))
-        try? FileManager.default.removeItem(atPath: home)
+        for _ in 0..<100 {
+            try? FileManager.default.removeItem(atPath: home)
+            guard FileManager.default.fileExists(atPath: home) else { return }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
     }
 }

@@ -63,6 +63,14 @@ struct BinaryCdromIntegrationTests {
                        "-o", "Dir::State::Lists=\(apt)/lists", "-o", "Dir::State::status=\(apt)/status", "-o", "Dir::Cache=\(apt)/cache",
                        "-o", "APT::Architecture=amd64", "-o", "APT::Architectures=amd64", "-o", "APT::Sandbox::User=root",
                        "-o", "Debug::NoLocking=1"]
+        // Another project's key does not open it: apt checks the signature.
+        let stranger = try await RepositorySigningKey.forProject("someone-else", directory: base + "/other-keys")
+        try stranger.publicKey.write(toFile: apt + "/stranger.asc", atomically: true, encoding: .utf8)
+        try "deb [signed-by=\(apt)/stranger.asc] file:\(cd) bookworm main\n".write(toFile: apt + "/stranger.list", atomically: true, encoding: .utf8)
+        let refused = try await SystemProcesses().run(Command("apt-get", options + ["-o", "Dir::Etc::sourcelist=\(apt)/stranger.list", "update"]))
+        #expect(!refused.succeeded || (refused.standardOutput + refused.standardError).contains("NO_PUBKEY"), "\(refused.standardOutput)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: apt + "/lists").filter { $0.hasSuffix("_Packages") }.isEmpty)
+
         let update = try await run("apt-get", options + ["update"])
         #expect(!update.standardOutput.contains("W:") && !update.standardError.contains("W:"), "\(update.standardError)")
         let netbase = try #require(installed.first { $0.name == "netbase" })

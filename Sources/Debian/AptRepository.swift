@@ -78,6 +78,7 @@ public enum AptRepository {
     }
 
     /// Writes the repository into `root` (created; must not hold another repository) and signs it with `key`.
+    /// Pool files are hard links to the given .debs where the file system allows, else copies.
     /// The key's public half is written as `publicKeyFile` in the root.
     public static func write(_ packages: [Package], to root: String, description: Description, key: RepositorySigningKey,
                              publicKeyFile: String = "archive-key.asc",
@@ -138,7 +139,9 @@ public enum AptRepository {
         try await key.sign(suiteDirectory + "/Release", inRelease: suiteDirectory + "/InRelease", detached: suiteDirectory + "/Release.gpg",
                            epoch: description.epoch, processes: processes)
         try AtomicFile.write(key.publicKey, to: root + "/" + publicKeyFile)
-        try await processes.check(Command("find", [root, "-exec", "touch", "-h", "-d", "@\(description.epoch)", "{}", "+"]))
+        // Every file time is the epoch, except pool files hard-linked to the caller's .debs (left as they are).
+        try await processes.check(Command("find", [root, "(", "-type", "d", "-o", "!", "-path", root + "/pool/*", "-o", "-links", "1", ")",
+                                                   "-exec", "touch", "-h", "-d", "@\(description.epoch)", "{}", "+"]))
     }
 
     /// RFC 2822 in UTC, as Debian's Release files give it.

@@ -12,7 +12,7 @@ public enum IsoImage {
         return id.isEmpty ? "HAVEL" : id
     }
 
-    /// `directory` as an ISO image at `output`; every time in it is `epoch`.
+    /// `directory` as an ISO image at `output`; every time in it is `epoch`, whatever the files' times.
     public static func write(_ directory: String, to output: String, volumeID: String, epoch: Int,
                              processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) {
         guard processes.which("xorriso") != nil else {
@@ -20,7 +20,8 @@ public enum IsoImage {
         }
         let temporary = output + ".partial"
         unlink(temporary)
-        let command = Command("xorriso", ["-as", "mkisofs", "-quiet", "-r", "-J", "-V", Self.volumeID(volumeID), "-o", temporary, directory],
+        let command = Command("xorriso", ["-as", "mkisofs", "-quiet", "-r", "-J", "-V", Self.volumeID(volumeID),
+                                               "--set_all_file_dates", "=\(epoch)", "-o", temporary, directory],
                               environment: ["SOURCE_DATE_EPOCH": String(epoch)])
         let result = try await processes.run(command)
         guard result.succeeded else {

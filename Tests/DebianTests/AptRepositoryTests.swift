@@ -104,6 +104,9 @@ struct AptRepositoryTests {
         #expect(one.contains("./dists/bookworm/InRelease f"))
         #expect(one.contains("1700000000"))
         #expect(one == (try await shell(listing, in: base + "/two")))
+        // The caller's .debs are linked into the pool, not changed.
+        let time = try FileManager.default.attributesOfItem(atPath: debs[0])[.modificationDate] as? Date
+        #expect(time != Date(timeIntervalSince1970: 1_700_000_000))
     }
 
     @Test func fileNamesOfKeysAndPoolDirectories() {

@@ -26,6 +26,7 @@ import Testing
         #expect(made.succeeded)
         try await IsoImage.write(base + "/in", to: base + "/a.iso", volumeID: "test", epoch: 1_700_000_000)
         try await Task.sleep(for: .seconds(1.5))
+        #expect(utime(base + "/in/README.txt", nil) == 0)
         try await IsoImage.write(base + "/in", to: base + "/b.iso", volumeID: "test", epoch: 1_700_000_000)
         #expect(FileManager.default.contents(atPath: base + "/a.iso") == FileManager.default.contents(atPath: base + "/b.iso"))
         #expect(!FileManager.default.fileExists(atPath: base + "/a.iso.partial"))

@@ -91,6 +91,9 @@ public enum AptRepository {
                 throw HavelError(.invalidArgument, "\"\(word)\" cannot name a suite, component, architecture or package of an apt repository")
             }
         }
+        for package in packages where package.version.isEmpty || !package.version.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.~:".contains($0)) }) {
+            throw HavelError(.invalidArgument, "package \(package.name) has the version \"\(package.version)\", which is not a Debian version")
+        }
         let files = FileManager.default
         var seen: [String: String] = [:]
         for package in packages.sorted(by: { $0.path < $1.path }) {
@@ -110,7 +113,11 @@ public enum AptRepository {
         }
 
         // One index for every package, split by architecture (arch all under each), stanzas sorted.
-        let listing = try await processes.check(Command("apt-ftparchive", ["packages", "pool/" + description.component], workingDirectory: root))
+        let listing = try await processes.run(Command("apt-ftparchive", ["packages", "pool/" + description.component], workingDirectory: root),
+                                              input: [], outputLimit: 512 << 20)
+        guard listing.succeeded else {
+            throw HavelError(.processFailed, "apt-ftparchive could not index \(root)/pool: \(listing.standardError.trimmingWhitespace())")
+        }
         let stanzas = listing.standardOutput.components(separatedBy: "\n\n")
             .map { $0.trimmingCharacters(in: .newlines) }.filter { !$0.isEmpty }
             .map { stanza in (text: stanza, fields: Deb822.parse(stanza, keeping: ["filename", "architecture"]).first ?? Deb822Stanza()) }

@@ -12,6 +12,11 @@ public struct RepositorySigningKey: Sendable {
     /// The armored public key, as written into repositories.
     public let publicKey: String
 
+    public init(secretKeyFile: String, publicKey: String) {
+        self.secretKeyFile = secretKeyFile
+        self.publicKey = publicKey
+    }
+
     /// Every key is created at this time (2000-01-01), so that signatures dated by any build's
     /// SOURCE_DATE_EPOCH after it are valid, and a key made again would differ only by its key material.
     static let creationTime = 946_684_800

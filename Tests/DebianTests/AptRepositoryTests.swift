@@ -109,6 +109,20 @@ struct AptRepositoryTests {
         #expect(time != Date(timeIntervalSince1970: 1_700_000_000))
     }
 
+    @Test func namesThatWouldLeaveThePoolAreRefused() async throws {
+        let key = RepositorySigningKey(secretKeyFile: "/nonexistent", publicKey: "")
+        let description = AptRepository.Description(suite: "bookworm", architectures: ["amd64"], origin: "o", label: "l", text: "t", epoch: 1_700_000_000)
+        for package in [AptRepository.Package(path: "/x.deb", name: "a", version: "1/../../x", architecture: "amd64", source: "a"),
+                        AptRepository.Package(path: "/x.deb", name: "a", version: "1", architecture: "amd64", source: "../a"),
+                        AptRepository.Package(path: "/x.deb", name: "../a", version: "1", architecture: "amd64", source: "a")] {
+            let error = await #expect(throws: HavelError.self, "\(package)") {
+                try await AptRepository.write([package], to: "/nonexistent/repo", description: description, key: key)
+            }
+            // Refused for its name, before any file is touched.
+            #expect(error?.code == .invalidArgument, "\(String(describing: error))")
+        }
+    }
+
     @Test func fileNamesOfKeysAndPoolDirectories() {
         #expect(RepositorySigningKey.fileName(forProject: "../etc/passwd") == "_etc_passwd")
         #expect(RepositorySigningKey.fileName(forProject: "") == "project")

@@ -47,6 +47,8 @@ struct BinaryCdromIntegrationTests {
         let cd = base + "/cd"
         _ = try await run("xorriso", ["-osirrox", "on", "-indev", dir + "/bin-cdrom.iso", "-extract", "/", cd])
         let installed = try DpkgStatus.read(root: dir + "/rootfs")
+        #expect(FileManager.default.contents(atPath: cd + "/source.xml") == FileManager.default.contents(atPath: dir + "/source.xml"))
+        #expect(try String(contentsOfFile: cd + "/README.txt", encoding: .utf8).contains("file:/media/cdrom bookworm main"))
         let packages = try String(contentsOfFile: cd + "/dists/bookworm/main/binary-amd64/Packages", encoding: .utf8)
         let onCD = Set(PackagesIndex.parse(packages, origin: "cd").map { "\($0.name) \($0.version) \($0.architecture)" })
         #expect(onCD == Set(installed.map { "\($0.name) \($0.version) \($0.architecture)" }))

@@ -13,7 +13,7 @@ struct BinaryCdromStage: BuildStage {
 
     func describe(_ plan: BuildPlan) -> StageDescription {
         StageDescription(reason: "--cdroms: every installed package at its version as a signed apt repository, for exact reproduction",
-                         inputs: ["rootfs/ (dpkg status)", "the install record and the apt package lists", "package cache \(plan.options.cache.debs)",
+                         inputs: ["rootfs/ (dpkg status)", "source.xml", "the install record and the apt package lists", "package cache \(plan.options.cache.debs)",
                                   "the project's signing key in \(plan.options.cache.keys)"],
                          outputs: [(plan.options.directory.binaryCdrom as NSString).lastPathComponent])
     }
@@ -33,6 +33,10 @@ struct BinaryCdromStage: BuildStage {
             throw HavelError(.io, "cannot create \(repository): \(error.localizedDescription)")
         }
         try AtomicFile.write(Self.readme(project, architecture: context.architecture.debianName, count: packages.count), to: repository + "/README.txt")
+        // The build's source.xml goes along, as on ELBE's CD: with it the image is built again from the CD's packages.
+        do { try FileManager.default.copyItem(atPath: directory.sourceXML, toPath: repository + "/source.xml") } catch {
+            throw HavelError(.io, "cannot copy source.xml onto the binary CD: \(error.localizedDescription)")
+        }
         let key = try await RepositorySigningKey.forProject(project.name, directory: cache.keys, processes: context.processes)
         let description = AptRepository.Description(
             suite: project.suite, architectures: [context.architecture.debianName], origin: "Havel", label: project.name,
@@ -93,7 +97,8 @@ struct BinaryCdromStage: BuildStage {
         \(project.name) \(project.version) (\(architecture), \(project.suite)): binary packages
 
         The \(count) packages installed in the project's root filesystem, each at its installed version,
-        as an apt repository signed with the project's key (\(publicKeyFile) is its public half).
+        as an apt repository signed with the project's key (\(publicKeyFile) is its public half);
+        source.xml is the project with every one of them pinned.
         With this CD mounted at /media/cdrom, apt installs from it with the sources line
 
             deb [signed-by=/media/cdrom/\(publicKeyFile)] file:/media/cdrom \(project.suite) main

@@ -20,7 +20,9 @@ tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils b
                # kernel with a busybox initramfs (scripts/fetch-test-kernel.sh)
                qemu-system-x86 qemu-system-arm ovmf qemu-efi-aarch64 qemu-utils busybox-static cpio gzip procps
                # cpio rootfs archives are written by bsdtar from a sorted, clamped tar stream
-               libarchive-tools)
+               libarchive-tools
+               # the binary CD (--cdroms): a signed apt repository (apt-ftparchive, gpg) in an ISO image
+               apt-utils gnupg xorriso)
 
 missing=()
 for pkg in "${build_packages[@]}" "${tool_packages[@]}"; do

@@ -34,6 +34,10 @@ public struct BuildDirectory: Sendable {
     public var state: String { path + "/state.json" }
     /// Scratch space of a running build (hooks, keyrings, package lists); removed when it ends.
     public var work: String { path + "/.work" }
+    /// The apt package lists of the install (`var/lib/apt/lists/*_Packages` below it), kept while the build runs.
+    public var aptLists: String { work + "/lists" }
+    /// The binary CD (`--cdroms`).
+    public var binaryCdrom: String { path + "/bin-cdrom.iso" }
 
     /// `name` below `base` (the build directory or artifacts/), or nil when `name` is absolute, empty or
     /// climbs out with `..`: project files named by a project never leave the build directory.
@@ -45,7 +49,7 @@ public struct BuildDirectory: Sendable {
 
     /// Files a finished build presents as results (besides rootfs/ and artifacts/).
     public func resultFiles(packedRootfs: String?) -> [String] {
-        [sourceXML, report, validation, licenceText, licenceXML, checkReport] + (packedRootfs.map { [path + "/" + $0] } ?? [])
+        [sourceXML, report, validation, licenceText, licenceXML, checkReport, binaryCdrom, binaryCdrom + ".partial"] + (packedRootfs.map { [path + "/" + $0] } ?? [])
     }
 }
 

@@ -19,11 +19,14 @@ public struct BuildOptions: Sendable {
     public var continueLog: Bool
     /// What `LOCALMACHINE` in a `<primary_proxy>` means where this build runs (10.0.2.2 inside the initvm).
     public var localMachine: String
+    /// Also write bin-cdrom.iso: every installed package as a signed apt repository (`--cdroms`).
+    public var binaryCdrom: Bool
 
     public init(directory: BuildDirectory, cache: HavelCache = HavelCache(), useStageCache: Bool = true,
                 sourceDateEpoch: Int? = nil, havelVersion: String, skipChecks: Bool = false, continueLog: Bool = false,
-                localMachine: String = "localhost") {
+                localMachine: String = "localhost", binaryCdrom: Bool = false) {
         self.localMachine = localMachine
+        self.binaryCdrom = binaryCdrom
         self.directory = directory
         self.cache = cache
         self.useStageCache = useStageCache

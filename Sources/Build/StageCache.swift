@@ -13,6 +13,8 @@ public struct HavelCache: Sendable {
     public let path: String
     public var debs: String { path + "/debs" }
     public var stages: String { path + "/stages" }
+    /// The projects' repository signing keys (0700); never pruned, never in a build directory.
+    public var keys: String { path + "/keys" }
     var debIndex: String { debs + "/index.json" }
     /// Held (exclusively, briefly) while index.json is read, changed and written back.
     var debIndexLock: String { debs + "/.index.lock" }

@@ -187,10 +187,7 @@ public final class HavelDaemon: Sendable {
             }
             let project = try BuildEntry.load(path: directory.source, options: buildLoading(request),
                                               mirror: configuration.mirror)
-            let options = BuildOptions(directory: directory.build, cache: HavelCache(path: configuration.cache),
-                                       useStageCache: configuration.useStageCache, havelVersion: configuration.havelVersion,
-                                       continueLog: true, localMachine: configuration.localMachine)
-            let builder = try Builder(project: project, options: options, logger: progress.logger(for: id, daemon: logger))
+            let builder = try Builder(project: project, options: buildOptions(id, request), logger: progress.logger(for: id, daemon: logger))
             builderStarted = true
             _ = try await builder.run()
             await finish(id, .buildDone, reason: nil)
@@ -207,6 +204,13 @@ public final class HavelDaemon: Sendable {
             }
             await finish(id, .buildFailed, reason: reason)
         }
+    }
+
+    /// How a build runs: the daemon's cache and mirror settings, the request's choices.
+    func buildOptions(_ id: ProjectID, _ request: BuildRequest) -> BuildOptions {
+        BuildOptions(directory: directory(id).build, cache: HavelCache(path: configuration.cache),
+                     useStageCache: configuration.useStageCache, havelVersion: configuration.havelVersion,
+                     continueLog: true, localMachine: configuration.localMachine, binaryCdrom: request.binaryCdrom)
     }
 
     /// How a build loads the uploaded project: passwords hashed as `havel build` does, not-built items as asked.

@@ -180,14 +180,18 @@ public struct CreateProjectRequest: Codable, Sendable, Equatable {
 public struct BuildRequest: Codable, Sendable, Equatable {
     /// Build although the project uses items Havel does not build that change the output (`--allow-unsupported`).
     public var allowUnsupported: Bool
+    /// Also write bin-cdrom.iso, the binary CD (`--cdroms`).
+    public var binaryCdrom: Bool
 
-    public init(allowUnsupported: Bool = false) {
+    public init(allowUnsupported: Bool = false, binaryCdrom: Bool = false) {
         self.allowUnsupported = allowUnsupported
+        self.binaryCdrom = binaryCdrom
     }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         allowUnsupported = try container.decodeIfPresent(Bool.self, forKey: .allowUnsupported) ?? false
+        binaryCdrom = try container.decodeIfPresent(Bool.self, forKey: .binaryCdrom) ?? false
     }
 }
 

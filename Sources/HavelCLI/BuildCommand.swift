@@ -36,6 +36,9 @@ struct BuildCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Build twice from scratch (the second time into BUILDDIR.again) and list every file that differs.")
     var checkReproducible = false
 
+    @Flag(name: .long, help: "Also write bin-cdrom.iso: every installed package at its version as a signed apt repository (ELBE's --build-bin).")
+    var cdroms = false
+
     @OptionGroup var output_: OutputOptions
 
     @Argument(help: "The project file.")
@@ -47,7 +50,8 @@ struct BuildCommand: AsyncParsableCommand {
         let directory = BuildDirectory(output ?? "build/\(project.project.name)")
         let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { Int($0) }
         let options = BuildOptions(directory: directory, cache: HavelCache(path: cache), useStageCache: !noCache,
-                                   sourceDateEpoch: epoch, havelVersion: HavelVersion.current, skipChecks: skipChecks)
+                                   sourceDateEpoch: epoch, havelVersion: HavelVersion.current, skipChecks: skipChecks,
+                                   binaryCdrom: cdroms)
         let logger = CLILogging.buildLogger(output_.mode)
         if checkReproducible { return try await checkReproducibility(project, options: options, logger: logger) }
         let renderer = ProgressRenderer.shared

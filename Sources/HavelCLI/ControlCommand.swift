@@ -118,12 +118,13 @@ struct ControlCommand: AsyncParsableCommand {
         @Flag(name: .long, help: "Wait for the build to end (exit 1 if it failed).") var wait = false
         @Flag(name: .long, help: "Build although the project uses items Havel does not build that change the output.")
         var allowUnsupported = false
+        @Flag(name: .long, help: "Also write bin-cdrom.iso, the binary CD (ELBE's --build-bin).") var cdroms = false
         @Option(name: .long, help: ArgumentHelp("How long the daemon may be out of reach while waiting.", valueName: "SECONDS"))
         var patience: Int = 300
 
         func run() async throws {
             let client = try connection.client()
-            let project = try await client.build(id, BuildRequest(allowUnsupported: allowUnsupported))
+            let project = try await client.build(id, BuildRequest(allowUnsupported: allowUnsupported, binaryCdrom: cdroms))
             guard wait else {
                 try connection.print(project) { ControlCommand.describe(project) }
                 return

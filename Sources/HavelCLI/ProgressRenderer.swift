@@ -92,6 +92,11 @@ final class ProgressRenderer: @unchecked Sendable {
         lock.unlock()
     }
 
+    static func describe(output: String) -> String {
+        if output == "bin-cdrom.iso" { return "the binary CD: every installed package as a signed apt repository" }
+        return output.hasSuffix(".cpio") || output.hasSuffix(".squashfs") ? "a root filesystem archive" : "a disk image"
+    }
+
     func summary(_ state: BuildState, directory: BuildDirectory) {
         if mode != .quiet { timings(state) }
         Terminal.out("built \(state.project) \(state.version) (\(state.architecture)) in \(directory.path):")
@@ -99,7 +104,7 @@ final class ProgressRenderer: @unchecked Sendable {
         if let packed = state.packedRootfs { Terminal.out("  \(packed)  the packed root filesystem") }
         Terminal.out("  source.xml          the project with every installed package pinned")
         Terminal.out("  validation.txt, report.txt, licence-target.txt/.xml, log.txt")
-        for output in state.outputs { Terminal.out("  \(output)  " + (output.hasSuffix(".cpio") || output.hasSuffix(".squashfs") ? "a root filesystem archive" : "a disk image")) }
+        for output in state.outputs { Terminal.out("  \(output)  " + Self.describe(output: output)) }
         for artifact in state.artifacts { Terminal.out("  \(artifact)  an artifact") }
     }
 

@@ -26,6 +26,9 @@ struct ShowCommand: ParsableCommand {
     @Flag(name: .long, help: "With --plan: the plan of a build with --skip-checks.")
     var skipChecks = false
 
+    @Flag(name: .long, help: "With --plan: the plan of a build with --cdroms.")
+    var cdroms = false
+
     @Argument(help: "The project file.")
     var file: String
 
@@ -33,7 +36,7 @@ struct ShowCommand: ParsableCommand {
         if plan {
             let project = try BuildCommand.load(file, options: read.loaderOptions(hashPasswords: true), mirror: mirrorOptions.mirror)
             let options = BuildOptions(directory: BuildDirectory(output ?? "build/\(project.project.name)"), havelVersion: HavelVersion.current,
-                                       skipChecks: skipChecks)
+                                       skipChecks: skipChecks, binaryCdrom: cdroms)
             Terminal.out(BuildPlan(project, host: .current, options: options).describe())
             return
         }

@@ -34,6 +34,9 @@ extension InitVMCommand {
         @Option(name: .long, help: ArgumentHelp("The API token file for --url.", valueName: "FILE"))
         var tokenFile: String?
 
+        @Flag(name: .long, help: "Also write bin-cdrom.iso, the binary CD (ELBE's submit does unless --skip-build-bin).")
+        var cdroms = false
+
         @OptionGroup var follow: LogFollowOptions
 
         @Argument(help: "The project file.")
@@ -68,7 +71,7 @@ extension InitVMCommand {
             let project = try await client.createProject()
             Terminal.out("project \(project.id) created; uploading \(file)")
             _ = try await client.upload(project.id, xml: xml)
-            _ = try await client.build(project.id, BuildRequest(allowUnsupported: read.allowUnsupported))
+            _ = try await client.build(project.id, BuildRequest(allowUnsupported: read.allowUnsupported, binaryCdrom: cdroms))
             let done = try await follow.followUntilDone(client, project.id)
 
             let formatter = DateFormatter()

@@ -42,7 +42,7 @@ public enum SupportLedger {
     private static let elbeRecord = Support.differs("ELBE writes it into source.xml as a record of a build; Havel reads it as a record only and writes its own source.xml")
     private static let buildImage = Support.differs("describes the emulated machine ELBE builds in; Havel runs target programs through qemu-user and does not use it")
     private static let pbuilder = Support.notBuilt("packages are not built from source; <pbuilder> (own packages) is planned", changesOutput: true)
-    private static let srcCdrom = Support.notBuilt("no source CD is written; source and binary CDs are planned", changesOutput: true)
+    private static let srcCdrom = Support.notBuilt("no source CD is written (planned); the binary CD is havel build --cdroms", changesOutput: true)
     private static let mtd = Support.notBuilt("no MTD/UBI image is made; only <msdoshd> and <gpthd> images are built", changesOutput: true)
     private static let archivedir = Support.notBuilt("the directory is not packed; give the overlay as <archive> (a base64 tar.bz2)", changesOutput: true)
 
@@ -113,7 +113,7 @@ public enum SupportLedger {
         "pkg/@sha256": elbeRecord, "pkg/@sha512": elbeRecord, "pkg/@prio": elbeRecord,
         "pkg/@source-name": elbeRecord, "pkg/@source-version": elbeRecord,
         "pkg/@arch": .notBuilt("the package is installed for the target's architecture, not the one named", changesOutput: true),
-        "pkg/@on_src_cd": .notBuilt("no source CD is written; source and binary CDs are planned", changesOutput: false),
+        "pkg/@on_src_cd": .notBuilt("no source CD is written (planned); the binary CD is havel build --cdroms", changesOutput: false),
 
         // Checks
         "check-image-list/check": .built,

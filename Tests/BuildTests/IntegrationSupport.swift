@@ -59,9 +59,11 @@ enum Integration {
         return loaded
     }
 
-    static func build(_ loaded: LoadedProject, in directory: String, cache: String, useStageCache: Bool = true) async throws(HavelError) -> BuildState {
+    static func build(_ loaded: LoadedProject, in directory: String, cache: String, useStageCache: Bool = true,
+                      binaryCdrom: Bool = false) async throws(HavelError) -> BuildState {
         let builder = try Builder(project: loaded, options: BuildOptions(directory: BuildDirectory(directory), cache: HavelCache(path: cache),
-                                                                         useStageCache: useStageCache, havelVersion: "test"), logger: .discarding)
+                                                                         useStageCache: useStageCache, havelVersion: "test",
+                                                                         binaryCdrom: binaryCdrom), logger: .discarding)
         return try await builder.run()
     }
 

@@ -439,4 +439,20 @@ import Testing
         let native = BuildPlan(project, host: HostFacts(architecture: .armhf, isRoot: true), options: BuildOptions(directory: harness.directory, havelVersion: "test"))
         #expect(native.describe().contains("(native)"))
     }
+
+    @Test func theBinaryCDIsPlannedAfterTheReportsOnlyWhenAskedFor() throws {
+        let harness = try PlanHarness("bincd")
+        let project = try harness.load(PlanHarness.xml(target: "<pkg-list><pkg>netbase</pkg></pkg-list>"))
+        let cache = HavelCache(path: harness.root + "/cache")
+        let plain = BuildPlan(project, host: harness.host, options: BuildOptions(directory: harness.directory, cache: cache, havelVersion: "test"))
+        #expect(!plain.stages.map(\.name).contains("binary CD"))
+        let asked = BuildPlan(project, host: harness.host, options: BuildOptions(directory: harness.directory, cache: cache, havelVersion: "test",
+                                                                                 binaryCdrom: true))
+        let names = asked.stages.map(\.name)
+        let cd = try #require(names.firstIndex(of: "binary CD"))
+        #expect(names[cd - 1] == "reports and packing")
+        let text = asked.describe()
+        #expect(text.contains("writes: bin-cdrom.iso"))
+        #expect(text.contains("the project's signing key in \(harness.root)/cache/keys"))
+    }
 }

@@ -180,6 +180,21 @@ import Testing
         }
     }
 
+    /// `havel control build --cdroms` and `havel initvm submit --cdroms` ask for the binary CD; older clients' bodies do not.
+    @Test func theBinaryCDIsBuiltWhenTheRequestAsksForIt() async throws {
+        for (body, asked) in [("{}", false), (#"{"allowUnsupported":true}"#, false), (#"{"binaryCdrom":true}"#, true)] {
+            let request = try DaemonJSON.decoder().decode(BuildRequest.self, from: Data(body.utf8))
+            #expect(request.binaryCdrom == asked, "\(body)")
+        }
+        let encoded = try DaemonJSON.encoder().encode(BuildRequest(binaryCdrom: true))
+        #expect(try DaemonJSON.decoder().decode(BuildRequest.self, from: encoded).binaryCdrom)
+        try await withDaemon { daemon, client, _ in
+            let id = try await create(client).id
+            #expect(daemon.buildOptions(id, BuildRequest(binaryCdrom: true)).binaryCdrom)
+            #expect(!daemon.buildOptions(id, BuildRequest()).binaryCdrom)
+        }
+    }
+
     @Test func filesAreConfinedToTheBuildDirectory() async throws {
         try await withDaemon { _, client, data in
             let id = try await create(client).id

@@ -15,7 +15,7 @@ struct BootstrapRun {
 
     /// Bootstraps with every package of the project in one run and verifies each .deb against the mirror's index.
     func install() async throws(HavelError) -> InstallRecord {
-        let lists = context.directory.work + "/lists"
+        let lists = context.directory.aptLists
         let tool = project.target.debootstrap.tool ?? .mmdebstrap
         let sources = AptSources.lines(for: project)
         var request = BootstrapRequest(

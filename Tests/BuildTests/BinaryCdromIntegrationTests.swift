@@ -1,0 +1,85 @@
+// A real build with --cdroms, and the binary CD used as apt would use it: extracted, its signature
+// checked by apt with the project's public key, a package found at the tree's exact version.
+
+import Foundation
+@testable import Build
+import Debian
+import HavelCore
+import SystemKit
+import Testing
+
+@Suite(.serialized, .enabled(if: Integration.available && ProcessRunner.which("xorriso") != nil && ProcessRunner.which("apt-ftparchive") != nil,
+                             Comment(rawValue: Integration.missingReason ?? "needs xorriso and apt-ftparchive (scripts/setup-host.sh installs them)")))
+struct BinaryCdromIntegrationTests {
+    static let project = """
+        <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
+          <project>
+            <name>havel-it-bincd</name><version>0.1</version><buildtype>amd64</buildtype>
+            <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror>
+            <suite>bookworm</suite>
+          </project>
+          <target>
+            <hostname>it-bincd</hostname>
+            <debootstrap><variant>minbase</variant></debootstrap>
+            <pkg-list><pkg>netbase</pkg></pkg-list>
+          </target>
+        </RootFileSystem>
+        """
+
+    func run(_ executable: String, _ arguments: [String]) async throws -> ProcessResult {
+        let result = try await SystemProcesses().run(Command(executable, arguments))
+        #expect(result.succeeded, "\(executable) \(arguments.joined(separator: " ")): \(result.standardError)")
+        return result
+    }
+
+    @Test func aBuildWithCdromsWritesASignedRepositoryAptInstallsFrom() async throws {
+        let base = try Integration.temporaryDirectory("bincd")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let dir = base + "/build", cache = base + "/cache"
+        let state = try await Integration.build(try Integration.load(Self.project), in: dir, cache: cache, binaryCdrom: true)
+        #expect(state.status == .done)
+        #expect(state.outputs.contains("bin-cdrom.iso"))
+        #expect(state.stages.map(\.name).contains("binary CD"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/bin-cdrom.iso.partial"))
+        // The key stays in the cache's keys/ directory; only its public half is on the CD.
+        #expect(FileManager.default.fileExists(atPath: cache + "/keys/havel-it-bincd.secret.asc"))
+
+        let cd = base + "/cd"
+        _ = try await run("xorriso", ["-osirrox", "on", "-indev", dir + "/bin-cdrom.iso", "-extract", "/", cd])
+        let installed = try DpkgStatus.read(root: dir + "/rootfs")
+        #expect(FileManager.default.contents(atPath: cd + "/source.xml") == FileManager.default.contents(atPath: dir + "/source.xml"))
+        #expect(try String(contentsOfFile: cd + "/README.txt", encoding: .utf8).contains("file:/media/cdrom bookworm main"))
+        let packages = try String(contentsOfFile: cd + "/dists/bookworm/main/binary-amd64/Packages", encoding: .utf8)
+        let onCD = Set(PackagesIndex.parse(packages, origin: "cd").map { "\($0.name) \($0.version) \($0.architecture)" })
+        #expect(onCD == Set(installed.map { "\($0.name) \($0.version) \($0.architecture)" }))
+
+        // apt reads the CD with the project's public key and offers netbase at the tree's version.
+        let apt = base + "/apt"
+        for sub in ["lists/partial", "cache/archives/partial", "parts", "download"] {
+            try FileManager.default.createDirectory(atPath: apt + "/" + sub, withIntermediateDirectories: true)
+        }
+        try "deb [signed-by=\(cd)/archive-key.asc] file:\(cd) bookworm main\n".write(toFile: apt + "/sources.list", atomically: true, encoding: .utf8)
+        #expect(FileManager.default.createFile(atPath: apt + "/status", contents: Data()))
+        let options = ["-o", "Dir::Etc::sourcelist=\(apt)/sources.list", "-o", "Dir::Etc::sourceparts=\(apt)/parts",
+                       "-o", "Dir::Etc::preferences=\(apt)/none", "-o", "Dir::Etc::preferencesparts=\(apt)/parts",
+                       "-o", "Dir::State::Lists=\(apt)/lists", "-o", "Dir::State::status=\(apt)/status", "-o", "Dir::Cache=\(apt)/cache",
+                       "-o", "APT::Architecture=amd64", "-o", "APT::Architectures=amd64", "-o", "APT::Sandbox::User=root",
+                       "-o", "Debug::NoLocking=1"]
+        // Another project's key does not open it: apt checks the signature.
+        let stranger = try await RepositorySigningKey.forProject("someone-else", directory: base + "/other-keys")
+        try stranger.publicKey.write(toFile: apt + "/stranger.asc", atomically: true, encoding: .utf8)
+        try "deb [signed-by=\(apt)/stranger.asc] file:\(cd) bookworm main\n".write(toFile: apt + "/stranger.list", atomically: true, encoding: .utf8)
+        let refused = try await SystemProcesses().run(Command("apt-get", options + ["-o", "Dir::Etc::sourcelist=\(apt)/stranger.list", "update"]))
+        #expect(!refused.succeeded || (refused.standardOutput + refused.standardError).contains("NO_PUBKEY"), "\(refused.standardOutput)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: apt + "/lists").filter { $0.hasSuffix("_Packages") }.isEmpty)
+
+        let update = try await run("apt-get", options + ["update"])
+        #expect(!update.standardOutput.contains("W:") && !update.standardError.contains("W:"), "\(update.standardError)")
+        let netbase = try #require(installed.first { $0.name == "netbase" })
+        let policy = try await run("apt-cache", options + ["policy", "netbase"])
+        #expect(policy.standardOutput.contains("Candidate: \(netbase.version)\n"), "\(policy.standardOutput)")
+        let download = try await SystemProcesses().run(Command("apt-get", options + ["download", "netbase"], workingDirectory: apt + "/download"))
+        #expect(download.succeeded, "\(download.standardError)")
+        #expect(FileManager.default.fileExists(atPath: apt + "/download/" + DebVerification.debFileName(netbase)))
+    }
+}

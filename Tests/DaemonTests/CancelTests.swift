@@ -42,6 +42,33 @@ import Testing
         #expect(HavelDaemon.requesterName(String(repeating: "x", count: 5000)).count < 300)
     }
 
+    /// A daemon starting removes the build cgroups an earlier daemon of its data directory left, with what
+    /// still ran in them, and leaves other daemons' groups alone.
+    @Test(.enabled(if: CgroupSupport.missingReason == nil, Comment(rawValue: CgroupSupport.missingReason ?? "")), .timeLimit(.minutes(2)))
+    func staleBuildCgroupsAreRemovedAtStart() async throws {
+        let data = try DaemonFixture.temporaryDirectory("cancel-stale")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let hierarchy = try #require(CgroupHierarchy.current())
+        let stale = try ProcessCgroup.create(under: hierarchy.ownDirectory, name: BuildCgroups(dataDirectory: data).prefix + "7-0badf00d")
+        let others = try ProcessCgroup.create(under: hierarchy.ownDirectory,
+                                              name: BuildCgroups.namePrefix + BuildCgroups.tag(data + "-other") + "-7-0badf00d")
+        defer { rmdir(stale.path); rmdir(others.path) }
+        try await CgroupProcesses(SystemProcesses(), cgroup: stale).check(Command("sh", ["-c", "setsid sleep 1000 </dev/null >/dev/null 2>&1 &"]))
+        let left = stale.processes
+        #expect(!left.isEmpty)
+
+        let daemon = try await HavelDaemon(configuration: DaemonFixture.configuration(data: data))
+        #expect(!stale.exists)
+        #expect(others.exists)
+        for pid in left { #expect(kill(pid, 0) != 0 || Self.isZombie(pid), "pid \(pid) of the stale group survived") }
+        await daemon.stop()
+    }
+
+    static func isZombie(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+    }
+
     static var skipReason: Comment {
         Comment(rawValue: BuildHost.missingReason ?? CgroupSupport.missingReason ?? "")
     }

@@ -144,7 +144,7 @@ public struct StageRunner: Sendable {
         state.status = error.code == .cancelled ? .cancelled : .failed
         state.reason = error.description
         state.finished = Date()
-        log.info("build FAILED: \(error.description)")
+        log.info("build \(error.code == .cancelled ? "CANCELLED" : "FAILED"): \(error.description)")
         for diagnostic in error.diagnostics { log.info("\(diagnostic.description)") }
         let made = (state.outputs + state.artifacts + context.project.project.target.images.map(\.name)).map { directory.path + "/" + $0 }
         for file in directory.resultFiles(packedRootfs: context.packedName) + made { unlink(file) }

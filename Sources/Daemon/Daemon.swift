@@ -245,7 +245,7 @@ public final class HavelDaemon: Sendable {
             Self.appendLog(directory.build, "build FAILED: \(reason)")
             for diagnostic in error.diagnostics { Self.appendLog(directory.build, diagnostic.description) }
         }
-        if status == .cancelled { Self.appendLog(directory.build, "build CANCELLED: \(reason)") }
+        if status == .cancelled { Self.appendLog(directory.build, "build \(reason)") }
         await finish(id, status, reason: reason)
     }
 

@@ -140,7 +140,7 @@ struct ControlCommand: AsyncParsableCommand {
 
         func run() async throws {
             let user = ProcessInfo.processInfo.environment["USER"] ?? NSUserName()
-            let answer = try await connection.client().cancel(id, requester: "\(user)@\(ProcessInfo.processInfo.hostName) (havel control cancel)")
+            let answer = try await connection.client().cancel(id, requester: "\(user)@\(ProcessInfo.processInfo.hostName)")
             try connection.print(answer) { answer.message + "\n" + ControlCommand.describe(answer.project) }
         }
     }

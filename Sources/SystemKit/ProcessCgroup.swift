@@ -150,9 +150,10 @@ public struct ProcessCgroup: Sendable, Equatable {
     }
 
     /// Kills every process in the group at once and returns how; it does not wait for them to be gone.
+    /// `method` nil: cgroup.kill where the kernel has it, else freezing and SIGKILL.
     @discardableResult
-    public func kill() -> KillMethod {
-        if (try? write("1", to: "cgroup.kill")) != nil { return .cgroupKill }
+    public func kill(_ method: KillMethod? = nil) -> KillMethod {
+        if method != .freezeAndSignal, (try? write("1", to: "cgroup.kill")) != nil { return .cgroupKill }
         // Frozen, nothing in the group can fork while each process gets SIGKILL (which a frozen process still takes).
         try? write("1", to: "cgroup.freeze")
         for pid in processes { Foundation.kill(pid, SIGKILL) }
@@ -162,8 +163,8 @@ public struct ProcessCgroup: Sendable, Equatable {
     /// Kills every process in the group until it is empty (cgroup.events says `populated 0`) or `timeout`
     /// passes. Returns the method and whether the group is empty.
     @discardableResult
-    public func killAll(timeout: Duration = .seconds(30)) async -> (method: KillMethod, empty: Bool) {
-        let method = kill()
+    public func killAll(timeout: Duration = .seconds(30), method preferred: KillMethod? = nil) async -> (method: KillMethod, empty: Bool) {
+        let method = kill(preferred)
         let deadline = ContinuousClock.now + timeout
         while isPopulated, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))

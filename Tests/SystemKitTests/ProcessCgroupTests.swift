@@ -90,6 +90,25 @@ enum CgroupHost {
         #expect(!outside.succeeded)
     }
 
+    /// Without cgroup.kill (before Linux 5.14) the group is frozen and each process gets SIGKILL; it is thawed after.
+    @Test(.enabled(if: CgroupHost.available, CgroupHost.skipReason), .timeLimit(.minutes(2)))
+    func freezingAndSignallingEmptiesTheGroupToo() async throws {
+        let hierarchy = try #require(CgroupHierarchy.current())
+        let group = try ProcessCgroup.create(under: hierarchy.ownDirectory, name: "havel-test-\(UUID().uuidString.prefix(8))")
+        defer { _ = group.kill(); rmdir(group.path) }
+        let processes = CgroupProcesses(SystemProcesses(), cgroup: group)
+        try await processes.check(Command("sh", ["-c", "for i in 1 2 3; do setsid sleep 1000 </dev/null >/dev/null 2>&1 & done"]))
+        let detached = group.processes
+        #expect(detached.count == 3)
+        let (method, empty) = await group.killAll(timeout: .seconds(60), method: .freezeAndSignal)
+        #expect(method == .freezeAndSignal)
+        #expect(empty)
+        for pid in detached { #expect(!Self.isAlive(pid), "pid \(pid) survived") }
+        #expect(try String(contentsOfFile: group.path + "/cgroup.freeze", encoding: .utf8).hasPrefix("0"))
+        try await group.remove()
+        #expect(!group.exists)
+    }
+
     /// Running or sleeping; a zombie waiting for its reaper no longer counts.
     static func isAlive(_ pid: pid_t) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),

@@ -21,10 +21,10 @@ struct BuildCgroups: Sendable {
 
     static let namePrefix = "havel-build-"
 
-    /// Finds the hierarchy and tries making a group under the daemon's own.
-    init(dataDirectory: String) {
+    /// Finds the hierarchy and tries making a group under the daemon's own (`probe`).
+    init(dataDirectory: String, probe: Result<CgroupHierarchy, HavelError> = CgroupHierarchy.writable()) {
         prefix = Self.namePrefix + Self.tag(dataDirectory) + "-"
-        switch CgroupHierarchy.writable() {
+        switch probe {
         case .success(let found):
             hierarchy = found
             unavailableReason = nil

@@ -13,6 +13,11 @@ public struct CgroupHierarchy: Sendable, Equatable {
     /// This process's own group within the hierarchy ("/" or "/system.slice/havel-daemon.service").
     public let ownGroup: String
 
+    public init(mount: String, ownGroup: String) {
+        self.mount = mount
+        self.ownGroup = ownGroup
+    }
+
     /// The directory of this process's own group, under which its child groups go.
     public var ownDirectory: String {
         ownGroup == "/" ? mount : mount + ownGroup

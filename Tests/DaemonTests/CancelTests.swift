@@ -64,6 +64,17 @@ import Testing
         await daemon.stop()
     }
 
+    /// Without a writable cgroup2 the cancel answer and the log say that only the process group was stopped.
+    @Test func withoutCgroupsCancellationSaysItReachesTheProcessGroupOnly() throws {
+        let none = BuildCgroups(dataDirectory: "/var/lib/havel", probe: .failure(HavelError(.unsupported, "cannot create a cgroup under /sys/fs/cgroup: Permission denied")))
+        #expect(none.hierarchy == nil)
+        #expect(try none.make(for: 1) == nil)
+        #expect(none.cancellationReach == "the running command's process group only (no cgroup: cannot create a cgroup under /sys/fs/cgroup: Permission denied)")
+        let some = BuildCgroups(dataDirectory: "/var/lib/havel", probe: .success(CgroupHierarchy(mount: "/sys/fs/cgroup", ownGroup: "/system.slice/havel-daemon.service")))
+        #expect(some.cancellationReach == "every process of the build, through its cgroup under /sys/fs/cgroup/system.slice/havel-daemon.service")
+        #expect(some.prefix == "havel-build-\(BuildCgroups.tag("/var/lib/havel"))-" && some.prefix.count == "havel-build-".count + 9)
+    }
+
     static func isZombie(_ pid: pid_t) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
         return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")

@@ -188,7 +188,7 @@ import Testing
               <fstab><bylabel><label>rootfs</label><mountpoint>/</mountpoint><fs><type>ext4</type></fs></bylabel></fstab>
               <project-finetuning>
                 <losetup img="disk.img">
-                  <command part="1" nomount="true">setsid sh -c 'sleep 1000; : \(marker)' &amp; sleep 1000</command>
+                  <command part="1" nomount="true">setsid sh -c 'while :; do sleep 1; done; : \(marker)' &amp; sleep 1000</command>
                 </losetup>
               </project-finetuning>
             </target>

@@ -15,6 +15,9 @@ public struct BuildContext: Sendable {
     public let host: HostFacts
     public let log: Logger
     public let processes: any ProcessRunning
+    /// The cgroup every command of the build runs in (`processes` puts them there), if any: cancellation
+    /// kills everything in it, also what left its session.
+    public var cgroup: ProcessCgroup?
     /// Boots images and runs their checks (qemu; a recording stand-in in unit tests).
     public var checkImages: ImageChecking = { checks, script, directory, log throws(HavelError) in
         try await CheckRunner.run(checks, script: script, buildDirectory: directory.path, report: directory.checkReport, logger: log)

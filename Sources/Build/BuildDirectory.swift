@@ -56,7 +56,7 @@ public struct BuildDirectory: Sendable {
 /// state.json: what a build did, stage by stage, and how it ended. Written at every stage boundary,
 /// so an interrupted build says where it stopped.
 public struct BuildState: Codable, Sendable, Equatable {
-    public enum Status: String, Codable, Sendable { case running, done, failed }
+    public enum Status: String, Codable, Sendable { case running, done, failed, cancelled }
 
     public struct Stage: Codable, Sendable, Equatable {
         public var name: String

@@ -52,8 +52,9 @@ public struct Builder: Sendable {
     }
 
     /// `logger` is the front end's (a progress line, the daemon's project status); the builder adds log.txt.
+    /// With a `cgroup`, every command joins it and cancelling the build kills everything in it.
     public init(project: ValidatedProject, options: BuildOptions, host: HostFacts = .current,
-                processes: any ProcessRunning = SystemProcesses(), logger: Logger) throws(HavelError) {
+                processes: any ProcessRunning = SystemProcesses(), cgroup: ProcessCgroup? = nil, logger: Logger) throws(HavelError) {
         do {
             try FileManager.default.createDirectory(atPath: options.directory.path, withIntermediateDirectories: true)
         } catch {
@@ -62,11 +63,13 @@ public struct Builder: Sendable {
         logFile = try LogFile(path: options.directory.log, appending: options.continueLog)
         plan = BuildPlan(project, host: host, options: options)
         var processes = processes
+        if let cgroup { processes = CgroupProcesses(processes, cgroup: cgroup) }
         if let proxy = project.project.mirror.primary?.proxy, !proxy.trimmingWhitespace().isEmpty {
             processes = ProxiedProcesses(processes, proxy: proxy, localMachine: options.localMachine)
         }
         context = BuildContext(project: project, options: options, host: host, log: logger.alsoWriting(to: logFile),
                                processes: processes)
+        context.cgroup = cgroup
         if let proxied = processes as? ProxiedProcesses {
             context.log.info("apt and the bootstrap reach the mirrors through the proxy \(proxied.proxy) (<primary_proxy>)")
         }

@@ -20,7 +20,19 @@ public struct StageRunner: Sendable {
     var log: Logger { context.log }
 
     /// Runs the whole plan. On failure or cancellation the state says so and the error is rethrown.
+    /// With a cgroup, cancellation kills every process of the build the moment it comes, so that a command
+    /// whose output a detached child holds open cannot keep the build waiting.
     public func run() async throws(HavelError) -> BuildState {
+        guard let cgroup = context.cgroup else { return try await runStages() }
+        let result: Result<BuildState, HavelError> = await withTaskCancellationHandler {
+            do throws(HavelError) { return .success(try await runStages()) } catch { return .failure(error) }
+        } onCancel: {
+            cgroup.kill()
+        }
+        return try result.get()
+    }
+
+    func runStages() async throws(HavelError) -> BuildState {
         let project = context.project.project
         let started = Date()
         var state = BuildState(project: project.name, version: project.version, architecture: context.architecture.debianName,
@@ -45,6 +57,7 @@ public struct StageRunner: Sendable {
             let failure = Task.isCancelled && error.code != .cancelled ?
                 HavelError(.cancelled, "the build was interrupted (\(error.message))") : error
             await cleanup?.value
+            await endProcesses(cancelled: failure.code == .cancelled)
             await fail(failure, &state)
             throw failure
         }
@@ -111,11 +124,27 @@ public struct StageRunner: Sendable {
         return cleanup
     }
 
+    /// After a failure, before the clean-up unmounts: nothing of the build may still run in its trees.
+    /// With a cgroup every process in it is killed (those started since a cancellation too); without one,
+    /// cancellation reached the process group of the running command only.
+    func endProcesses(cancelled: Bool) async {
+        guard let cgroup = context.cgroup else {
+            if cancelled { log.info("cancelled without a cgroup: only the running command's process group was stopped") }
+            return
+        }
+        let left = cgroup.processes.count
+        let (method, empty) = await cgroup.killAll()
+        if cancelled || left > 0 {
+            log.info(empty ? "killed every process of the build (\(method.rawValue) on \(cgroup.path))"
+                     : "some processes of the build outlived SIGKILL in \(cgroup.path): \(cgroup.processes)")
+        }
+    }
+
     func fail(_ error: HavelError, _ state: inout BuildState) async {
-        state.status = .failed
+        state.status = error.code == .cancelled ? .cancelled : .failed
         state.reason = error.description
         state.finished = Date()
-        log.info("build FAILED: \(error.description)")
+        log.info("build \(error.code == .cancelled ? "CANCELLED" : "FAILED"): \(error.description)")
         for diagnostic in error.diagnostics { log.info("\(diagnostic.description)") }
         let made = (state.outputs + state.artifacts + context.project.project.target.images.map(\.name)).map { directory.path + "/" + $0 }
         for file in directory.resultFiles(packedRootfs: context.packedName) + made { unlink(file) }

@@ -48,19 +48,27 @@ actor BuildQueue {
         await withCheckedContinuation { continuation in watchers[id, default: []].append(continuation) }
     }
 
-    /// Takes a waiting build out of the queue or cancels a running one. Returns whether there was one.
-    func cancel(_ id: ProjectID) -> Bool {
+    /// What `cancel` did.
+    enum Cancellation: Sendable, Equatable {
+        /// The build was waiting: it left the queue and will not run.
+        case removedFromQueue
+        /// The build was running: its task is cancelled (it ends once the stage runner has cleaned up).
+        case cancelledRunning
+    }
+
+    /// Takes a waiting build out of the queue or cancels a running one; nil when there is neither.
+    func cancel(_ id: ProjectID) -> Cancellation? {
         if let index = waiting.firstIndex(of: id) {
             waiting.remove(at: index)
             requests[id] = nil
             notify(id)
-            return true
+            return .removedFromQueue
         }
         if let task = running[id] {
             task.cancel()
-            return true
+            return .cancelledRunning
         }
-        return false
+        return nil
     }
 
     /// Stops taking builds, cancels the running ones and waits for them to record how they ended.

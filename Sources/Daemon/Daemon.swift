@@ -80,6 +80,10 @@ public final class HavelDaemon: Sendable {
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .notice
         return logger
     }()
+    /// The cgroups builds run in (or why there are none).
+    let cgroups: BuildCgroups
+    /// Who asked to cancel each running build.
+    let cancellations = CancellationBook()
     private let queueBox = QueueBox()
     private let groupBox = GroupBox()
     var queue: BuildQueue { queueBox.queue! }
@@ -110,6 +114,10 @@ public final class HavelDaemon: Sendable {
                              + "director\(projects.count == 1 ? "y" : "ies"); restore the database, or move projects/ away to start afresh")
         }
         store = try ProjectStore(path: database)
+        cgroups = BuildCgroups(dataDirectory: data)
+        if let reason = cgroups.unavailableReason {
+            logger.warning("builds run without a cgroup of their own: \(reason); cancelling a build stops its running command's process group only, so a daemon a build detached (setsid) survives. Run the daemon as root with cgroup2 writable (Delegate=yes under systemd).")
+        }
         let jobs = configuration.jobs
         queueBox.queue = BuildQueue(limit: jobs) { [weak self] id, request in await self?.runBuild(id, request) }
         try await recover()
@@ -138,6 +146,11 @@ public final class HavelDaemon: Sendable {
             }
             Self.appendLog(directory, "build FAILED: " + Self.interruptedReason)
         }
+        let stale = await cgroups.removeStale()
+        if !stale.removed.isEmpty {
+            logger.notice("removed \(stale.removed.count) build cgroup(s) a stopped daemon left: \(stale.removed.joined(separator: ", "))")
+        }
+        for problem in stale.problems { logger.warning("\(problem)") }
         emptyTrash()
     }
 
@@ -176,10 +189,13 @@ public final class HavelDaemon: Sendable {
     // MARK: - Builds
 
     /// One build: the uploaded project loaded as `havel build` loads it, its mirror resolved, built by
-    /// `Build.Builder` into the project's build directory; the outcome recorded in the database.
+    /// `Build.Builder` into the project's build directory in a cgroup of its own (removed when it ends, with
+    /// anything still in it); the outcome recorded in the database.
     func runBuild(_ id: ProjectID, _ request: BuildRequest = BuildRequest()) async {
         let directory = directory(id)
         var builderStarted = false
+        var cgroup: ProcessCgroup?
+        var failure: HavelError?
         do throws(HavelError) {
             try await store.update(id) { record in
                 record.buildStarted = Date()
@@ -187,23 +203,48 @@ public final class HavelDaemon: Sendable {
             }
             let project = try BuildEntry.load(path: directory.source, options: buildLoading(request),
                                               mirror: configuration.mirror)
-            let builder = try Builder(project: project, options: buildOptions(id, request), logger: progress.logger(for: id, daemon: logger))
+            do throws(HavelError) {
+                cgroup = try cgroups.make(for: id)
+            } catch {
+                Self.appendLog(directory.build, "warning: the build runs without a cgroup of its own: \(error.message)")
+            }
+            let builder = try Builder(project: project, options: buildOptions(id, request), cgroup: cgroup,
+                                      logger: progress.logger(for: id, daemon: logger))
             builderStarted = true
             _ = try await builder.run()
-            await finish(id, .buildDone, reason: nil)
         } catch {
-            var reason = error.description
-            if error.code == .cancelled || Task.isCancelled {
+            failure = error
+        }
+        if let cgroup {
+            do throws(HavelError) {
+                try await cgroup.remove()
+            } catch {
+                logger.error("project \(id): \(error.message)")
+            }
+        }
+        guard let error = failure else {
+            _ = cancellations.take(id)
+            await finish(id, .buildDone, reason: nil)
+            return
+        }
+        var reason = error.description
+        var status = ProjectStatus.buildFailed
+        if error.code == .cancelled || Task.isCancelled {
+            if let requester = cancellations.take(id) {
+                reason = "cancelled by \(requester)"
+                status = .cancelled
+            } else {
                 reason = stopping.value ? Self.interruptedReason : "the build was cancelled"
             }
-            // A tool killed on cancellation may have mounted after the builder cleaned up.
-            _ = try? await Mounts.unmountAll(under: directory.build.path)
-            if !builderStarted {
-                Self.appendLog(directory.build, "build FAILED: \(reason)")
-                for diagnostic in error.diagnostics { Self.appendLog(directory.build, diagnostic.description) }
-            }
-            await finish(id, .buildFailed, reason: reason)
         }
+        // A tool killed on cancellation may have mounted after the builder cleaned up.
+        _ = try? await Mounts.unmountAll(under: directory.build.path)
+        if !builderStarted, status != .cancelled {
+            Self.appendLog(directory.build, "build FAILED: \(reason)")
+            for diagnostic in error.diagnostics { Self.appendLog(directory.build, diagnostic.description) }
+        }
+        if status == .cancelled { Self.appendLog(directory.build, "build \(reason)") }
+        await finish(id, status, reason: reason)
     }
 
     /// How a build runs: the daemon's cache and mirror settings, the request's choices.

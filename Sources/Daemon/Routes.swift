@@ -35,6 +35,17 @@ extension HavelDaemon {
             }
             return try await self.build(try Self.id(context), build)
         }
+        router.post("/projects/{id}/cancel") { request, context in
+            var request = request
+            let body = try await request.collectBody(upTo: 16 << 10)
+            let cancel: CancelRequest
+            do {
+                cancel = body.readableBytes == 0 ? CancelRequest() : try DaemonJSON.decoder().decode(CancelRequest.self, from: Data(body.readableBytesView))
+            } catch {
+                throw APIError(.badRequest, "the body is not a cancel request: \(error)")
+            }
+            return try await self.cancel(try Self.id(context), cancel)
+        }
         router.post("/projects/{id}/reset") { _, context in try await self.reset(try Self.id(context)) }
         router.get("/projects/{id}/log") { request, context in
             let follow = ["true", "1", "yes"].contains(request.uri.queryParameters.get("follow") ?? "")
@@ -223,6 +234,55 @@ extension HavelDaemon {
             throw APIError(.serviceUnavailable, "the daemon is stopping; build project \(id) after it restarts")
         }
         return .json(await projectInfo(record), status: .accepted)
+    }
+
+    /// How long a cancel answer waits for a running build to end (below the client's 60 s deadline).
+    static let cancelWait: Duration = .seconds(40)
+
+    /// Cancels the project's build: a waiting one leaves the queue and is recorded cancelled at once; a
+    /// running one is cancelled through its task (the stage runner kills its processes and cleans up), and
+    /// the answer waits a while for it to end.
+    func cancel(_ id: ProjectID, _ request: CancelRequest) async throws -> Response {
+        _ = try await store.project(id)
+        let requester = Self.requesterName(request.requester)
+        let build = directory(id).build
+        cancellations.set(id, by: requester)
+        guard let cancellation = await queue.cancel(id) else {
+            _ = cancellations.take(id)
+            throw APIError(.conflict, "project \(id) has no build queued or running; nothing to cancel")
+        }
+        switch cancellation {
+        case .removedFromQueue:
+            _ = cancellations.take(id)
+            let reason = "cancelled by \(requester)"
+            Self.appendLog(build, "build CANCELLED by \(requester) while queued; it never started")
+            await finish(id, .cancelled, reason: reason)
+            let project = await projectInfo(try await store.project(id))
+            return .json(CancelResponse(outcome: .removedFromQueue, message: "project \(id): removed the waiting build from the queue", project: project))
+        case .cancelledRunning:
+            Self.appendLog(build, "cancel requested by \(requester): ending \(cgroups.cancellationReach)")
+            let deadline = ContinuousClock.now + Self.cancelWait
+            while await queue.isActive(id), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let project = await projectInfo(try await store.project(id))
+            guard project.status != .busy else {
+                return .json(CancelResponse(outcome: .cancelling, message: "project \(id): the running build is cancelled but has not ended yet; "
+                                            + "it stops \(cgroups.cancellationReach)", project: project), status: .accepted)
+            }
+            let message = project.status == .cancelled
+                ? "project \(id): cancelled the running build; stopped \(cgroups.cancellationReach)"
+                : "project \(id): the build ended (\(project.status.rawValue)) before the cancellation took effect"
+            return .json(CancelResponse(outcome: .cancelledRunning, message: message, project: project))
+        }
+    }
+
+    /// Who cancels, as the log records it: the client's name for them, one line of printable characters, bounded.
+    static func requesterName(_ requested: String?) -> String {
+        let printable = (requested ?? "").unicodeScalars.filter { $0.properties.generalCategory != .control && $0 != "\u{2028}" && $0 != "\u{2029}" }
+        let name = String(String.UnicodeScalarView(printable)).trimmingWhitespace()
+        guard !name.isEmpty else { return "an API client" }
+        return String(name.prefix(CancelRequest.maximumRequesterLength)) + " (over the API)"
     }
 
     /// Refuses at once, before anything is queued, a build that `runBuild` would refuse when it loads the

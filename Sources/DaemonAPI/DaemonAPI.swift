@@ -22,6 +22,12 @@ public enum DaemonRoute {
     /// 409 if busy or without a source; 400 if the project uses items Havel does not build that change the
     /// output and the request does not allow them.
     public static func build(_ id: ProjectID) -> String { "/projects/\(id)/build" }
+    /// POST (body `CancelRequest`, may be empty): cancels the project's build. A waiting build leaves the
+    /// queue; a running one is cancelled and every process of it killed (through its cgroup, where the
+    /// daemon can make one). 200 with `CancelResponse` once the build has ended (status `cancelled`), 202
+    /// if a running build has not ended yet within the daemon's wait; 404 for an unknown project; 409 when
+    /// the project has no build queued or running.
+    public static func cancel(_ id: ProjectID) -> String { "/projects/\(id)/cancel" }
     /// POST: back to `needs_build` (or `empty` without a source), build results removed; 409 while busy.
     public static func reset(_ id: ProjectID) -> String { "/projects/\(id)/reset" }
     /// GET: the build log as text/plain from byte `offset` on; with `?follow=true` it streams until the
@@ -95,8 +101,10 @@ public enum ProjectStatus: String, Codable, Sendable, CaseIterable {
     /// A build is queued or running.
     case busy
     case buildDone = "build_done"
-    /// The build failed, was cancelled, or the daemon stopped during it; `reason` says which.
+    /// The build failed or the daemon stopped during it; `reason` says which.
     case buildFailed = "build_failed"
+    /// The build was cancelled (`POST /projects/{id}/cancel`); `reason` says by whom.
+    case cancelled
 }
 
 public struct ProjectInfo: Codable, Sendable, Equatable {
@@ -192,6 +200,42 @@ public struct BuildRequest: Codable, Sendable, Equatable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         allowUnsupported = try container.decodeIfPresent(Bool.self, forKey: .allowUnsupported) ?? false
         binaryCdrom = try container.decodeIfPresent(Bool.self, forKey: .binaryCdrom) ?? false
+    }
+}
+
+/// How a cancellation is asked for; an empty body is an anonymous one.
+public struct CancelRequest: Codable, Sendable, Equatable {
+    /// Who cancels, as the client names them (`user@host`); the build log records it.
+    public var requester: String?
+
+    public init(requester: String? = nil) {
+        self.requester = requester
+    }
+
+    /// The longest requester name kept.
+    public static let maximumRequesterLength = 200
+}
+
+/// What a cancellation did.
+public struct CancelResponse: Codable, Sendable, Equatable {
+    public enum Outcome: String, Codable, Sendable {
+        /// The build was waiting in the queue and never started.
+        case removedFromQueue = "removed_from_queue"
+        /// The build was running; it was cancelled and has ended.
+        case cancelledRunning = "cancelled_running"
+        /// The build was running and is cancelled, but had not ended when the daemon stopped waiting (202).
+        case cancelling
+    }
+
+    public var outcome: Outcome
+    /// One sentence saying what happened, with how the build's processes were ended.
+    public var message: String
+    public var project: ProjectInfo
+
+    public init(outcome: Outcome, message: String, project: ProjectInfo) {
+        self.outcome = outcome
+        self.message = message
+        self.project = project
     }
 }
 

@@ -78,6 +78,12 @@ public struct DaemonClient: Sendable {
         try await decode(ProjectInfo.self, .POST, DaemonRoute.build(id), body: try encode(request), contentType: "application/json")
     }
 
+    /// Cancels the project's queued or running build (`.conflict` when it has none); says what happened.
+    public func cancel(_ id: ProjectID, requester: String? = nil) async throws(HavelError) -> CancelResponse {
+        try await decode(CancelResponse.self, .POST, DaemonRoute.cancel(id), body: try encode(CancelRequest(requester: requester)),
+                         contentType: "application/json")
+    }
+
     public func reset(_ id: ProjectID) async throws(HavelError) -> ProjectInfo {
         try await decode(ProjectInfo.self, .POST, DaemonRoute.reset(id))
     }

@@ -171,7 +171,7 @@ enum Interruptible {
             return .success(try await task.value)
         } catch {
             let sig = received.value
-            let failure = sig != nil ? HavelError(.cancelled, "the build was interrupted; the build directory is marked failed") :
+            let failure = sig != nil ? HavelError(.cancelled, "the build was interrupted; the build directory is marked cancelled") :
                 (error as? HavelError ?? HavelError(.internalError, "\(error)"))
             return .failure(failure, signal: sig)
         }

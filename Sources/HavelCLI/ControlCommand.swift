@@ -12,7 +12,7 @@ struct ControlCommand: AsyncParsableCommand {
         commandName: "control",
         abstract: "Talk to a Havel daemon: create, upload, build, wait, fetch logs and results (for scripts and CI).",
         discussion: "Exit status: 0 success, 1 the daemon refused or a build failed (wait), 2 usage.",
-        subcommands: [List.self, Create.self, Upload.self, Build.self, Wait.self, Log.self, Files.self, Get.self,
+        subcommands: [List.self, Create.self, Upload.self, Build.self, Cancel.self, Wait.self, Log.self, Files.self, Get.self,
                       Reset.self, Delete.self, Status.self])
 
     /// Where the daemon is and how to prove who we are; how to print.
@@ -133,8 +133,21 @@ struct ControlCommand: AsyncParsableCommand {
         }
     }
 
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Cancel the project's build: a queued one leaves the queue, a running one is stopped with every process it started.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The project id.") var id: ProjectID
+
+        func run() async throws {
+            let user = ProcessInfo.processInfo.environment["USER"] ?? NSUserName()
+            let answer = try await connection.client().cancel(id, requester: "\(user)@\(ProcessInfo.processInfo.hostName)")
+            try connection.print(answer) { answer.message + "\n" + ControlCommand.describe(answer.project) }
+        }
+    }
+
     struct Wait: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Wait until the project is no longer busy; exit 1 if its build failed.")
+        static let configuration = CommandConfiguration(abstract: "Wait until the project is no longer busy; exit 1 if its build failed or was cancelled.")
         @OptionGroup var connection: Connection
         @Argument(help: "The project id.") var id: ProjectID
         @Option(name: .long, help: "Seconds between polls.") var interval: Double = 2
@@ -149,7 +162,7 @@ struct ControlCommand: AsyncParsableCommand {
 
         static func finish(_ project: ProjectInfo, connection: Connection) async throws {
             try connection.print(project) { ControlCommand.describe(project) }
-            if project.status == .buildFailed { throw ExitCode(1) }
+            if project.status == .buildFailed || project.status == .cancelled { throw ExitCode(1) }
         }
     }
 

@@ -15,6 +15,8 @@ struct DaemonCommand: AsyncParsableCommand {
         Every call but GET /health needs the token in --token-file (made there, mode 0600, if missing). \
         Projects live in --data (havel.sqlite and projects/<id>/). Builds run as havel build runs them, \
         up to --jobs at once, with the MIRROR_HOST placeholder taken from this machine's apt sources. \
+        Each build runs in a cgroup v2 group of its own below the daemon's (root and a writable cgroup2; \
+        Delegate=yes under systemd), so that cancelling it (havel control cancel) kills every process it started. \
         SIGTERM or SIGINT stops the builds (they are marked failed) and then the server.
         """)
 

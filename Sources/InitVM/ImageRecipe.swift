@@ -44,6 +44,8 @@ public enum ImageRecipe {
 
         [Service]
         ExecStart=\(daemonCommandLine.joined(separator: " "))
+        # The daemon makes a child cgroup per build, so that cancelling a build kills every process of it.
+        Delegate=yes
         Environment=HOME=/root LC_ALL=C.UTF-8
         Restart=on-failure
         RestartSec=2

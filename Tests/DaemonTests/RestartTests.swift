@@ -4,6 +4,7 @@ import Foundation
 import HavelCore
 import SystemKit
 import Testing
+@testable import Daemon
 
 /// `havel daemon` as its own process: killed with SIGKILL in the middle of a build, then started again.
 @Suite(.serialized) struct RestartTests {
@@ -108,6 +109,9 @@ import Testing
         leftover.currentDirectoryURL = URL(fileURLWithPath: build)
         try leftover.run()
         defer { if leftover.isRunning { leftover.terminate() } }
+        // The killed daemon's build cgroup is left with what still runs in it.
+        let buildGroups = CgroupSupport.missingReason == nil ? BuildCgroups(dataDirectory: data) : nil
+        if let buildGroups { #expect(buildGroups.hierarchy?.childGroups(prefix: buildGroups.prefix).count == 1) }
 
         let second = try DaemonProcess.start(data: data)
         defer { if second.process.isRunning { second.process.terminate(); second.process.waitUntilExit() } }
@@ -120,6 +124,8 @@ import Testing
         // The restart ended what the killed daemon's build left running.
         #expect(ProcessReaper.processes(using: build).isEmpty)
         #expect(try await again.log(project.id).contains("the stopped daemon's build left running"))
+        // ... and its cgroup is gone with whatever was still in it.
+        if let buildGroups { #expect(buildGroups.hierarchy?.childGroups(prefix: buildGroups.prefix).isEmpty == true) }
         // The database is sound and still takes changes.
         let sqlite = Process()
         sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/env")

@@ -34,7 +34,7 @@ import Testing
                 #expect(decoded == HealthResponse(status: "ok", havelVersion: "test"))
             }
             for (uri, method) in [(DaemonRoute.projects, HTTPRequest.Method.get), (DaemonRoute.projects, .post),
-                                  (DaemonRoute.project(1), .get), (DaemonRoute.project(1), .delete), (DaemonRoute.build(1), .post),
+                                  (DaemonRoute.project(1), .get), (DaemonRoute.project(1), .delete), (DaemonRoute.build(1), .post), (DaemonRoute.cancel(1), .post),
                                   (DaemonRoute.log(1), .get), (DaemonRoute.file(1, path: "log.txt"), .get), ("/nothing", .get)] {
                 try await client.execute(uri: uri, method: method) { response in
                     #expect(response.status == .unauthorized, "\(method) \(uri)")

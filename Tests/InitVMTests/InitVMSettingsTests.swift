@@ -136,6 +136,8 @@ struct ImageRecipeTests {
         #expect(ImageRecipe.daemonUnit.contains(
             "ExecStart=/usr/local/bin/havel daemon --listen 0.0.0.0:7588 --data /var/lib/havel --token-file /etc/havel/api-token"))
         #expect(ImageRecipe.daemonUnit.contains("WantedBy=multi-user.target"))
+        // The daemon makes a cgroup per build below its service's, which systemd allows only when delegated.
+        #expect(ImageRecipe.daemonUnit.split(separator: "\n").contains("Delegate=yes"))
     }
 
     @Test func payloadKeepsTheInitramfsSmall() {

@@ -267,11 +267,15 @@ public final class HavelDaemon: Sendable {
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: app), .init(service: BuildService(daemon: self)),
                        // Ending (on a lost database, or at shutdown) shuts the group down gracefully, builds first.
-                       .init(service: DatabaseWatch(daemon: self, path: store.path), successTerminationBehavior: .gracefullyShutdownGroup)],
+                       .init(service: DatabaseWatch(daemon: self), successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: handlingSignals ? [.sigterm, .sigint] : [],
             logger: app.logger))
         groupBox.set(group)
         try await group.run()
+        if let problem = store.file.problem() {
+            throw HavelError(.io, "\(problem); the daemon stopped so that nothing more is written into a lost file. "
+                             + "Restore the database and start the daemon again")
+        }
     }
 
     /// Stops serving as SIGTERM does: builds first, then the server.
@@ -309,32 +313,16 @@ struct BuildService: Service {
 }
 
 /// Watches the project database while the daemon serves: a havel.sqlite deleted or replaced under it would
-/// take writes into a file nobody will read again, so the daemon stops with a clear message instead.
+/// take writes into a file nobody will read again, so the daemon stops with a clear message instead
+/// (`serve` throws it; every write checks the file first as well).
 struct DatabaseWatch: Service {
     let daemon: HavelDaemon
-    let path: String
-    let inode: ino_t
     static let interval: Duration = .seconds(2)
-
-    init(daemon: HavelDaemon, path: String) {
-        self.daemon = daemon
-        self.path = path
-        var status = stat()
-        inode = stat(path, &status) == 0 ? status.st_ino : 0
-    }
-
-    /// Why the database at `path` is no longer the one opened, or nil while it is.
-    func problem() -> String? {
-        var status = stat()
-        guard stat(path, &status) == 0 else { return "the project database \(path) was deleted while the daemon ran" }
-        guard status.st_ino == inode else { return "the project database \(path) was replaced while the daemon ran" }
-        return nil
-    }
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                if let problem = problem() {
+                if let problem = daemon.store.file.problem() {
                     daemon.logger.critical("\(problem); stopping so that nothing more is written into a lost file. Restore the database and start the daemon again.")
                     return
                 }

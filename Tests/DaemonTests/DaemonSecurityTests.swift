@@ -333,16 +333,52 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(2))) func aDeletedDatabaseStopsTheDaemon() async throws {
-        let data = try DaemonFixture.temporaryDirectory("deleted-database")
+        try await Self.expectDaemonStops(name: "deleted-database", saying: "was deleted while the daemon ran") { database in
+            #expect(unlink(database) == 0)
+        }
+    }
+
+    @Test(.timeLimit(.minutes(2))) func aReplacedDatabaseStopsTheDaemon() async throws {
+        try await Self.expectDaemonStops(name: "replaced-database", saying: "was replaced while the daemon ran") { database in
+            // Another database file moved into the path, as a restore from a backup would.
+            let other = try ProjectStore(path: database + ".other")
+            _ = try await other.create()
+            #expect(rename(database + ".other", database) == 0)
+        }
+    }
+
+    /// A daemon serving on a fresh data directory, whose database `change` deletes or replaces: the daemon
+    /// ends by itself (one that does not notice serves until the time limit) with an error naming the file.
+    static func expectDaemonStops(name: String, saying problem: String, _ change: (String) async throws -> Void) async throws {
+        let data = try DaemonFixture.temporaryDirectory(name)
         defer { try? FileManager.default.removeItem(atPath: data) }
         let daemon = try await HavelDaemon(configuration: DaemonFixture.configuration(data: data))
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let server = Task { try await daemon.serve(handlingSignals: false) { port in continuation.yield(port) } }
         var iterator = ports.makeAsyncIterator()
         _ = await iterator.next()
-        #expect(unlink(data + "/havel.sqlite") == 0)
-        // The daemon ends by itself (a daemon that does not notice serves until the time limit).
-        try await server.value
+        try await change(data + "/havel.sqlite")
+        do {
+            try await server.value
+            Issue.record("the daemon stopped without saying why")
+        } catch let error as HavelError {
+            #expect(error.message.contains("the project database \(data)/havel.sqlite \(problem)"), "\(error.message)")
+        }
+    }
+
+    @Test func writesIntoAReplacedDatabaseAreRefused() async throws {
+        let data = try DaemonFixture.temporaryDirectory("replaced-store")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let store = try ProjectStore(path: data + "/havel.sqlite")
+        _ = try await store.create()
+        try Data("not the opened database".utf8).write(to: URL(fileURLWithPath: data + "/other"))
+        #expect(rename(data + "/other", data + "/havel.sqlite") == 0)
+        do {
+            _ = try await store.create()
+            Issue.record("a write went into the replaced database")
+        } catch {
+            #expect(error.message.contains("the project database \(data)/havel.sqlite was replaced"), "\(error.message)")
+        }
     }
 
     // MARK: - Helpers

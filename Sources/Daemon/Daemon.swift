@@ -33,8 +33,9 @@ public struct DaemonConfiguration: Sendable {
     public var localMachine: String
     /// The largest project file accepted: the upload limit and the loader's, one setting.
     public var maximumProjectSize: Int
-    /// A connection without a request in progress (its headers not yet complete, or idle between requests)
-    /// is closed after this long, so that connections that never finish their headers cannot pile up.
+    /// A connection that sends nothing for this long while the daemon waits for it (headers not yet complete,
+    /// a request body that stopped arriving, or idle between requests) is closed, so that such connections
+    /// cannot pile up; an upload cut off this way stores nothing. Not applied while the daemon is answering.
     public var connectionIdleTimeout: Duration
 
     public static let defaultDataDirectory = "/var/lib/havel"
@@ -74,6 +75,8 @@ public final class HavelDaemon: Sendable {
     static let lockFileName = "daemon.lock"
     /// The stages and progress of the builds this daemon ran (shown with each project).
     let progress = BuildProgressBook()
+    /// Uploads still streaming in, so that deleting their project ends them.
+    let uploads = UploadsInFlight()
     /// Where the daemon itself logs (standard error unless the executable set up logging otherwise).
     let logger: Logger = {
         var logger = Logger(label: "havel.daemon")
@@ -103,6 +106,7 @@ public final class HavelDaemon: Sendable {
                              + "stop it first, or give this one another --data")
         }
         dataLock = lock
+        Self.removeStagedUploads(data + "/uploads")
         let database = data + "/havel.sqlite"
         let projects = (try? FileManager.default.contentsOfDirectory(atPath: data + "/projects")) ?? []
         if !FileManager.default.fileExists(atPath: database), !projects.isEmpty {

@@ -381,7 +381,155 @@ import Testing
         }
     }
 
+    // MARK: - 8. Uploads that stall, race a delete, or crowd the server
+
+    @Test(.timeLimit(.minutes(3))) func aStalledUploadIsCutOffAndLeavesNothing() async throws {
+        let data = try DaemonFixture.temporaryDirectory("stalled-upload")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        var configuration = DaemonFixture.configuration(data: data)
+        configuration.connectionIdleTimeout = .seconds(2)
+        let daemon = try await HavelDaemon(configuration: configuration)
+        try await DaemonFixture.withLiveDaemon(daemon) { client, port in
+            let id = try await client.createProject().id
+            let original = Self.project(name: "original")
+            _ = try await client.upload(id, xml: original)
+            // A whole project, but announced longer: what arrived must not be taken for the upload.
+            let stalled = Array(Self.project(name: "stalled").utf8)
+            let fd = try await Self.startUpload(port: port, id: id, sending: stalled, of: stalled.count + 1000)
+            defer { close(fd) }
+            // Generous: the daemon cuts the body off after 2 s; one without a body timeout never does.
+            let answer = try await Self.answer(fd, until: .now + .seconds(90))
+            #expect(answer.closed, "the stalled upload's connection is still open; it received \(answer.text)")
+            try await Self.waitForStagedUploads(data, count: 0)
+            #expect(try String(contentsOfFile: data + "/projects/\(id)/source.xml", encoding: .utf8) == original)
+            let info = try await client.project(id)
+            #expect(info.name == "original" && info.status == .needsBuild)
+        }
+    }
+
+    @Test func uploadsAKilledDaemonStagedAreRemovedAtStart() async throws {
+        let data = try DaemonFixture.temporaryDirectory("staged-uploads")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        try FileManager.default.createDirectory(atPath: data + "/uploads", withIntermediateDirectories: true)
+        try Data("<RootFileSystem".utf8).write(to: URL(fileURLWithPath: data + "/uploads/1-0123abcd.xml"))
+        let daemon = try await HavelDaemon(configuration: DaemonFixture.configuration(data: data))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: data + "/uploads").isEmpty)
+        await daemon.stop()
+    }
+
+    @Test(.timeLimit(.minutes(3))) func deletingAProjectEndsItsUploadAndLeavesNothing() async throws {
+        let data = try DaemonFixture.temporaryDirectory("delete-upload")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        var configuration = DaemonFixture.configuration(data: data)
+        configuration.connectionIdleTimeout = .seconds(600)
+        let daemon = try await HavelDaemon(configuration: configuration)
+        try await DaemonFixture.withLiveDaemon(daemon) { client, port in
+            let id = try await client.createProject().id
+            let fd = try await Self.startUpload(port: port, id: id, sending: Array(Self.project().utf8.prefix(200)), of: 1 << 20)
+            defer { close(fd) }
+            try await Self.waitForStagedUploads(data, count: 1)
+            try await client.deleteProject(id)
+            // Generous: the delete ends the upload at once; without that it waits for the rest of the body.
+            let answer = try await Self.answer(fd, until: .now + .seconds(90))
+            #expect(answer.text.hasPrefix("HTTP/1.1 404"), "\(answer.text)")
+            #expect(answer.text.contains("project \(id) was deleted during its upload; nothing stored"), "\(answer.text)")
+            try await Self.waitForStagedUploads(data, count: 0)
+            #expect(!FileManager.default.fileExists(atPath: data + "/projects/\(id)"))
+        }
+    }
+
+    @Test(.timeLimit(.minutes(5))) func theDaemonAnswersWhileLargeUploadsAreInFlight() async throws {
+        let data = try DaemonFixture.temporaryDirectory("busy-uploads")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        var configuration = DaemonFixture.configuration(data: data)
+        configuration.connectionIdleTimeout = .seconds(600)
+        let daemon = try await HavelDaemon(configuration: configuration)
+        try await DaemonFixture.withLiveDaemon(daemon) { client, port in
+            let size = 10 << 20
+            let xml = Self.project()
+            let body = Array((xml + "<!--" + String(repeating: "x", count: size - xml.utf8.count - 8) + "-->\n").utf8)
+            #expect(body.count == size)
+            var uploads: [Int32] = []
+            defer { uploads.forEach { close($0) } }
+            for _ in 0..<2 {
+                let id = try await client.createProject().id
+                uploads.append(try await Self.startUpload(port: port, id: id, sending: Array(body[..<(1 << 20)]), of: size))
+            }
+            try await Self.waitForStagedUploads(data, count: 2)
+            #expect(try await client.health().status == "ok")
+            #expect(try await client.projects().count == 2)
+            // Both uploads still run: the rest of their bodies was never sent, nor did they answer.
+            for fd in uploads {
+                let early = try await Self.answer(fd, until: .now)
+                #expect(early.text.isEmpty && !early.closed, "\(early.text)")
+            }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: data + "/uploads").count == 2)
+            for fd in uploads {
+                for start in stride(from: 1 << 20, to: size, by: 1 << 20) {
+                    try await Sockets.sendAll(fd, Array(body[start..<min(size, start + (1 << 20))]), until: .now + .seconds(120))
+                }
+            }
+            for fd in uploads {
+                let answer = try await Self.answer(fd, until: .now + .seconds(180))
+                #expect(answer.text.hasPrefix("HTTP/1.1 200"), "\(answer.text.prefix(500))")
+            }
+        }
+    }
+
     // MARK: - Helpers
+
+    /// A raw `PUT` of project `id`'s source announcing `length` bytes, of which `sending` are sent.
+    static func startUpload(port: Int, id: ProjectID, sending: [UInt8], of length: Int) async throws -> Int32 {
+        let fd = try connect(port: port)
+        let head = "PUT \(DaemonRoute.source(id)) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(DaemonAuth.header): \(DaemonAuth.value(token: DaemonFixture.token))\r\n"
+            + "Content-Type: application/xml\r\nContent-Length: \(length)\r\n\r\n"
+        do {
+            try await Sockets.sendAll(fd, Array(head.utf8) + sending, until: .now + .seconds(120))
+        } catch {
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// What the daemon answered on `fd` by `deadline`: stops at a complete answer (its head and as much body
+    /// as its Content-Length says) or when the daemon closed the connection.
+    static func answer(_ fd: Int32, until deadline: ContinuousClock.Instant) async throws -> (text: String, closed: Bool) {
+        var bytes: [UInt8] = []
+        while true {
+            let received: Sockets.Received
+            do {
+                received = try await Sockets.receive(fd, until: deadline)
+            } catch {
+                return (String(decoding: bytes, as: UTF8.self), true)  // reset: closed with our bytes unread
+            }
+            switch received {
+            case .bytes(let more): bytes += more
+            case .closed: return (String(decoding: bytes, as: UTF8.self), true)
+            case .timedOut, .cancelled: return (String(decoding: bytes, as: UTF8.self), false)
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
+            if let end = text.range(of: "\r\n\r\n") {
+                let length = text[..<end.lowerBound].split(separator: "\r\n")
+                    .first { $0.lowercased().hasPrefix("content-length:") }
+                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                if text[end.upperBound...].utf8.count >= length { return (text, false) }
+            }
+            if ContinuousClock.now >= deadline { return (text, false) }
+        }
+    }
+
+    /// Waits (generously) until `<data>/uploads` holds `count` staged files.
+    static func waitForStagedUploads(_ data: String, count: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while (try FileManager.default.contentsOfDirectory(atPath: data + "/uploads")).count != count {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("\(data)/uploads never held \(count) files")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
 
     /// A TCP connection to 127.0.0.1:`port`.
     static func connect(port: Int) throws -> Int32 {

@@ -286,12 +286,7 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(2))) func connectionsThatNeverFinishTheirHeadersAreClosed() async throws {
-        let data = try DaemonFixture.temporaryDirectory("headers")
-        defer { try? FileManager.default.removeItem(atPath: data) }
-        var configuration = DaemonFixture.configuration(data: data)
-        configuration.connectionIdleTimeout = .seconds(1)
-        let daemon = try await HavelDaemon(configuration: configuration)
-        try await DaemonFixture.withLiveDaemon(daemon) { client, port in
+        try await Self.withLiveDaemon("headers", idleTimeout: .seconds(1)) { client, port, _ in
             let fd = try Self.connect(port: port)
             defer { close(fd) }
             try Sockets.writeAll(fd, Array("GET /health HTTP/1.1\r\nHost: 127".utf8))
@@ -384,12 +379,7 @@ import Testing
     // MARK: - 8. Uploads that stall, race a delete, or crowd the server
 
     @Test(.timeLimit(.minutes(3))) func aStalledUploadIsCutOffAndLeavesNothing() async throws {
-        let data = try DaemonFixture.temporaryDirectory("stalled-upload")
-        defer { try? FileManager.default.removeItem(atPath: data) }
-        var configuration = DaemonFixture.configuration(data: data)
-        configuration.connectionIdleTimeout = .seconds(2)
-        let daemon = try await HavelDaemon(configuration: configuration)
-        try await DaemonFixture.withLiveDaemon(daemon) { client, port in
+        try await Self.withLiveDaemon("stalled-upload", idleTimeout: .seconds(2)) { client, port, data in
             let id = try await client.createProject().id
             let original = Self.project(name: "original")
             _ = try await client.upload(id, xml: original)
@@ -418,12 +408,7 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(3))) func deletingAProjectEndsItsUploadAndLeavesNothing() async throws {
-        let data = try DaemonFixture.temporaryDirectory("delete-upload")
-        defer { try? FileManager.default.removeItem(atPath: data) }
-        var configuration = DaemonFixture.configuration(data: data)
-        configuration.connectionIdleTimeout = .seconds(600)
-        let daemon = try await HavelDaemon(configuration: configuration)
-        try await DaemonFixture.withLiveDaemon(daemon) { client, port in
+        try await Self.withLiveDaemon("delete-upload", idleTimeout: .seconds(600)) { client, port, data in
             let id = try await client.createProject().id
             let fd = try await Self.startUpload(port: port, id: id, sending: Array(Self.project().utf8.prefix(200)), of: 1 << 20)
             defer { close(fd) }
@@ -439,12 +424,7 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(5))) func theDaemonAnswersWhileLargeUploadsAreInFlight() async throws {
-        let data = try DaemonFixture.temporaryDirectory("busy-uploads")
-        defer { try? FileManager.default.removeItem(atPath: data) }
-        var configuration = DaemonFixture.configuration(data: data)
-        configuration.connectionIdleTimeout = .seconds(600)
-        let daemon = try await HavelDaemon(configuration: configuration)
-        try await DaemonFixture.withLiveDaemon(daemon) { client, port in
+        try await Self.withLiveDaemon("busy-uploads", idleTimeout: .seconds(600)) { client, port, data in
             let size = 10 << 20
             let xml = Self.project()
             let body = Array((xml + "<!--" + String(repeating: "x", count: size - xml.utf8.count - 8) + "-->\n").utf8)
@@ -477,6 +457,16 @@ import Testing
     }
 
     // MARK: - Helpers
+
+    /// A live daemon on a fresh data directory (removed afterwards) whose connections idle out after `idleTimeout`.
+    static func withLiveDaemon(_ name: String, idleTimeout: Duration, _ body: @Sendable (DaemonClient, Int, String) async throws -> Void) async throws {
+        let data = try DaemonFixture.temporaryDirectory(name)
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        var configuration = DaemonFixture.configuration(data: data)
+        configuration.connectionIdleTimeout = idleTimeout
+        let daemon = try await HavelDaemon(configuration: configuration)
+        try await DaemonFixture.withLiveDaemon(daemon) { client, port in try await body(client, port, data) }
+    }
 
     /// A raw `PUT` of project `id`'s source announcing `length` bytes, of which `sending` are sent.
     static func startUpload(port: Int, id: ProjectID, sending: [UInt8], of length: Int) async throws -> Int32 {

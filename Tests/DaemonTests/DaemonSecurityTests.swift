@@ -579,6 +579,16 @@ final class TricklingServer: @unchecked Sendable {
                 Thread.detachNewThread {
                     defer { close(connection) }
                     let head = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n".utf8)
+                    // The request first: an answer that came before it would be taken for no answer to it,
+                    // and the first trickled byte for a malformed next answer.
+                    Sockets.setTimeout(connection, seconds: 30)
+                    var request: [UInt8] = []
+                    var buffer = [UInt8](repeating: 0, count: 4096)
+                    while !request.suffix(4).elementsEqual("\r\n\r\n".utf8), request.count < 65536 {
+                        let count = buffer.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
+                        guard count > 0 else { return }
+                        request += buffer[0..<count]
+                    }
                     guard (try? Sockets.writeAll(connection, head)) != nil else { return }
                     while !stopped.isSet, (try? Sockets.writeAll(connection, [UInt8(ascii: " ")])) != nil {
                         Thread.sleep(forTimeInterval: 1)

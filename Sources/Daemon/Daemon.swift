@@ -33,8 +33,9 @@ public struct DaemonConfiguration: Sendable {
     public var localMachine: String
     /// The largest project file accepted: the upload limit and the loader's, one setting.
     public var maximumProjectSize: Int
-    /// A connection without a request in progress (its headers not yet complete, or idle between requests)
-    /// is closed after this long, so that connections that never finish their headers cannot pile up.
+    /// A connection that sends nothing for this long while the daemon waits for it (headers not yet complete,
+    /// a request body that stopped arriving, or idle between requests) is closed, so that such connections
+    /// cannot pile up; an upload cut off this way stores nothing. Not applied while the daemon is answering.
     public var connectionIdleTimeout: Duration
 
     public static let defaultDataDirectory = "/var/lib/havel"
@@ -74,6 +75,8 @@ public final class HavelDaemon: Sendable {
     static let lockFileName = "daemon.lock"
     /// The stages and progress of the builds this daemon ran (shown with each project).
     let progress = BuildProgressBook()
+    /// Uploads still streaming in, so that deleting their project ends them.
+    let uploads = UploadsInFlight()
     /// Where the daemon itself logs (standard error unless the executable set up logging otherwise).
     let logger: Logger = {
         var logger = Logger(label: "havel.daemon")
@@ -107,6 +110,7 @@ public final class HavelDaemon: Sendable {
                              + "stop it first, or give this one another --data")
         }
         dataLock = lock
+        Self.removeStagedUploads(data + "/uploads")
         let database = data + "/havel.sqlite"
         let projects = (try? FileManager.default.contentsOfDirectory(atPath: data + "/projects")) ?? []
         if !FileManager.default.fileExists(atPath: database), !projects.isEmpty {
@@ -312,11 +316,15 @@ public final class HavelDaemon: Sendable {
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: app), .init(service: BuildService(daemon: self)),
                        // Ending (on a lost database, or at shutdown) shuts the group down gracefully, builds first.
-                       .init(service: DatabaseWatch(daemon: self, path: store.path), successTerminationBehavior: .gracefullyShutdownGroup)],
+                       .init(service: DatabaseWatch(daemon: self), successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: handlingSignals ? [.sigterm, .sigint] : [],
             logger: app.logger))
         groupBox.set(group)
         try await group.run()
+        if let problem = store.file.problem() {
+            throw HavelError(.io, "\(problem); the daemon stopped so that nothing more is written into a lost file. "
+                             + "Restore the database and start the daemon again")
+        }
     }
 
     /// Stops serving as SIGTERM does: builds first, then the server.
@@ -354,32 +362,16 @@ struct BuildService: Service {
 }
 
 /// Watches the project database while the daemon serves: a havel.sqlite deleted or replaced under it would
-/// take writes into a file nobody will read again, so the daemon stops with a clear message instead.
+/// take writes into a file nobody will read again, so the daemon stops with a clear message instead
+/// (`serve` throws it; every write checks the file first as well).
 struct DatabaseWatch: Service {
     let daemon: HavelDaemon
-    let path: String
-    let inode: ino_t
     static let interval: Duration = .seconds(2)
-
-    init(daemon: HavelDaemon, path: String) {
-        self.daemon = daemon
-        self.path = path
-        var status = stat()
-        inode = stat(path, &status) == 0 ? status.st_ino : 0
-    }
-
-    /// Why the database at `path` is no longer the one opened, or nil while it is.
-    func problem() -> String? {
-        var status = stat()
-        guard stat(path, &status) == 0 else { return "the project database \(path) was deleted while the daemon ran" }
-        guard status.st_ino == inode else { return "the project database \(path) was replaced while the daemon ran" }
-        return nil
-    }
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                if let problem = problem() {
+                if let problem = daemon.store.file.problem() {
                     daemon.logger.critical("\(problem); stopping so that nothing more is written into a lost file. Restore the database and start the daemon again.")
                     return
                 }

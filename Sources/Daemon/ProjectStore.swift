@@ -44,6 +44,8 @@ struct FileRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
 final class ProjectStore: Sendable {
     let pool: DatabasePool
     let path: String
+    /// The file as opened, to notice it deleted or replaced while the daemon runs.
+    let file: DatabaseFile
 
     init(path: String) throws(HavelError) {
         self.path = path
@@ -56,6 +58,7 @@ final class ProjectStore: Sendable {
         } catch {
             throw HavelError(.io, "cannot open the project database \(path): \(error)")
         }
+        file = DatabaseFile(path: path)
     }
 
     static var migrator: DatabaseMigrator {
@@ -84,8 +87,12 @@ final class ProjectStore: Sendable {
 
     /// Runs a write transaction, mapping database errors to HavelError. It runs to its end even when the
     /// calling task is cancelled (a cancelled build must still record that it failed).
+    /// Refused when the file was deleted or replaced (two system calls; the write would be lost).
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(HavelError) -> T {
-        try await access { try self.pool.write(body) }
+        if let problem = file.problem() {
+            throw HavelError(.io, "\(problem); nothing was written. Restore the database and start the daemon again")
+        }
+        return try await access { try self.pool.write(body) }
     }
 
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(HavelError) -> T {
@@ -184,5 +191,44 @@ final class ProjectStore: Sendable {
             try FileRecord.filter(Column("projectId") == id).order(Column("path")).fetchAll(db)
                 .map { FileEntry(path: $0.path, size: UInt64(max(0, $0.size))) }
         }
+    }
+}
+
+/// The database file the store opened: its device and inode, and a descriptor of its own that keeps the
+/// opened file readable, so that its link count shows a deletion even through another hard link.
+final class DatabaseFile: Sendable {
+    let path: String
+    private let fd: Int32
+    private let device: UInt64
+    private let inode: UInt64
+
+    init(path: String) {
+        self.path = path
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        var status = stat()
+        if fd >= 0 ? fstat(fd, &status) == 0 : stat(path, &status) == 0 {
+            device = UInt64(status.st_dev)
+            inode = UInt64(status.st_ino)
+        } else {
+            (device, inode) = (0, 0)
+        }
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+    }
+
+    /// Why the file at `path` is no longer the one opened, or nil while it is.
+    func problem() -> String? {
+        var current = stat()
+        guard stat(path, &current) == 0 else { return "the project database \(path) was deleted while the daemon ran" }
+        guard UInt64(current.st_dev) == device, UInt64(current.st_ino) == inode else {
+            return "the project database \(path) was replaced while the daemon ran"
+        }
+        var opened = stat()
+        if fd >= 0, fstat(fd, &opened) == 0, opened.st_nlink == 0 {
+            return "the project database \(path) was deleted while the daemon ran"
+        }
+        return nil
     }
 }

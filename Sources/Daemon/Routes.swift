@@ -118,41 +118,26 @@ extension HavelDaemon {
             }
             try self.discard(path)
         }
+        uploads.projectDeleted(id)
         progress.forget(id)
         emptyTrash()
         return Response(status: .noContent)
     }
 
-    /// Stores an uploaded project file: streamed to disk up to the configured limit, then read and checked
-    /// on a dispatch thread (a large file must not hold up other requests) with includes refused, since
-    /// the client preprocesses. Checked as a build would check it (output names), and no file: mirror.
+    /// Stores an uploaded project file: streamed to disk up to the configured limit (a delete of the project
+    /// ends it), then read and checked on a dispatch thread (a large file must not hold up other requests)
+    /// with includes refused, since the client preprocesses. Checked as a build would check it (output
+    /// names), and no file: mirror.
     func upload(_ id: ProjectID, _ body: RequestBody) async throws -> Response {
-        _ = try await store.project(id)
         let limit = configuration.maximumProjectSize
         let temporary = data + "/uploads/\(id)-\(UUID().uuidString.prefix(8)).xml"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw HavelError(.io, "cannot write \(temporary): \(errnoText())") }
         defer { unlink(temporary) }
-        do {
+        _ = try await uploads.run(for: id) { [store] in
+            _ = try await store.project(id)
+            let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw HavelError(.io, "cannot write \(temporary): \(errnoText())") }
             defer { close(fd) }
-            var total = 0
-            for try await buffer in body {
-                total += buffer.readableBytes
-                guard total <= limit else {
-                    throw APIError(.contentTooLarge, "the project file is larger than the \(ByteCount.format(UInt64(limit))) limit; "
-                                   + "nothing stored (havel daemon --max-project-size raises it)")
-                }
-                try buffer.withUnsafeReadableBytes { bytes throws(HavelError) in
-                    var offset = 0
-                    while offset < bytes.count {
-                        let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                        if written < 0 && errno == EINTR { continue }
-                        guard written > 0 else { throw HavelError(.io, "cannot write \(temporary): \(errnoText())") }
-                        offset += written
-                    }
-                }
-            }
-            guard total > 0 else { throw APIError(.badRequest, "the body is empty; send the project XML") }
+            return try await Self.stage(body, into: fd, path: temporary, limit: limit)
         }
         let loaded = try await BlockingWork.run { () throws(HavelError) -> LoadedProject in
             let bytes = try ProjectFile.readBytes(temporary, limit: limit)
@@ -164,23 +149,29 @@ extension HavelDaemon {
             throw APIError(.badRequest, "the project has \(loaded.errors.count) error\(loaded.errors.count == 1 ? "" : "s"); nothing stored",
                            diagnostics: loaded.errors.map(\.description))
         }
+        return .json(await projectInfo(try await storeUpload(id, temporary, name: loaded.project.name, version: loaded.project.version)))
+    }
+
+    /// Moves a checked upload into place as the project's source, unless the project is building or was deleted meanwhile.
+    func storeUpload(_ id: ProjectID, _ temporary: String, name: String, version: String?) async throws(HavelError) -> ProjectRecord {
         let directory = directory(id)
-        let name = loaded.project.name
-        let version = loaded.project.version
-        let record = try await store.update(id) { record throws(HavelError) in
-            guard record.projectStatus != .busy else {
-                throw HavelError(.conflict, "project \(id) is busy building; upload after it ends")
+        do {
+            return try await store.update(id) { record throws(HavelError) in
+                guard record.projectStatus != .busy else {
+                    throw HavelError(.conflict, "project \(id) is busy building; upload after it ends")
+                }
+                try? FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+                guard rename(temporary, directory.source) == 0 else {
+                    throw HavelError(.io, "cannot store \(directory.source): \(errnoText())")
+                }
+                record.name = name
+                record.version = version
+                record.status = ProjectStatus.needsBuild.rawValue
+                record.reason = nil
             }
-            try? FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
-            guard rename(temporary, directory.source) == 0 else {
-                throw HavelError(.io, "cannot store \(directory.source): \(errnoText())")
-            }
-            record.name = name
-            record.version = version
-            record.status = ProjectStatus.needsBuild.rawValue
-            record.reason = nil
+        } catch where error.code == .notFound {
+            throw UploadsInFlight.deletedError(id)
         }
-        return .json(await projectInfo(record))
     }
 
     /// How the daemon reads a project file (upload and build): no includes, the configured size limit.

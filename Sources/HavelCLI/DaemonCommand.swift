@@ -44,6 +44,9 @@ struct DaemonCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The largest project file accepted, in MiB: the upload limit and the limit for reading it to build.", valueName: "MIB"))
     var maxProjectSize: Int = ProjectFile.maximumSize >> 20
 
+    @Option(name: .long, help: ArgumentHelp("Seconds a connection may send nothing while the daemon waits for it (unfinished headers, an upload's body, or between requests) before it is closed; an upload cut off stores nothing.", valueName: "SECONDS"))
+    var idleTimeout: Double = 60
+
     @OptionGroup var mirrorOptions: MirrorOptions
 
     @Option(name: .long, help: ArgumentHelp("What LOCALMACHINE in a project's <primary_proxy> means: the machine that started the daemon, as seen from here (the initvm passes 10.0.2.2).", valueName: "HOST"))
@@ -55,6 +58,7 @@ struct DaemonCommand: AsyncParsableCommand {
         }
         guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1") }
         guard logKeepalive >= 0.1 else { throw ValidationError("--log-keepalive must be at least 0.1 seconds") }
+        guard idleTimeout >= 1 && idleTimeout <= 86_400 else { throw ValidationError("--idle-timeout must be between 1 and 86400 seconds") }
         guard (1...4096).contains(maxProjectSize) else { throw ValidationError("--max-project-size must be between 1 and 4096 MiB") }
     }
 
@@ -75,6 +79,14 @@ struct DaemonCommand: AsyncParsableCommand {
         return (host.isEmpty ? "127.0.0.1" : host, port)
     }
 
+    /// What the options say, as the daemon's configuration.
+    func daemonConfiguration(host: String, port: Int, token: String) -> DaemonConfiguration {
+        DaemonConfiguration(dataDirectory: data, token: token, host: host, port: port, jobs: jobs, cache: cache,
+                            useStageCache: !noCache, mirror: mirrorOptions.mirror, havelVersion: HavelVersion.current,
+                            logKeepAlive: .milliseconds(Int(logKeepalive * 1000)), maximumProjectSize: maxProjectSize << 20,
+                            connectionIdleTimeout: .milliseconds(Int(idleTimeout * 1000)), localMachine: localMachine)
+    }
+
     func run() async throws {
         let (host, port) = Self.parseListen(listen)!
         if let warning = Self.exposureWarning(host: host) { Terminal.error(warning) }
@@ -85,10 +97,7 @@ struct DaemonCommand: AsyncParsableCommand {
         }
         let tokenPath = tokenFile ?? data + "/" + DaemonAuth.tokenFileName
         let token = try APIToken.loadOrCreate(at: tokenPath)
-        let configuration = DaemonConfiguration(dataDirectory: data, token: token, host: host, port: port, jobs: jobs, cache: cache,
-                                                useStageCache: !noCache, mirror: mirrorOptions.mirror, havelVersion: HavelVersion.current,
-                                                logKeepAlive: .milliseconds(Int(logKeepalive * 1000)), maximumProjectSize: maxProjectSize << 20,
-                                                localMachine: localMachine)
+        let configuration = daemonConfiguration(host: host, port: port, token: token)
         let daemon = try await HavelDaemon(configuration: configuration)
         let jobs = self.jobs
         let data = self.data

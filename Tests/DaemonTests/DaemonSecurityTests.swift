@@ -286,12 +286,7 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(2))) func connectionsThatNeverFinishTheirHeadersAreClosed() async throws {
-        let data = try DaemonFixture.temporaryDirectory("headers")
-        defer { try? FileManager.default.removeItem(atPath: data) }
-        var configuration = DaemonFixture.configuration(data: data)
-        configuration.connectionIdleTimeout = .seconds(1)
-        let daemon = try await HavelDaemon(configuration: configuration)
-        try await DaemonFixture.withLiveDaemon(daemon) { client, port in
+        try await Self.withLiveDaemon("headers", idleTimeout: .seconds(1)) { client, port, _ in
             let fd = try Self.connect(port: port)
             defer { close(fd) }
             try Sockets.writeAll(fd, Array("GET /health HTTP/1.1\r\nHost: 127".utf8))
@@ -333,19 +328,198 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(2))) func aDeletedDatabaseStopsTheDaemon() async throws {
-        let data = try DaemonFixture.temporaryDirectory("deleted-database")
+        try await Self.expectDaemonStops(name: "deleted-database", saying: "was deleted while the daemon ran") { database in
+            #expect(unlink(database) == 0)
+        }
+    }
+
+    @Test(.timeLimit(.minutes(2))) func aReplacedDatabaseStopsTheDaemon() async throws {
+        try await Self.expectDaemonStops(name: "replaced-database", saying: "was replaced while the daemon ran") { database in
+            // Another database file moved into the path, as a restore from a backup would.
+            let other = try ProjectStore(path: database + ".other")
+            _ = try await other.create()
+            #expect(rename(database + ".other", database) == 0)
+        }
+    }
+
+    /// A daemon serving on a fresh data directory, whose database `change` deletes or replaces: the daemon
+    /// ends by itself (one that does not notice serves until the time limit) with an error naming the file.
+    static func expectDaemonStops(name: String, saying problem: String, _ change: (String) async throws -> Void) async throws {
+        let data = try DaemonFixture.temporaryDirectory(name)
         defer { try? FileManager.default.removeItem(atPath: data) }
         let daemon = try await HavelDaemon(configuration: DaemonFixture.configuration(data: data))
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let server = Task { try await daemon.serve(handlingSignals: false) { port in continuation.yield(port) } }
         var iterator = ports.makeAsyncIterator()
         _ = await iterator.next()
-        #expect(unlink(data + "/havel.sqlite") == 0)
-        // The daemon ends by itself (a daemon that does not notice serves until the time limit).
-        try await server.value
+        try await change(data + "/havel.sqlite")
+        do {
+            try await server.value
+            Issue.record("the daemon stopped without saying why")
+        } catch let error as HavelError {
+            #expect(error.message.contains("the project database \(data)/havel.sqlite \(problem)"), "\(error.message)")
+        }
+    }
+
+    @Test func writesIntoAReplacedDatabaseAreRefused() async throws {
+        let data = try DaemonFixture.temporaryDirectory("replaced-store")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let store = try ProjectStore(path: data + "/havel.sqlite")
+        _ = try await store.create()
+        try Data("not the opened database".utf8).write(to: URL(fileURLWithPath: data + "/other"))
+        #expect(rename(data + "/other", data + "/havel.sqlite") == 0)
+        do {
+            _ = try await store.create()
+            Issue.record("a write went into the replaced database")
+        } catch {
+            #expect(error.message.contains("the project database \(data)/havel.sqlite was replaced"), "\(error.message)")
+        }
+    }
+
+    // MARK: - 8. Uploads that stall, race a delete, or crowd the server
+
+    @Test(.timeLimit(.minutes(3))) func aStalledUploadIsCutOffAndLeavesNothing() async throws {
+        try await Self.withLiveDaemon("stalled-upload", idleTimeout: .seconds(2)) { client, port, data in
+            let id = try await client.createProject().id
+            let original = Self.project(name: "original")
+            _ = try await client.upload(id, xml: original)
+            // A whole project, but announced longer: what arrived must not be taken for the upload.
+            let stalled = Array(Self.project(name: "stalled").utf8)
+            let fd = try await Self.startUpload(port: port, id: id, sending: stalled, of: stalled.count + 1000)
+            defer { close(fd) }
+            // Generous: the daemon cuts the body off after 2 s; one without a body timeout never does.
+            let answer = try await Self.answer(fd, until: .now + .seconds(90))
+            #expect(answer.closed, "the stalled upload's connection is still open; it received \(answer.text)")
+            try await Self.waitForStagedUploads(data, count: 0)
+            #expect(try String(contentsOfFile: data + "/projects/\(id)/source.xml", encoding: .utf8) == original)
+            let info = try await client.project(id)
+            #expect(info.name == "original" && info.status == .needsBuild)
+        }
+    }
+
+    @Test func uploadsAKilledDaemonStagedAreRemovedAtStart() async throws {
+        let data = try DaemonFixture.temporaryDirectory("staged-uploads")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        try FileManager.default.createDirectory(atPath: data + "/uploads", withIntermediateDirectories: true)
+        try Data("<RootFileSystem".utf8).write(to: URL(fileURLWithPath: data + "/uploads/1-0123abcd.xml"))
+        let daemon = try await HavelDaemon(configuration: DaemonFixture.configuration(data: data))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: data + "/uploads").isEmpty)
+        await daemon.stop()
+    }
+
+    @Test(.timeLimit(.minutes(3))) func deletingAProjectEndsItsUploadAndLeavesNothing() async throws {
+        try await Self.withLiveDaemon("delete-upload", idleTimeout: .seconds(600)) { client, port, data in
+            let id = try await client.createProject().id
+            let fd = try await Self.startUpload(port: port, id: id, sending: Array(Self.project().utf8.prefix(200)), of: 1 << 20)
+            defer { close(fd) }
+            try await Self.waitForStagedUploads(data, count: 1)
+            try await client.deleteProject(id)
+            // Generous: the delete ends the upload at once; without that it waits for the rest of the body.
+            let answer = try await Self.answer(fd, until: .now + .seconds(90))
+            #expect(answer.text.hasPrefix("HTTP/1.1 404"), "\(answer.text)")
+            #expect(answer.text.contains("project \(id) was deleted during its upload; nothing stored"), "\(answer.text)")
+            try await Self.waitForStagedUploads(data, count: 0)
+            #expect(!FileManager.default.fileExists(atPath: data + "/projects/\(id)"))
+        }
+    }
+
+    @Test(.timeLimit(.minutes(5))) func theDaemonAnswersWhileLargeUploadsAreInFlight() async throws {
+        try await Self.withLiveDaemon("busy-uploads", idleTimeout: .seconds(600)) { client, port, data in
+            let size = 10 << 20
+            let xml = Self.project()
+            let body = Array((xml + "<!--" + String(repeating: "x", count: size - xml.utf8.count - 8) + "-->\n").utf8)
+            #expect(body.count == size)
+            var uploads: [Int32] = []
+            defer { uploads.forEach { close($0) } }
+            for _ in 0..<2 {
+                let id = try await client.createProject().id
+                uploads.append(try await Self.startUpload(port: port, id: id, sending: Array(body[..<(1 << 20)]), of: size))
+            }
+            try await Self.waitForStagedUploads(data, count: 2)
+            #expect(try await client.health().status == "ok")
+            #expect(try await client.projects().count == 2)
+            // Both uploads still run: the rest of their bodies was never sent, nor did they answer.
+            for fd in uploads {
+                let early = try await Self.answer(fd, until: .now)
+                #expect(early.text.isEmpty && !early.closed, "\(early.text)")
+            }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: data + "/uploads").count == 2)
+            for fd in uploads {
+                for start in stride(from: 1 << 20, to: size, by: 1 << 20) {
+                    try await Sockets.sendAll(fd, Array(body[start..<min(size, start + (1 << 20))]), until: .now + .seconds(120))
+                }
+            }
+            for fd in uploads {
+                let answer = try await Self.answer(fd, until: .now + .seconds(180))
+                #expect(answer.text.hasPrefix("HTTP/1.1 200"), "\(answer.text.prefix(500))")
+            }
+        }
     }
 
     // MARK: - Helpers
+
+    /// A live daemon on a fresh data directory (removed afterwards) whose connections idle out after `idleTimeout`.
+    static func withLiveDaemon(_ name: String, idleTimeout: Duration, _ body: @Sendable (DaemonClient, Int, String) async throws -> Void) async throws {
+        let data = try DaemonFixture.temporaryDirectory(name)
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        var configuration = DaemonFixture.configuration(data: data)
+        configuration.connectionIdleTimeout = idleTimeout
+        let daemon = try await HavelDaemon(configuration: configuration)
+        try await DaemonFixture.withLiveDaemon(daemon) { client, port in try await body(client, port, data) }
+    }
+
+    /// A raw `PUT` of project `id`'s source announcing `length` bytes, of which `sending` are sent.
+    static func startUpload(port: Int, id: ProjectID, sending: [UInt8], of length: Int) async throws -> Int32 {
+        let fd = try connect(port: port)
+        let head = "PUT \(DaemonRoute.source(id)) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(DaemonAuth.header): \(DaemonAuth.value(token: DaemonFixture.token))\r\n"
+            + "Content-Type: application/xml\r\nContent-Length: \(length)\r\n\r\n"
+        do {
+            try await Sockets.sendAll(fd, Array(head.utf8) + sending, until: .now + .seconds(120))
+        } catch {
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// What the daemon answered on `fd` by `deadline`: stops at a complete answer (its head and as much body
+    /// as its Content-Length says) or when the daemon closed the connection.
+    static func answer(_ fd: Int32, until deadline: ContinuousClock.Instant) async throws -> (text: String, closed: Bool) {
+        var bytes: [UInt8] = []
+        while true {
+            let received: Sockets.Received
+            do {
+                received = try await Sockets.receive(fd, until: deadline)
+            } catch {
+                return (String(decoding: bytes, as: UTF8.self), true)  // reset: closed with our bytes unread
+            }
+            switch received {
+            case .bytes(let more): bytes += more
+            case .closed: return (String(decoding: bytes, as: UTF8.self), true)
+            case .timedOut, .cancelled: return (String(decoding: bytes, as: UTF8.self), false)
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
+            if let end = text.range(of: "\r\n\r\n") {
+                let length = text[..<end.lowerBound].split(separator: "\r\n")
+                    .first { $0.lowercased().hasPrefix("content-length:") }
+                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                if text[end.upperBound...].utf8.count >= length { return (text, false) }
+            }
+            if ContinuousClock.now >= deadline { return (text, false) }
+        }
+    }
+
+    /// Waits (generously) until `<data>/uploads` holds `count` staged files.
+    static func waitForStagedUploads(_ data: String, count: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while (try FileManager.default.contentsOfDirectory(atPath: data + "/uploads")).count != count {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("\(data)/uploads never held \(count) files")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
 
     /// A TCP connection to 127.0.0.1:`port`.
     static func connect(port: Int) throws -> Int32 {
@@ -405,6 +579,16 @@ final class TricklingServer: @unchecked Sendable {
                 Thread.detachNewThread {
                     defer { close(connection) }
                     let head = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n".utf8)
+                    // The request first: an answer that came before it would be taken for no answer to it,
+                    // and the first trickled byte for a malformed next answer.
+                    Sockets.setTimeout(connection, seconds: 30)
+                    var request: [UInt8] = []
+                    var buffer = [UInt8](repeating: 0, count: 4096)
+                    while !request.suffix(4).elementsEqual("\r\n\r\n".utf8), request.count < 65536 {
+                        let count = buffer.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
+                        guard count > 0 else { return }
+                        request += buffer[0..<count]
+                    }
                     guard (try? Sockets.writeAll(connection, head)) != nil else { return }
                     while !stopped.isSet, (try? Sockets.writeAll(connection, [UInt8(ascii: " ")])) != nil {
                         Thread.sleep(forTimeInterval: 1)

@@ -1,5 +1,5 @@
 // SecurityOptionTests: the command-line side of issue 15 (DaemonSecurityTests holds the rest): --include-dir
-// and the warning for a daemon listening on every address.
+// the warning for a daemon listening on every address, and the daemon's idle timeout.
 
 import Foundation
 @testable import HavelCLI
@@ -33,5 +33,12 @@ import Testing
         #expect(DaemonCommand.exposureWarning(host: "0.0.0.0")?.contains("reachable from the network") == true)
         #expect(DaemonCommand.exposureWarning(host: "::") != nil)
         #expect(DaemonCommand.exposureWarning(host: "127.0.0.1") == nil)
+    }
+
+    @Test func theIdleTimeoutReachesTheDaemon() throws {
+        let command = try DaemonCommand.parse(["--idle-timeout", "5"])
+        #expect(command.daemonConfiguration(host: "127.0.0.1", port: 0, token: "t").connectionIdleTimeout == .seconds(5))
+        #expect(try DaemonCommand.parse([]).daemonConfiguration(host: "127.0.0.1", port: 0, token: "t").connectionIdleTimeout == .seconds(60))
+        #expect(throws: (any Error).self) { try DaemonCommand.parse(["--idle-timeout", "0"]) }
     }
 }

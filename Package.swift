@@ -84,7 +84,7 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], swiftSettings: strict),
         .testTarget(name: "InitVMTests", dependencies: ["InitVM", "SystemKit", "DaemonAPI"], swiftSettings: strict),
-        .testTarget(name: "BuildTests", dependencies: ["Build", "ProjectXML", "SystemKit", "Debian", "BootCheck", "Images", .product(name: "Logging", package: "swift-log")],
+        .testTarget(name: "BuildTests", dependencies: ["Build", "ProjectXML", "SystemKit", "Reports", "Debian", "BootCheck", "Images", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: strict),
         .testTarget(name: "HavelCLITests", dependencies: ["HavelCLI", "ProjectXML"], swiftSettings: strict),
     ]

@@ -50,7 +50,7 @@ struct ReportWriter {
         try save(LicenceReport.xml(entries), to: directory.licenceXML)
 
         // report.txt
-        try save(buildReport(installed: installed, origins: origins), to: directory.report)
+        try save(buildReport(installed: installed, origins: origins, repositoryKeys: await repositoryKeys()), to: directory.report)
 
         guard validation.passed else {
             throw HavelError(.invalidProject, "package validation failed:\n" +
@@ -71,11 +71,32 @@ struct ReportWriter {
                                      aptPreferences: record.preferences, havelVersion: context.options.havelVersion)
     }
 
-    func buildReport(installed: [InstalledPackage], origins: [String: String]) -> String {
+    /// Each key the project gives (the primary mirror's and each url-list entry's raw-key) with its fingerprints;
+    /// a key gpg cannot read is said so instead of failing the finished build.
+    func repositoryKeys() async -> [(source: String, fingerprints: [String])] {
+        var keys: [(source: String, key: String)] = []
+        if let primary = project.mirror.primary?.key { keys.append(("primary mirror", primary)) }
+        for url in project.mirror.urls {
+            if let raw = url.rawKey { keys.append((url.binary ?? url.source ?? "url-list entry", raw)) }
+        }
+        var result: [(source: String, fingerprints: [String])] = []
+        for (source, key) in keys {
+            do {
+                result.append((source, try await KeyFingerprints.of(armored: key, processes: context.processes)))
+            } catch {
+                result.append((source, ["unreadable (\(error.message))"]))
+            }
+        }
+        return result
+    }
+
+    func buildReport(installed: [InstalledPackage], origins: [String: String],
+                     repositoryKeys: [(source: String, fingerprints: [String])] = []) -> String {
         BuildReport(title: "\(project.name) \(project.version) (\(context.architecture.debianName), \(project.suite))",
                     havelVersion: context.options.havelVersion, sourcesList: record.sourcesList, preferences: record.preferences,
                     installed: installed, origins: origins, archiveFiles: added, finetunedFiles: touched,
-                    stages: stages.map { BuildReport.Stage(name: $0.name, seconds: $0.seconds, cached: $0.cached, downloads: $0.downloads) })
+                    stages: stages.map { BuildReport.Stage(name: $0.name, seconds: $0.seconds, cached: $0.cached, downloads: $0.downloads) },
+                    repositoryKeys: repositoryKeys)
             .text
     }
 

@@ -111,7 +111,18 @@ public struct ValidatedProject: Sendable {
 public enum BuildEntry {
     /// Loads `path`; an invalid project throws `.invalidProject` with its errors as diagnostics.
     public static func load(path: String, options: ProjectLoader.Options, mirror: String?) throws(HavelError) -> ValidatedProject {
-        var loaded = try ProjectLoader.load(path: path, options: options)
+        try validate(try ProjectLoader.load(path: path, options: options), path: path, options: options, mirror: mirror)
+    }
+
+    /// As `load`, with the project's archivedirs packed and its keys fetched on this machine (`havel build`).
+    public static func loadOnClient(path: String, options: ProjectLoader.Options, mirror: String?) async throws(HavelError) -> ValidatedProject {
+        let loaded = try await ClientResources.resolve(try ProjectLoader.load(path: path, options: options), options: options)
+        return try validate(loaded, path: path, options: options, mirror: mirror)
+    }
+
+    static func validate(_ loaded: LoadedProject, path: String, options: ProjectLoader.Options,
+                         mirror: String?) throws(HavelError) -> ValidatedProject {
+        var loaded = loaded
         guard loaded.isValid else {
             throw HavelError(.invalidProject, "\(path): invalid, not built (\(loaded.errors.count) error\(loaded.errors.count == 1 ? "" : "s"))",
                              diagnostics: loaded.errors)

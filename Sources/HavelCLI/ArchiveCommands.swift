@@ -27,9 +27,6 @@ struct ChangeArchiveCommand: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("A tar.bz2 file or a directory.", valueName: "ARCHIVE|DIR"))
     var archive: String
 
-    /// Base64 grows by a third; the project file must stay under ProjectFile.maximumSize.
-    static let maximumArchiveSize = ProjectFile.maximumSize / 4 * 3
-
     func run() async throws {
         var edit = try ProjectFileEditing(file)
         var isDirectory: ObjCBool = false
@@ -38,36 +35,14 @@ struct ChangeArchiveCommand: AsyncParsableCommand {
         }
         let bytes: [UInt8]
         if isDirectory.boolValue {
-            let packed = FileManager.default.temporaryDirectory.appendingPathComponent("havel-archive-\(UUID().uuidString).tar.bz2").path
-            defer { unlink(packed) }
-            try await ArchivePacker.pack(directory: archive, keepAttributes: keepAttributes, to: packed)
-            bytes = try Self.readArchive(packed, named: "\(archive) packed")
+            bytes = try await ArchivePacker.packedBytes([.init(directory: archive, keepAttributes: keepAttributes)])
         } else {
             if keepAttributes { Terminal.error("havel: --keep-attributes applies to a directory only; \(archive) is embedded as it is") }
-            bytes = try Self.readArchive(archive, named: archive)
+            bytes = try ArchivePacker.readArchive(archive, named: archive)
         }
         try edit.editor.setArchive(base64: Data(bytes).base64EncodedString())
         try edit.save()
         Terminal.out("\(file): <archive> holds \(ByteCount.format(UInt64(bytes.count))) from \(archive)")
-    }
-
-    /// A regular file of bounded size that is bzip2 data.
-    static func readArchive(_ path: String, named name: String) throws(HavelError) -> [UInt8] {
-        var info = stat()
-        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            throw HavelError(.invalidArgument, "\(name) is not a regular file; give a tar.bz2 or a directory; nothing changed")
-        }
-        guard Int(info.st_size) <= maximumArchiveSize else {
-            throw HavelError(.invalidArgument, "\(name) is \(ByteCount.format(UInt64(info.st_size))); an <archive> may hold at most \(ByteCount.format(UInt64(maximumArchiveSize))) (the project file must stay under \(ByteCount.format(UInt64(ProjectFile.maximumSize)))); nothing changed")
-        }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw HavelError(.io, "cannot read \(name)")
-        }
-        let bytes = [UInt8](data)
-        guard bytes.starts(with: ArchivePacker.bzip2Magic) else {
-            throw HavelError(.invalidArgument, "\(name) is not bzip2-compressed; <archive> holds a tar.bz2 (tar -cjf archive.tar.bz2 -C DIR .), or give the directory; nothing changed")
-        }
-        return bytes
     }
 }
 

@@ -45,7 +45,7 @@ struct BuildCommand: AsyncParsableCommand {
     var file: String
 
     func run() async throws {
-        let project = try Self.load(file, options: read.loaderOptions(hashPasswords: true), mirror: mirrorOptions.mirror)
+        let project = try await Self.loadOnClient(file, options: read.loaderOptions(hashPasswords: true), mirror: mirrorOptions.mirror)
         Self.printWarnings(project, all: output_.verbose)
         let directory = BuildDirectory(output ?? "build/\(project.project.name)")
         let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { Int($0) }
@@ -101,6 +101,17 @@ extension BuildCommand {
         let failure: HavelError
         do throws(HavelError) {
             return try BuildEntry.load(path: file, options: options, mirror: mirror)
+        } catch {
+            failure = error
+        }
+        try refuse(failure)
+    }
+
+    /// As `load`, with the project's archivedirs packed and its keys fetched here.
+    static func loadOnClient(_ file: String, options: ProjectLoader.Options, mirror: String?) async throws -> ValidatedProject {
+        let failure: HavelError
+        do throws(HavelError) {
+            return try await BuildEntry.loadOnClient(path: file, options: options, mirror: mirror)
         } catch {
             failure = error
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Build
 import DaemonAPI
 import DaemonClient
 import Foundation
@@ -93,14 +94,15 @@ struct ControlCommand: AsyncParsableCommand {
 
     struct Upload: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Upload a project file (preprocessed here: includes, variants, passwords); the project then needs a build.")
+            abstract: "Upload a project file (preprocessed here: includes, variants, passwords, archivedirs, keys); the project then needs a build.")
         @OptionGroup var connection: Connection
         @OptionGroup var read: ProjectReadOptions
         @Argument(help: "The project id.") var id: ProjectID
         @Argument(help: "The project file.") var file: String
 
         func run() async throws {
-            let loaded = try ProjectLoader.load(path: file, options: read.loaderOptions(hashPasswords: true))
+            let options = read.loaderOptions(hashPasswords: true)
+            let loaded = try await ClientResources.resolve(try ProjectLoader.load(path: file, options: options), options: options)
             guard loaded.isValid else {
                 for error in loaded.errors { Terminal.error(error.description) }
                 Terminal.error("\(file): invalid, not uploaded (\(loaded.errors.count) error\(loaded.errors.count == 1 ? "" : "s"))")

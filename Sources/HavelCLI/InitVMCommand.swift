@@ -1,4 +1,5 @@
 import ArgumentParser
+import Build
 import Debian
 import Foundation
 import HavelCore
@@ -111,7 +112,10 @@ struct InitVMCommand: AsyncParsableCommand {
         func run() async throws {
             var spec: InitVMSpec?
             if let file {
-                var loaded = try ProjectLoader.load(path: file, options: read.loaderOptions())
+                let options = read.loaderOptions()
+                // The initvm's url-list keys are fetched here, as for a build.
+                var loaded = try await ClientResources.resolve(try ProjectLoader.load(path: file, options: options), options: options,
+                                                               packingArchivedirs: false)
                 guard loaded.isValid else {
                     for error in loaded.errors { Terminal.error(error.description) }
                     Terminal.error("\(file): invalid, no initvm made (\(loaded.errors.count) error\(loaded.errors.count == 1 ? "" : "s"))")

@@ -43,8 +43,9 @@ extension InitVMCommand {
         var file: String
 
         func run() async throws {
-            // Preprocessed here, so that includes and variants are resolved with this machine's files.
-            let loaded = try ProjectLoader.load(path: file, options: read.loaderOptions(hashPasswords: true))
+            // Preprocessed here, so that includes, variants, archivedirs and keys are resolved with this machine's files.
+            let options = read.loaderOptions(hashPasswords: true)
+            let loaded = try await ClientResources.resolve(try ProjectLoader.load(path: file, options: options), options: options)
             guard loaded.isValid else {
                 for error in loaded.errors { Terminal.error(error.description) }
                 throw ExitCode(1)

@@ -61,6 +61,7 @@ public struct Preprocessor {
         let top = Self.realPath(document.file) ?? document.file
         document.root = resolveIncludes(document.root, base: document.file, chain: [top], path: "/" + document.root.name.local)
         document.root = selectVariants(document.root)
+        checkClientResources(&document.root)
         mergeSections(&document.root)
         migrateDeprecated(&document.root)
         diagnostics += inlineCheckScripts(&document.root, projectFile: document.file)
@@ -107,12 +108,23 @@ public struct Preprocessor {
         let directory = (base as NSString).deletingLastPathComponent
         let resolved = href.hasPrefix("/") ? href : (directory.isEmpty ? href : directory + "/" + href)
         let parse = element.attributeValue("parse") ?? "xml"
+        var pointer: XPointer?
+        if let written = element.attributeValue("xpointer") {
+            guard parse == "xml" else {
+                return fail("xi:include href=\"\(href)\" xpointer=\"\(written)\": an xpointer needs parse=\"xml\"")
+            }
+            do throws(HavelError) {
+                pointer = try XPointer.parse(written)
+            } catch {
+                return fail("xi:include href=\"\(href)\" xpointer=\"\(written)\": \(error.message); \(XPointer.supportedForms)")
+            }
+        }
         let bytes: [UInt8]
         do throws(HavelError) {
             guard let real = Self.realPath(resolved) else {
                 throw HavelError(.notFound, "xi:include href=\"\(href)\": cannot read \(resolved)")
             }
-            guard includeRoots.contains(where: { $0 == "/" || real == $0 || real.hasPrefix($0 + "/") }) else {
+            guard isBelowIncludeRoots(real) else {
                 return fail("xi:include href=\"\(href)\": \(real) is outside the project file's directory"
                             + (includeRoots.isEmpty ? "" : " \(includeRoots[0])")
                             + "; include files below it, or name their directory with --include-dir")
@@ -143,8 +155,14 @@ public struct Preprocessor {
             case "xml":
                 do {
                     let included = try XMLReader.parse(bytes, file: resolved)
-                    let root = resolveIncludes(included.root, base: resolved, chain: chain + [real], path: path)
-                    return [.element(root)]
+                    guard let pointer else {
+                        return [.element(resolveIncludes(included.root, base: resolved, chain: chain + [real], path: path))]
+                    }
+                    let selected = pointer.select(from: included.root)
+                    guard !selected.isEmpty else {
+                        return fail("xi:include href=\"\(href)\" xpointer=\"\(element.attributeValue("xpointer") ?? "")\" selects no element of \(resolved)")
+                    }
+                    return selected.map { .element(resolveIncludes($0, base: resolved, chain: chain + [real], path: path)) }
                 } catch {
                     diagnostics.append(Diagnostic(.error, at: error.location, path: nil, error.message))
                     return fail("xi:include href=\"\(href)\": the included file is not well-formed XML")
@@ -162,6 +180,87 @@ public struct Preprocessor {
         }
     }
 
+    func isBelowIncludeRoots(_ real: String) -> Bool {
+        includeRoots.contains(where: { $0 == "/" || real == $0 || real.hasPrefix($0 + "/") })
+    }
+
+    // MARK: - archivedir and url/key (packed and fetched on the client by ClientResources)
+
+    /// The root's archivedirs located (those of `<pbuilder>` and `<src-cdrom>` are not built) and every
+    /// url-list key URL checked, after variants are selected: what is left is packed and fetched later.
+    mutating func checkClientResources(_ root: inout XMLElement) {
+        var located: [Int: XMLElement] = [:]
+        var index = 0
+        ElementPath.forEachChildNode(root, path: "/" + root.name.local) { node, path in
+            defer { index += 1 }
+            guard case .element(var child) = node, child.name.local == "archivedir" else { return }
+            locateArchivedir(&child, path: path)
+            located[index] = child
+        }
+        for (index, archivedir) in located { root.children[index] = .element(archivedir) }
+        checkKeyURLs(root, path: "/" + root.name.local)
+    }
+
+    mutating func checkKeyURLs(_ element: XMLElement, path: String) {
+        ElementPath.forEachChild(element, path: path) { child, childPath in
+            if element.name.local == "url", child.name.local == "key" {
+                checkKeyURL(child, path: childPath)
+            } else {
+                checkKeyURLs(child, path: childPath)
+            }
+        }
+    }
+
+    /// Rewrites an `<archivedir>`'s text to the real path of its directory, relative paths taken from the
+    /// directory of the file that holds it (it may come from an include) and confined like includes;
+    /// absolute paths and file:/// URLs are allowed on this machine. An uploaded project may hold none.
+    mutating func locateArchivedir(_ archivedir: inout XMLElement, path: String) {
+        let base = archivedir.location.file
+        func fail(_ message: String) {
+            diagnostics.append(Diagnostic(.error, at: archivedir.location, path: path, message))
+        }
+        let written = archivedir.text.trimmingWhitespace()
+        if options.includes == .refused {
+            return fail("<archivedir>\(written)</archivedir>: an uploaded project may not name directories; "
+                        + "preprocess it on the client (havel preprocess, havel control upload and havel initvm submit pack it into <archive>)")
+        }
+        var location = written
+        if location.hasPrefix("file://") {
+            location = String(location.dropFirst("file://".count))
+            guard location.hasPrefix("/") else {
+                return fail("<archivedir>\(written)</archivedir>: a file URL names a host; write file:///absolute/path or a relative path")
+            }
+        } else if location.contains("://") {
+            return fail("<archivedir>\(written)</archivedir>: only local directories and file:/// URLs can be packed")
+        }
+        guard !location.isEmpty else { return fail("<archivedir> is empty; name a directory") }
+        let directory = (base as NSString).deletingLastPathComponent
+        let absolute = location.hasPrefix("/")
+        let resolved = absolute ? location : (directory.isEmpty ? location : directory + "/" + location)
+        var isDirectory: ObjCBool = false
+        guard let real = Self.realPath(resolved), FileManager.default.fileExists(atPath: real, isDirectory: &isDirectory),
+              isDirectory.boolValue else {
+            return fail("<archivedir>\(written)</archivedir>: \(resolved) is not a directory")
+        }
+        if !absolute, !isBelowIncludeRoots(real) {
+            return fail("<archivedir>\(written)</archivedir>: \(real) is outside the project file's directory; "
+                        + "name it with an absolute path or put it below the project file")
+        }
+        archivedir.children = [.text(real, archivedir.textLocation)]
+    }
+
+    /// A `url/key` names a key fetched on the client: http(s) or file:///; an uploaded project may hold none.
+    mutating func checkKeyURL(_ key: XMLElement, path: String) {
+        let url = key.text.trimmingWhitespace()
+        if options.includes == .refused {
+            diagnostics.append(Diagnostic(.error, at: key.location, path: path,
+                "<key>\(url)</key>: the daemon fetches no keys; preprocess the project on the client (havel preprocess, havel control upload and havel initvm submit write it as <raw-key>)"))
+        } else if !["http://", "https://", "file:///"].contains(where: { url.hasPrefix($0) }) {
+            diagnostics.append(Diagnostic(.error, at: key.location, path: path,
+                "<key>\(url)</key>: a key URL must start with http://, https:// or file:///"))
+        }
+    }
+
     static func realPath(_ path: String) -> String? {
         guard let real = realpath(path, nil) else { return nil }
         defer { free(real) }
@@ -175,13 +274,16 @@ public struct Preprocessor {
         result.removeAttribute("variant")
         result.children = element.children.compactMap { node in
             guard case .element(let child) = node else { return node }
-            if let variant = child.attributeValue("variant") {
-                let wanted = Set(variant.split(separator: ",").map { $0.trimmingWhitespace() })
-                if wanted.isDisjoint(with: options.variants) { return nil }
-            }
-            return .element(selectVariants(child))
+            return isSelected(child) ? .element(selectVariants(child)) : nil
         }
         return result
+    }
+
+    /// False for an element whose `variant="a,b"` names none of the selected variants.
+    func isSelected(_ element: XMLElement) -> Bool {
+        guard let variant = element.attributeValue("variant") else { return true }
+        let wanted = Set(variant.split(separator: ",").map { $0.trimmingWhitespace() })
+        return !wanted.isDisjoint(with: options.variants)
     }
 
     // MARK: - Merging

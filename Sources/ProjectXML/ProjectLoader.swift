@@ -74,6 +74,14 @@ public enum ProjectLoader {
         return LoadedProject(document: processed, project: project, diagnostics: diagnostics, unsupported: schema.unsupported)
     }
 
+    /// Checks again a document changed after loading (`<archivedir>` packed, keys fetched), keeping the
+    /// first load's findings: its preprocessing already ran, so its warnings would not come again.
+    public static func recheck(_ document: XMLDocument, after first: LoadedProject, options: Options) -> LoadedProject {
+        var loaded = check(document, options: options)
+        loaded.diagnostics = ordered(first.diagnostics + loaded.diagnostics)
+        return loaded
+    }
+
     /// Sorted by place, duplicates (the same message at the same place) dropped.
     static func ordered(_ diagnostics: [Diagnostic]) -> [Diagnostic] {
         var seen = Set<Diagnostic>()

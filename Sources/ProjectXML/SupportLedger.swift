@@ -44,7 +44,6 @@ public enum SupportLedger {
     private static let pbuilder = Support.notBuilt("packages are not built from source; <pbuilder> (own packages) is planned", changesOutput: true)
     private static let srcCdrom = Support.notBuilt("no source CD is written (planned); the binary CD is havel build --cdroms", changesOutput: true)
     private static let mtd = Support.notBuilt("no MTD/UBI image is made; only <msdoshd> and <gpthd> images are built", changesOutput: true)
-    private static let archivedir = Support.notBuilt("the directory is not packed; give the overlay as <archive> (a base64 tar.bz2)", changesOutput: true)
 
     /// Every child and attribute of every type in `ElbeSchema.types`, and nothing else (a test checks both).
     static let entries: [String: Support] = [
@@ -58,7 +57,7 @@ public enum SupportLedger {
         "RootFileSystem/elbe_version": elbeRecord,
         "RootFileSystem/fullpkgs": .notBuilt("the versions it lists are not installed; the pkg-list is resolved against the mirror (pin a version with <pkg version=\"…\">)", changesOutput: false),
         "RootFileSystem/src-cdrom": srcCdrom,
-        "RootFileSystem/archivedir": archivedir,
+        "RootFileSystem/archivedir": .built,
         "RootFileSystem/@created": .built, "RootFileSystem/@revision": .built,
 
         // Mirrors
@@ -72,7 +71,7 @@ public enum SupportLedger {
         "mirror-options/option": .built,
         "url-list/url": .built,
         "url/binary": .built, "url/source": .built, "url/raw-key": .built, "url/options": .built,
-        "url/key": .notBuilt("the key is not downloaded, so the repository is not trusted; inline the key as <raw-key>", changesOutput: true),
+        "url/key": .built,
         "binary-url/@pin": .built,
         "binary-url/@package": .built,
 
@@ -220,7 +219,7 @@ public enum SupportLedger {
         "iso-opts/sysid": srcCdrom, "iso-opts/volid": srcCdrom, "iso-opts/volset": srcCdrom,
         "iso-opts/@strict": srcCdrom,
         "src-cdrom-archive/@volume": srcCdrom,
-        "archivedir/@keep-attributes": archivedir,
+        "archivedir/@keep-attributes": .built,
         "src-cdrom-archivedir/@keep-attributes": srcCdrom, "src-cdrom-archivedir/@volume": srcCdrom,
     ]
 

@@ -29,9 +29,13 @@ public struct BuildReport: Sendable {
     public var archiveFiles: [String]
     public var finetunedFiles: [String]
     public var stages: [Stage]
+    /// The repository keys the build trusted: where each came from and its fingerprints.
+    public var repositoryKeys: [(source: String, fingerprints: [String])]
 
     public init(title: String, havelVersion: String, sourcesList: String, preferences: String, installed: [InstalledPackage],
-                origins: [String: String], archiveFiles: [String], finetunedFiles: [String], stages: [Stage]) {
+                origins: [String: String], archiveFiles: [String], finetunedFiles: [String], stages: [Stage],
+                repositoryKeys: [(source: String, fingerprints: [String])] = []) {
+        self.repositoryKeys = repositoryKeys
         self.title = title
         self.havelVersion = havelVersion
         self.sourcesList = sourcesList
@@ -48,6 +52,11 @@ public struct BuildReport: Sendable {
         text += "Built by Havel \(havelVersion)\n\n"
         text += "== apt sources\n\n" + sourcesList + "\n"
         if !preferences.isEmpty { text += "== apt preferences\n\n" + preferences + "\n" }
+        if !repositoryKeys.isEmpty {
+            text += "== repository keys\n\n"
+            for key in repositoryKeys { text += "  \(key.source): \(key.fingerprints.joined(separator: ", "))\n" }
+            text += "\n"
+        }
         var byOrigin: [String: [InstalledPackage]] = [:]
         for package in installed { byOrigin[origins[package.name] ?? "unknown origin", default: []].append(package) }
         text += "== installed packages (\(installed.count))\n"

@@ -111,6 +111,20 @@ import Testing
         }
     }
 
+    @Test func theDaemonRefusesAnUploadWithArchivedirOrKeyAndSaysToPreprocess() async throws {
+        try await withRouter { _, client, data in
+            let id = try await create(client)
+            let archivedir = Self.project().replacingOccurrences(of: "</RootFileSystem>", with: "<archivedir>/etc</archivedir></RootFileSystem>")
+            let key = Self.project(project: "<url-list><url><binary>http://MIRROR_HOST/extra bookworm main</binary><key>http://LOCALMACHINE/key.asc</key></url></url-list>")
+            for (xml, element) in [(archivedir, "<archivedir>"), (key, "<key>")] {
+                let (status, body) = try await upload(client, id, ByteBuffer(string: xml))
+                #expect(status == .badRequest, "\(body)")
+                #expect(body.contains(element) && body.contains("preprocess"), "\(body)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: data + "/projects/\(id)/source.xml"))
+        }
+    }
+
     // MARK: - 2. Bounded reads
 
     @Test(.timeLimit(.minutes(2))) func readsStopAtTheLimitWhileReading() throws {

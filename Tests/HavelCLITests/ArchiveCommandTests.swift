@@ -6,6 +6,50 @@ import ProjectXML
 import Testing
 
 @Suite struct ArchiveCommandTests {
+    /// havel preprocess packs two archivedirs into <archive> (the later one's file wins, a link stays a
+    /// link), and get-archive gives back a tar.bz2 holding both.
+    @Test func preprocessPacksArchivedirsInOrder() async throws {
+        let (dir, project) = try EditingFixture.workspace()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (name, motd) in [("base", "base\n"), ("board", "board\n")] {
+            try FileManager.default.createDirectory(atPath: "\(dir)/\(name)/etc", withIntermediateDirectories: true)
+            try motd.write(toFile: "\(dir)/\(name)/etc/motd", atomically: true, encoding: .utf8)
+            try name.write(toFile: "\(dir)/\(name)/etc/\(name)-only", atomically: true, encoding: .utf8)
+        }
+        try FileManager.default.createSymbolicLink(atPath: dir + "/board/etc/issue", withDestinationPath: "motd")
+        let text = try EditingFixture.read(project)
+            .replacingOccurrences(of: "</target>", with: "</target>\n  <archivedir>base</archivedir>\n  <archivedir>board</archivedir>")
+        try text.write(toFile: project, atomically: true, encoding: .utf8)
+        let preprocessed = dir + "/preprocessed.xml"
+        #expect(await HavelMain.run(["preprocess", "-o", preprocessed, project]) == 0)
+        let written = try EditingFixture.read(preprocessed)
+        #expect(!written.contains("archivedir") && written.contains("<archive>"))
+        #expect(await HavelMain.run(["validate", "--strict", preprocessed]) == 0)
+
+        let out = dir + "/out.tar.bz2"
+        #expect(await HavelMain.run(["get-archive", preprocessed, out]) == 0)
+        let unpacked = dir + "/unpacked"
+        try FileManager.default.createDirectory(atPath: unpacked, withIntermediateDirectories: true)
+        let tar = Process()
+        tar.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
+        tar.arguments = ["-x", "-j", "-f", out, "-C", unpacked]
+        try tar.run()
+        tar.waitUntilExit()
+        #expect(tar.terminationStatus == 0)
+        #expect(try EditingFixture.read(unpacked + "/etc/motd") == "board\n")
+        #expect(try EditingFixture.read(unpacked + "/etc/base-only") == "base")
+        #expect(try EditingFixture.read(unpacked + "/etc/board-only") == "board")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: unpacked + "/etc/issue") == "motd")
+
+        // A directory outside the project file's directory is refused unless named absolutely.
+        try FileManager.default.createDirectory(atPath: dir + "/sub", withIntermediateDirectories: true)
+        try text.replacingOccurrences(of: "<archivedir>board</archivedir>", with: "<archivedir>../board</archivedir>")
+            .replacingOccurrences(of: "<archivedir>base</archivedir>", with: "<archivedir>\(dir)/base</archivedir>")
+            .write(toFile: dir + "/sub/project.xml", atomically: true, encoding: .utf8)
+        #expect(await HavelMain.run(["preprocess", "-o", preprocessed, dir + "/sub/project.xml"]) == 1)
+        #expect(await HavelMain.run(["preprocess", "--include-dir", dir, "-o", preprocessed, dir + "/sub/project.xml"]) == 0)
+    }
+
     @Test func chgArchivePacksADirectoryAndGetArchiveGivesItBack() async throws {
         let (dir, project) = try EditingFixture.workspace()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -1,6 +1,7 @@
 // ClientResourcesTests: `<archivedir>` packed into `<archive>` (two directories in order, a later file
 // winning, a symbolic link, owners and modes with keep-attributes) and applied as a build applies it;
-// `url/key` fetched into `<raw-key>` from a real key made by gpg, served by file://, with its
+// `url/key` fetched into `<raw-key>` from a real key made by gpg, served by file:// and by a loopback HTTP
+// server (an endless chunked body is cut off at the size limit), with its
 // fingerprint as report.txt lists it.
 import Foundation
 import HavelCore
@@ -170,6 +171,78 @@ struct RepositoryKeyTests {
                                  archiveFiles: [], finetunedFiles: [], stages: [],
                                  repositoryKeys: [("http://MIRROR_HOST/extra bookworm main", fingerprints)]).text
         #expect(report.contains("== repository keys\n\n  http://MIRROR_HOST/extra bookworm main: \(key.fingerprint)\n"))
+    }
+
+    /// A loopback HTTP server (python3's, threaded): `/key.asc` with its length, `/endless` chunked and never
+    /// ending. It stops itself after two minutes whatever happens.
+    static let serverScript = """
+        import http.server, sys
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            def log_message(self, *args): pass
+            def do_GET(self):
+                if self.path == "/key.asc":
+                    body = open(sys.argv[2], "rb").read()
+                    self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+                    self.wfile.write(body)
+                elif self.path == "/endless":
+                    self.send_response(200); self.send_header("Transfer-Encoding", "chunked"); self.end_headers()
+                    chunk = b"A" * 65536
+                    try:
+                        while True:
+                            self.wfile.write(b"%x\\r\\n" % len(chunk) + chunk + b"\\r\\n")
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                else:
+                    self.send_response(404); self.send_header("Content-Length", "0"); self.end_headers()
+        http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+        """
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") && FileManager.default.isExecutableFile(atPath: "/usr/bin/curl"),
+                   "needs python3 and curl"), .timeLimit(.minutes(3)))
+    func aKeyIsFetchedOverHTTPAndAnEndlessBodyIsCutOffAtTheLimit() async throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("havel-key-test-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let key = try makeKey(in: base)
+        try key.armored.write(toFile: base + "/key.asc", atomically: true, encoding: .utf8)
+        try Self.serverScript.write(toFile: base + "/server.py", atomically: true, encoding: .utf8)
+        // A free port: bind to 0, read it, close; the server takes it right after.
+        let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0, sin_addr: in_addr(s_addr: inet_addr("127.0.0.1")), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(probe, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(probe, $0, &length) } }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        close(probe)
+        // Through ProcessRunner, not Foundation's Process: its children start with a clean signal mask, and
+        // cancelling the task stops the server (SIGTERM, then SIGKILL). A Process child inherits the test
+        // runner's blocked signals and ignores SIGTERM, so waiting for it would hang.
+        let server = Task {
+            try await ProcessRunner.run(Command("/usr/bin/python3", [base + "/server.py", String(port), base + "/key.asc"]))
+        }
+        defer { server.cancel() }
+        // Wait until it answers (a 404 for an unknown path).
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            let probe = try await ProcessRunner.run(Command("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/none"]))
+            if probe.standardOutput == "404" { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let fetched = try await ClientResources.fetchKey("http://127.0.0.1:\(port)/key.asc")
+        #expect(fetched == key.armored.trimmingWhitespace())
+        do {
+            _ = try await ClientResources.fetchKey("http://127.0.0.1:\(port)/endless")
+            Issue.record("an endless body was accepted")
+        } catch {
+            #expect(error.message.contains("is larger than"), "\(error.message)")
+        }
+        server.cancel()
+        _ = try? await server.value
+        let running = try await ProcessRunner.run(Command("pgrep", ["-f", base + "/server.py"]))
+        #expect(running.standardOutput.isEmpty, "the server is stopped")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: FileManager.default.temporaryDirectory.path)) ?? []
+        #expect(!left.contains { $0.hasPrefix("havel-key-") && !$0.hasPrefix("havel-key-test-") }, "the download's temporary file is removed")
     }
 
     @Test func uploadsMayNotNameKeysAndOnlyKeyURLsAreAccepted() throws {

@@ -14,7 +14,11 @@ import Testing
         let daemon = try await HavelDaemon(configuration: DaemonFixture.configuration(data: data))
         try await DaemonFixture.withLiveDaemon(daemon) { client, port in
             let anonymous = DaemonClient(baseURL: "http://127.0.0.1:\(port)", token: nil)
-            #expect(try await anonymous.health().status == "ok")
+            let health = try await anonymous.health()
+            #expect(health.status == "ok")
+            // Without a token: only the kind of confinement, no cgroup path or reason.
+            #expect(health.buildConfinement == (daemon.cgroups.hierarchy == nil ? HealthResponse.processGroupConfinement
+                                                                               : HealthResponse.cgroupConfinement))
             do throws(HavelError) {
                 _ = try await anonymous.projects()
                 Issue.record("listing without a token succeeded")

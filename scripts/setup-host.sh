@@ -49,6 +49,16 @@ elif [[ ! -s ${HAVEL_TEST_KERNEL_DIR:-/var/cache/havel/test-kernel}/vmlinuz ]]; 
     echo "setup-host: no test kernel; the BootCheck boot tests will be skipped (run scripts/fetch-test-kernel.sh as root)" >&2
 fi
 
+# SBOM validation (the SBOM integration test): cyclonedx-python-lib and spdx-tools in a venv of their own,
+# installed once; a second run finds both importable and touches nothing.
+sbom_venv=${HAVEL_SBOM_VENV:-/opt/havel-sbom-validators}
+if [[ $(id -u) -eq 0 ]] && ! "$sbom_venv/bin/python" -c 'import cyclonedx.validation.json, spdx_tools.spdx.parser.parse_anything' 2>/dev/null; then
+    echo "setup-host: installing the SBOM validators into $sbom_venv"
+    { python3 -m venv "$sbom_venv" &&
+      "$sbom_venv/bin/python" -m pip install -q 'cyclonedx-python-lib[json-validation]' spdx-tools; } ||
+        echo "setup-host: warning: no SBOM validators; the SBOM validation test will be skipped" >&2
+fi
+
 swift_bin=${SWIFT:-swift}
 if ! command -v "$swift_bin" >/dev/null 2>&1 && [[ ! -x /opt/swift/usr/bin/swift ]]; then
     echo "setup-host: Swift 6.2 or newer is needed (expected at /opt/swift/usr/bin/swift or on PATH)" >&2

@@ -15,9 +15,8 @@ public enum SBOMWriter {
 
     /// Reads `directory` and writes both files into `output` (the build directory unless given).
     @discardableResult
-    public static func write(_ directory: BuildDirectory, to output: String? = nil, havelVersion: String, epoch: Int,
-                             processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> SBOM {
-        let sbom = try await read(directory, havelVersion: havelVersion, epoch: epoch, processes: processes)
+    public static func write(_ directory: BuildDirectory, to output: String? = nil, havelVersion: String, epoch: Int) throws(HavelError) -> SBOM {
+        let sbom = try read(directory, havelVersion: havelVersion, epoch: epoch)
         let output = output ?? directory.path
         try AtomicFile.writeJSON(CycloneDXDocument(sbom), to: output + "/" + cycloneDXName)
         try AtomicFile.writeJSON(SPDXDocument(sbom), to: output + "/" + spdxName)
@@ -25,8 +24,7 @@ public enum SBOMWriter {
     }
 
     /// The SBOM of a finished build directory.
-    public static func read(_ directory: BuildDirectory, havelVersion: String, epoch: Int,
-                            processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> SBOM {
+    public static func read(_ directory: BuildDirectory, havelVersion: String, epoch: Int) throws(HavelError) -> SBOM {
         guard FileManager.default.fileExists(atPath: directory.sourceXML) else {
             throw HavelError(.notFound, "\(directory.sourceXML) not found: give the directory of a finished havel build")
         }
@@ -44,18 +42,16 @@ public enum SBOMWriter {
         }
         let tool = (project.target.debootstrap.tool ?? .mmdebstrap).rawValue
         let tools = [SBOM.Tool(name: "havel", version: havelVersion),
-                     SBOM.Tool(name: tool, version: await hostPackageVersion(tool, processes: processes))]
+                     SBOM.Tool(name: tool, version: hostPackageVersion(tool))]
         return SBOM(projectName: project.name, projectVersion: project.version, projectDescription: project.description, tools: tools,
                     epoch: epoch, installed: installed, relations: relations,
                     sha256: { digests["\($0.name) \($0.version) \($0.architecture)"] }, licences: licences)
     }
 
-    /// The version of a Debian package on this host (the bootstrap tool), or `unknown`.
-    static func hostPackageVersion(_ package: String, processes: any ProcessRunning) async -> String {
-        guard let result = try? await processes.run(Command("dpkg-query", ["-W", "-f", "${Version}", package])),
-              result.termination == .exited(0) else { return "unknown" }
-        let version = result.standardOutput.trimmingWhitespace()
-        return version.isEmpty || version.count > 200 ? "unknown" : version
+    /// The version of a Debian package installed on this host (the bootstrap tool), read from the host's dpkg
+    /// status, or `unknown`.
+    static func hostPackageVersion(_ package: String, hostRoot: String = "/") -> String {
+        (try? DpkgStatus.read(root: hostRoot))?.first { $0.name == package }?.version ?? "unknown"
     }
 
     /// The fixed time of an existing build: the epoch state.json recorded, else SOURCE_DATE_EPOCH, else the
@@ -78,8 +74,7 @@ struct SBOMStage: BuildStage {
     }
 
     func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
-        let sbom = try await SBOMWriter.write(context.directory, havelVersion: context.options.havelVersion, epoch: products.epoch,
-                                              processes: context.processes)
+        let sbom = try SBOMWriter.write(context.directory, havelVersion: context.options.havelVersion, epoch: products.epoch)
         let absent = sbom.packagesWithoutDigest
         let note = absent.isEmpty ? "" : ", \(absent.count) without a .deb sha256"
         context.log.info("SBOM: \(sbom.packages.count) packages\(note)")

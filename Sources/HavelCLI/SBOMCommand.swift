@@ -32,7 +32,7 @@ struct SBOMCommand: AsyncParsableCommand {
         guard FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw HavelError(.notFound, "output directory \(target) does not exist: create it first")
         }
-        let sbom = try await SBOMWriter.write(build, to: target, havelVersion: HavelVersion.current, epoch: epoch)
+        let sbom = try SBOMWriter.write(build, to: target, havelVersion: HavelVersion.current, epoch: epoch)
         Terminal.out("\(target)/\(SBOMWriter.cycloneDXName), \(target)/\(SBOMWriter.spdxName): \(sbom.packages.count) packages")
         let absent = sbom.packagesWithoutDigest
         if !absent.isEmpty {

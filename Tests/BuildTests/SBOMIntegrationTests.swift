@@ -99,7 +99,7 @@ struct SBOMIntegrationTests {
         // `havel sbom` rewrites the same bytes from the directory.
         let rewritten = base + "/rewritten"
         try FileManager.default.createDirectory(atPath: rewritten, withIntermediateDirectories: true)
-        try await SBOMWriter.write(first, to: rewritten, havelVersion: "test", epoch: try #require(SBOMWriter.epoch(of: first)))
+        try SBOMWriter.write(first, to: rewritten, havelVersion: "test", epoch: try #require(SBOMWriter.epoch(of: first)))
         #expect(FileManager.default.contents(atPath: rewritten + "/" + SBOMWriter.cycloneDXName) == FileManager.default.contents(atPath: first.sbomCycloneDX))
         #expect(FileManager.default.contents(atPath: rewritten + "/" + SBOMWriter.spdxName) == FileManager.default.contents(atPath: first.sbomSPDX))
 

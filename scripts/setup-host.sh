@@ -22,7 +22,9 @@ tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils b
                # cpio rootfs archives are written by bsdtar from a sorted, clamped tar stream
                libarchive-tools
                # the binary CD (--cdroms): a signed apt repository (apt-ftparchive, gpg) in an ISO image
-               apt-utils gnupg xorriso)
+               apt-utils gnupg xorriso
+               # the SBOM validation test: a venv for cyclonedx-python-lib and spdx-tools (below)
+               python3-venv)
 
 missing=()
 for pkg in "${build_packages[@]}" "${tool_packages[@]}"; do

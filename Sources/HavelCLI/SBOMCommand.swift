@@ -24,6 +24,9 @@ struct SBOMCommand: AsyncParsableCommand {
 
     func run() async throws {
         let build = BuildDirectory(directory)
+        guard FileManager.default.fileExists(atPath: build.sourceXML) else {
+            throw HavelError(.notFound, "\(build.sourceXML) not found: give the directory of a finished havel build")
+        }
         guard let epoch = SBOMWriter.epoch(of: build) else {
             throw HavelError(.notFound, "\(build.path) has no state.json epoch and no installed packages to date the SBOM by; set SOURCE_DATE_EPOCH")
         }

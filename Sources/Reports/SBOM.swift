@@ -165,7 +165,8 @@ public enum SPDXLicence: Sendable, Equatable {
             ("CDDL-1.0", "CDDL-1.0"), ("BSL-1.0", "BSL-1.0"), ("Boost-1.0", "BSL-1.0"), ("Python-2.0", "Python-2.0"),
             ("PSF-2", "PSF-2.0"), ("OpenSSL", "OpenSSL"), ("FSFAP", "FSFAP"), ("FSFUL", "FSFUL"), ("FSFULLR", "FSFULLR"),
             ("Unicode-DFS-2016", "Unicode-DFS-2016"), ("WTFPL", "WTFPL"), ("ZPL-2.1", "ZPL-2.1"), ("OFL-1.1", "OFL-1.1"),
-            ("Sleepycat", "Sleepycat"), ("LPPL-1.3c", "LPPL-1.3c"), ("MIT-0", "MIT-0"), ("0BSD", "0BSD"), ("Unlicense", "Unlicense"),
+            ("Sleepycat", "Sleepycat"), ("LPPL-1.3c", "LPPL-1.3c"), ("MIT-0", "MIT-0"), ("Beerware", "Beerware"), ("Latex2e", "Latex2e"),
+            ("BSD-4-clause-UC", "BSD-4-Clause-UC"), ("GFDL-NIV-1.3", "GFDL-1.3-no-invariants-only"), ("GFDL-NIV-1.3+", "GFDL-1.3-no-invariants-or-later"), ("0BSD", "0BSD"), ("Unlicense", "Unlicense"),
         ]
         for (debian, spdx) in named { table[debian.lowercased()] = spdx }
         return table

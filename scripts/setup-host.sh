@@ -22,7 +22,9 @@ tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils b
                # cpio rootfs archives are written by bsdtar from a sorted, clamped tar stream
                libarchive-tools
                # the binary CD (--cdroms): a signed apt repository (apt-ftparchive, gpg) in an ISO image
-               apt-utils gnupg xorriso)
+               apt-utils gnupg xorriso
+               # the SBOM validation test: a venv for cyclonedx-python-lib and spdx-tools (below)
+               python3-venv)
 
 missing=()
 for pkg in "${build_packages[@]}" "${tool_packages[@]}"; do
@@ -47,6 +49,16 @@ if [[ $(id -u) -eq 0 ]]; then
         echo "setup-host: warning: no test kernel could be fetched; the BootCheck boot tests will be skipped" >&2
 elif [[ ! -s ${HAVEL_TEST_KERNEL_DIR:-/var/cache/havel/test-kernel}/vmlinuz ]]; then
     echo "setup-host: no test kernel; the BootCheck boot tests will be skipped (run scripts/fetch-test-kernel.sh as root)" >&2
+fi
+
+# SBOM validation (the SBOM integration test): cyclonedx-python-lib and spdx-tools in a venv of their own,
+# installed once; a second run finds both importable and touches nothing.
+sbom_venv=${HAVEL_SBOM_VENV:-/opt/havel-sbom-validators}
+if [[ $(id -u) -eq 0 ]] && ! "$sbom_venv/bin/python" -c 'import cyclonedx.validation.json, spdx_tools.spdx.parser.parse_anything' 2>/dev/null; then
+    echo "setup-host: installing the SBOM validators into $sbom_venv"
+    { python3 -m venv "$sbom_venv" &&
+      "$sbom_venv/bin/python" -m pip install -q 'cyclonedx-python-lib[json-validation]' spdx-tools; } ||
+        echo "setup-host: warning: no SBOM validators; the SBOM validation test will be skipped" >&2
 fi
 
 swift_bin=${SWIFT:-swift}

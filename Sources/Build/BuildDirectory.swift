@@ -31,6 +31,9 @@ public struct BuildDirectory: Sendable {
     public var licenceXML: String { path + "/licence-target.xml" }
     public var artifacts: String { path + "/artifacts" }
     public var checkReport: String { path + "/check.xml" }
+    /// The target's software bill of materials, as CycloneDX 1.6 and as SPDX 2.3 JSON.
+    public var sbomCycloneDX: String { path + "/" + SBOMWriter.cycloneDXName }
+    public var sbomSPDX: String { path + "/" + SBOMWriter.spdxName }
     public var state: String { path + "/state.json" }
     /// Scratch space of a running build (hooks, keyrings, package lists); removed when it ends.
     public var work: String { path + "/.work" }
@@ -49,7 +52,7 @@ public struct BuildDirectory: Sendable {
 
     /// Files a finished build presents as results (besides rootfs/ and artifacts/).
     public func resultFiles(packedRootfs: String?) -> [String] {
-        [sourceXML, report, validation, licenceText, licenceXML, checkReport, binaryCdrom, binaryCdrom + ".partial"] + (packedRootfs.map { [path + "/" + $0] } ?? [])
+        [sourceXML, report, validation, licenceText, licenceXML, sbomCycloneDX, sbomSPDX, checkReport, binaryCdrom, binaryCdrom + ".partial"] + (packedRootfs.map { [path + "/" + $0] } ?? [])
     }
 }
 
@@ -90,6 +93,9 @@ public struct BuildState: Codable, Sendable, Equatable {
     public var artifacts: [String]
     /// Boot checks by name: passed or not.
     public var checks: [String: Bool]
+    /// The clamp for file times the build used (SOURCE_DATE_EPOCH or the newest package): `havel sbom` dates
+    /// a rewritten SBOM with it. Nil in records before it was kept.
+    public var epoch: Int?
 
     public init(project: String, version: String, architecture: String, havelVersion: String, started: Date) {
         self.format = Self.currentFormat

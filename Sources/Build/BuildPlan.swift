@@ -33,6 +33,7 @@ public struct BuildPlan: Sendable {
         if p.target.images.contains(where: { $0.grubInstall != nil }) { stages.append(BootloaderStage()) }
         stages.append(DeviceFilesStage())
         stages.append(ReportsAndPackingStage())
+        stages.append(SBOMStage())
         if options.binaryCdrom { stages.append(BinaryCdromStage()) }
         if p.target.outputs.cpio != nil || p.target.outputs.squashfs != nil { stages.append(RootfsArchivesStage()) }
         if !p.target.images.isEmpty { stages.append(DiskImagesStage()) }

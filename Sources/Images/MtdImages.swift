@@ -131,7 +131,8 @@ struct MtdPlan: Sendable {
 /// * then `ubinize -o <name> -p PEB -m miniosize [-s subpagesize] -Q <seeded>` with one section per volume:
 ///   a size, or `vol_flags=autoresize` for `remain`.
 ///
-/// Not bit-reproducible: mkfs.ubifs 2.1.5 picks a random filesystem UUID and has no option to fix it.
+/// Reproducible: the ubifs is made from a private copy of the tree, its UUID and inode access and change times
+/// are set afterwards (`UbifsFixup`), and ubinize's image sequence number is seeded.
 public enum MtdImageBuilder {
     /// Checks and tools only: the same errors `build` would give before writing anything.
     public static func check(_ request: MtdRequest, log: Logger) throws(HavelError) {
@@ -181,7 +182,8 @@ public enum MtdImageBuilder {
                 image = "\(work)/v\(volume.id).bin"
                 try copyFile(host, to: image!, what: "\(where_): the binary")
             case .ubifs(let entry, let mountpoint, let nested):
-                image = try await makeUbifs(entry: entry, mountpoint: mountpoint, nested: nested, volume: volume, group: plan.group,
+                let uuid = SeededIdentifiers(seed: request.seed, image: mtd.name).uuidBytes("ubifs-uuid:" + volume.label)
+                image = try await makeUbifs(entry: entry, mountpoint: mountpoint, nested: nested, group: plan.group, uuid: uuid,
                                             file: "\(work)/v\(volume.id).ubifs", where_, ctx)
             }
             if let image, case .bytes(let limit)? = volume.size {
@@ -217,22 +219,27 @@ public enum MtdImageBuilder {
             throw error
         }
         log.info("\(prefix): written to \(output) (\(sections.map { "\($0.volume.id) \($0.volume.label)" }.joined(separator: ", ")))")
-        log.warning("\(prefix): ubifs volumes are not bit-reproducible (mkfs.ubifs picks a random filesystem UUID)")
         return output
     }
 
     /// What an empty static volume holds (ubinize needs content for it); ELBE writes the same into every empty volume.
     static let staticEmptyContent = "EMPTY"
 
-    static func makeUbifs(entry: FstabEntry, mountpoint: String, nested: [String], volume: UbiVolume, group: UbiVolumeGroup,
+    /// The ubifs of one volume. The tree is a private copy: in a hard-linked one every file has more than one
+    /// link, and mkfs.ubifs writes such files in the order of their host inode numbers, which differ per build.
+    static func makeUbifs(entry: FstabEntry, mountpoint: String, nested: [String], group: UbiVolumeGroup, uuid: [UInt8],
                           file: String, _ where_: String, _ ctx: FilesystemMaker.Context) async throws(HavelError) -> String {
         let tree = try await FilesystemMaker.stageFiles(mountpoint: mountpoint, nested: nested, pathCommands: entry.filesystem.pathCommands,
-                                                        privateCopy: false, into: file + ".tree", where_, ctx)
+                                                        privateCopy: true, into: file + ".tree", where_, ctx)
         ctx.log.info("\(where_): ubifs from \(mountpoint): \(tree.entries) entries, \(ByteCount.format(tree.sizeBytes))\(tree.copied ? " (copied)" : "")")
         let extra = try ShellWords.split(entry.filesystem.mkfsOptions ?? "")
         try await FilesystemMaker.run(Command("mkfs.ubifs", ["-r", tree.path, "-o", file, "-m", group.minIOSize, "-e", group.logicalEraseBlockSize,
                                                              "-c", group.maxLogicalEraseBlockCount] + extra, environment: ctx.environment), where_, ctx)
         try Staging.remove(tree.path)
+        guard let lebSize = UbiVolumeGroup.bytes(of: group.logicalEraseBlockSize), lebSize <= 1 << 24 else {
+            throw HavelError(.invalidProject, "\(where_): the logical eraseblock size \(group.logicalEraseBlockSize) is out of range", at: group.location)
+        }
+        try UbifsFixup.apply(file, lebSize: Int(lebSize), uuid: uuid, epoch: ctx.epoch, context: where_)
         try await FilesystemMaker.runHooks(entry.filesystem.deviceCommands, placeholder: "{device}", value: file, kind: "device-command", where_, ctx)
         return file
     }

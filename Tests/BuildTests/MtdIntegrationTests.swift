@@ -84,9 +84,9 @@ struct MtdIntegrationTests {
         #expect(FileManager.default.isExecutableFile(atPath: rfs + "/usr/bin/dpkg"))
         #expect(try Data(contentsOf: URL(fileURLWithPath: rfs + "/opt/kernel.bin")) == Data(contentsOf: URL(fileURLWithPath: dir + "/rootfs/opt/kernel.bin")))
 
-        // A second build from the stage cache (no second bootstrap). Its UBI image is not the same: mkfs.ubifs
-        // picks a random UUID and lays the volume out differently for trees of equal content (even its size
-        // may differ by an eraseblock), so the difference is reported, not asserted.
+        // A second build from the stage cache (no second bootstrap). Nearly the same bytes: mkfs.ubifs writes
+        // hard-linked files (perl, gunzip here) in the order of their host inode numbers, which differ per
+        // build. Without the fixup and the private staging copy most of the image differs (88% when measured).
         let again = try await Integration.build(loaded, in: base + "/build2", cache: base + "/cache")
         #expect(again.status == .done)
         #expect(again.stages.first { $0.name == "install packages" }?.cached == true)
@@ -94,6 +94,7 @@ struct MtdIntegrationTests {
         let second = try Data(contentsOf: URL(fileURLWithPath: base + "/build2/flash.ubi"))
         let differing = zip(first, second).filter { $0 != $1 }.count
         print("mtd image: \(first.count) and \(second.count) bytes, \(differing) bytes differ between two builds")
+        #expect(differing < first.count / 10, "\(differing) of \(first.count) bytes differ")
     }
 }
 

@@ -69,6 +69,8 @@ struct MtdImageBuildTests {
             UbiVolume(kind: .static, label: "lib", id: 1, size: .bytes(1 * MiB), binary: "/usr/lib/libfoo.so"),
             UbiVolume(kind: .static, label: "env", id: 2, size: .bytes(256 * 1024), binary: "env.bin"),
             UbiVolume(kind: .dynamic, label: "spare", id: 3, size: .bytes(2 * MiB), empty: true),
+            // ubinize refuses a static volume without content.
+            UbiVolume(kind: .static, label: "blank", id: 4, size: .bytes(128 * 1024), empty: true),
         ])
         let fstab = [FstabEntry(source: .label("rfs"), mountpoint: "/", filesystem: Filesystem(type: "ubifs"))]
         let before = try tree.snapshot()
@@ -79,7 +81,7 @@ struct MtdImageBuildTests {
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: tree.work)) ?? []).isEmpty, "scratch left behind")
 
         let info = try await sh("ubireader_display_info", [path]).standardOutput
-        for (name, type) in [("rfs", "dynamic"), ("lib", "static"), ("env", "static"), ("spare", "dynamic")] {
+        for (name, type) in [("rfs", "dynamic"), ("lib", "static"), ("env", "static"), ("spare", "dynamic"), ("blank", "static")] {
             #expect(info.contains("Volume: \(name)\n"), "no volume \(name) in:\n\(info)")
             #expect(info.range(of: "name: '\(name)'[^V]*vol_type: '\(type)'", options: .regularExpression) != nil, "\(name) is not \(type)")
         }
@@ -96,6 +98,7 @@ struct MtdImageBuildTests {
         }
         #expect(try volume("lib") == Data(contentsOf: URL(fileURLWithPath: tree.root + "/usr/lib/libfoo.so.1")))
         #expect(try volume("env") == Data("from the build directory\n".utf8))
+        #expect(try volume("blank") == Data(MtdImageBuilder.staticEmptyContent.utf8))
 
         let files = tree.base + "/files"
         try await sh("ubireader_extract_files", ["-k", "-o", files, path], expectSuccess: false)

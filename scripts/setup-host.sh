@@ -11,11 +11,15 @@ tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils b
                ca-certificates debian-archive-keyring
                # disk images from plain files (Images): partition tables, filesystems filled from a tree
                fdisk e2fsprogs dosfstools mtools squashfs-tools erofs-utils btrfs-progs f2fs-tools
+               # <mtd> images: mkfs.ubifs and ubinize
+               mtd-utils
                # set_packer android-sparse: img2simg (and simg2img, which its test reads the result back with)
                android-sdk-libsparse-utils
                # tests: openssl verifies password hashes, tinyproxy (the binary, no service) is the
                # <primary_proxy> a build goes through; bench: bc
                openssl tinyproxy-bin bc
+               # the mtd image test reads UBI images back with ubi_reader, installed by pip below
+               python3-pip
                # boot checks: qemu-system for the image's architecture; their tests boot a Debian
                # kernel with a busybox initramfs (scripts/fetch-test-kernel.sh)
                qemu-system-x86 qemu-system-arm ovmf qemu-efi-aarch64 qemu-utils busybox-static cpio gzip procps
@@ -56,9 +60,19 @@ fi
 sbom_venv=${HAVEL_SBOM_VENV:-/opt/havel-sbom-validators}
 if [[ $(id -u) -eq 0 ]] && ! "$sbom_venv/bin/python" -c 'import cyclonedx.validation.json, spdx_tools.spdx.parser.parse_anything' 2>/dev/null; then
     echo "setup-host: installing the SBOM validators into $sbom_venv"
-    { python3 -m venv "$sbom_venv" &&
+    { /usr/bin/python3 -m venv "$sbom_venv" &&
       "$sbom_venv/bin/python" -m pip install -q 'cyclonedx-python-lib[json-validation]' spdx-tools; } ||
         echo "setup-host: warning: no SBOM validators; the SBOM validation test will be skipped" >&2
+fi
+
+# The mtd image test reads UBI images back with ubi_reader (PyPI; Debian 12 has no package of it).
+if [[ ! -x /usr/local/bin/ubireader_display_info ]] && ! command -v ubireader_display_info >/dev/null 2>&1; then
+    if [[ $(id -u) -eq 0 ]] && /usr/bin/python3 -m pip --version >/dev/null 2>&1; then
+        /usr/bin/python3 -m pip install -q --break-system-packages ubi_reader ||
+            echo "setup-host: warning: ubi_reader could not be installed; the mtd image test will be skipped" >&2
+    else
+        echo "setup-host: no ubireader_display_info; the mtd image test will be skipped (python3 -m pip install ubi_reader)" >&2
+    fi
 fi
 
 swift_bin=${SWIFT:-swift}

@@ -33,7 +33,7 @@ enum TargetSetup {
 
         let entries = t.fstab.filter { !$0.noFstab }
         if !entries.isEmpty {
-            let text = "# /etc/fstab written by Havel from the project's <fstab>\n" + entries.map(\.fstabLine).joined(separator: "\n") + "\n"
+            let text = "# /etc/fstab written by Havel from the project's <fstab>\n" + entries.map(t.fstabLine).joined(separator: "\n") + "\n"
             try target.writeFile("/etc/fstab", contents: Array(text.utf8), mode: 0o644)
         }
 

@@ -231,6 +231,8 @@ public struct Target: Sendable, Hashable, Codable {
     public var installRecommends: Bool
     public var outputs: RootfsOutputs
     public var images: [DiskImage]
+    /// `<images><mtd>`: UBI images for raw flash.
+    public var mtdImages: [MtdImage] = []
     public var fstab: [FstabEntry]
     public var finetuning: [FinetuningStep]
     public var projectFinetuning: [FinetuningStep]

@@ -129,6 +129,7 @@ struct ProjectDecoder {
             for element in images.elements where element.name.local == "msdoshd" || element.name.local == "gpthd" {
                 target.images.append(decodeImage(element))
             }
+            target.mtdImages = images.elements(named: "mtd").map(decodeMtd)
         }
         if let fstab = t.firstElement(named: "fstab") {
             target.fstab = fstab.elements.compactMap(decodeFstab)
@@ -164,6 +165,26 @@ struct ProjectDecoder {
                        blockSize: UInt64($0.attributeValue("blocksize") ?? "") ?? 1)
         }
         return image
+    }
+
+    static func decodeMtd(_ e: XMLElement) -> MtdImage {
+        var mtd = MtdImage(name: e.value("name") ?? "", number: e.value("nr").flatMap { Int($0) } ?? -1,
+                           size: e.value("size").flatMap { SizeSpec(parsing: $0) } ?? .bytes(0), binary: e.value("binary"),
+                           location: e.location)
+        if let vg = e.firstElement(named: "ubivg") {
+            mtd.volumeGroup = UbiVolumeGroup(
+                label: vg.value("label") ?? "", minIOSize: vg.value("miniosize") ?? "",
+                logicalEraseBlockSize: vg.value("logicaleraseblocksize") ?? "",
+                physicalEraseBlockSize: vg.value("physicaleraseblocksize") ?? "",
+                maxLogicalEraseBlockCount: vg.value("maxlogicaleraseblockcount") ?? "", subpageSize: vg.value("subpagesize"),
+                volumes: vg.elements(named: "ubi").map { ubi in
+                    UbiVolume(kind: UbiVolume.Kind(rawValue: ubi.value("type") ?? "") ?? .dynamic, label: ubi.value("label") ?? "",
+                              id: ubi.value("id").flatMap { Int($0) } ?? -1, size: ubi.value("size").flatMap { SizeSpec(parsing: $0) },
+                              binary: ubi.value("binary"), empty: ubi.firstElement(named: "empty") != nil, location: ubi.location)
+                },
+                location: vg.location)
+        }
+        return mtd
     }
 
     static func decodePartition(_ e: XMLElement) -> Partition {

@@ -188,6 +188,7 @@ struct SemanticChecker {
             }
         }
         checkImages(target, project.target, path: path)
+        checkMtdImages(target, project.target, path: path)
         checkFstab(target, project.target, path: path)
         checkFinetuning(target, path: path)
     }
@@ -217,6 +218,26 @@ struct SemanticChecker {
                 } else {
                     labels[partition.label] = partition.location
                 }
+            }
+        }
+    }
+
+    /// Each `<mtd>`'s own checks (`MtdImage.check`), and names unique among all images.
+    mutating func checkMtdImages(_ target: XMLElement, _ model: Target, path: String) {
+        guard let images = target.firstElement(named: "images") else { return }
+        var index = 0
+        var names = Set(model.images.map(\.name))
+        ElementPath.forEachChild(images, path: path + "/images") { element, mtdPath in
+            guard element.name.local == "mtd", index < model.mtdImages.count else { return }
+            let mtd = model.mtdImages[index]
+            index += 1
+            if !names.insert(mtd.name).inserted {
+                self.error(element.location, mtdPath, "image name \"\(mtd.name)\" is used twice; each image needs its own file name")
+            }
+            do throws(HavelError) {
+                try mtd.check()
+            } catch {
+                self.error(error.location ?? element.location, mtdPath, error.message)
             }
         }
     }

@@ -14,6 +14,12 @@ public enum Support: Sendable, Equatable {
     /// Not built: what happens instead, and whether leaving it out changes the build's output (then a
     /// build refuses the project unless `--allow-unsupported`).
     case notBuilt(String, changesOutput: Bool)
+
+    /// Built, as ELBE does or with a difference.
+    var isBuilt: Bool {
+        if case .notBuilt = self { return false }
+        return true
+    }
 }
 
 /// One use of a not-built item in a project file.
@@ -43,7 +49,6 @@ public enum SupportLedger {
     private static let buildImage = Support.differs("describes the emulated machine ELBE builds in; Havel runs target programs through qemu-user and does not use it")
     private static let pbuilder = Support.notBuilt("packages are not built from source; <pbuilder> (own packages) is planned", changesOutput: true)
     private static let srcCdrom = Support.notBuilt("no source CD is written (planned); the binary CD is havel build --cdroms", changesOutput: true)
-    private static let mtd = Support.notBuilt("no MTD/UBI image is made; only <msdoshd> and <gpthd> images are built", changesOutput: true)
 
     /// Every child and attribute of every type in `ElbeSchema.types`, and nothing else (a test checks both).
     static let entries: [String: Support] = [
@@ -152,13 +157,17 @@ public enum SupportLedger {
         "git_src/@revision": pbuilder, "svn_src/@revision": pbuilder,
 
         // Disk images
-        "images/mtd": mtd, "images/msdoshd": .built, "images/gpthd": .built,
+        "images/mtd": .differs("a UBI image made by mkfs.ubifs and ubinize as ELBE does, made reproducible (seeded UUID and image sequence, inode times at the epoch) except for the order mkfs.ubifs writes hard-linked files in"),
+        "images/msdoshd": .built, "images/gpthd": .built,
         "images/passno": .notBuilt("fstab pass numbers come from each <fs><passno>", changesOutput: true),
-        "mtd/name": mtd, "mtd/nr": mtd, "mtd/size": mtd, "mtd/binary": mtd, "mtd/ubivg": mtd,
-        "ubivg/label": mtd, "ubivg/miniosize": mtd, "ubivg/maxlogicaleraseblockcount": mtd,
-        "ubivg/logicaleraseblocksize": mtd, "ubivg/physicaleraseblocksize": mtd, "ubivg/subpagesize": mtd,
-        "ubivg/ubi": mtd,
-        "ubi/type": mtd, "ubi/label": mtd, "ubi/id": mtd, "ubi/size": mtd, "ubi/binary": mtd, "ubi/empty": mtd,
+        "mtd/name": .built, "mtd/nr": .built, "mtd/size": .built, "mtd/ubivg": .built,
+        "mtd/binary": .notBuilt("ignored, as ELBE ignores it; content goes into <ubi><binary> volumes", changesOutput: false),
+        "ubivg/label": .built, "ubivg/miniosize": .built, "ubivg/maxlogicaleraseblockcount": .built,
+        "ubivg/logicaleraseblocksize": .built, "ubivg/physicaleraseblocksize": .built, "ubivg/subpagesize": .built,
+        "ubivg/ubi": .built,
+        "ubi/type": .built, "ubi/label": .built, "ubi/id": .built, "ubi/size": .built,
+        "ubi/binary": .differs("`/x` is read from the target tree (ELBE: from its build environment), confined to it with links resolved inside; a relative name from the build directory, as ELBE; no glob"),
+        "ubi/empty": .differs("a dynamic volume is left without content; a static one holds the 5 bytes `EMPTY` (ubinize needs content), which ELBE writes into every empty volume"),
         "msdoshd/name": .built, "msdoshd/size": .built, "msdoshd/first_partition_sector": .built,
         "msdoshd/grub-install": .built, "msdoshd/binary": .built, "msdoshd/partition": .built,
         "msdoshd/extended": .built,
@@ -224,7 +233,7 @@ public enum SupportLedger {
     ]
 
     /// The items Havel does not build or builds differently, as Markdown tables, for the README and
-    /// `havel ledger`. Items inside one that is not built (the children of `<mtd>`) go with it.
+    /// `havel ledger`. Items inside one that is not built go with it.
     public static func markdown() -> String {
         var notBuilt = ["| Item | What Havel does instead | `havel build` |", "|---|---|---|"]
         var differs = ["| Item | How Havel's result differs |", "|---|---|"]
@@ -243,13 +252,14 @@ public enum SupportLedger {
 
     static func typeName(of key: String) -> String { String(key.prefix { $0 != "/" }) }
 
-    /// The schema types a project reaches from its root through built elements only.
+    /// The schema types a project reaches from its root through built elements only (built as ELBE does, or
+    /// with a difference).
     static func typesReachedThroughBuiltItems() -> Set<String> {
         var reached: Set<String> = [ElbeSchema.rootType]
         var queue = [ElbeSchema.rootType]
         while let typeName = queue.popLast() {
             for (child, rule) in ElbeSchema.types[typeName]?.children ?? [:]
-            where support(type: typeName, child: child) == .built && reached.insert(rule.type).inserted {
+            where support(type: typeName, child: child)?.isBuilt == true && reached.insert(rule.type).inserted {
                 queue.append(rule.type)
             }
         }

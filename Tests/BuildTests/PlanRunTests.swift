@@ -444,6 +444,24 @@ import Testing
         #expect(native.describe().contains("(native)"))
     }
 
+    @Test func anMtdImageIsPlannedAsAStageOfItsOwn() throws {
+        let harness = try PlanHarness("mtd")
+        let project = try harness.load(PlanHarness.xml(arch: "armhf", target: """
+            <images><mtd><name>flash.ubi</name><nr>0</nr><size>64MiB</size>
+              <ubivg><label>nand</label><miniosize>2048</miniosize><maxlogicaleraseblockcount>400</maxlogicaleraseblockcount>
+                <logicaleraseblocksize>126976</logicaleraseblocksize><physicaleraseblocksize>128KiB</physicaleraseblocksize>
+                <ubi><type>dynamic</type><label>rfs</label><id>0</id><size>remain</size></ubi>
+              </ubivg></mtd></images>
+            <fstab><bylabel><label>rfs</label><mountpoint>/</mountpoint><fs><type>ubifs</type></fs></bylabel></fstab>
+            """))
+        let plan = BuildPlan(project, host: harness.host, options: BuildOptions(directory: harness.directory, havelVersion: "test"))
+        let names = plan.stages.map(\.name)
+        #expect(names.contains("mtd images") && !names.contains("disk images") && !names.contains("pack images"))
+        let text = plan.describe()
+        #expect(text.contains("mtd images\n   why: <images><mtd>: flash.ubi (mtd 0: ubi volumes rfs (dynamic))"), "\(text)")
+        #expect(text.contains("writes: flash.ubi"))
+    }
+
     @Test func theBinaryCDIsPlannedAfterTheReportsOnlyWhenAskedFor() throws {
         let harness = try PlanHarness("bincd")
         let project = try harness.load(PlanHarness.xml(target: "<pkg-list><pkg>netbase</pkg></pkg-list>"))

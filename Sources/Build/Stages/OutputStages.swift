@@ -104,6 +104,31 @@ struct DiskImagesStage: BuildStage {
     }
 }
 
+/// Each `<mtd>`: its ubifs volumes made from the tree, its binary volumes copied, ubinize's UBI image.
+struct MtdImagesStage: BuildStage {
+    let name = "mtd images"
+
+    func describe(_ plan: BuildPlan) -> StageDescription {
+        let images = plan.project.project.target.mtdImages
+        return StageDescription(reason: "<images><mtd>: " + images.map { mtd in
+                                    let volumes = mtd.volumeGroup?.volumes.map { "\($0.label) (\($0.kind.rawValue))" } ?? []
+                                    return "\(mtd.name) (mtd \(mtd.number)" + (volumes.isEmpty ? ", no ubivg: nothing is written)" : ": ubi volumes \(volumes.joined(separator: ", ")))")
+                                }.joined(separator: ", "),
+                                inputs: ["rootfs/", "fstab"], outputs: images.filter { $0.volumeGroup != nil }.map(\.name))
+    }
+
+    func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
+        let project = context.project.project
+        let directory = context.directory
+        for mtd in project.target.mtdImages {
+            let request = MtdRequest(mtd: mtd, fstab: project.target.fstab, rootfs: directory.rootfs, outputDirectory: directory.path,
+                                     workDirectory: directory.work + "/images", projectDirectory: directory.path,
+                                     sourceDateEpoch: products.epoch, seed: "\(project.name) \(project.version)", processes: context.processes)
+            if try await MtdImageBuilder.build(request, log: context.log) != nil { products.outputs.append(mtd.name) }
+        }
+    }
+}
+
 /// `<project-finetuning>`: work on the finished images and the build directory.
 struct ProjectFinetuningStage: BuildStage {
     let name = "project finetuning"

@@ -34,6 +34,7 @@ public struct BuildPlan: Sendable {
         stages.append(DeviceFilesStage())
         stages.append(ReportsAndPackingStage())
         if options.binaryCdrom { stages.append(BinaryCdromStage()) }
+        if options.binaryCdrom || p.sourceCdrom { stages.append(SourceCdromStage()) }
         if p.target.outputs.cpio != nil || p.target.outputs.squashfs != nil { stages.append(RootfsArchivesStage()) }
         if !p.target.images.isEmpty { stages.append(DiskImagesStage()) }
         if !p.target.projectFinetuning.isEmpty { stages.append(ProjectFinetuningStage()) }

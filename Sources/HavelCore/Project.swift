@@ -23,6 +23,8 @@ public struct Project: Sendable, Hashable, Codable {
     public var fullPackages: [PinnedPackage]
     /// `<project><preseed>`: debconf answers given to the target before its packages are configured.
     public var preseed: [DebconfSelection] = []
+    /// `<src-cdrom>`: the build writes the source CD (as `havel build --cdroms` does).
+    public var sourceCdrom = false
 
     public init(name: String = "", version: String = "", description: String? = nil, buildtype: String = "",
                 architecture: Architecture? = nil, suite: String = "", mirror: Mirror = Mirror(),
@@ -190,6 +192,8 @@ public struct PackageSpec: Sendable, Hashable, Codable {
     public var name: String
     public var pin: Pin?
     public var location: SourceLocation?
+    /// `on_src_cd="False"`: the package's source is left off the source CD (as ELBE does).
+    public var onSourceCdrom = true
 
     public init(name: String, pin: Pin? = nil, location: SourceLocation? = nil) {
         self.name = name

@@ -31,6 +31,7 @@ struct ProjectDecoder {
             project.target = decodeTarget(t)
         }
         project.archive = root.firstElement(named: "archive")?.text.trimmingWhitespace()
+        project.sourceCdrom = root.firstElement(named: "src-cdrom") != nil
         if let list = root.firstElement(named: "check-image-list") {
             project.checks = list.elements(named: "check").map(decodeCheck)
             project.checkScript = list.firstElement(named: "check-script").map { CheckScript(text: $0.text, location: $0.location) }
@@ -80,7 +81,9 @@ struct ProjectDecoder {
 
     static func decodePackages(_ lists: [XMLElement]) -> [PackageSpec] {
         lists.flatMap { $0.elements(named: "pkg") }.map { pkg in
-            PackageSpec(name: pkg.text.trimmingWhitespace(), pin: pin(of: pkg), location: pkg.location)
+            var spec = PackageSpec(name: pkg.text.trimmingWhitespace(), pin: pin(of: pkg), location: pkg.location)
+            spec.onSourceCdrom = pkg.attributeValue("on_src_cd") != "False"
+            return spec
         }
     }
 

@@ -211,6 +211,11 @@ public struct PinnedPackage: Sendable, Hashable, Codable {
     public var auto: Bool
     public var sourceName: String?
     public var sourceVersion: String?
+    /// As ELBE records them: the .deb's MD5, the Release's Origin and Codename, and the .deb's full URI.
+    public var md5: String?
+    public var releaseOrigin: String?
+    public var releaseName: String?
+    public var uri: String?
 
     public init(name: String, version: String, arch: String? = nil, sha256: String? = nil, auto: Bool = false,
                 sourceName: String? = nil, sourceVersion: String? = nil) {

@@ -52,6 +52,14 @@ struct SourceCdromIntegrationTests {
         #expect(state.stages.map(\.name).contains("source CD"))
         #expect(!FileManager.default.fileExists(atPath: dir + "/src-cdrom.iso.partial"))
 
+        // source.xml's fullpkgs carry ELBE's fields from this build's apt lists (item 6).
+        let sourceXML = try String(contentsOfFile: dir + "/source.xml", encoding: .utf8)
+        let netbaseEntry = try #require(sourceXML.split(separator: "\n").first { $0.contains(">netbase</pkg>") })
+        for field in ["md5=\"", "sha256=\"", "release-origin=\"Debian\"", "release-name=\"bookworm\"", "uri=\"http"] {
+            #expect(netbaseEntry.contains(field), "\(netbaseEntry) lacks \(field)")
+        }
+        #expect(netbaseEntry.contains("/pool/main/n/netbase/netbase_"), "\(netbaseEntry)")
+
         let cd = base + "/cd"
         _ = try await run("xorriso", ["-osirrox", "on", "-indev", dir + "/src-cdrom.iso", "-extract", "/", cd])
         let status = try String(contentsOfFile: dir + "/rootfs/var/lib/dpkg/status", encoding: .utf8)
@@ -110,5 +118,25 @@ struct SourceCdromIntegrationTests {
             let downloaded = try FileManager.default.contentsOfDirectory(atPath: apt + "/download")
             #expect(downloaded.contains { $0.hasPrefix("base-files_") && $0.hasSuffix(".dsc") }, "\(downloaded)")
         }
+    }
+}
+
+/// What the source CD stage reads from a project without a build: its deb-src repositories and ELBE's on_src_cd.
+@Suite struct SourceCdromProjectTests {
+    @Test func debSrcRepositoriesAndOnSrcCd() throws {
+        var project = Project(suite: "bookworm")
+        project.mirror = Mirror(primary: PrimaryMirror(host: "mirror.example", path: "/debian", proto: "http"),
+                                urls: [MirrorURL(binary: "http://extra.example/repo bookworm main", source: "http://extra.example/repo/ bookworm main contrib"),
+                                       MirrorURL(source: "http://flat.example/repo ./")])
+        #expect(SourceCdromStage.sourceRepositories(project) == [
+            .init(uri: "http://mirror.example/debian", suite: "bookworm", components: ["main"]),
+            .init(uri: "http://extra.example/repo", suite: "bookworm", components: ["main", "contrib"]),
+        ])
+        var hidden = PackageSpec(name: "libfoo1")
+        hidden.onSourceCdrom = false
+        project.target.packages = [PackageSpec(name: "bash"), hidden]
+        let installed = [InstalledPackage(name: "libfoo1", version: "1.0-1+b1", architecture: "arm64", sourceName: "foo", sourceVersion: "1.0-1"),
+                         InstalledPackage(name: "bash", version: "5.2", architecture: "arm64")]
+        #expect(SourceCdromStage.excludedSources(project, installed: installed) == ["foo": "libfoo1"])
     }
 }

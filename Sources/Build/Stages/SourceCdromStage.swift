@@ -123,16 +123,9 @@ struct SourceCdromStage: BuildStage {
     /// Flat repositories (a suite ending in `/`) have no per-component index and are left out.
     static func sourceRepositories(_ project: Project) -> [SourceRepository] {
         AptSources.lines(for: project, includeSource: true).compactMap { line in
-            var words = line.split(separator: " ").map(String.init)
-            guard words.first == "deb-src" else { return nil }
-            words.removeFirst()
-            if words.first?.hasPrefix("[") == true {
-                while let word = words.first, !word.hasSuffix("]") { words.removeFirst() }
-                if !words.isEmpty { words.removeFirst() }
-            }
-            guard words.count >= 3, !words[1].hasSuffix("/") else { return nil }
-            let uri = words[0].hasSuffix("/") ? String(words[0].dropLast()) : words[0]
-            return SourceRepository(uri: uri, suite: words[1], components: Array(words[2...]))
+            guard let entry = AptSources.entry(line), entry.type == "deb-src", !entry.components.isEmpty, !entry.suite.hasSuffix("/") else { return nil }
+            let uri = entry.uri.hasSuffix("/") ? String(entry.uri.dropLast()) : entry.uri
+            return SourceRepository(uri: uri, suite: entry.suite, components: entry.components)
         }
     }
 

@@ -89,14 +89,7 @@ public enum AptRepository {
         try linkIntoPool(packages.map { (poolDirectory(source: $0.source, component: description.component) + "/" + $0.fileName, $0.path) }, root: root)
 
         // One index for every package, split by architecture (arch all under each), stanzas sorted.
-        let listing = try await processes.run(Command("apt-ftparchive", ["packages", "pool/" + description.component], workingDirectory: root),
-                                              input: [], outputLimit: 512 << 20)
-        guard listing.succeeded else {
-            throw HavelError(.processFailed, "apt-ftparchive could not index \(root)/pool: \(listing.standardError.trimmingWhitespace())")
-        }
-        let stanzas = listing.standardOutput.components(separatedBy: "\n\n")
-            .map { $0.trimmingCharacters(in: .newlines) }.filter { !$0.isEmpty }
-            .map { stanza in (text: stanza, fields: Deb822.parse(stanza, keeping: ["filename", "architecture"]).first ?? Deb822Stanza()) }
+        let stanzas = try await ftparchive("packages", root: root, component: description.component, keeping: ["filename", "architecture"], processes)
             .sorted { ($0.fields["filename"] ?? "") < ($1.fields["filename"] ?? "") }
         let suiteDirectory = root + "/dists/" + description.suite
         for architecture in description.architectures {
@@ -129,14 +122,7 @@ public enum AptRepository {
         try linkIntoPool(sources.flatMap { source in
             source.files.map { (poolDirectory(source: source.name, component: description.component) + "/" + $0.name, $0.path) }
         }, root: root)
-        let listing = try await processes.run(Command("apt-ftparchive", ["sources", "pool/" + description.component], workingDirectory: root),
-                                              input: [], outputLimit: 512 << 20)
-        guard listing.succeeded else {
-            throw HavelError(.processFailed, "apt-ftparchive could not index the sources in \(root)/pool: \(listing.standardError.trimmingWhitespace())")
-        }
-        let stanzas = listing.standardOutput.components(separatedBy: "\n\n")
-            .map { $0.trimmingCharacters(in: .newlines) }.filter { !$0.isEmpty }
-            .map { stanza in (text: stanza, fields: Deb822.parse(stanza, keeping: ["package", "version"]).first ?? Deb822Stanza()) }
+        let stanzas = try await ftparchive("sources", root: root, component: description.component, keeping: ["package", "version"], processes)
             .sorted { ($0.fields["package"] ?? "", $0.fields["version"] ?? "") < ($1.fields["package"] ?? "", $1.fields["version"] ?? "") }
         let directory = "\(root)/dists/\(description.suite)/\(description.component)/source"
         try makeDirectory(directory)
@@ -169,6 +155,19 @@ public enum AptRepository {
             self.version = version
             self.files = files
         }
+    }
+
+    /// The stanzas `apt-ftparchive packages|sources pool/<component>` prints, each with the fields in `keeping`.
+    static func ftparchive(_ kind: String, root: String, component: String, keeping: Set<String>,
+                           _ processes: any ProcessRunning) async throws(HavelError) -> [(text: String, fields: Deb822Stanza)] {
+        let listing = try await processes.run(Command("apt-ftparchive", [kind, "pool/" + component], workingDirectory: root),
+                                              input: [], outputLimit: 512 << 20)
+        guard listing.succeeded else {
+            throw HavelError(.processFailed, "apt-ftparchive could not index the \(kind) in \(root)/pool: \(listing.standardError.trimmingWhitespace())")
+        }
+        return listing.standardOutput.components(separatedBy: "\n\n")
+            .map { $0.trimmingCharacters(in: .newlines) }.filter { !$0.isEmpty }
+            .map { stanza in (text: stanza, fields: Deb822.parse(stanza, keeping: keeping).first ?? Deb822Stanza()) }
     }
 
     static func checkTools(_ processes: any ProcessRunning) throws(HavelError) {

@@ -54,7 +54,7 @@ struct SourceCdromIntegrationTests {
 
         // source.xml's fullpkgs carry ELBE's fields from this build's apt lists (item 6).
         let sourceXML = try String(contentsOfFile: dir + "/source.xml", encoding: .utf8)
-        let netbaseEntry = try #require(sourceXML.split(separator: "\n").first { $0.contains(">netbase</pkg>") })
+        let netbaseEntry = try #require(sourceXML.split(separator: "\n").first { $0.contains(">netbase</pkg>") && $0.contains("version=") })
         for field in ["md5=\"", "sha256=\"", "release-origin=\"Debian\"", "release-name=\"bookworm\"", "uri=\"http"] {
             #expect(netbaseEntry.contains(field), "\(netbaseEntry) lacks \(field)")
         }
@@ -101,15 +101,7 @@ struct SourceCdromIntegrationTests {
 
         // apt-get source reads the CD: base-files at the tree's version, checked by apt against the index.
         let apt = base + "/apt"
-        for sub in ["lists/partial", "cache/archives/partial", "parts", "download"] {
-            try FileManager.default.createDirectory(atPath: apt + "/" + sub, withIntermediateDirectories: true)
-        }
-        try "deb-src [signed-by=\(cd)/archive-key.asc] file:\(cd) bookworm main\n".write(toFile: apt + "/sources.list", atomically: true, encoding: .utf8)
-        #expect(FileManager.default.createFile(atPath: apt + "/status", contents: Data()))
-        let options = ["-o", "Dir::Etc::sourcelist=\(apt)/sources.list", "-o", "Dir::Etc::sourceparts=\(apt)/parts",
-                       "-o", "Dir::Etc::preferences=\(apt)/none", "-o", "Dir::Etc::preferencesparts=\(apt)/parts",
-                       "-o", "Dir::State::Lists=\(apt)/lists", "-o", "Dir::State::status=\(apt)/status", "-o", "Dir::Cache=\(apt)/cache",
-                       "-o", "APT::Sandbox::User=root", "-o", "Debug::NoLocking=1"]
+        let options = try Integration.isolatedApt(apt, sources: "deb-src [signed-by=\(cd)/archive-key.asc] file:\(cd) bookworm main\n")
         let update = try await run("apt-get", options + ["update"])
         #expect(!update.standardOutput.contains("W:") && !update.standardError.contains("W:"), "\(update.standardError)")
         let baseFiles = try #require(DpkgStatus.parse(status).first { $0.name == "base-files" })

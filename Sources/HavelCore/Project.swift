@@ -25,6 +25,8 @@ public struct Project: Sendable, Hashable, Codable {
     public var preseed: [DebconfSelection] = []
     /// `<src-cdrom>`: the build writes the source CD (as `havel build --cdroms` does).
     public var sourceCdrom = false
+    /// `<src-cdrom><archive volume="…">`: base64 tar.bz2 files unpacked onto the source CD.
+    public var sourceCdromArchives: [SourceCdromArchive] = []
 
     public init(name: String = "", version: String = "", description: String? = nil, buildtype: String = "",
                 architecture: Architecture? = nil, suite: String = "", mirror: Mirror = Mirror(),
@@ -301,4 +303,23 @@ public struct RootfsOutputs: Sendable, Hashable, Codable {
     }
 
     public var isEmpty: Bool { tar == nil && cpio == nil && squashfs == nil && baseImage == nil }
+}
+
+/// One `<src-cdrom><archive>`: a base64 tar.bz2 and the volumes ELBE would add it to (nil: every volume).
+public struct SourceCdromArchive: Sendable, Hashable, Codable {
+    public var base64: String
+    public var volume: String?
+    public var location: SourceLocation?
+
+    public init(base64: String, volume: String? = nil, location: SourceLocation? = nil) {
+        self.base64 = base64
+        self.volume = volume
+        self.location = location
+    }
+
+    /// Havel's source CD is one volume: ELBE's volume lists name it with `all`, `0` or `-1`.
+    public var isOnTheOneVolume: Bool {
+        guard let volume else { return true }
+        return volume == "all" || volume.split(separator: ",").contains { ["0", "-1"].contains($0.trimmingWhitespace()) }
+    }
 }

@@ -31,7 +31,12 @@ struct ProjectDecoder {
             project.target = decodeTarget(t)
         }
         project.archive = root.firstElement(named: "archive")?.text.trimmingWhitespace()
-        project.sourceCdrom = root.firstElement(named: "src-cdrom") != nil
+        if let cdrom = root.firstElement(named: "src-cdrom") {
+            project.sourceCdrom = true
+            project.sourceCdromArchives = cdrom.elements(named: "archive").map {
+                SourceCdromArchive(base64: $0.text.trimmingWhitespace(), volume: $0.attributeValue("volume"), location: $0.location)
+            }
+        }
         if let list = root.firstElement(named: "check-image-list") {
             project.checks = list.elements(named: "check").map(decodeCheck)
             project.checkScript = list.firstElement(named: "check-script").map { CheckScript(text: $0.text, location: $0.location) }

@@ -44,7 +44,7 @@ public enum SupportLedger {
     private static let pbuilder = Support.notBuilt("packages are not built from source; <pbuilder> (own packages) is planned", changesOutput: true)
     private static let srcCdromSplit = Support.notBuilt("the source CD is one ISO image (src-cdrom.iso), never split into volumes", changesOutput: false)
     private static let srcCdromOptions = Support.notBuilt("the source CD's ISO volume descriptors are Havel's (volume id: the project name)", changesOutput: false)
-    private static let srcCdromArchive = Support.notBuilt("archives are not added to the source CD (planned); it holds the sources of the packages only", changesOutput: true)
+    private static let srcCdromArchivedir = Support.notBuilt("a source CD's <archivedir> is not packed (planned); give the files as <src-cdrom><archive>", changesOutput: true)
     private static let mtd = Support.notBuilt("no MTD/UBI image is made; only <msdoshd> and <gpthd> images are built", changesOutput: true)
 
     /// Every child and attribute of every type in `ElbeSchema.types`, and nothing else (a test checks both).
@@ -214,15 +214,15 @@ public enum SupportLedger {
         "set_packer/@packer": .built,
 
         // The source CD and archive directories
-        "src-cdrom/size": srcCdromSplit, "src-cdrom/src-opts": srcCdromOptions, "src-cdrom/archive": srcCdromArchive,
-        "src-cdrom/archivedir": srcCdromArchive,
+        "src-cdrom/size": srcCdromSplit, "src-cdrom/src-opts": srcCdromOptions, "src-cdrom/archive": .built,
+        "src-cdrom/archivedir": srcCdromArchivedir,
         "iso-opts/abstract": srcCdromOptions, "iso-opts/app": srcCdromOptions, "iso-opts/biblio": srcCdromOptions,
         "iso-opts/copyright": srcCdromOptions, "iso-opts/publisher": srcCdromOptions, "iso-opts/preparer": srcCdromOptions,
         "iso-opts/sysid": srcCdromOptions, "iso-opts/volid": srcCdromOptions, "iso-opts/volset": srcCdromOptions,
         "iso-opts/@strict": srcCdromOptions,
-        "src-cdrom-archive/@volume": srcCdromSplit,
+        "src-cdrom-archive/@volume": .differs("the source CD is one volume: an archive for all, 0 or -1 is unpacked onto it, one for other volumes only is left out with a warning"),
         "archivedir/@keep-attributes": .built,
-        "src-cdrom-archivedir/@keep-attributes": srcCdromArchive, "src-cdrom-archivedir/@volume": srcCdromSplit,
+        "src-cdrom-archivedir/@keep-attributes": srcCdromArchivedir, "src-cdrom-archivedir/@volume": srcCdromSplit,
     ]
 
     /// The items Havel does not build or builds differently, as Markdown tables, for the README and

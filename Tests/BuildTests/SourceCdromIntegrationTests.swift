@@ -1,6 +1,7 @@
 // A real arm64 build with --cdroms, and its source CD read back as a user would: extracted with xorriso,
 // every source of the tree's dpkg status on it at its version (or listed as missing with a reason), every
-// file matching its .dsc, the Release signed with the project's key, and apt-get source reading it.
+// file matching its .dsc, the Release signed with the project's key, apt-get source reading it, and the
+// project's <src-cdrom><archive> on it.
 
 import Foundation
 @testable import Build
@@ -21,7 +22,8 @@ enum SourceCdromIntegration {
 
 @Suite(.serialized, .enabled(if: SourceCdromIntegration.missingReason == nil, Comment(rawValue: SourceCdromIntegration.missingReason ?? "")))
 struct SourceCdromIntegrationTests {
-    static let project = """
+    /// The project, with `<src-cdrom>` holding `archives` (element text included).
+    static func project(archives: String) -> String { """
         <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
           <project>
             <name>havel-it-srccd</name><version>0.1</version><buildtype>aarch64</buildtype>
@@ -33,8 +35,10 @@ struct SourceCdromIntegrationTests {
             <debootstrap><variant>minbase</variant></debootstrap>
             <pkg-list><pkg>netbase</pkg></pkg-list>
           </target>
+          <src-cdrom>\(archives)</src-cdrom>
         </RootFileSystem>
         """
+    }
 
     func run(_ executable: String, _ arguments: [String], in directory: String? = nil) async throws -> ProcessResult {
         let result = try await SystemProcesses().run(Command(executable, arguments, workingDirectory: directory))
@@ -46,7 +50,11 @@ struct SourceCdromIntegrationTests {
         let base = try Integration.temporaryDirectory("srccd")
         defer { try? FileManager.default.removeItem(atPath: base) }
         let dir = base + "/build", cache = base + "/cache"
-        let state = try await Integration.build(try Integration.load(Self.project), in: dir, cache: cache, binaryCdrom: true)
+        // Two archives: one for the CD's only volume, one for a third volume it does not have (left out).
+        let notes = try Integration.archive("mkdir -p notes && echo 'written offer' > notes/OFFER.txt")
+        let third = try Integration.archive("echo nope > THIRD.txt")
+        let project = Self.project(archives: "<archive>\(notes)</archive><archive volume=\"2\">\(third)</archive>")
+        let state = try await Integration.build(try Integration.load(project), in: dir, cache: cache, binaryCdrom: true)
         #expect(state.status == .done)
         #expect(state.outputs.contains("src-cdrom.iso") && state.outputs.contains("src-cdrom-missing.txt"))
         #expect(state.stages.map(\.name).contains("source CD"))
@@ -62,6 +70,8 @@ struct SourceCdromIntegrationTests {
 
         let cd = base + "/cd"
         _ = try await run("xorriso", ["-osirrox", "on", "-indev", dir + "/src-cdrom.iso", "-extract", "/", cd])
+        #expect(try String(contentsOfFile: cd + "/notes/OFFER.txt", encoding: .utf8) == "written offer\n")
+        #expect(!FileManager.default.fileExists(atPath: cd + "/THIRD.txt"))
         let status = try String(contentsOfFile: dir + "/rootfs/var/lib/dpkg/status", encoding: .utf8)
         let required = SourcesIndex.requiredSources(statusText: status)
         #expect(required.count > 20)

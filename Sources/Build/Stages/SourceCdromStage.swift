@@ -3,6 +3,7 @@
 // from the deb-src side of the mirror the build used, each file checked against the mirror's Sources index
 // and its .dsc, laid out as a signed source apt repository and written as an ISO image. Sources the mirror
 // does not have at that version are listed (src-cdrom-missing.txt) and warned about; they do not fail the build.
+// The project's `<src-cdrom><archive>` files are unpacked onto the CD.
 
 import Debian
 import Foundation
@@ -99,6 +100,15 @@ struct SourceCdromStage: BuildStage {
             text: "\(project.name) \(project.version): the sources of its root filesystem's packages", epoch: products.epoch)
         try await AptRepository.writeSources(onCD, to: repository, description: description, key: key,
                                              publicKeyFile: BinaryCdromStage.publicKeyFile, processes: context.processes)
+        // <src-cdrom><archive>: unpacked over the CD's root after the repository, as ELBE does.
+        for archive in project.sourceCdromArchives {
+            guard archive.isOnTheOneVolume else {
+                log.warning("<src-cdrom><archive volume=\"\(archive.volume ?? "")\"> names only volumes the source CD does not have (it is one volume: 0); left out")
+                continue
+            }
+            _ = try await ArchiveOverlay.apply(archive.base64, to: try RootedFileSystem(root: repository), work: directory.work, log: log,
+                                               processes: context.processes)
+        }
         try await IsoImage.write(repository, to: directory.sourceCdrom, volumeID: project.name + "_src", epoch: products.epoch,
                                  processes: context.processes)
         products.outputs.append((directory.sourceCdrom as NSString).lastPathComponent)

@@ -41,6 +41,9 @@ public struct BuildDirectory: Sendable {
     public var aptLists: String { work + "/lists" }
     /// The binary CD (`--cdroms`).
     public var binaryCdrom: String { path + "/bin-cdrom.iso" }
+    /// The source CD (`--cdroms` or `<src-cdrom>`) and the list of sources it lacks, with the reasons.
+    public var sourceCdrom: String { path + "/src-cdrom.iso" }
+    public var sourceCdromMissing: String { path + "/src-cdrom-missing.txt" }
 
     /// `name` below `base` (the build directory or artifacts/), or nil when `name` is absolute, empty or
     /// climbs out with `..`: project files named by a project never leave the build directory.
@@ -52,7 +55,8 @@ public struct BuildDirectory: Sendable {
 
     /// Files a finished build presents as results (besides rootfs/ and artifacts/).
     public func resultFiles(packedRootfs: String?) -> [String] {
-        [sourceXML, report, validation, licenceText, licenceXML, sbomCycloneDX, sbomSPDX, checkReport, binaryCdrom, binaryCdrom + ".partial"] + (packedRootfs.map { [path + "/" + $0] } ?? [])
+        [sourceXML, report, validation, licenceText, licenceXML, sbomCycloneDX, sbomSPDX, checkReport, binaryCdrom, binaryCdrom + ".partial",
+         sourceCdrom, sourceCdrom + ".partial", sourceCdromMissing] + (packedRootfs.map { [path + "/" + $0] } ?? [])
     }
 }
 

@@ -35,6 +35,7 @@ public struct BuildPlan: Sendable {
         stages.append(ReportsAndPackingStage())
         stages.append(SBOMStage())
         if options.binaryCdrom { stages.append(BinaryCdromStage()) }
+        if options.binaryCdrom || p.sourceCdrom { stages.append(SourceCdromStage()) }
         if p.target.outputs.cpio != nil || p.target.outputs.squashfs != nil { stages.append(RootfsArchivesStage()) }
         if !p.target.images.isEmpty { stages.append(DiskImagesStage()) }
         if !p.target.mtdImages.isEmpty { stages.append(MtdImagesStage()) }

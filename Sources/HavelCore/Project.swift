@@ -23,6 +23,10 @@ public struct Project: Sendable, Hashable, Codable {
     public var fullPackages: [PinnedPackage]
     /// `<project><preseed>`: debconf answers given to the target before its packages are configured.
     public var preseed: [DebconfSelection] = []
+    /// `<src-cdrom>`: the build writes the source CD (as `havel build --cdroms` does).
+    public var sourceCdrom = false
+    /// `<src-cdrom><archive volume="…">`: base64 tar.bz2 files unpacked onto the source CD.
+    public var sourceCdromArchives: [SourceCdromArchive] = []
 
     public init(name: String = "", version: String = "", description: String? = nil, buildtype: String = "",
                 architecture: Architecture? = nil, suite: String = "", mirror: Mirror = Mirror(),
@@ -190,6 +194,8 @@ public struct PackageSpec: Sendable, Hashable, Codable {
     public var name: String
     public var pin: Pin?
     public var location: SourceLocation?
+    /// `on_src_cd="False"`: the package's source is left off the source CD (as ELBE does).
+    public var onSourceCdrom = true
 
     public init(name: String, pin: Pin? = nil, location: SourceLocation? = nil) {
         self.name = name
@@ -207,6 +213,11 @@ public struct PinnedPackage: Sendable, Hashable, Codable {
     public var auto: Bool
     public var sourceName: String?
     public var sourceVersion: String?
+    /// As ELBE records them: the .deb's MD5, the Release's Origin and Codename, and the .deb's full URI.
+    public var md5: String?
+    public var releaseOrigin: String?
+    public var releaseName: String?
+    public var uri: String?
 
     public init(name: String, version: String, arch: String? = nil, sha256: String? = nil, auto: Bool = false,
                 sourceName: String? = nil, sourceVersion: String? = nil) {
@@ -294,4 +305,23 @@ public struct RootfsOutputs: Sendable, Hashable, Codable {
     }
 
     public var isEmpty: Bool { tar == nil && cpio == nil && squashfs == nil && baseImage == nil }
+}
+
+/// One `<src-cdrom><archive>`: a base64 tar.bz2 and the volumes ELBE would add it to (nil: every volume).
+public struct SourceCdromArchive: Sendable, Hashable, Codable {
+    public var base64: String
+    public var volume: String?
+    public var location: SourceLocation?
+
+    public init(base64: String, volume: String? = nil, location: SourceLocation? = nil) {
+        self.base64 = base64
+        self.volume = volume
+        self.location = location
+    }
+
+    /// Havel's source CD is one volume: ELBE's volume lists name it with `all`, `0` or `-1`.
+    public var isOnTheOneVolume: Bool {
+        guard let volume else { return true }
+        return volume == "all" || volume.split(separator: ",").contains { ["0", "-1"].contains($0.trimmingWhitespace()) }
+    }
 }

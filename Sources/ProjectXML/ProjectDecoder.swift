@@ -31,6 +31,12 @@ struct ProjectDecoder {
             project.target = decodeTarget(t)
         }
         project.archive = root.firstElement(named: "archive")?.text.trimmingWhitespace()
+        if let cdrom = root.firstElement(named: "src-cdrom") {
+            project.sourceCdrom = true
+            project.sourceCdromArchives = cdrom.elements(named: "archive").map {
+                SourceCdromArchive(base64: $0.text.trimmingWhitespace(), volume: $0.attributeValue("volume"), location: $0.location)
+            }
+        }
         if let list = root.firstElement(named: "check-image-list") {
             project.checks = list.elements(named: "check").map(decodeCheck)
             project.checkScript = list.firstElement(named: "check-script").map { CheckScript(text: $0.text, location: $0.location) }
@@ -80,7 +86,9 @@ struct ProjectDecoder {
 
     static func decodePackages(_ lists: [XMLElement]) -> [PackageSpec] {
         lists.flatMap { $0.elements(named: "pkg") }.map { pkg in
-            PackageSpec(name: pkg.text.trimmingWhitespace(), pin: pin(of: pkg), location: pkg.location)
+            var spec = PackageSpec(name: pkg.text.trimmingWhitespace(), pin: pin(of: pkg), location: pkg.location)
+            spec.onSourceCdrom = pkg.attributeValue("on_src_cd") != "False"
+            return spec
         }
     }
 

@@ -48,7 +48,9 @@ public enum SupportLedger {
     private static let elbeRecord = Support.differs("ELBE writes it into source.xml as a record of a build; Havel reads it as a record only and writes its own source.xml")
     private static let buildImage = Support.differs("describes the emulated machine ELBE builds in; Havel runs target programs through qemu-user and does not use it")
     private static let pbuilder = Support.notBuilt("packages are not built from source; <pbuilder> (own packages) is planned", changesOutput: true)
-    private static let srcCdrom = Support.notBuilt("no source CD is written (planned); the binary CD is havel build --cdroms", changesOutput: true)
+    private static let srcCdromSplit = Support.notBuilt("the source CD is one ISO image (src-cdrom.iso), never split into volumes", changesOutput: false)
+    private static let srcCdromOptions = Support.notBuilt("the source CD's ISO volume descriptors are Havel's (volume id: the project name)", changesOutput: false)
+    private static let srcCdromArchivedir = Support.notBuilt("a source CD's <archivedir> is not packed (planned); give the files as <src-cdrom><archive>", changesOutput: true)
 
     /// Every child and attribute of every type in `ElbeSchema.types`, and nothing else (a test checks both).
     static let entries: [String: Support] = [
@@ -61,7 +63,7 @@ public enum SupportLedger {
         "RootFileSystem/sources_list": elbeRecord, "RootFileSystem/apt_prefs": elbeRecord,
         "RootFileSystem/elbe_version": elbeRecord,
         "RootFileSystem/fullpkgs": .notBuilt("the versions it lists are not installed; the pkg-list is resolved against the mirror (pin a version with <pkg version=\"…\">)", changesOutput: false),
-        "RootFileSystem/src-cdrom": srcCdrom,
+        "RootFileSystem/src-cdrom": .built,
         "RootFileSystem/archivedir": .built,
         "RootFileSystem/@created": .built, "RootFileSystem/@revision": .built,
 
@@ -117,7 +119,7 @@ public enum SupportLedger {
         "pkg/@sha256": elbeRecord, "pkg/@sha512": elbeRecord, "pkg/@prio": elbeRecord,
         "pkg/@source-name": elbeRecord, "pkg/@source-version": elbeRecord,
         "pkg/@arch": .notBuilt("the package is installed for the target's architecture, not the one named", changesOutput: true),
-        "pkg/@on_src_cd": .notBuilt("no source CD is written (planned); the binary CD is havel build --cdroms", changesOutput: false),
+        "pkg/@on_src_cd": .built,
 
         // Checks
         "check-image-list/check": .built,
@@ -221,15 +223,15 @@ public enum SupportLedger {
         "set_packer/@packer": .built,
 
         // The source CD and archive directories
-        "src-cdrom/size": srcCdrom, "src-cdrom/src-opts": srcCdrom, "src-cdrom/archive": srcCdrom,
-        "src-cdrom/archivedir": srcCdrom,
-        "iso-opts/abstract": srcCdrom, "iso-opts/app": srcCdrom, "iso-opts/biblio": srcCdrom,
-        "iso-opts/copyright": srcCdrom, "iso-opts/publisher": srcCdrom, "iso-opts/preparer": srcCdrom,
-        "iso-opts/sysid": srcCdrom, "iso-opts/volid": srcCdrom, "iso-opts/volset": srcCdrom,
-        "iso-opts/@strict": srcCdrom,
-        "src-cdrom-archive/@volume": srcCdrom,
+        "src-cdrom/size": srcCdromSplit, "src-cdrom/src-opts": srcCdromOptions, "src-cdrom/archive": .built,
+        "src-cdrom/archivedir": srcCdromArchivedir,
+        "iso-opts/abstract": srcCdromOptions, "iso-opts/app": srcCdromOptions, "iso-opts/biblio": srcCdromOptions,
+        "iso-opts/copyright": srcCdromOptions, "iso-opts/publisher": srcCdromOptions, "iso-opts/preparer": srcCdromOptions,
+        "iso-opts/sysid": srcCdromOptions, "iso-opts/volid": srcCdromOptions, "iso-opts/volset": srcCdromOptions,
+        "iso-opts/@strict": srcCdromOptions,
+        "src-cdrom-archive/@volume": .differs("the source CD is one volume: an archive for all, 0 or -1 is unpacked onto it, one for other volumes only is left out with a warning"),
         "archivedir/@keep-attributes": .built,
-        "src-cdrom-archivedir/@keep-attributes": srcCdrom, "src-cdrom-archivedir/@volume": srcCdrom,
+        "src-cdrom-archivedir/@keep-attributes": srcCdromArchivedir, "src-cdrom-archivedir/@volume": srcCdromSplit,
     ]
 
     /// The items Havel does not build or builds differently, as Markdown tables, for the README and

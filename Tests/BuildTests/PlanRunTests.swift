@@ -477,4 +477,26 @@ import Testing
         #expect(text.contains("writes: bin-cdrom.iso"))
         #expect(text.contains("the project's signing key in \(harness.root)/cache/keys"))
     }
+
+    @Test func theSourceCDFollowsWithCdromsOrSrcCdrom() throws {
+        let harness = try PlanHarness("srccd")
+        let cache = HavelCache(path: harness.root + "/cache")
+        let project = try harness.load(PlanHarness.xml(target: "<pkg-list><pkg>netbase</pkg></pkg-list>"))
+        let plain = BuildPlan(project, host: harness.host, options: BuildOptions(directory: harness.directory, cache: cache, havelVersion: "test"))
+        #expect(!plain.stages.map(\.name).contains("source CD"))
+        let asked = BuildPlan(project, host: harness.host, options: BuildOptions(directory: harness.directory, cache: cache, havelVersion: "test",
+                                                                                 binaryCdrom: true))
+        let names = asked.stages.map(\.name)
+        let source = try #require(names.firstIndex(of: "source CD"))
+        #expect(names[source - 1] == "binary CD")
+        #expect(asked.describe().contains("writes: src-cdrom.iso; src-cdrom-missing.txt"))
+        #expect(asked.describe().contains("source cache \(harness.root)/cache/sources"))
+
+        // <src-cdrom> asks for it without --cdroms (and without the binary CD).
+        let element = try harness.load(PlanHarness.xml(top: "<src-cdrom/>", target: "<pkg-list><pkg>netbase</pkg></pkg-list>"))
+        #expect(element.project.sourceCdrom)
+        let byElement = BuildPlan(element, host: harness.host, options: BuildOptions(directory: harness.directory, cache: cache, havelVersion: "test"))
+        #expect(byElement.stages.map(\.name).contains("source CD") && !byElement.stages.map(\.name).contains("binary CD"))
+        #expect(byElement.describe().contains("why: <src-cdrom>:"))
+    }
 }

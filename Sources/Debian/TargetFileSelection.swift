@@ -82,8 +82,10 @@ public struct TargetFileSelection: Sendable {
         return owned
     }
 
-    /// The entries below `directory` (not following links) that `owned` does not name.
-    public func unownedEntries(under directory: String, owned: Set<String>) -> [String] {
+    /// The entries below `directory` (not following links) that `owned` does not name, and whose parent is
+    /// `directory`, one of `kept` or such an entry itself (an unowned file in the directory of a package the
+    /// target leaves out, such as the bootstrap's /etc/apt/sources.list, goes with that package).
+    public func unownedEntries(under directory: String, owned: Set<String>, kept: Set<String>) -> [String] {
         var found: [String] = []
         var pending = [directory]
         while let current = pending.popLast() {
@@ -93,6 +95,8 @@ public struct TargetFileSelection: Sendable {
                 let path = current + "/" + name
                 var status = stat()
                 guard lstat(host + "/" + name, &status) == 0 else { continue }
+                let parentKept = current == directory || kept.contains(current) || found.last(where: { $0 == current }) != nil
+                guard parentKept else { continue }
                 if !owned.contains(path) { found.append(path) }
                 if status.st_mode & S_IFMT == S_IFDIR { pending.append(path) }
             }

@@ -71,6 +71,7 @@ struct TargetFileSelectionTests {
         try write("/etc/less.conf", "conf")
         try write("/etc/dpkg/dpkg.cfg", "cfg")
         try write("/etc/passwd", "root:x:0:0::/root:/bin/sh\n")
+        try write("/etc/dpkg/unowned.cfg", "made by a maintainer script")
         try fm.createSymbolicLink(atPath: root + "/etc/alternatives/pager", withDestinationPath: "/usr/bin/less")
         try write("/var/lib/dpkg/info/less.list", "/.\n/bin\n/bin/less\n/etc\n/etc/less.conf\n/usr\n/usr/bin\n/usr/bin/lessfile\n/usr/share/doc/less/missing\n")
         try write("/var/lib/dpkg/info/less.conffiles", "/etc/less.conf\n")
@@ -123,8 +124,10 @@ struct TargetFileSelectionTests {
         let (tree, root) = try Self.makeTree()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let selection = TargetFileSelection(tree: tree, architecture: "amd64")
-        let unowned = selection.unownedEntries(under: "/etc", owned: try selection.ownedPaths())
+        let unowned = selection.unownedEntries(under: "/etc", owned: try selection.ownedPaths(), kept: [])
         #expect(unowned == ["/etc/alternatives", "/etc/alternatives/pager", "/etc/passwd"])
+        // An unowned file in the directory of a package left out goes with it; in a kept one it stays.
+        #expect(selection.unownedEntries(under: "/etc", owned: try selection.ownedPaths(), kept: ["/etc/dpkg"]).contains("/etc/dpkg/unowned.cfg"))
         let entries = selection.entries(for: unowned, followingFinalLinks: false)
         #expect(entries.contains("/etc/alternatives/pager"))
         #expect(!entries.contains("/usr/bin/less"))

@@ -59,9 +59,9 @@ struct MinimiseTargetStage: BuildStage {
         let named = context.project.project.target.packages.map(\.name)
         let chosen = minimisation == .diet ? try selection.dependencyClosure(of: named) : Set(named)
         products.keptPackages = chosen
-        let unowned = selection.unownedEntries(under: Self.keptUnowned, owned: try selection.ownedPaths())
-        let entries = Set(selection.entries(for: try selection.listedPaths(of: chosen))
-                          + selection.entries(for: unowned, followingFinalLinks: false)).sorted()
+        let packageEntries = selection.entries(for: try selection.listedPaths(of: chosen))
+        let unowned = selection.unownedEntries(under: Self.keptUnowned, owned: try selection.ownedPaths(), kept: Set(packageEntries))
+        let entries = Set(packageEntries + selection.entries(for: unowned, followingFinalLinks: false)).sorted()
         let list = directory.work + "/minimised-entries"
         let archive = directory.work + "/minimised.tar"
         let names = entries.map { String($0.dropFirst()) }.filter { !$0.isEmpty }

@@ -25,6 +25,7 @@ public struct BuildPlan: Sendable {
         } else if let packages = p.buildimage?.packages, !packages.isEmpty {
             notes.append("buildimage/pkg-list is for the build environment only; it is not installed into the target")
         }
+        if MinimiseTargetStage.isNeeded(by: p) { stages.append(MinimiseTargetStage()) }
         stages.append(ConfigureTargetStage())
         stages.append(DeviceRecordStage())
         if p.archive != nil { stages.append(ArchiveStage()) }

@@ -10,6 +10,10 @@ import SystemKit
 struct ReportWriter {
     let context: BuildContext
     let record: InstallRecord
+    /// The build's installed packages (`BuildProducts.installed`).
+    let installed: [InstalledPackage]
+    /// The packages whose files a minimised target keeps; nil when it keeps every installed package's.
+    var keptPackages: Set<String>? = nil
     let added: [String]
     let touched: [String]
     /// The stages finished so far, with their times.
@@ -19,7 +23,6 @@ struct ReportWriter {
     var project: Project { context.project.project }
 
     func write() async throws(HavelError) {
-        let installed = try DpkgStatus.read(root: directory.rootfs)
         var hashes: [String: String] = [:]
         var origins: [String: String] = [:]
         for package in record.packages {
@@ -45,7 +48,7 @@ struct ReportWriter {
         }
 
         // licences
-        let entries = LicenceReport.collect(root: directory.rootfs, packages: installed.map(\.name))
+        let entries = LicenceReport.collect(root: directory.rootfs, packages: installed.map(\.name).filter { keptPackages?.contains($0) ?? true })
         try save(LicenceReport.text(entries), to: directory.licenceText)
         try save(LicenceReport.xml(entries), to: directory.licenceXML)
 

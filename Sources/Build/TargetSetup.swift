@@ -39,7 +39,8 @@ enum TargetSetup {
 
         // The target's apt sources as ELBE writes them: url-list source lines become deb-src.
         let sources = AptSources.lines(for: project, includeSource: true)
-        if !sources.isEmpty {
+        // A target that <tighten/>, <diet/> or <setsel/> left without apt gets no apt sources.
+        if !sources.isEmpty && ((t.minimisation == nil && !t.setSelections) || target.exists("/etc/apt")) {
             try target.writeFile("/etc/apt/sources.list", contents: Array((sources.joined(separator: "\n") + "\n").utf8), mode: 0o644)
         }
 

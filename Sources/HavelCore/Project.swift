@@ -247,12 +247,17 @@ public struct Target: Sendable, Hashable, Codable {
     public var fstab: [FstabEntry]
     public var finetuning: [FinetuningStep]
     public var projectFinetuning: [FinetuningStep]
+    /// `<tighten/>` or `<diet/>`: the target keeps only the files of the pkg-list's packages (with their
+    /// dependencies for diet); nil keeps the whole installed tree.
+    public var minimisation: TargetMinimisation?
+    /// `<setsel/>`: the pkg-list becomes dpkg's selection and every other non-essential package is purged.
+    public var setSelections: Bool
 
     public init(hostname: String = "", domain: String? = nil, passwdHashed: String? = nil, console: String? = nil,
                 debootstrap: DebootstrapSpec = DebootstrapSpec(), packages: [PackageSpec] = [],
                 installRecommends: Bool = false, outputs: RootfsOutputs = RootfsOutputs(),
                 images: [DiskImage] = [], fstab: [FstabEntry] = [], finetuning: [FinetuningStep] = [],
-                projectFinetuning: [FinetuningStep] = []) {
+                projectFinetuning: [FinetuningStep] = [], minimisation: TargetMinimisation? = nil, setSelections: Bool = false) {
         self.hostname = hostname
         self.domain = domain
         self.passwdHashed = passwdHashed
@@ -265,7 +270,17 @@ public struct Target: Sendable, Hashable, Codable {
         self.fstab = fstab
         self.finetuning = finetuning
         self.projectFinetuning = projectFinetuning
+        self.minimisation = minimisation
+        self.setSelections = setSelections
     }
+}
+
+/// How the target is cut down from the installed tree, as ELBE's `<tighten/>` and `<diet/>` ask.
+public enum TargetMinimisation: String, Sendable, Hashable, Codable {
+    /// The files of the pkg-list's packages only.
+    case tighten
+    /// The files of the pkg-list's packages and of everything they depend on (Depends, Pre-Depends).
+    case diet
 }
 
 public struct DebootstrapSpec: Sendable, Hashable, Codable {

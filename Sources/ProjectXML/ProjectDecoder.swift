@@ -119,6 +119,13 @@ struct ProjectDecoder {
                 tool: d.value("type").flatMap(DebootstrapSpec.Tool.init(rawValue:)))
         }
         target.packages = decodePackages(t.elements(named: "pkg-list"))
+        // As ELBE: the element's presence counts, not its text; diet includes what tighten keeps.
+        if t.firstElement(named: "diet") != nil {
+            target.minimisation = .diet
+        } else if t.firstElement(named: "tighten") != nil {
+            target.minimisation = .tighten
+        }
+        target.setSelections = t.firstElement(named: "setsel") != nil
         if let r = t.value("install-recommends") {
             target.installRecommends = r != "false" && r != "0"
         } else {

@@ -178,6 +178,10 @@ struct SemanticChecker {
             error(root.location, rootPath, "a project file needs a <target> section with at least <hostname>")
             return
         }
+        if let setsel = target.firstElement(named: "setsel"), project.target.minimisation != nil {
+            error(setsel.location, path + "/setsel",
+                  "<setsel/> needs dpkg's database in the target, which <tighten/> and <diet/> leave out; remove one of them")
+        }
         if let hostname = target.firstElement(named: "hostname") {
             let name = project.target.hostname
             if name.isEmpty {

@@ -27,8 +27,9 @@ struct ReportsAndPackingStage: BuildStage {
         let options = try context.project.project.target.outputs.tarOptions.map { text throws(HavelError) in try ArchiveOptions.tar(text) } ?? []
         let packing = Task { try await Tar.pack(rootfs, to: packed, mtimeClamp: clamp, options: options, processes: processes) }
         do throws(HavelError) {
-            try await ReportWriter(context: context, record: record, added: products.archiveFiles, touched: products.finetunedFiles,
-                                   stages: products.finishedStages).write()
+            try await ReportWriter(context: context, record: record, installed: try products.installed(in: directory),
+                                   keptPackages: products.keptPackages, added: products.archiveFiles,
+                                   touched: products.finetunedFiles, stages: products.finishedStages).write()
         } catch {
             packing.cancel()
             _ = await packing.result

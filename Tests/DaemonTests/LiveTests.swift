@@ -116,7 +116,7 @@ import Testing
                 for done in [doneA, doneB] {
                     let progress = try #require(done.progress)
                     #expect(progress.stages.map(\.name) == ["check host", "probe mirror", "install packages", "configure target", "project file on the device",
-                                                            "initramfs", "finetuning", "device files", "reports and packing"], "\(progress)")
+                                                            "initramfs", "finetuning", "device files", "reports and packing", "sbom"], "\(progress)")
                     #expect(progress.stages.allSatisfy { $0.seconds != nil } && progress.runningStage == nil)
                     #expect(progress.packagesDone > 0 || progress.stages.contains { $0.name == "install packages" && $0.cached })
                 }

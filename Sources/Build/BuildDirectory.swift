@@ -39,6 +39,9 @@ public struct BuildDirectory: Sendable {
     public var work: String { path + "/.work" }
     /// The apt package lists of the install (`var/lib/apt/lists/*_Packages` below it), kept while the build runs.
     public var aptLists: String { work + "/lists" }
+    /// The dpkg status stanzas of the packages a `<tighten/>` or `<diet/>` target keeps: its tree has no dpkg
+    /// database, and the SBOM describes these.
+    public var keptPackagesStatus: String { path + "/kept-packages.status" }
     /// The binary CD (`--cdroms`).
     public var binaryCdrom: String { path + "/bin-cdrom.iso" }
     /// The source CD (`--cdroms` or `<src-cdrom>`) and the list of sources it lacks, with the reasons.

@@ -1,5 +1,5 @@
 // SBOMWriter owns a build directory's SBOM files (sbom.cdx.json, sbom.spdx.json), made from what the build
-// left there: rootfs/ (dpkg status, copyright files) and source.xml (the project, each .deb's sha256), dated at
+// left there: rootfs/ (dpkg status, copyright files; kept-packages.status for a minimised target) and source.xml (the project, each .deb's sha256), dated at
 // the build's fixed time. The SBOM stage and `havel sbom` both write through it, so both give the same bytes.
 
 import Debian
@@ -34,8 +34,19 @@ public enum SBOMWriter {
         for package in project.fullPackages {
             if let sha256 = package.sha256 { digests["\(package.name) \(package.version) \(package.arch ?? "")"] = sha256 }
         }
-        let installed = try DpkgStatus.read(root: directory.rootfs)
-        let relations = try PackageRelations.read(root: directory.rootfs)
+        let installed: [InstalledPackage]
+        let relations: [PackageRelations]
+        if !FileManager.default.fileExists(atPath: directory.rootfs + "/var/lib/dpkg/status"),
+           FileManager.default.fileExists(atPath: directory.keptPackagesStatus) {
+            // A <tighten/> or <diet/> target: no dpkg database, the minimise stage's record of what it kept.
+            let record = try RootedFileSystem(root: directory.path).readFile("/" + URL(fileURLWithPath: directory.keptPackagesStatus).lastPathComponent, limit: 64 << 20)
+            let text = String(decoding: record, as: UTF8.self)
+            installed = DpkgStatus.parse(text)
+            relations = PackageRelations.parse(text)
+        } else {
+            installed = try DpkgStatus.read(root: directory.rootfs)
+            relations = try PackageRelations.read(root: directory.rootfs)
+        }
         var licences: [String: [String]] = [:]
         for entry in LicenceReport.collect(root: directory.rootfs, packages: installed.map(\.name)) {
             licences[entry.package] = entry.copyright?.licenses ?? []

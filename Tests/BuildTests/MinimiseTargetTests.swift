@@ -103,6 +103,10 @@ struct MinimiseTargetIntegrationTests {
         // The reports list the whole installed tree's packages, as ELBE's read its build environment.
         let source = try String(contentsOfFile: directory + "/source.xml", encoding: .utf8)
         #expect(source.contains(">libtinfo6</pkg>"))
+        // The SBOM describes what the image holds: the kept package, from the minimise stage's record.
+        let sbom = try String(contentsOfFile: directory + "/sbom.cdx.json", encoding: .utf8)
+        #expect(sbom.contains("pkg:deb/debian/less@"))
+        #expect(!sbom.contains("pkg:deb/debian/dpkg@") && !sbom.contains("pkg:deb/debian/libtinfo6@"))
     }
 
     @Test func dietKeepsThePkgListWithItsDependencies() async throws {

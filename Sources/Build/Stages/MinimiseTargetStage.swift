@@ -32,7 +32,9 @@ struct MinimiseTargetStage: BuildStage {
         if target.setSelections { reasons.append("<setsel/>: dpkg's selection becomes \(listed); every other non-essential package is purged") }
         return StageDescription(reason: reasons.joined(separator: "; "),
                                 inputs: ["rootfs/var/lib/dpkg (file lists, status)", "<target><pkg-list>"],
-                                outputs: [target.minimisation != nil ? "rootfs/ (a fresh tree; /etc keeps the files no package owns)" : "rootfs/"])
+                                outputs: target.minimisation != nil
+                                    ? ["rootfs/ (a fresh tree; /etc keeps the files no package owns)", "kept-packages.status (the kept packages' dpkg stanzas, for the SBOM)"]
+                                    : ["rootfs/"])
     }
 
     func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
@@ -59,6 +61,8 @@ struct MinimiseTargetStage: BuildStage {
         let named = context.project.project.target.packages.map(\.name)
         let chosen = minimisation == .diet ? try selection.dependencyClosure(of: named) : Set(named)
         products.keptPackages = chosen
+        let status = String(decoding: try RootedFileSystem(root: installed).readFile("/var/lib/dpkg/status"), as: UTF8.self)
+        try AtomicFile.write(DpkgStatus.stanzas(of: status, packages: chosen), to: directory.keptPackagesStatus)
         let packageEntries = selection.entries(for: try selection.listedPaths(of: chosen))
         let unowned = selection.unownedEntries(under: Self.keptUnowned, owned: try selection.ownedPaths(), kept: Set(packageEntries))
         let entries = Set(packageEntries + selection.entries(for: unowned, followingFinalLinks: false)).sorted()

@@ -63,21 +63,20 @@ struct ReportWriter {
 
     /// source.xml's document: the preprocessed project, the mirror the build really used, and what it pinned
     /// (every installed package with the sha256 of its .deb, the apt sources and preferences).
-    /// ELBE's md5, release-origin, release-name and uri come from the apt lists, when this build installed (a
-    /// cached install has none, and its entries go without them).
+    /// ELBE's md5, release-origin, release-name and uri come from the install record (made from the apt lists
+    /// when the tree was installed, and kept with a cached stage), so a build that reuses the stage writes the same.
     static func sourceDocument(_ context: BuildContext, record: InstallRecord, installed: [InstalledPackage]) -> XMLDocument {
-        let lists = context.directory.aptLists
-        let index = FileManager.default.fileExists(atPath: lists) ? PackagesIndex.index((try? PackagesIndex.readLists(root: lists)) ?? []) : [:]
         let baseURLs = repositoryURLs(AptSources.lines(for: context.project.project))
         let pinned = installed.map { package in
+            let recorded = record.package(name: package.name, version: package.version, architecture: package.architecture)
             var pin = PinnedPackage(name: package.name, version: package.version, arch: package.architecture,
-                                    sha256: record.sha256(name: package.name, version: package.version, architecture: package.architecture),
-                                    auto: package.autoInstalled, sourceName: package.sourceName, sourceVersion: package.sourceVersion)
-            if let indexed = PackagesIndex.lookup(index, name: package.name, version: package.version, architecture: package.architecture) {
-                pin.md5 = indexed.md5
-                pin.releaseOrigin = indexed.releaseOrigin
-                pin.releaseName = indexed.releaseName
-                if let base = baseURLs[indexed.origin], !indexed.filename.isEmpty { pin.uri = base + "/" + indexed.filename }
+                                    sha256: recorded?.sha256, auto: package.autoInstalled,
+                                    sourceName: package.sourceName, sourceVersion: package.sourceVersion)
+            if let recorded {
+                pin.md5 = recorded.md5
+                pin.releaseOrigin = recorded.releaseOrigin
+                pin.releaseName = recorded.releaseName
+                if let origin = recorded.origin, let base = baseURLs[origin], let filename = recorded.filename { pin.uri = base + "/" + filename }
             }
             return pin
         }

@@ -13,6 +13,12 @@ public enum DebVerification {
         /// The index's sha256, else the digest of the cached file.
         public var sha256: String?
         public var origin: String?
+        /// From the index entry, when there is one: what source.xml records of the package (ELBE's md5,
+        /// release-origin, release-name, and the pool path its uri ends with).
+        public var md5: String? = nil
+        public var releaseOrigin: String? = nil
+        public var releaseName: String? = nil
+        public var filename: String? = nil
     }
 
     public struct Outcome: Sendable {
@@ -37,7 +43,7 @@ public enum DebVerification {
         var packages: [Package] = []
         for package in installed {
             let file = debFileName(package)
-            let indexed = index["\(package.name) \(package.version) \(package.architecture)"]
+            let indexed = PackagesIndex.lookup(index, name: package.name, version: package.version, architecture: package.architecture)
             let digest = digests[debs + "/" + file]
             if let digest, let expected = indexed?.sha256 {
                 guard digest == expected else {
@@ -47,7 +53,9 @@ public enum DebVerification {
                 verified[file] = digest
             }
             packages.append(Package(name: package.name, version: package.version, architecture: package.architecture,
-                                    sha256: indexed?.sha256 ?? digest, origin: indexed?.origin))
+                                    sha256: indexed?.sha256 ?? digest, origin: indexed?.origin, md5: indexed?.md5,
+                                    releaseOrigin: indexed?.releaseOrigin, releaseName: indexed?.releaseName,
+                                    filename: indexed.map(\.filename).flatMap { $0.isEmpty ? nil : $0 }))
         }
         return Outcome(packages: packages, verified: verified)
     }

@@ -75,7 +75,8 @@ struct BootstrapRun {
         let outcome = try await DebVerification.verify(installed, lists: lists, debs: cache.debs, present: Set(cache.debFiles()),
                                                        processes: context.processes)
         let packages = outcome.packages.map {
-            InstallRecord.Package(name: $0.name, version: $0.version, architecture: $0.architecture, sha256: $0.sha256, origin: $0.origin)
+            InstallRecord.Package(name: $0.name, version: $0.version, architecture: $0.architecture, sha256: $0.sha256, origin: $0.origin,
+                                  md5: $0.md5, releaseOrigin: $0.releaseOrigin, releaseName: $0.releaseName, filename: $0.filename)
         }
         let verified = outcome.verified
         try cache.recordVerified(verified)

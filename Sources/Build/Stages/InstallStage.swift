@@ -11,6 +11,12 @@ struct InstallRecord: Codable, Sendable {
         var architecture: String
         var sha256: String?
         var origin: String?
+        /// The mirror index's md5, release origin and name, and pool path: source.xml's fields, kept here so a
+        /// build that reuses the cached stage records the same as the build that installed.
+        var md5: String?
+        var releaseOrigin: String?
+        var releaseName: String?
+        var filename: String?
     }
 
     var packages: [Package]
@@ -18,7 +24,11 @@ struct InstallRecord: Codable, Sendable {
     var preferences: String
 
     func sha256(name: String, version: String, architecture: String) -> String? {
-        packages.first { $0.name == name && $0.version == version && $0.architecture == architecture }?.sha256
+        package(name: name, version: version, architecture: architecture)?.sha256
+    }
+
+    func package(name: String, version: String, architecture: String) -> Package? {
+        packages.first { $0.name == name && $0.version == version && $0.architecture == architecture }
     }
 }
 
@@ -30,7 +40,7 @@ struct InstallStage: BuildStage {
 
     /// The inputs of the key, as one encodable value; `format` changes whenever their meaning does.
     struct KeyInputs: Encodable {
-        var format = 3  // 3: the lists keep their InRelease/Release (source.xml's release fields)
+        var format = 4  // 3: the lists keep their InRelease/Release; 4: the record keeps source.xml's md5, release fields and pool paths
         var tool: String
         var architecture: String
         var suite: String

@@ -53,7 +53,8 @@ struct MtdPlan: Sendable {
     var group: UbiVolumeGroup
     var volumes: [(volume: UbiVolume, content: UbiVolumeContent)]
 
-    static let tools: [(tool: String, package: String)] = [("mkfs.ubifs", "mtd-utils"), ("ubinize", "mtd-utils"), ("cp", "coreutils")]
+    static let tools: [(tool: String, package: String)] = [("mkfs.ubifs", "mtd-utils"), ("ubinize", "mtd-utils"), ("cp", "coreutils"),
+                                                           ("tar", "tar"), ("unshare", "util-linux"), ("mount", "mount"), ("bash", "bash")]
 
     /// nil when the mtd has no `<ubivg>` (ELBE then makes nothing either).
     init?(_ request: MtdRequest, log: Logger) throws(HavelError) {
@@ -131,8 +132,8 @@ struct MtdPlan: Sendable {
 /// * then `ubinize -o <name> -p PEB -m miniosize [-s subpagesize] -Q <seeded>` with one section per volume:
 ///   a size, or `vol_flags=autoresize` for `remain`.
 ///
-/// Reproducible: the ubifs is made from a private copy of the tree, its UUID and inode access and change times
-/// are set afterwards (`UbifsFixup`), and ubinize's image sequence number is seeded.
+/// Reproducible: the ubifs is made from a tmpfs copy of the tree filled in name order, its UUID and inode access
+/// and change times are set afterwards (`UbifsFixup`), and ubinize's image sequence number is seeded.
 public enum MtdImageBuilder {
     /// Checks and tools only: the same errors `build` would give before writing anything.
     public static func check(_ request: MtdRequest, log: Logger) throws(HavelError) {
@@ -227,14 +228,25 @@ public enum MtdImageBuilder {
 
     /// The ubifs of one volume. The tree is a private copy: in a hard-linked one every file has more than one
     /// link, and mkfs.ubifs writes such files in the order of their host inode numbers, which differ per build.
+    /// mkfs.ubifs then reads it from a tmpfs (`ubifsFromTmpfs`), else, where no tmpfs can be mounted or the
+    /// tree is larger than half the available memory, from the copy itself, with a warning.
     static func makeUbifs(entry: FstabEntry, mountpoint: String, nested: [String], group: UbiVolumeGroup, uuid: [UInt8],
                           file: String, _ where_: String, _ ctx: FilesystemMaker.Context) async throws(HavelError) -> String {
         let tree = try await FilesystemMaker.stageFiles(mountpoint: mountpoint, nested: nested, pathCommands: entry.filesystem.pathCommands,
                                                         privateCopy: true, into: file + ".tree", where_, ctx)
         ctx.log.info("\(where_): ubifs from \(mountpoint): \(tree.entries) entries, \(ByteCount.format(tree.sizeBytes))\(tree.copied ? " (copied)" : "")")
         let extra = try ShellWords.split(entry.filesystem.mkfsOptions ?? "")
-        try await FilesystemMaker.run(Command("mkfs.ubifs", ["-r", tree.path, "-o", file, "-m", group.minIOSize, "-e", group.logicalEraseBlockSize,
-                                                             "-c", group.maxLogicalEraseBlockCount] + extra, environment: ctx.environment), where_, ctx)
+        let options = ["-o", file, "-m", group.minIOSize, "-e", group.logicalEraseBlockSize, "-c", group.maxLogicalEraseBlockCount] + extra
+        let tmpfsBytes = tree.sizeBytes + tree.sizeBytes / 4 + (64 << 20)
+        var fromTmpfs = false
+        if let available = availableMemoryBytes(), tmpfsBytes > available / 2 {
+            ctx.log.warning("\(where_): the tree (\(ByteCount.format(tree.sizeBytes))) is larger than half the available memory; mkfs.ubifs reads it from disk, and the ubifs is not bit-reproducible (the order of hard-linked files and of directory entries follows the host filesystem)")
+        } else {
+            fromTmpfs = try await ubifsFromTmpfs(tree: tree.path, bytes: tmpfsBytes, mountpoint: file + ".mnt", options: options, where_, ctx)
+        }
+        if !fromTmpfs {
+            try await FilesystemMaker.run(Command("mkfs.ubifs", ["-r", tree.path] + options, environment: ctx.environment), where_, ctx)
+        }
         try Staging.remove(tree.path)
         guard let lebSize = UbiVolumeGroup.bytes(of: group.logicalEraseBlockSize), lebSize <= 1 << 24 else {
             throw HavelError(.invalidProject, "\(where_): the logical eraseblock size \(group.logicalEraseBlockSize) is out of range", at: group.location)
@@ -242,6 +254,51 @@ public enum MtdImageBuilder {
         try UbifsFixup.apply(file, lebSize: Int(lebSize), uuid: uuid, epoch: ctx.epoch, context: where_)
         try await FilesystemMaker.runHooks(entry.filesystem.deviceCommands, placeholder: "{device}", value: file, kind: "device-command", where_, ctx)
         return file
+    }
+
+    /// mkfs.ubifs reads directories in readdir order and writes hard-linked files in the order of their host
+    /// inode numbers. On a fresh tmpfs that tar fills in name order both follow from the tree alone (entries in
+    /// creation order, inode numbers counted up from the mount), so the ubifs does too. The tmpfs lives in a
+    /// private mount namespace: it goes away with mkfs.ubifs, whatever happens, and nothing else sees it.
+    static let tmpfsScript = """
+        set -e -o pipefail
+        mount -t tmpfs -o "size=$1,mode=0755" havel-ubifs "$2" || exit \(noTmpfsStatus)
+        tar -C "$3" --sort=name --numeric-owner --xattrs '--xattrs-include=*' -cf - . \\
+          | tar -C "$2" -xf - --numeric-owner --same-owner --preserve-permissions --xattrs '--xattrs-include=*'
+        root=$2
+        shift 3
+        exec mkfs.ubifs -r "$root" "$@"
+        """
+    static let noTmpfsStatus: Int32 = 90
+
+    /// Runs mkfs.ubifs on a tmpfs copy of `tree`; false when no tmpfs could be mounted (the caller falls back).
+    static func ubifsFromTmpfs(tree: String, bytes: UInt64, mountpoint: String, options: [String],
+                               _ where_: String, _ ctx: FilesystemMaker.Context) async throws(HavelError) -> Bool {
+        guard mkdir(mountpoint, 0o700) == 0 else { throw HavelError(.io, "\(where_): cannot create \(mountpoint): \(FileIO.errorText())") }
+        defer { rmdir(mountpoint) }
+        let command = Command("unshare", ["--mount", "--propagation", "private", "--", "bash", "-c", tmpfsScript, "havel-ubifs",
+                                          String(bytes), mountpoint, tree] + options, environment: ctx.environment)
+        let result = try await ctx.processes.run(command)
+        if result.termination == .exited(noTmpfsStatus) {
+            let reason = result.standardError.trimmingWhitespace()
+            ctx.log.warning("\(where_): no tmpfs could be mounted (\(reason)); mkfs.ubifs reads the tree from disk, and the ubifs is not bit-reproducible (the order of hard-linked files and of directory entries follows the host filesystem)")
+            return false
+        }
+        guard result.succeeded else {
+            let tail = (result.standardError + "\n" + result.standardOutput).split(separator: "\n").suffix(6).joined(separator: "\n")
+            throw HavelError(.processFailed, "\(where_): mkfs.ubifs (from a tmpfs copy of the tree) failed with \(result.termination)" + (tail.isEmpty ? "" : ":\n" + tail))
+        }
+        return true
+    }
+
+    /// MemAvailable of /proc/meminfo in bytes, or nil where it cannot be read.
+    static func availableMemoryBytes() -> UInt64? {
+        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            let words = line.split(separator: " ")
+            if words.count >= 2, let kibibytes = UInt64(words[1]) { return kibibytes * 1024 }
+        }
+        return nil
     }
 
     static func copyFile(_ source: String, to destination: String, what: String) throws(HavelError) {

@@ -159,7 +159,7 @@ public enum SupportLedger {
         "git_src/@revision": pbuilder, "svn_src/@revision": pbuilder,
 
         // Disk images
-        "images/mtd": .differs("a UBI image made by mkfs.ubifs and ubinize as ELBE does, made reproducible (seeded UUID and image sequence, inode times at the epoch) except for the order mkfs.ubifs writes hard-linked files in"),
+        "images/mtd": .differs("a UBI image made by mkfs.ubifs and ubinize as ELBE does, made reproducible (seeded UUID and image sequence, inode times at the epoch, the tree read from a tmpfs filled in name order)"),
         "images/msdoshd": .built, "images/gpthd": .built,
         "images/passno": .notBuilt("fstab pass numbers come from each <fs><passno>", changesOutput: true),
         "mtd/name": .built, "mtd/nr": .built, "mtd/size": .built, "mtd/ubivg": .built,

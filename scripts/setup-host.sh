@@ -22,7 +22,10 @@ tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils b
                # cpio rootfs archives are written by bsdtar from a sorted, clamped tar stream
                libarchive-tools
                # the binary CD (--cdroms): a signed apt repository (apt-ftparchive, gpg) in an ISO image
-               apt-utils gnupg xorriso)
+               apt-utils gnupg xorriso
+               # <pbuilder> (own packages): pbuilder builds in a chroot tarball made by mmdebstrap; git clones
+               # <git> sources, dpkg-dev makes the .dsc (build dependencies go inside the chroot, not here)
+               pbuilder git dpkg-dev)
 
 missing=()
 for pkg in "${build_packages[@]}" "${tool_packages[@]}"; do

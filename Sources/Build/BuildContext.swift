@@ -71,6 +71,8 @@ public typealias ImageChecking = @Sendable ([ImageCheck], CheckScript?, BuildDir
 public struct BuildProducts: Sendable {
     /// The mirror's Release files as probed (their digests key the install stage).
     var releases: [RepositoryProbe.Release] = []
+    /// The project repository the own-package builds wrote (the install reads it).
+    var projectRepository: ProjectRepository.Written?
     var install: InstallRecord?
     /// The clamp for every file time: SOURCE_DATE_EPOCH, else the newest installed package.
     var epoch = 0

@@ -38,6 +38,10 @@ public struct BuildDirectory: Sendable {
     public var aptLists: String { work + "/lists" }
     /// The binary CD (`--cdroms`).
     public var binaryCdrom: String { path + "/bin-cdrom.iso" }
+    /// The signed apt repository of the project's own packages (`<pbuilder>`, `havel prjrepo upload`).
+    public var projectRepository: String { path + "/repo" }
+    /// One log per own package built: pbuilder/<source>.log.
+    public var ownPackageLogs: String { path + "/pbuilder" }
 
     /// `name` below `base` (the build directory or artifacts/), or nil when `name` is absolute, empty or
     /// climbs out with `..`: project files named by a project never leave the build directory.

@@ -41,7 +41,7 @@ public enum SupportLedger {
     // Reasons shared by several entries.
     private static let elbeRecord = Support.differs("ELBE writes it into source.xml as a record of a build; Havel reads it as a record only and writes its own source.xml")
     private static let buildImage = Support.differs("describes the emulated machine ELBE builds in; Havel runs target programs through qemu-user and does not use it")
-    private static let pbuilder = Support.notBuilt("packages are not built from source; <pbuilder> (own packages) is planned", changesOutput: true)
+    private static let svn = Support.notBuilt("Subversion sources are not fetched; give the tree as <git> or <archive>/<archivedir>", changesOutput: true)
     private static let srcCdrom = Support.notBuilt("no source CD is written (planned); the binary CD is havel build --cdroms", changesOutput: true)
     private static let mtd = Support.notBuilt("no MTD/UBI image is made; only <msdoshd> and <gpthd> images are built", changesOutput: true)
 
@@ -135,7 +135,7 @@ public enum SupportLedger {
         "target/tighten": .notBuilt("the rootfs keeps every installed package's files and the dpkg database", changesOutput: true),
         "target/diet": .notBuilt("the rootfs keeps every installed package's files and the dpkg database", changesOutput: true),
         "target/setsel": .notBuilt("the selections are not applied; only the pkg-list is installed and nothing is purged", changesOutput: true),
-        "target/pbuilder": pbuilder,
+        "target/pbuilder": .built,
         "target/pkg-blacklist": .notBuilt("blacklisted packages are not kept out; the SDK is planned", changesOutput: true),
         "target/hostsdk-pkg-list": .notBuilt("no host SDK is made; the SDK is planned", changesOutput: true),
         "debootstrap/variant": .built, "debootstrap/include": .built, "debootstrap/exclude": .built,
@@ -147,9 +147,9 @@ public enum SupportLedger {
         "tar/options": .differs("passed to tar after Havel's own (sorted names, clamped times, compression by name); only options that choose what is packed or how are accepted, others are refused at their line"),
         "base-image/name": .notBuilt("no base image is written; the rootfs is packed as <tar>, <cpio> or <squashfs>", changesOutput: true),
         "cpio/name": .built, "squashfs/name": .built, "squashfs/options": .differs("passed to mksquashfs after Havel's fixed times; options that read or run something on the build host (-p, -pf, -ef, -sort, -action…) are refused at their line"),
-        "pbuilder/src-pkg": pbuilder, "pbuilder/git": pbuilder, "pbuilder/svn": pbuilder,
-        "pbuilder/archive": pbuilder, "pbuilder/archivedir": pbuilder,
-        "git_src/@revision": pbuilder, "svn_src/@revision": pbuilder,
+        "pbuilder/src-pkg": .differs("all <pbuilder> sources are built in Build-Depends order (ELBE: document order) into the signed project repository repo/; a src-pkg is downloaded from the mirror's deb-src"), "pbuilder/git": .differs("https, http, git and file URLs only"), "pbuilder/svn": svn,
+        "pbuilder/archive": .built, "pbuilder/archivedir": .differs("each is packed on the client into its own <archive> (ELBE combines them into one)"),
+        "git_src/@revision": .built, "svn_src/@revision": svn,
 
         // Disk images
         "images/mtd": mtd, "images/msdoshd": .built, "images/gpthd": .built,

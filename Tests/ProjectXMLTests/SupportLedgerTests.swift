@@ -25,7 +25,7 @@ import Testing
         (29, "/RootFileSystem/target/images/mtd", "<mtd>"),
         (43, "/RootFileSystem/target/tighten", "<tighten>"),
         (44, "/RootFileSystem/target/setsel", "<setsel>"),
-        (45, "/RootFileSystem/target/pbuilder", "<pbuilder>"),
+        (45, "/RootFileSystem/target/pbuilder/svn", "<svn>"),
         (47, "/RootFileSystem/target/pkg-blacklist", "<pkg-blacklist>"),
         (48, "/RootFileSystem/target/hostsdk-pkg-list", "<hostsdk-pkg-list>"),
         (50, "/RootFileSystem/src-cdrom", "<src-cdrom>"),

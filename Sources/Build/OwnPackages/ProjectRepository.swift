@@ -24,8 +24,8 @@ public enum ProjectRepository {
         public var inReleaseSHA256: String
         public var packages: [AptRepository.Package]
 
-        /// The apt line the target's install reads it through (mmdebstrap binds file: mirrors into the tree).
-        public var sourceLine: String { "deb file://\(directory) \(suite) \(ProjectRepository.component)" }
+        /// The apt line the target's install reads it through: copy: puts the .debs into the tree's apt cache, where dpkg in the chroot finds them.
+        public var sourceLine: String { "deb copy://\(directory) \(suite) \(ProjectRepository.component)" }
         /// The name of its key among the install's keys.
         public static let keyFileName = "havel-project-repository.asc"
     }

@@ -1,0 +1,232 @@
+// The project's own packages (`<pbuilder>`): Build-Depends ordering and decoding as units, and a real
+// build of a tiny library and a program that links it (git and <archive> sources), installed into the target.
+
+import Foundation
+@testable import Build
+import Debian
+import HavelCore
+import ProjectXML
+import SystemKit
+import Testing
+
+/// Two tiny package sources made in a directory: libhello (libhello1, libhello-dev) and hello-prog.
+enum OwnPackageFixtures {
+    static let changelogDate = "Sat, 01 Jan 2022 00:00:00 +0000"
+
+    static func write(_ files: [String: String], in directory: String) throws {
+        for (name, text) in files {
+            let path = directory + "/" + name
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            if name.hasSuffix("rules") { chmod(path, 0o755) }
+        }
+    }
+
+    static func common(_ source: String) -> [String: String] {
+        [
+            "debian/changelog": "\(source) (1.0) bookworm; urgency=medium\n\n  * Test package.\n\n -- Havel Tests <tests@example.org>  \(changelogDate)\n",
+            "debian/source/format": "3.0 (native)\n",
+        ]
+    }
+
+    static func library(in directory: String) throws {
+        var files = common("libhello")
+        files["hello.c"] = "#include <stdio.h>\n#include \"hello.h\"\nvoid hello_greet(const char *who) { printf(\"hello from libhello, %s\\n\", who); }\n"
+        files["hello.h"] = "void hello_greet(const char *who);\n"
+        files["Makefile"] = """
+            all: libhello.so.1
+            libhello.so.1: hello.c
+            \t$(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -shared -fPIC -Wl,-soname,libhello.so.1 -o $@ $<
+            install:
+            \tinstall -D -m 644 libhello.so.1 $(DESTDIR)/usr/lib/libhello.so.1
+            \tln -sf libhello.so.1 $(DESTDIR)/usr/lib/libhello.so
+            \tinstall -D -m 644 hello.h $(DESTDIR)/usr/include/hello.h
+
+            """
+        files["debian/control"] = """
+            Source: libhello
+            Section: libs
+            Priority: optional
+            Maintainer: Havel Tests <tests@example.org>
+            Build-Depends: debhelper-compat (= 13)
+            Standards-Version: 4.6.2
+
+            Package: libhello1
+            Architecture: any
+            Depends: ${shlibs:Depends}, ${misc:Depends}
+            Description: greeting library
+             A test library.
+
+            Package: libhello-dev
+            Architecture: any
+            Depends: libhello1 (= ${binary:Version}), ${misc:Depends}
+            Description: greeting library (development files)
+             A test library.
+
+            """
+        files["debian/rules"] = "#!/usr/bin/make -f\n%:\n\tdh $@\noverride_dh_auto_install:\n\t$(MAKE) install DESTDIR=$(CURDIR)/debian/tmp\n"
+        files["debian/libhello1.install"] = "usr/lib/libhello.so.1\n"
+        files["debian/libhello-dev.install"] = "usr/lib/libhello.so\nusr/include/hello.h\n"
+        try write(files, in: directory)
+    }
+
+    static func program(in directory: String) throws {
+        var files = common("hello-prog")
+        files["main.c"] = "#include <hello.h>\nint main(void) { hello_greet(\"hello-prog\"); return 0; }\n"
+        files["Makefile"] = """
+            all: hello-prog
+            hello-prog: main.c
+            \t$(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $< -lhello
+            install:
+            \tinstall -D -m 755 hello-prog $(DESTDIR)/usr/bin/hello-prog
+
+            """
+        files["debian/control"] = """
+            Source: hello-prog
+            Section: misc
+            Priority: optional
+            Maintainer: Havel Tests <tests@example.org>
+            Build-Depends: debhelper-compat (= 13), libhello-dev
+            Standards-Version: 4.6.2
+
+            Package: hello-prog
+            Architecture: any
+            Depends: ${shlibs:Depends}, ${misc:Depends}
+            Description: greeting program
+             A test program.
+
+            """
+        files["debian/rules"] = "#!/usr/bin/make -f\n%:\n\tdh $@\n"
+        try write(files, in: directory)
+    }
+
+    /// `directory` made a git repository with one commit; its file:// URL.
+    static func gitRepository(_ directory: String) async throws -> String {
+        let environment = ["GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"]
+        for arguments in [["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "test"]] {
+            _ = try await SystemProcesses().check(Command("git", ["-C", directory] + arguments, environment: environment))
+        }
+        return "file://" + directory
+    }
+
+    /// `directory` as a base64 tar.bz2 for `<archive>`.
+    static func archive(_ directory: String) async throws -> String {
+        let file = directory + ".tar.bz2"
+        _ = try await SystemProcesses().check(Command("tar", ["-c", "-j", "-f", file, "-C", directory, "."]))
+        return try Data(contentsOf: URL(fileURLWithPath: file)).base64EncodedString()
+    }
+}
+
+@Suite struct BuildDependsOrderTests {
+    typealias Source = BuildDependsOrder.Source
+
+    @Test func aSourceIsBuiltAfterTheOneMakingItsBuildDepends() throws {
+        let program = Source(name: "hello-prog", binaries: ["hello-prog"], buildDepends: ["debhelper-compat", "libhello-dev"])
+        let library = Source(name: "libhello", binaries: ["libhello1", "libhello-dev"], buildDepends: ["debhelper-compat"])
+        #expect(try BuildDependsOrder.order([program, library]).map(\.name) == ["libhello", "hello-prog"])
+        #expect(try BuildDependsOrder.order([library, program]).map(\.name) == ["libhello", "hello-prog"])
+    }
+
+    @Test func aCycleIsRefusedWithItsNames() {
+        let a = Source(name: "alpha", binaries: ["alpha-dev"], buildDepends: ["beta-dev"])
+        let b = Source(name: "beta", binaries: ["beta-dev"], buildDepends: ["alpha-dev"])
+        #expect { try BuildDependsOrder.order([a, b]) } throws: { error in
+            (error as? HavelError)?.message.contains("alpha -> beta -> alpha") == true
+        }
+    }
+
+    @Test func controlFieldsGiveBinariesAndBuildDependsNames() throws {
+        let control = """
+            Source: foo
+            Build-Depends: debhelper-compat (= 13), libbar-dev:any [amd64] <!nocheck> | libbaz-dev,
+             pkg-config
+            Build-Depends-Indep: python3
+
+            Package: foo-bin
+            Architecture: any
+
+            Package: foo-doc
+            Architecture: all
+
+            """
+        let source = try BuildDependsOrder.source(control: control, file: "control")
+        #expect(source.name == "foo")
+        #expect(source.binaries == ["foo-bin", "foo-doc"])
+        #expect(source.buildDepends == ["debhelper-compat", "libbar-dev", "libbaz-dev", "pkg-config", "python3"])
+    }
+
+    @Test func pbuilderChildrenAreDecodedAndBadURLsRefused() throws {
+        let text = """
+            <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
+              <project><name>p</name><version>1</version><buildtype>amd64</buildtype><suite>bookworm</suite>
+                <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror></project>
+              <target><hostname>h</hostname>
+                <pbuilder><src-pkg>hello=2.10-3</src-pkg><git revision="v1">file:///srv/lib.git</git><archive>QUJD</archive></pbuilder>
+              </target>
+            </RootFileSystem>
+            """
+        let loaded = try ProjectLoader.load(text: text, file: "p.xml")
+        #expect(loaded.isValid)
+        #expect(loaded.project.target.ownPackages.map(\.origin) == [
+            .sourcePackage(name: "hello", version: "2.10-3"), .git(url: "file:///srv/lib.git", revision: "v1"), .archive(base64: "QUJD"),
+        ])
+        let ssh = try ProjectLoader.load(text: text.replacingOccurrences(of: "file:///srv/lib.git", with: "ssh://host/lib.git"), file: "p.xml")
+        #expect(ssh.errors.contains { $0.message.contains("git URL must start with") })
+    }
+}
+
+@Suite(.serialized, .enabled(if: Integration.available && ProcessRunner.which("pbuilder") != nil && ProcessRunner.which("git") != nil
+                             && ProcessRunner.which("apt-ftparchive") != nil && ProcessRunner.which("gpgv") != nil,
+                             Comment(rawValue: Integration.missingReason ?? "needs pbuilder, git, apt-ftparchive and gpgv (scripts/setup-host.sh installs them)")))
+struct OwnPackageIntegrationTests {
+    @Test func aLibraryAndAProgramAreBuiltSignedAndInstalled() async throws {
+        let base = try Integration.temporaryDirectory("prjrepo")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try OwnPackageFixtures.library(in: base + "/libhello")
+        try OwnPackageFixtures.program(in: base + "/hello-prog")
+        let libraryURL = try await OwnPackageFixtures.gitRepository(base + "/libhello")
+        let programArchive = try await OwnPackageFixtures.archive(base + "/hello-prog")
+        // The program first: Build-Depends, not document order, decides.
+        let project = """
+            <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
+              <project>
+                <name>havel-it-prjrepo</name><version>0.1</version><buildtype>amd64</buildtype>
+                <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror>
+                <suite>bookworm</suite>
+              </project>
+              <target>
+                <hostname>it-prjrepo</hostname>
+                <debootstrap><variant>minbase</variant></debootstrap>
+                <pbuilder><archive>\(programArchive)</archive><git>\(libraryURL)</git></pbuilder>
+                <pkg-list><pkg>hello-prog</pkg></pkg-list>
+              </target>
+            </RootFileSystem>
+            """
+        let dir = base + "/build", cache = base + "/cache"
+        let started = Date()
+        let state = try await Integration.build(try Integration.load(project), in: dir, cache: cache)
+        print("own-package build took \(Int(Date().timeIntervalSince(started))) s")
+        #expect(state.status == .done)
+        #expect(FileManager.default.fileExists(atPath: dir + "/pbuilder/libhello.log"))
+        #expect(FileManager.default.fileExists(atPath: dir + "/pbuilder/hello-prog.log"))
+
+        // The repository verifies with the exported public key and lists both sources' packages.
+        let keyring = base + "/key.gpg"
+        _ = try await SystemProcesses().check(Command("gpg", ["--batch", "--yes", "--dearmor", "-o", keyring, dir + "/repo/archive-key.asc"]))
+        let verified = try await SystemProcesses().run(Command("gpgv", ["--keyring", keyring, dir + "/repo/dists/bookworm/InRelease"]))
+        #expect(verified.succeeded, "gpgv: \(verified.standardError)")
+        let packages = try String(contentsOfFile: dir + "/repo/dists/bookworm/main/binary-amd64/Packages", encoding: .utf8)
+        let names = Set(PackagesIndex.parse(packages, origin: "repo").map(\.name))
+        #expect(names.isSuperset(of: ["libhello1", "libhello-dev", "hello-prog"]))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/repo/" + "havel-it-prjrepo.secret.asc"))
+
+        // Installed in the target from the repository, runs there, and the report names the origin.
+        #expect(FileManager.default.fileExists(atPath: dir + "/rootfs/usr/bin/hello-prog"))
+        let run = try await SystemProcesses().run(Command("chroot", [dir + "/rootfs", "/usr/bin/hello-prog"]))
+        #expect(run.standardOutput == "hello from libhello, hello-prog\n", "\(run.standardError)")
+        let report = try String(contentsOfFile: dir + "/report.txt", encoding: .utf8)
+        #expect(report.contains(ProjectRepository.originName))
+        let sources = try String(contentsOfFile: dir + "/rootfs/etc/apt/sources.list", encoding: .utf8)
+        #expect(!sources.contains(dir + "/repo"))
+    }
+}

@@ -175,6 +175,42 @@ enum OwnPackageFixtures {
     }
 }
 
+@Suite struct PbuilderArchivedirTests {
+    @Test func eachArchivedirIsPackedIntoItsOwnArchiveInPlace() async throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("havel-pbuilder-archivedir-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try OwnPackageFixtures.library(in: base + "/libhello")
+        try OwnPackageFixtures.program(in: base + "/hello-prog")
+        let file = base + "/project.xml"
+        try """
+            <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
+              <project><name>p</name><version>1</version><buildtype>amd64</buildtype><suite>bookworm</suite>
+                <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror></project>
+              <target><hostname>h</hostname>
+                <pbuilder><archivedir>libhello</archivedir><src-pkg>hello</src-pkg><archivedir>hello-prog</archivedir></pbuilder>
+              </target>
+            </RootFileSystem>
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let options = ProjectLoader.Options(preprocess: .init(hashPasswords: false))
+        let resolved = try await ClientResources.resolve(try ProjectLoader.load(path: file, options: options), options: options)
+        #expect(resolved.isValid, "\(resolved.errors)")
+        let origins = resolved.project.target.ownPackages.map(\.origin)
+        #expect(origins.count == 3)
+        #expect(origins[1] == .sourcePackage(name: "hello", version: nil))
+        for (index, name) in [(0, "libhello"), (2, "hello-prog")] {
+            guard case .archive(let base64) = origins[index], let data = Data(base64Encoded: base64.filter { !$0.isWhitespace }) else {
+                Issue.record("source \(index) is not an archive: \(origins[index])")
+                continue
+            }
+            let archive = base + "/\(name).out.tar.bz2"
+            try data.write(to: URL(fileURLWithPath: archive))
+            let listing = try await SystemProcesses().check(Command("tar", ["-t", "-f", archive]))
+            #expect(listing.standardOutput.contains("debian/control"))
+            #expect(listing.standardOutput.contains(name == "libhello" ? "hello.c" : "main.c"))
+        }
+    }
+}
+
 @Suite(.serialized, .enabled(if: Integration.available && ProcessRunner.which("pbuilder") != nil && ProcessRunner.which("git") != nil
                              && ProcessRunner.which("apt-ftparchive") != nil && ProcessRunner.which("gpgv") != nil,
                              Comment(rawValue: Integration.missingReason ?? "needs pbuilder, git, apt-ftparchive and gpgv (scripts/setup-host.sh installs them)")))

@@ -266,3 +266,54 @@ struct OwnPackageIntegrationTests {
         #expect(!sources.contains(dir + "/repo"))
     }
 }
+
+/// The project repository on its own and through `havel prjrepo`: hand-made packages written, listed,
+/// uploaded (re-signed) and downloaded; no network.
+@Suite(.enabled(if: ProcessRunner.which("apt-ftparchive") != nil && ProcessRunner.which("gpgv") != nil && ProcessRunner.which("dpkg-deb") != nil
+                && Integration.havelExecutable != nil, "needs apt-ftparchive, gpgv, dpkg-deb and a built havel (swift build)"))
+struct ProjectRepositoryTests {
+    /// A minimal binary package `name` 1.0 for amd64, made with dpkg-deb.
+    static func deb(_ name: String, in directory: String) async throws -> String {
+        let tree = directory + "/" + name
+        try OwnPackageFixtures.write(["DEBIAN/control": "Package: \(name)\nVersion: 1.0\nArchitecture: amd64\nMaintainer: t <t@example.org>\nDescription: test\n",
+                                      "usr/share/doc/\(name)/README": "test\n"], in: tree)
+        _ = try await SystemProcesses().check(Command("dpkg-deb", ["--root-owner-group", "--build", tree, tree + ".deb"]))
+        return tree + ".deb"
+    }
+
+    func havel(_ arguments: [String]) async throws -> ProcessResult {
+        let result = try await SystemProcesses().run(Command(Integration.havelExecutable!, arguments))
+        #expect(result.succeeded, "havel \(arguments.joined(separator: " ")): \(result.standardError)")
+        return result
+    }
+
+    @Test func uploadAddsAPackageAndSignsAgain() async throws {
+        let base = try Integration.temporaryDirectory("prjrepo-upload")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let build = BuildDirectory(base + "/build"), cache = HavelCache(path: base + "/cache")
+        let first = try await Self.deb("first-tool", in: base)
+        let project = Project(name: "upload-test", version: "2.0", suite: "bookworm")
+        let written = try await ProjectRepository.write([try await AptRepository.Package.reading(first)], to: build.projectRepository,
+                                                        project: project, architecture: "amd64", keys: cache.keys, epoch: 1_700_000_000)
+        #expect(written.packages.map(\.name) == ["first-tool"])
+
+        let second = try await Self.deb("second-tool", in: base)
+        let uploaded = try await havel(["prjrepo", "upload", "--cache", cache.path, build.path, second])
+        #expect(uploaded.standardOutput.contains("first-tool 1.0 amd64"))
+        #expect(uploaded.standardOutput.contains("second-tool 1.0 amd64"))
+        let listed = try await havel(["prjrepo", "list", build.path])
+        #expect(listed.standardOutput == uploaded.standardOutput)
+
+        let keyring = base + "/key.gpg"
+        _ = try await SystemProcesses().check(Command("gpg", ["--batch", "--yes", "--dearmor", "-o", keyring, build.projectRepository + "/archive-key.asc"]))
+        let verified = try await SystemProcesses().run(Command("gpgv", ["--keyring", keyring, build.projectRepository + "/dists/bookworm/InRelease"]))
+        #expect(verified.succeeded, "gpgv: \(verified.standardError)")
+        let release = try String(contentsOfFile: build.projectRepository + "/dists/bookworm/Release", encoding: .utf8)
+        #expect(release.contains("Label: upload-test project repository"))
+        #expect(release.contains("Description: upload-test 2.0:"))
+
+        _ = try await havel(["prjrepo", "download", build.path, "-o", base + "/copy"])
+        #expect(FileManager.default.fileExists(atPath: base + "/copy/dists/bookworm/main/binary-amd64/Packages"))
+        #expect(!FileManager.default.fileExists(atPath: base + "/copy/" + "upload-test.secret.asc"))
+    }
+}

@@ -216,6 +216,16 @@ enum OwnPackageFixtures {
                              Comment(rawValue: Integration.missingReason ?? "needs pbuilder, git, apt-ftparchive and gpgv (scripts/setup-host.sh installs them)")))
 struct OwnPackageIntegrationTests {
     @Test func aLibraryAndAProgramAreBuiltSignedAndInstalled() async throws {
+        try await buildAndCheck(architecture: "amd64", cross: false)
+    }
+
+    /// arm64 on an amd64 host with --cross: built in a host chroot with crossbuild-essential-arm64, run through qemu-user.
+    @Test(.enabled(if: HostFacts.current.architecture?.debianName == "amd64", "cross-builds arm64 from an amd64 host"))
+    func aCrossBuiltProgramRunsInAnArm64Target() async throws {
+        try await buildAndCheck(architecture: "arm64", cross: true)
+    }
+
+    func buildAndCheck(architecture: String, cross: Bool) async throws {
         let base = try Integration.temporaryDirectory("prjrepo")
         defer { try? FileManager.default.removeItem(atPath: base) }
         try OwnPackageFixtures.library(in: base + "/libhello")
@@ -226,7 +236,7 @@ struct OwnPackageIntegrationTests {
         let project = """
             <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
               <project>
-                <name>havel-it-prjrepo</name><version>0.1</version><buildtype>amd64</buildtype>
+                <name>havel-it-prjrepo</name><version>0.1</version><buildtype>\(architecture == "amd64" ? "amd64" : "aarch64")</buildtype>
                 <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror>
                 <suite>bookworm</suite>
               </project>
@@ -240,8 +250,8 @@ struct OwnPackageIntegrationTests {
             """
         let dir = base + "/build", cache = base + "/cache"
         let started = Date()
-        let state = try await Integration.build(try Integration.load(project), in: dir, cache: cache)
-        print("own-package build took \(Int(Date().timeIntervalSince(started))) s")
+        let state = try await Integration.build(try Integration.load(project), in: dir, cache: cache, crossBuild: cross)
+        print("own-package build (\(architecture)\(cross ? ", --cross" : "")) took \(Int(Date().timeIntervalSince(started))) s")
         #expect(state.status == .done)
         #expect(FileManager.default.fileExists(atPath: dir + "/pbuilder/libhello.log"))
         #expect(FileManager.default.fileExists(atPath: dir + "/pbuilder/hello-prog.log"))
@@ -251,7 +261,7 @@ struct OwnPackageIntegrationTests {
         _ = try await SystemProcesses().check(Command("gpg", ["--batch", "--yes", "--dearmor", "-o", keyring, dir + "/repo/archive-key.asc"]))
         let verified = try await SystemProcesses().run(Command("gpgv", ["--keyring", keyring, dir + "/repo/dists/bookworm/InRelease"]))
         #expect(verified.succeeded, "gpgv: \(verified.standardError)")
-        let packages = try String(contentsOfFile: dir + "/repo/dists/bookworm/main/binary-amd64/Packages", encoding: .utf8)
+        let packages = try String(contentsOfFile: dir + "/repo/dists/bookworm/main/binary-\(architecture)/Packages", encoding: .utf8)
         let names = Set(PackagesIndex.parse(packages, origin: "repo").map(\.name))
         #expect(names.isSuperset(of: ["libhello1", "libhello-dev", "hello-prog"]))
         #expect(!FileManager.default.fileExists(atPath: dir + "/repo/" + "havel-it-prjrepo.secret.asc"))

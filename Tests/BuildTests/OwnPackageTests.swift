@@ -175,6 +175,23 @@ enum OwnPackageFixtures {
     }
 }
 
+@Suite struct OwnPackagePlanTests {
+    @Test func packageBuildsComeBeforeTheInstallAndStandAloneWithPbuilderBuild() throws {
+        let harness = try PlanHarness("own-packages")
+        let project = try harness.load(PlanHarness.xml(arch: "aarch64", target: "<pbuilder><git>https://git.example.org/lib.git</git></pbuilder>"))
+        let host = HostFacts(architecture: .amd64, isRoot: true)
+        var options = BuildOptions(directory: harness.directory, havelVersion: "test")
+        let names = BuildPlan(project, host: host, options: options).stages.map(\.name)
+        let own = try #require(names.firstIndex(of: "build own packages"))
+        #expect(own < (names.firstIndex(of: "install packages") ?? -1))
+        #expect(BuildPlan(project, host: host, options: options).describe().contains("qemu-user, in a target (arm64) chroot"))
+        options.crossBuild = true
+        #expect(BuildPlan(project, host: host, options: options).describe().contains("cross-building (--cross)"))
+        options.onlyOwnPackages = true
+        #expect(BuildPlan(project, host: host, options: options).stages.map(\.name) == ["check host", "probe mirror", "build own packages"])
+    }
+}
+
 @Suite struct PbuilderArchivedirTests {
     @Test func eachArchivedirIsPackedIntoItsOwnArchiveInPlace() async throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("havel-pbuilder-archivedir-\(UUID().uuidString)").path

@@ -10,7 +10,7 @@ struct OwnPackagesStage: BuildStage {
     func describe(_ plan: BuildPlan) -> StageDescription {
         let sources = plan.project.project.target.ownPackages
         let foreign = !plan.host.runsNatively(plan.project.architecture)
-        let mode = !foreign ? "native" : plan.options.crossBuild ? "cross-building (--cross)" : "qemu-user, in a \(plan.project.architecture.debianName) chroot"
+        let mode = !foreign ? "native" : plan.options.crossBuild ? "cross-building (--cross)" : "qemu-user, in a target (\(plan.project.architecture.debianName)) chroot"
         return StageDescription(
             reason: "<pbuilder>: \(sources.count) source(s) built with pbuilder (\(mode)) in Build-Depends order, each able to install those built before it",
             inputs: sources.map { "source " + $0.summary } + ["the build chroot (mmdebstrap, buildd variant) from the stage cache"],

@@ -11,11 +11,15 @@ tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils b
                ca-certificates debian-archive-keyring
                # disk images from plain files (Images): partition tables, filesystems filled from a tree
                fdisk e2fsprogs dosfstools mtools squashfs-tools erofs-utils btrfs-progs f2fs-tools
+               # <mtd> images: mkfs.ubifs and ubinize
+               mtd-utils
                # set_packer android-sparse: img2simg (and simg2img, which its test reads the result back with)
                android-sdk-libsparse-utils
                # tests: openssl verifies password hashes, tinyproxy (the binary, no service) is the
                # <primary_proxy> a build goes through; bench: bc
                openssl tinyproxy-bin bc
+               # the mtd image test reads UBI images back with ubi_reader, installed by pip below
+               python3-pip
                # boot checks: qemu-system for the image's architecture; their tests boot a Debian
                # kernel with a busybox initramfs (scripts/fetch-test-kernel.sh)
                qemu-system-x86 qemu-system-arm ovmf qemu-efi-aarch64 qemu-utils busybox-static cpio gzip procps
@@ -25,7 +29,9 @@ tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils b
                apt-utils gnupg xorriso
                # <pbuilder> (own packages): pbuilder builds in a chroot tarball made by mmdebstrap; git clones
                # <git> sources, dpkg-dev makes the .dsc (build dependencies go inside the chroot, not here)
-               pbuilder git dpkg-dev)
+               pbuilder git dpkg-dev
+               # the SBOM validation test: a venv for cyclonedx-python-lib and spdx-tools (below)
+               python3-venv)
 
 missing=()
 for pkg in "${build_packages[@]}" "${tool_packages[@]}"; do
@@ -50,6 +56,26 @@ if [[ $(id -u) -eq 0 ]]; then
         echo "setup-host: warning: no test kernel could be fetched; the BootCheck boot tests will be skipped" >&2
 elif [[ ! -s ${HAVEL_TEST_KERNEL_DIR:-/var/cache/havel/test-kernel}/vmlinuz ]]; then
     echo "setup-host: no test kernel; the BootCheck boot tests will be skipped (run scripts/fetch-test-kernel.sh as root)" >&2
+fi
+
+# SBOM validation (the SBOM integration test): cyclonedx-python-lib and spdx-tools in a venv of their own,
+# installed once; a second run finds both importable and touches nothing.
+sbom_venv=${HAVEL_SBOM_VENV:-/opt/havel-sbom-validators}
+if [[ $(id -u) -eq 0 ]] && ! "$sbom_venv/bin/python" -c 'import cyclonedx.validation.json, spdx_tools.spdx.parser.parse_anything' 2>/dev/null; then
+    echo "setup-host: installing the SBOM validators into $sbom_venv"
+    { /usr/bin/python3 -m venv "$sbom_venv" &&
+      "$sbom_venv/bin/python" -m pip install -q 'cyclonedx-python-lib[json-validation]' spdx-tools; } ||
+        echo "setup-host: warning: no SBOM validators; the SBOM validation test will be skipped" >&2
+fi
+
+# The mtd image test reads UBI images back with ubi_reader (PyPI; Debian 12 has no package of it).
+if [[ ! -x /usr/local/bin/ubireader_display_info ]] && ! command -v ubireader_display_info >/dev/null 2>&1; then
+    if [[ $(id -u) -eq 0 ]] && /usr/bin/python3 -m pip --version >/dev/null 2>&1; then
+        /usr/bin/python3 -m pip install -q --break-system-packages ubi_reader ||
+            echo "setup-host: warning: ubi_reader could not be installed; the mtd image test will be skipped" >&2
+    else
+        echo "setup-host: no ubireader_display_info; the mtd image test will be skipped (python3 -m pip install ubi_reader)" >&2
+    fi
 fi
 
 swift_bin=${SWIFT:-swift}

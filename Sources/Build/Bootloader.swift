@@ -24,7 +24,11 @@ struct Bootloader {
     /// What the target has installed for GRUB.
     func firmwares() -> [Firmware] {
         var result: [Firmware] = []
-        if target.exists("/usr/lib/grub/i386-pc/boot.img") && target.exists("/var/lib/dpkg/info/grub-pc.list") { result.append(.bios) }
+        // grub-pc installed, not only grub-pc-bin; a tightened or dieted target has no dpkg database, so its
+        // pkg-list (the only packages it keeps, with diet their dependencies) says.
+        let grubPC = target.exists("/var/lib/dpkg/info/grub-pc.list")
+            || (project.target.minimisation != nil && project.target.packages.contains { $0.name == "grub-pc" })
+        if target.exists("/usr/lib/grub/i386-pc/boot.img") && grubPC { result.append(.bios) }
         if let efi = efiPlatform, target.exists("/usr/lib/grub/\(efi.platform)/normal.mod") { result.append(.efi) }
         return result
     }

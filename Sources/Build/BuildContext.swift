@@ -74,6 +74,11 @@ public struct BuildProducts: Sendable {
     /// The project repository the own-package builds wrote (the install reads it).
     var projectRepository: ProjectRepository.Written?
     var install: InstallRecord?
+    /// The installed packages when the target no longer holds dpkg's database (`<tighten/>`, `<diet/>`):
+    /// the whole installed tree's, as ELBE's reports read its build environment's.
+    var installedPackages: [InstalledPackage]?
+    /// The packages whose files the minimised target keeps (its licences are theirs, as ELBE's target licences).
+    var keptPackages: Set<String>?
     /// The clamp for every file time: SOURCE_DATE_EPOCH, else the newest installed package.
     var epoch = 0
     /// The build environment's tree, when the plan made one.
@@ -102,4 +107,10 @@ public struct BuildProducts: Sendable {
     }
 
     init() {}
+
+    /// The build's installed packages: those kept by the minimise stage, else dpkg's status in the target.
+    func installed(in directory: BuildDirectory) throws(HavelError) -> [InstalledPackage] {
+        if let installedPackages { return installedPackages }
+        return try DpkgStatus.read(root: directory.rootfs)
+    }
 }

@@ -31,17 +31,26 @@ public struct BuildDirectory: Sendable {
     public var licenceXML: String { path + "/licence-target.xml" }
     public var artifacts: String { path + "/artifacts" }
     public var checkReport: String { path + "/check.xml" }
+    /// The target's software bill of materials, as CycloneDX 1.6 and as SPDX 2.3 JSON.
+    public var sbomCycloneDX: String { path + "/" + SBOMWriter.cycloneDXName }
+    public var sbomSPDX: String { path + "/" + SBOMWriter.spdxName }
     public var state: String { path + "/state.json" }
     /// Scratch space of a running build (hooks, keyrings, package lists); removed when it ends.
     public var work: String { path + "/.work" }
     /// The apt package lists of the install (`var/lib/apt/lists/*_Packages` below it), kept while the build runs.
     public var aptLists: String { work + "/lists" }
+    /// The dpkg status stanzas of the packages a `<tighten/>` or `<diet/>` target keeps: its tree has no dpkg
+    /// database, and the SBOM describes these.
+    public var keptPackagesStatus: String { path + "/kept-packages.status" }
     /// The binary CD (`--cdroms`).
     public var binaryCdrom: String { path + "/bin-cdrom.iso" }
     /// The signed apt repository of the project's own packages (`<pbuilder>`, `havel prjrepo upload`).
     public var projectRepository: String { path + "/repo" }
     /// One log per own package built: pbuilder/<source>.log.
     public var ownPackageLogs: String { path + "/pbuilder" }
+    /// The source CD (`--cdroms` or `<src-cdrom>`) and the list of sources it lacks, with the reasons.
+    public var sourceCdrom: String { path + "/src-cdrom.iso" }
+    public var sourceCdromMissing: String { path + "/src-cdrom-missing.txt" }
 
     /// `name` below `base` (the build directory or artifacts/), or nil when `name` is absolute, empty or
     /// climbs out with `..`: project files named by a project never leave the build directory.
@@ -53,7 +62,8 @@ public struct BuildDirectory: Sendable {
 
     /// Files a finished build presents as results (besides rootfs/ and artifacts/).
     public func resultFiles(packedRootfs: String?) -> [String] {
-        [sourceXML, report, validation, licenceText, licenceXML, checkReport, binaryCdrom, binaryCdrom + ".partial"] + (packedRootfs.map { [path + "/" + $0] } ?? [])
+        [sourceXML, report, validation, licenceText, licenceXML, sbomCycloneDX, sbomSPDX, checkReport, binaryCdrom, binaryCdrom + ".partial",
+         sourceCdrom, sourceCdrom + ".partial", sourceCdromMissing] + (packedRootfs.map { [path + "/" + $0] } ?? [])
     }
 }
 
@@ -94,6 +104,9 @@ public struct BuildState: Codable, Sendable, Equatable {
     public var artifacts: [String]
     /// Boot checks by name: passed or not.
     public var checks: [String: Bool]
+    /// The clamp for file times the build used (SOURCE_DATE_EPOCH or the newest package): `havel sbom` dates
+    /// a rewritten SBOM with it. Nil in records before it was kept.
+    public var epoch: Int?
 
     public init(project: String, version: String, architecture: String, havelVersion: String, started: Date) {
         self.format = Self.currentFormat

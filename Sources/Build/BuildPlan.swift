@@ -32,6 +32,7 @@ public struct BuildPlan: Sendable {
         } else if let packages = p.buildimage?.packages, !packages.isEmpty {
             notes.append("buildimage/pkg-list is for the build environment only; it is not installed into the target")
         }
+        if MinimiseTargetStage.isNeeded(by: p) { stages.append(MinimiseTargetStage()) }
         stages.append(ConfigureTargetStage())
         stages.append(DeviceRecordStage())
         if p.archive != nil { stages.append(ArchiveStage()) }
@@ -40,9 +41,12 @@ public struct BuildPlan: Sendable {
         if p.target.images.contains(where: { $0.grubInstall != nil }) { stages.append(BootloaderStage()) }
         stages.append(DeviceFilesStage())
         stages.append(ReportsAndPackingStage())
+        stages.append(SBOMStage())
         if options.binaryCdrom { stages.append(BinaryCdromStage()) }
+        if options.binaryCdrom || p.sourceCdrom { stages.append(SourceCdromStage()) }
         if p.target.outputs.cpio != nil || p.target.outputs.squashfs != nil { stages.append(RootfsArchivesStage()) }
         if !p.target.images.isEmpty { stages.append(DiskImagesStage()) }
+        if !p.target.mtdImages.isEmpty { stages.append(MtdImagesStage()) }
         if !p.target.projectFinetuning.isEmpty { stages.append(ProjectFinetuningStage()) }
         if !p.checks.isEmpty || p.checkScript != nil {
             if options.skipChecks {

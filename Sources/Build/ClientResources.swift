@@ -144,15 +144,10 @@ public enum ClientResources {
         } else if url.hasPrefix("http://") || url.hasPrefix("https://") {
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("havel-key-\(UUID().uuidString)").path
             defer { unlink(file) }
-            // curl's --max-filesize cannot stop a body of unannounced length (chunked): head cuts the
-            // stream itself one byte past the limit, so no more than that ever reaches the disk.
-            let curl = ["curl", "--fail", "--silent", "--show-error", "--location", "--proto", "=http,https", "--proto-redir", "=http,https",
-                        "--max-time", String(keyTimeoutSeconds), "--max-filesize", String(maximumKeySize), "--", url]
-            let line = Command.shellLine(curl) + " | head -c \(maximumKeySize + 1) > " + Command.shellQuote(file)
-            let result = try await processes.run(Command("bash", ["-o", "pipefail", "-c", line]))
-            let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
-            guard result.succeeded || size > maximumKeySize else {
-                throw HavelError(.notFound, "<key>\(url)</key> cannot be downloaded: \(result.standardError.trimmingWhitespace()); check the URL or inline the key as <raw-key>")
+            let outcome = try await BoundedDownload.fetch(url, to: file, maximumBytes: maximumKeySize, timeoutSeconds: keyTimeoutSeconds,
+                                                          processes: processes)
+            guard outcome.succeeded || outcome.tooLarge else {
+                throw HavelError(.notFound, "<key>\(url)</key> cannot be downloaded: \(outcome.error); check the URL or inline the key as <raw-key>")
             }
             bytes = try readBounded(file, url: url)
         } else {

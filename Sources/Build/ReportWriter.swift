@@ -10,6 +10,10 @@ import SystemKit
 struct ReportWriter {
     let context: BuildContext
     let record: InstallRecord
+    /// The build's installed packages (`BuildProducts.installed`).
+    let installed: [InstalledPackage]
+    /// The packages whose files a minimised target keeps; nil when it keeps every installed package's.
+    var keptPackages: Set<String>? = nil
     let added: [String]
     let touched: [String]
     /// The stages finished so far, with their times.
@@ -19,7 +23,6 @@ struct ReportWriter {
     var project: Project { context.project.project }
 
     func write() async throws(HavelError) {
-        let installed = try DpkgStatus.read(root: directory.rootfs)
         var hashes: [String: String] = [:]
         var origins: [String: String] = [:]
         for package in record.packages {
@@ -45,7 +48,7 @@ struct ReportWriter {
         }
 
         // licences
-        let entries = LicenceReport.collect(root: directory.rootfs, packages: installed.map(\.name))
+        let entries = LicenceReport.collect(root: directory.rootfs, packages: installed.map(\.name).filter { keptPackages?.contains($0) ?? true })
         try save(LicenceReport.text(entries), to: directory.licenceText)
         try save(LicenceReport.xml(entries), to: directory.licenceXML)
 
@@ -60,15 +63,42 @@ struct ReportWriter {
 
     /// source.xml's document: the preprocessed project, the mirror the build really used, and what it pinned
     /// (every installed package with the sha256 of its .deb, the apt sources and preferences).
+    /// ELBE's md5, release-origin, release-name and uri come from the apt lists, when this build installed (a
+    /// cached install has none, and its entries go without them).
     static func sourceDocument(_ context: BuildContext, record: InstallRecord, installed: [InstalledPackage]) -> XMLDocument {
+        let lists = context.directory.aptLists
+        let index = FileManager.default.fileExists(atPath: lists) ? PackagesIndex.index((try? PackagesIndex.readLists(root: lists)) ?? []) : [:]
+        let baseURLs = repositoryURLs(AptSources.lines(for: context.project.project))
         let pinned = installed.map { package in
-            PinnedPackage(name: package.name, version: package.version, arch: package.architecture,
-                          sha256: record.sha256(name: package.name, version: package.version, architecture: package.architecture),
-                          auto: package.autoInstalled, sourceName: package.sourceName, sourceVersion: package.sourceVersion)
+            var pin = PinnedPackage(name: package.name, version: package.version, arch: package.architecture,
+                                    sha256: record.sha256(name: package.name, version: package.version, architecture: package.architecture),
+                                    auto: package.autoInstalled, sourceName: package.sourceName, sourceVersion: package.sourceVersion)
+            if let indexed = PackagesIndex.lookup(index, name: package.name, version: package.version, architecture: package.architecture) {
+                pin.md5 = indexed.md5
+                pin.releaseOrigin = indexed.releaseOrigin
+                pin.releaseName = indexed.releaseName
+                if let base = baseURLs[indexed.origin], !indexed.filename.isEmpty { pin.uri = base + "/" + indexed.filename }
+            }
+            return pin
         }
         let document = SourceDocument.withPrimaryMirror(context.project.document, context.project.project.mirror.primary)
         return SourceDocument.pinned(document, packages: pinned, sourcesList: record.sourcesList,
                                      aptPreferences: record.preferences, havelVersion: context.options.havelVersion)
+    }
+
+    /// Each `deb` line's URL keyed as `PackagesIndex.origin(listFileName:)` names its lists (`host/path suite component`).
+    static func repositoryURLs(_ lines: [String]) -> [String: String] {
+        var result: [String: String] = [:]
+        for line in lines {
+            guard let entry = AptSources.entry(line), entry.type == "deb" else { continue }
+            let url = entry.uri.hasSuffix("/") ? String(entry.uri.dropLast()) : entry.uri
+            guard let scheme = url.range(of: "://") else { continue }
+            let base = String(url[scheme.upperBound...])
+            for component in entry.components where result["\(base) \(entry.suite) \(component)"] == nil {
+                result["\(base) \(entry.suite) \(component)"] = url
+            }
+        }
+        return result
     }
 
     /// Each key the project gives (the primary mirror's and each url-list entry's raw-key) with its fingerprints;

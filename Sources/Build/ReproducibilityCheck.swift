@@ -42,7 +42,7 @@ public struct ReproducibilityCheck: Sendable {
     /// The files a build hands out, relative to its directory. report.txt, log.txt, state.json and check.xml
     /// are left out: they record times and durations by design.
     static func resultFiles(_ directory: BuildDirectory, _ state: BuildState) -> [String] {
-        let reports = [directory.sourceXML, directory.validation, directory.licenceText, directory.licenceXML]
+        let reports = [directory.sourceXML, directory.validation, directory.licenceText, directory.licenceXML, directory.sbomCycloneDX, directory.sbomSPDX]
             .map { String($0.dropFirst(directory.path.count + 1)) }
         return reports + (state.packedRootfs.map { [$0] } ?? []) + state.outputs + state.artifacts
     }

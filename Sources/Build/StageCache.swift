@@ -4,6 +4,7 @@ import SystemKit
 
 /// Havel's caches under one directory (default /var/cache/havel):
 /// - `debs/`: downloaded packages, shared by every build, each verified by sha256 before reuse;
+/// - `sources/<sha256>`: files of source packages (the source CD), verified before reuse;
 /// - `stages/<key>/`: finished stages (the installed tree, copied as it is so that reusing it is one
 ///   `cp -a`, plus what the reports need),
 ///   keyed by the sha256 of everything that went into them.
@@ -15,6 +16,8 @@ public struct HavelCache: Sendable {
     public var stages: String { path + "/stages" }
     /// The projects' repository signing keys (0700); never pruned, never in a build directory.
     public var keys: String { path + "/keys" }
+    /// Source package files for the source CD, each named by its sha256 and checked against it before reuse.
+    public var sources: String { path + "/sources" }
     var debIndex: String { debs + "/index.json" }
     /// Held (exclusively, briefly) while index.json is read, changed and written back.
     var debIndexLock: String { debs + "/.index.lock" }
@@ -194,7 +197,7 @@ public struct HavelCache: Sendable {
     }
 
     /// Removes stages not used within `olderThan` seconds (all with 0) and, with `debs`, every cached
-    /// package. Returns the bytes freed.
+    /// package and source file. Returns the bytes freed.
     public func prune(olderThan age: TimeInterval, debs alsoDebs: Bool) -> UInt64 {
         var freed: UInt64 = 0
         let limit = Date().addingTimeInterval(-age)
@@ -207,6 +210,10 @@ public struct HavelCache: Sendable {
                 unlink(debs + "/" + file)
             }
             try? writeDebIndex([:])
+            for file in (try? FileManager.default.contentsOfDirectory(atPath: sources)) ?? [] {
+                freed += (try? FileManager.default.attributesOfItem(atPath: sources + "/" + file)[.size] as? UInt64) ?? 0
+                unlink(sources + "/" + file)
+            }
         }
         return freed
     }

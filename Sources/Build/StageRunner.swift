@@ -91,6 +91,7 @@ public struct StageRunner: Sendable {
         state.outputs = products.outputs
         state.artifacts = products.artifacts
         state.checks = products.checks
+        state.epoch = products.epoch == 0 ? nil : products.epoch
     }
 
     /// Clears what an earlier run left: its mounts (after a SIGKILL), its results and its trees. The trees

@@ -33,13 +33,14 @@ enum TargetSetup {
 
         let entries = t.fstab.filter { !$0.noFstab }
         if !entries.isEmpty {
-            let text = "# /etc/fstab written by Havel from the project's <fstab>\n" + entries.map(\.fstabLine).joined(separator: "\n") + "\n"
+            let text = "# /etc/fstab written by Havel from the project's <fstab>\n" + entries.map(t.fstabLine).joined(separator: "\n") + "\n"
             try target.writeFile("/etc/fstab", contents: Array(text.utf8), mode: 0o644)
         }
 
         // The target's apt sources as ELBE writes them: url-list source lines become deb-src.
         let sources = AptSources.lines(for: project, includeSource: true)
-        if !sources.isEmpty {
+        // A target that <tighten/>, <diet/> or <setsel/> left without apt gets no apt sources.
+        if !sources.isEmpty && ((t.minimisation == nil && !t.setSelections) || target.exists("/etc/apt")) {
             try target.writeFile("/etc/apt/sources.list", contents: Array((sources.joined(separator: "\n") + "\n").utf8), mode: 0o644)
         }
 

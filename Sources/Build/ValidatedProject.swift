@@ -54,6 +54,7 @@ public struct ValidatedProject: Sendable {
         if let cpio = project.target.outputs.cpio, !cpio.isEmpty { named.append(("name", "cpio", cpio)) }
         if let squashfs = project.target.outputs.squashfs, !squashfs.isEmpty { named.append(("name", "squashfs", squashfs)) }
         for image in project.target.images { named.append(("name", image.table == .gpt ? "gpthd" : "msdoshd", image.name)) }
+        for mtd in project.target.mtdImages { named.append(("name", "mtd", mtd.name)) }
         for check in project.checks { named.append(("img", "check", check.image)) }
         return named.compactMap { element, parent, value -> Diagnostic? in
             guard !Self.isPlainFileName(value) else { return nil }

@@ -47,6 +47,10 @@ struct BuildCgroups: Sendable {
         return "the running command's process group only (no cgroup: \(unavailableReason ?? "unknown"))"
     }
 
+    /// What /health says cancellation reaches: `cgroup` or `process-group` (no paths or reasons: /health
+    /// answers without a token; the warning at start and the cancel answer say why).
+    var confinement: String { hierarchy == nil ? HealthResponse.processGroupConfinement : HealthResponse.cgroupConfinement }
+
     /// A new group for a build of project `id`; nil without cgroups.
     func make(for id: ProjectID) throws(HavelError) -> ProcessCgroup? {
         guard let hierarchy else { return nil }

@@ -12,8 +12,9 @@ extension HavelDaemon {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         let version = configuration.havelVersion
+        let confinement = cgroups.confinement
         router.get(RouterPath(DaemonRoute.health)) { _, _ in
-            Response.json(HealthResponse(status: "ok", havelVersion: version))
+            Response.json(HealthResponse(status: "ok", havelVersion: version, buildConfinement: confinement))
         }
         router.add(middleware: TokenMiddleware(token: configuration.token))
 
@@ -227,9 +228,6 @@ extension HavelDaemon {
         return .json(await projectInfo(record), status: .accepted)
     }
 
-    /// How long a cancel answer waits for a running build to end (below the client's 60 s deadline).
-    static let cancelWait: Duration = .seconds(40)
-
     /// Cancels the project's build: a waiting one leaves the queue and is recorded cancelled at once; a
     /// running one is cancelled through its task (the stage runner kills its processes and cleans up), and
     /// the answer waits a while for it to end.
@@ -252,7 +250,8 @@ extension HavelDaemon {
             return .json(CancelResponse(outcome: .removedFromQueue, message: "project \(id): removed the waiting build from the queue", project: project))
         case .cancelledRunning:
             Self.appendLog(build, "cancel requested by \(requester): ending \(cgroups.cancellationReach)")
-            let deadline = ContinuousClock.now + Self.cancelWait
+            let wait = min(max(request.waitSeconds ?? CancelRequest.maximumWaitSeconds, 0), CancelRequest.maximumWaitSeconds)
+            let deadline = ContinuousClock.now + .seconds(wait)
             while await queue.isActive(id), ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(100))
             }

@@ -72,10 +72,18 @@ public typealias ProjectID = Int64
 public struct HealthResponse: Codable, Sendable, Equatable {
     public var status: String
     public var havelVersion: String
+    /// What cancelling a build reaches on this daemon: `cgroup` (every process of the build, through a
+    /// cgroup of its own) or `process-group` (no writable cgroup2: the running command's process group only).
+    /// Absent in the answers of older daemons.
+    public var buildConfinement: String?
 
-    public init(status: String, havelVersion: String) {
+    public static let cgroupConfinement = "cgroup"
+    public static let processGroupConfinement = "process-group"
+
+    public init(status: String, havelVersion: String, buildConfinement: String? = nil) {
         self.status = status
         self.havelVersion = havelVersion
+        self.buildConfinement = buildConfinement
     }
 }
 
@@ -207,13 +215,19 @@ public struct BuildRequest: Codable, Sendable, Equatable {
 public struct CancelRequest: Codable, Sendable, Equatable {
     /// Who cancels, as the client names them (`user@host`); the build log records it.
     public var requester: String?
+    /// How long the answer may wait for a running build to end, in seconds (0 to 40; absent: 40). When the
+    /// build has not ended by then, the answer is 202 with the outcome `cancelling`.
+    public var waitSeconds: Int?
 
-    public init(requester: String? = nil) {
+    public init(requester: String? = nil, waitSeconds: Int? = nil) {
         self.requester = requester
+        self.waitSeconds = waitSeconds
     }
 
     /// The longest requester name kept.
     public static let maximumRequesterLength = 200
+    /// The longest a cancel answer waits for a running build to end (below the client's 60 s deadline).
+    public static let maximumWaitSeconds = 40
 }
 
 /// What a cancellation did.

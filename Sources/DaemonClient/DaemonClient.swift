@@ -79,8 +79,9 @@ public struct DaemonClient: Sendable {
     }
 
     /// Cancels the project's queued or running build (`.conflict` when it has none); says what happened.
-    public func cancel(_ id: ProjectID, requester: String? = nil) async throws(HavelError) -> CancelResponse {
-        try await decode(CancelResponse.self, .POST, DaemonRoute.cancel(id), body: try encode(CancelRequest(requester: requester)),
+    public func cancel(_ id: ProjectID, requester: String? = nil, waitSeconds: Int? = nil) async throws(HavelError) -> CancelResponse {
+        try await decode(CancelResponse.self, .POST, DaemonRoute.cancel(id),
+                         body: try encode(CancelRequest(requester: requester, waitSeconds: waitSeconds)),
                          contentType: "application/json")
     }
 

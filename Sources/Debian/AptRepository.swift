@@ -83,44 +83,13 @@ public enum AptRepository {
     public static func write(_ packages: [Package], to root: String, description: Description, key: RepositorySigningKey,
                              publicKeyFile: String = "archive-key.asc",
                              processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) {
-        for tool in ["apt-ftparchive", "gzip", "xz"] where processes.which(tool) == nil {
-            throw HavelError(.hostNotReady, "writing an apt repository needs \(tool); run scripts/setup-host.sh (apt-get install apt-utils gzip xz-utils)")
-        }
-        for word in [description.suite, description.component] + description.architectures + packages.flatMap({ [$0.name, $0.source, $0.architecture] }) {
-            guard !word.isEmpty, word.allSatisfy({ $0.isLetter || $0.isNumber || "+-._~".contains($0) }), !word.hasPrefix(".") else {
-                throw HavelError(.invalidArgument, "\"\(word)\" cannot name a suite, component, architecture or package of an apt repository")
-            }
-        }
-        for package in packages where package.version.isEmpty || !package.version.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.~:".contains($0)) }) {
-            throw HavelError(.invalidArgument, "package \(package.name) has the version \"\(package.version)\", which is not a Debian version")
-        }
-        let files = FileManager.default
-        var seen: [String: String] = [:]
-        for package in packages.sorted(by: { $0.path < $1.path }) {
-            let relative = poolDirectory(source: package.source, component: description.component) + "/" + package.fileName
-            if let other = seen[relative] {
-                throw HavelError(.invalidArgument, "\(package.path) and \(other) both are \(package.fileName); give each package once")
-            }
-            seen[relative] = package.path
-            try makeDirectory(root + "/" + (relative as NSString).deletingLastPathComponent)
-            let destination = root + "/" + relative
-            unlink(destination)
-            if link(package.path, destination) != 0 {
-                do { try files.copyItem(atPath: package.path, toPath: destination) } catch {
-                    throw HavelError(.io, "cannot copy \(package.path) into the repository \(root): \(error.localizedDescription)")
-                }
-            }
-        }
+        try checkTools(processes)
+        try checkWords([description.suite, description.component] + description.architectures + packages.flatMap({ [$0.name, $0.source, $0.architecture] }))
+        for package in packages { try checkVersion(package.version, of: package.name) }
+        try linkIntoPool(packages.map { (poolDirectory(source: $0.source, component: description.component) + "/" + $0.fileName, $0.path) }, root: root)
 
         // One index for every package, split by architecture (arch all under each), stanzas sorted.
-        let listing = try await processes.run(Command("apt-ftparchive", ["packages", "pool/" + description.component], workingDirectory: root),
-                                              input: [], outputLimit: 512 << 20)
-        guard listing.succeeded else {
-            throw HavelError(.processFailed, "apt-ftparchive could not index \(root)/pool: \(listing.standardError.trimmingWhitespace())")
-        }
-        let stanzas = listing.standardOutput.components(separatedBy: "\n\n")
-            .map { $0.trimmingCharacters(in: .newlines) }.filter { !$0.isEmpty }
-            .map { stanza in (text: stanza, fields: Deb822.parse(stanza, keeping: ["filename", "architecture"]).first ?? Deb822Stanza()) }
+        let stanzas = try await ftparchive("packages", root: root, component: description.component, keeping: ["filename", "architecture"], processes)
             .sorted { ($0.fields["filename"] ?? "") < ($1.fields["filename"] ?? "") }
         let suiteDirectory = root + "/dists/" + description.suite
         for architecture in description.architectures {
@@ -132,6 +101,120 @@ public enum AptRepository {
             try await compress(directory + "/Packages", with: "xz -6 --threads=1 -c", suffix: ".xz", processes)
         }
 
+        try await publish(root, description: description, key: key, publicKeyFile: publicKeyFile, processes: processes)
+    }
+
+    /// Writes a source repository into `root` (created; must not hold another repository): every source's
+    /// files in its pool directory, `dists/<suite>/<component>/source/Sources` (plain, .gz, .xz) made by
+    /// apt-ftparchive from the .dsc files, and a Release signed with `key`, so that `apt-get source` reads it.
+    /// Pool files are hard links to the given files where the file system allows, else copies.
+    public static func writeSources(_ sources: [SourcePackage], to root: String, description: Description, key: RepositorySigningKey,
+                                    publicKeyFile: String = "archive-key.asc",
+                                    processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) {
+        try checkTools(processes)
+        try checkWords([description.suite, description.component] + sources.map(\.name))
+        for source in sources {
+            try checkVersion(source.version, of: source.name)
+            for file in source.files where !file.name.allSatisfy({ $0.isLetter || $0.isNumber || "+-._~".contains($0) }) || file.name.hasPrefix(".") {
+                throw HavelError(.invalidArgument, "\"\(file.name)\" of source \(source.name) cannot name a file of an apt repository")
+            }
+        }
+        try linkIntoPool(sources.flatMap { source in
+            source.files.map { (poolDirectory(source: source.name, component: description.component) + "/" + $0.name, $0.path) }
+        }, root: root)
+        let stanzas = try await ftparchive("sources", root: root, component: description.component, keeping: ["package", "version"], processes)
+            .sorted { ($0.fields["package"] ?? "", $0.fields["version"] ?? "") < ($1.fields["package"] ?? "", $1.fields["version"] ?? "") }
+        let directory = "\(root)/dists/\(description.suite)/\(description.component)/source"
+        try makeDirectory(directory)
+        try AtomicFile.write(stanzas.map { $0.text + "\n" }.joined(separator: "\n"), to: directory + "/Sources")
+        try await compress(directory + "/Sources", with: "gzip -9 -n -c", suffix: ".gz", processes)
+        try await compress(directory + "/Sources", with: "xz -6 --threads=1 -c", suffix: ".xz", processes)
+        try await publish(root, description: description, key: key, publicKeyFile: publicKeyFile, processes: processes)
+    }
+
+    /// One source package to put into a source repository: its .dsc and every file the .dsc lists.
+    public struct SourcePackage: Sendable, Hashable {
+        public struct File: Sendable, Hashable {
+            /// The file on this host (any name, e.g. a cache entry named by its sha256).
+            public var path: String
+            /// Its name in the pool.
+            public var name: String
+
+            public init(path: String, name: String) {
+                self.path = path
+                self.name = name
+            }
+        }
+
+        public var name: String
+        public var version: String
+        public var files: [File]
+
+        public init(name: String, version: String, files: [File]) {
+            self.name = name
+            self.version = version
+            self.files = files
+        }
+    }
+
+    /// The stanzas `apt-ftparchive packages|sources pool/<component>` prints, each with the fields in `keeping`.
+    static func ftparchive(_ kind: String, root: String, component: String, keeping: Set<String>,
+                           _ processes: any ProcessRunning) async throws(HavelError) -> [(text: String, fields: Deb822Stanza)] {
+        let listing = try await processes.run(Command("apt-ftparchive", [kind, "pool/" + component], workingDirectory: root),
+                                              input: [], outputLimit: 512 << 20)
+        guard listing.succeeded else {
+            throw HavelError(.processFailed, "apt-ftparchive could not index the \(kind) in \(root)/pool: \(listing.standardError.trimmingWhitespace())")
+        }
+        return listing.standardOutput.components(separatedBy: "\n\n")
+            .map { $0.trimmingCharacters(in: .newlines) }.filter { !$0.isEmpty }
+            .map { stanza in (text: stanza, fields: Deb822.parse(stanza, keeping: keeping).first ?? Deb822Stanza()) }
+    }
+
+    static func checkTools(_ processes: any ProcessRunning) throws(HavelError) {
+        for tool in ["apt-ftparchive", "gzip", "xz"] where processes.which(tool) == nil {
+            throw HavelError(.hostNotReady, "writing an apt repository needs \(tool); run scripts/setup-host.sh (apt-get install apt-utils gzip xz-utils)")
+        }
+    }
+
+    static func checkWords(_ words: [String]) throws(HavelError) {
+        for word in words {
+            guard !word.isEmpty, word.allSatisfy({ $0.isLetter || $0.isNumber || "+-._~".contains($0) }), !word.hasPrefix(".") else {
+                throw HavelError(.invalidArgument, "\"\(word)\" cannot name a suite, component, architecture or package of an apt repository")
+            }
+        }
+    }
+
+    static func checkVersion(_ version: String, of package: String) throws(HavelError) {
+        guard !version.isEmpty, version.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.~:".contains($0)) }) else {
+            throw HavelError(.invalidArgument, "package \(package) has the version \"\(version)\", which is not a Debian version")
+        }
+    }
+
+    /// Links (or copies) each file to its pool path below `root`; two files for one pool path are refused.
+    static func linkIntoPool(_ entries: [(relative: String, path: String)], root: String) throws(HavelError) {
+        let files = FileManager.default
+        var seen: [String: String] = [:]
+        for (relative, path) in entries.sorted(by: { $0.path < $1.path }) {
+            if let other = seen[relative] {
+                throw HavelError(.invalidArgument, "\(path) and \(other) both are \((relative as NSString).lastPathComponent); give each package once")
+            }
+            seen[relative] = path
+            try makeDirectory(root + "/" + (relative as NSString).deletingLastPathComponent)
+            let destination = root + "/" + relative
+            unlink(destination)
+            if link(path, destination) != 0 {
+                do { try files.copyItem(atPath: path, toPath: destination) } catch {
+                    throw HavelError(.io, "cannot copy \(path) into the repository \(root): \(error.localizedDescription)")
+                }
+            }
+        }
+    }
+
+    /// The Release of `dists/<suite>` with hashes, signed (InRelease, Release.gpg), the public key beside it,
+    /// and every file time set to the epoch except pool files hard-linked to the caller's files.
+    static func publish(_ root: String, description: Description, key: RepositorySigningKey, publicKeyFile: String,
+                        processes: any ProcessRunning) async throws(HavelError) {
+        let suiteDirectory = root + "/dists/" + description.suite
         let options: [(String, String)] = [
             ("Origin", description.origin), ("Label", description.label), ("Suite", description.suite), ("Codename", description.suite),
             ("Date", releaseDate(description.epoch)), ("Architectures", description.architectures.joined(separator: " ")),

@@ -28,16 +28,23 @@ public enum AptSources {
     /// The repositories a project reads from, as `(uri, suite)` for fetching their Release files.
     public static func repositories(for project: Project) -> [(uri: String, suite: String)] {
         lines(for: project).compactMap { line in
-            var words = line.split(separator: " ").map(String.init)
-            guard words.first == "deb" else { return nil }
-            words.removeFirst()
-            if words.first?.hasPrefix("[") == true {
-                while let word = words.first, !word.hasSuffix("]") { words.removeFirst() }
-                words.removeFirst()
-            }
-            guard words.count >= 2 else { return nil }
-            return (words[0], words[1])
+            guard let entry = entry(line), entry.type == "deb" else { return nil }
+            return (entry.uri, entry.suite)
         }
+    }
+
+    /// One one-line-style sources entry split into its type (`deb`, `deb-src`), URI, suite and components
+    /// (empty for a flat repository); options in `[…]` are skipped. Nil for a line that is not an entry.
+    public static func entry(_ line: String) -> (type: String, uri: String, suite: String, components: [String])? {
+        var words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        guard let type = words.first, type == "deb" || type == "deb-src" else { return nil }
+        words.removeFirst()
+        if words.first?.hasPrefix("[") == true {
+            while let word = words.first, !word.hasSuffix("]") { words.removeFirst() }
+            if !words.isEmpty { words.removeFirst() }
+        }
+        guard words.count >= 2 else { return nil }
+        return (type, words[0], words[1], Array(words[2...]))
     }
 
     /// apt preferences: each pinned pkg-list entry (priority 1001, as ELBE writes them), the project's

@@ -178,7 +178,7 @@ public enum Mmdebstrap {
     static func customizeHook(cache: String, lists: String) -> String {
         """
         #!/bin/sh
-        # Havel: new .debs back into the shared cache; the package lists kept for the reports.
+        # Havel: new .debs back into the shared cache; the package lists and their Release files kept for the reports.
         set -eu
         root="$1"
         find "$root/var/cache/apt/archives" -maxdepth 1 -name '*.deb' -type f -print0 |
@@ -186,7 +186,8 @@ public enum Mmdebstrap {
         find "$root/var/cache/apt/archives" -maxdepth 1 -name '*.deb' -type f -print0 |
             xargs -0 -r cp -n -t \(Command.shellQuote(cache))/
         mkdir -p \(Command.shellQuote(lists))/var/lib/apt/lists
-        find "$root/var/lib/apt/lists" -maxdepth 1 -name '*_Packages' -type f -exec cp -t \(Command.shellQuote(lists))/var/lib/apt/lists/ {} +
+        find "$root/var/lib/apt/lists" -maxdepth 1 \\( -name '*_Packages' -o -name '*_InRelease' -o -name '*_Release' \\) -type f \\
+            -exec cp -t \(Command.shellQuote(lists))/var/lib/apt/lists/ {} +
 
         """
     }

@@ -63,6 +63,7 @@ public struct DebootstrapSecondStage: Sendable {
             cp -l -n "$1"/*.deb "$2"/ 2>/dev/null || cp -n "$1"/*.deb "$2"/ 2>/dev/null || true
             mkdir -p "$3/var/lib/apt/lists"
             cp "$4"/*_Packages "$3/var/lib/apt/lists/"
+            for release in "$4"/*_InRelease "$4"/*_Release; do [ ! -f "$release" ] || cp "$release" "$3/var/lib/apt/lists/"; done
             rm -f "$1"/*.deb
             find "$4" -mindepth 1 -maxdepth 1 ! -name lock ! -name partial -exec rm -rf {} +
             """, "sh", archives, request.packageCache, request.listsDirectory, lists]))

@@ -50,6 +50,19 @@ public enum DpkgStatus {
         return packages.sorted { ($0.name, $0.architecture) < ($1.name, $1.architecture) }
     }
 
+    /// The stanzas of a dpkg status text whose `Package:` is one of `names`, in their order, each ended by a
+    /// blank line: the record of what a minimised target keeps once its dpkg database is gone.
+    public static func stanzas(of text: String, packages names: Set<String>) -> String {
+        var kept = ""
+        for stanza in text.replacingOccurrences(of: "\r\n", with: "\n").components(separatedBy: "\n\n") {
+            let lines = stanza.split(separator: "\n", omittingEmptySubsequences: true)
+            guard let line = lines.first(where: { $0.lowercased().hasPrefix("package:") }) else { continue }
+            let name = line.dropFirst("package:".count).trimmingCharacters(in: .whitespaces)
+            if names.contains(name) { kept += lines.joined(separator: "\n") + "\n\n" }
+        }
+        return kept
+    }
+
     /// Reads `<root>/var/lib/dpkg/status` and marks the packages that `<root>/var/lib/apt/extended_states`
     /// lists with `Auto-Installed: 1`. A missing `extended_states` means nothing is auto-installed.
     public static func read(root: String) throws(HavelError) -> [InstalledPackage] {

@@ -19,6 +19,11 @@ public struct IndexedPackage: Sendable, Hashable, Codable {
     public var sourceVersion: String
     /// Where the index came from, e.g. `mirror.example/debian bookworm main`.
     public var origin: String
+    /// MD5 of the `.deb` (lowercase hex), when the index gives one.
+    public var md5: String?
+    /// The `Origin:` and `Codename:` of the Release the index came with (apt's lists), when known.
+    public var releaseOrigin: String?
+    public var releaseName: String?
 
     public init(name: String, version: String, architecture: String, filename: String = "", size: Int? = nil,
                 sha256: String? = nil, sourceName: String? = nil, sourceVersion: String? = nil, origin: String = "") {
@@ -38,17 +43,19 @@ public struct IndexedPackage: Sendable, Hashable, Codable {
 public enum PackagesIndex {
     /// The packages of one `Packages` file; stanzas without `Package:` or `Version:` are skipped.
     public static func parse(_ text: String, origin: String) -> [IndexedPackage] {
-        let fields: Set<String> = ["package", "version", "architecture", "filename", "size", "sha256", "source"]
+        let fields: Set<String> = ["package", "version", "architecture", "filename", "size", "sha256", "md5sum", "source"]
         var packages: [IndexedPackage] = []
         for stanza in Deb822.parse(text, keeping: fields) {
             guard let name = stanza["package"], !name.isEmpty,
                   let version = stanza["version"], !version.isEmpty else { continue }
             let source = DpkgStatus.splitSource(stanza["source"], package: name, version: version)
             let sha256 = stanza["sha256"].flatMap { $0.isEmpty ? nil : $0.lowercased() }
-            packages.append(IndexedPackage(
+            var package = IndexedPackage(
                 name: name, version: version, architecture: stanza["architecture"] ?? "",
                 filename: stanza["filename"] ?? "", size: stanza["size"].flatMap { Int($0) }, sha256: sha256,
-                sourceName: source.name, sourceVersion: source.version, origin: origin))
+                sourceName: source.name, sourceVersion: source.version, origin: origin)
+            package.md5 = stanza["md5sum"].flatMap { $0.isEmpty ? nil : $0.lowercased() }
+            packages.append(package)
         }
         return packages
     }
@@ -65,9 +72,30 @@ public enum PackagesIndex {
         var packages: [IndexedPackage] = []
         for path in try tree.glob("/var/lib/apt/lists/*_Packages") {
             let text = String(decoding: try tree.readFile(path), as: UTF8.self)
-            packages += parse(text, origin: origin(listFileName: path))
+            var parsed = parse(text, origin: origin(listFileName: path))
+            if let release = try releaseFields(listPath: path, in: tree) {
+                for index in parsed.indices {
+                    parsed[index].releaseOrigin = release.origin
+                    parsed[index].releaseName = release.codename
+                }
+            }
+            packages += parsed
         }
         return packages
+    }
+
+    /// `Origin:` and `Codename:` of the (In)Release apt keeps beside a `…_dists_SUITE_…_Packages` list, or nil.
+    static func releaseFields(listPath: String, in tree: RootedFileSystem) throws(HavelError) -> (origin: String?, codename: String?)? {
+        guard let dists = listPath.range(of: "_dists_") else { return nil }
+        let rest = listPath[dists.upperBound...]
+        guard let suiteEnd = rest.firstIndex(of: "_") else { return nil }
+        let prefix = String(listPath[..<suiteEnd]) + "_"
+        for name in ["InRelease", "Release"] where tree.exists(prefix + name) {
+            let text = String(decoding: try tree.readFile(prefix + name), as: UTF8.self)
+            let stanza = Deb822.parse(text, keeping: ["origin", "codename"]).first { $0["origin"] != nil || $0["codename"] != nil }
+            return stanza.map { ($0["origin"], $0["codename"]) }
+        }
+        return nil
     }
 
     /// Best-effort origin of a list file: apt names lists after their URI with `/` turned into `_` and

@@ -12,7 +12,7 @@ struct BuildCommand: AsyncParsableCommand {
         abstract: "Build the project's root filesystem and reports on this host (as root).",
         discussion: """
         The build directory holds rootfs/, the packed rootfs, source.xml (with every installed package pinned), \
-        validation.txt, report.txt, licence-target.txt/.xml, log.txt and state.json. An unchanged rebuild reuses the \
+        validation.txt, report.txt, licence-target.txt/.xml, the SBOM (sbom.cdx.json, sbom.spdx.json), log.txt and state.json. An unchanged rebuild reuses the \
         installed tree from the stage cache. With --check-reproducible the project is built twice without the stage cache, the second time \
         into BUILDDIR.again, and every file that differs between the two is listed. Exit status: 0 done, 1 failed, \
         2 usage, 3 the two builds differ (--check-reproducible), 130 interrupted.

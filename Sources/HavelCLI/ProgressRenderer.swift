@@ -103,7 +103,7 @@ final class ProgressRenderer: @unchecked Sendable {
         Terminal.out("  rootfs/             the target tree (havel chroot \(directory.path))")
         if let packed = state.packedRootfs { Terminal.out("  \(packed)  the packed root filesystem") }
         Terminal.out("  source.xml          the project with every installed package pinned")
-        Terminal.out("  validation.txt, report.txt, licence-target.txt/.xml, log.txt")
+        Terminal.out("  validation.txt, report.txt, licence-target.txt/.xml, sbom.cdx.json, sbom.spdx.json, log.txt")
         for output in state.outputs { Terminal.out("  \(output)  " + Self.describe(output: output)) }
         for artifact in state.artifacts { Terminal.out("  \(artifact)  an artifact") }
     }

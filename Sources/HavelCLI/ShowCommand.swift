@@ -108,7 +108,7 @@ struct ProjectSummary: Encodable {
             (p.target.console.map { ", console \($0)" } ?? "") +
             (p.target.passwdHashed == nil ? ", root locked" : ", root password set"))
         let fstabByLabel = Dictionary(p.target.fstab.compactMap { e in e.label.map { ($0, e) } }, uniquingKeysWith: { a, _ in a })
-        if p.target.images.isEmpty { row("Images", "none") }
+        if p.target.images.isEmpty && p.target.mtdImages.isEmpty { row("Images", "none") }
         for image in p.target.images {
             var header = "\(image.name)  \(image.table.rawValue)  \(image.size)"
             if image.grubInstall != nil { header += "  grub-install" }
@@ -125,9 +125,25 @@ struct ProjectSummary: Encodable {
                 row("", line)
             }
         }
+        for (index, mtd) in p.target.mtdImages.enumerated() {
+            var header = "\(mtd.name)  mtd \(mtd.number)  \(mtd.size)"
+            if let group = mtd.volumeGroup {
+                header += "  ubivg \(group.label) (PEB \(group.physicalEraseBlockSize), LEB \(group.logicalEraseBlockSize), min I/O \(group.minIOSize))"
+            } else {
+                header += "  no ubivg: not written"
+            }
+            row(index == 0 && p.target.images.isEmpty ? "Images" : "", header)
+            for volume in mtd.volumeGroup?.volumes ?? [] {
+                var line = "  \(volume.id)  \(volume.label.padding(toLength: 10, withPad: " ", startingAt: 0)) \(volume.kind.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(volume.size?.description ?? "no size")"
+                if let binary = volume.binary { line += "  binary \(binary)" }
+                else if volume.empty { line += "  empty" }
+                else if let entry = fstabByLabel[volume.label] { line += "  \(entry.filesystem.type) \(entry.mountpoint)" }
+                row("", line)
+            }
+        }
         if p.target.fstab.isEmpty { row("Fstab", "none") }
         for (i, entry) in p.target.fstab.enumerated() {
-            row(i == 0 ? "Fstab" : "", entry.fstabLine + (entry.noFstab ? "  (not written to /etc/fstab)" : ""))
+            row(i == 0 ? "Fstab" : "", p.target.fstabLine(entry) + (entry.noFstab ? "  (not written to /etc/fstab)" : ""))
         }
         var counts: [String: Int] = [:]
         for step in p.target.finetuning { counts[step.action.elementName, default: 0] += 1 }

@@ -110,15 +110,19 @@ public struct FstabEntry: Sendable, Hashable, Codable {
         return nil
     }
 
-    /// The line for /etc/fstab.
+    /// The line for /etc/fstab (a ubifs volume's is `Target.fstabLine(_:)`, which knows its ubi device).
     public var fstabLine: String {
-        let spec: String
         switch source {
-        case .label(let label): spec = "LABEL=\(label)"
-        case .device(let device): spec = device
+        case .label(let label): fstabLine(device: "LABEL=\(label)")
+        case .device(let device): fstabLine(device: device)
         }
+    }
+
+    /// The line for /etc/fstab with `device` as its first field. ubifs has no fsck, so its pass is 0 unless given.
+    public func fstabLine(device: String) -> String {
         let opts = (options?.isEmpty == false) ? options! : "defaults"
-        return "\(spec) \(mountpoint) \(filesystem.type) \(opts) 0 \(filesystem.passno ?? (mountpoint == "/" ? 1 : 2))"
+        let pass = filesystem.passno ?? (filesystem.type == "ubifs" ? 0 : mountpoint == "/" ? 1 : 2)
+        return "\(device) \(mountpoint) \(filesystem.type) \(opts) 0 \(pass)"
     }
 }
 

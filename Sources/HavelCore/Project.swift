@@ -23,6 +23,10 @@ public struct Project: Sendable, Hashable, Codable {
     public var fullPackages: [PinnedPackage]
     /// `<project><preseed>`: debconf answers given to the target before its packages are configured.
     public var preseed: [DebconfSelection] = []
+    /// `<src-cdrom>`: the build writes the source CD (as `havel build --cdroms` does).
+    public var sourceCdrom = false
+    /// `<src-cdrom><archive volume="…">`: base64 tar.bz2 files unpacked onto the source CD.
+    public var sourceCdromArchives: [SourceCdromArchive] = []
 
     public init(name: String = "", version: String = "", description: String? = nil, buildtype: String = "",
                 architecture: Architecture? = nil, suite: String = "", mirror: Mirror = Mirror(),
@@ -190,6 +194,8 @@ public struct PackageSpec: Sendable, Hashable, Codable {
     public var name: String
     public var pin: Pin?
     public var location: SourceLocation?
+    /// `on_src_cd="False"`: the package's source is left off the source CD (as ELBE does).
+    public var onSourceCdrom = true
 
     public init(name: String, pin: Pin? = nil, location: SourceLocation? = nil) {
         self.name = name
@@ -207,6 +213,11 @@ public struct PinnedPackage: Sendable, Hashable, Codable {
     public var auto: Bool
     public var sourceName: String?
     public var sourceVersion: String?
+    /// As ELBE records them: the .deb's MD5, the Release's Origin and Codename, and the .deb's full URI.
+    public var md5: String?
+    public var releaseOrigin: String?
+    public var releaseName: String?
+    public var uri: String?
 
     public init(name: String, version: String, arch: String? = nil, sha256: String? = nil, auto: Bool = false,
                 sourceName: String? = nil, sourceVersion: String? = nil) {
@@ -231,17 +242,24 @@ public struct Target: Sendable, Hashable, Codable {
     public var installRecommends: Bool
     public var outputs: RootfsOutputs
     public var images: [DiskImage]
+    /// `<images><mtd>`: UBI images for raw flash.
+    public var mtdImages: [MtdImage] = []
     public var fstab: [FstabEntry]
     public var finetuning: [FinetuningStep]
     public var projectFinetuning: [FinetuningStep]
     /// `target/pbuilder`: the project's own packages, built from source before the install.
     public var ownPackages: [OwnPackageSource] = []
+    /// `<tighten/>` or `<diet/>`: the target keeps only the files of the pkg-list's packages (with their
+    /// dependencies for diet); nil keeps the whole installed tree.
+    public var minimisation: TargetMinimisation?
+    /// `<setsel/>`: the pkg-list becomes dpkg's selection and every other non-essential package is purged.
+    public var setSelections: Bool
 
     public init(hostname: String = "", domain: String? = nil, passwdHashed: String? = nil, console: String? = nil,
                 debootstrap: DebootstrapSpec = DebootstrapSpec(), packages: [PackageSpec] = [],
                 installRecommends: Bool = false, outputs: RootfsOutputs = RootfsOutputs(),
                 images: [DiskImage] = [], fstab: [FstabEntry] = [], finetuning: [FinetuningStep] = [],
-                projectFinetuning: [FinetuningStep] = []) {
+                projectFinetuning: [FinetuningStep] = [], minimisation: TargetMinimisation? = nil, setSelections: Bool = false) {
         self.hostname = hostname
         self.domain = domain
         self.passwdHashed = passwdHashed
@@ -254,7 +272,17 @@ public struct Target: Sendable, Hashable, Codable {
         self.fstab = fstab
         self.finetuning = finetuning
         self.projectFinetuning = projectFinetuning
+        self.minimisation = minimisation
+        self.setSelections = setSelections
     }
+}
+
+/// How the target is cut down from the installed tree, as ELBE's `<tighten/>` and `<diet/>` ask.
+public enum TargetMinimisation: String, Sendable, Hashable, Codable {
+    /// The files of the pkg-list's packages only.
+    case tighten
+    /// The files of the pkg-list's packages and of everything they depend on (Depends, Pre-Depends).
+    case diet
 }
 
 public struct DebootstrapSpec: Sendable, Hashable, Codable {
@@ -322,5 +350,24 @@ public struct OwnPackageSource: Sendable, Hashable, Codable {
         case .sourcePackage(let name, let version): version.map { "\(name)=\($0)" } ?? name
         case .archive: "archive"
         }
+    }
+}
+
+/// One `<src-cdrom><archive>`: a base64 tar.bz2 and the volumes ELBE would add it to (nil: every volume).
+public struct SourceCdromArchive: Sendable, Hashable, Codable {
+    public var base64: String
+    public var volume: String?
+    public var location: SourceLocation?
+
+    public init(base64: String, volume: String? = nil, location: SourceLocation? = nil) {
+        self.base64 = base64
+        self.volume = volume
+        self.location = location
+    }
+
+    /// Havel's source CD is one volume: ELBE's volume lists name it with `all`, `0` or `-1`.
+    public var isOnTheOneVolume: Bool {
+        guard let volume else { return true }
+        return volume == "all" || volume.split(separator: ",").contains { ["0", "-1"].contains($0.trimmingWhitespace()) }
     }
 }

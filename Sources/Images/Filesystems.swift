@@ -36,14 +36,16 @@ struct ToolCapabilities: Sendable {
 ///    before mounting).
 enum FilesystemMaker {
     struct Context: Sendable {
-        var request: ImageRequest
+        /// The disk or mtd image being made, for messages.
+        var imageName: String
+        var processes: any ProcessRunning
+        var epoch: Int
         var rootfs: RootedFileSystem
         var work: String
         var sameDevice: Bool
         var capabilities: ToolCapabilities
         var log: Logger
 
-        var epoch: Int { request.sourceDateEpoch }
         /// Times for every tool and hook: e2fsprogs' fake clock, SOURCE_DATE_EPOCH, UTC.
         var environment: [String: String] {
             ["E2FSPROGS_FAKE_TIME": String(epoch), "SOURCE_DATE_EPOCH": String(epoch), "TZ": "UTC"]
@@ -52,28 +54,14 @@ enum FilesystemMaker {
 
     static func make(_ fs: FilesystemPlan, slot: PlannedSlot, _ ctx: Context) async throws(HavelError) -> PartitionContent {
         let number = slot.placed.number
-        let where_ = "image \(ctx.request.image.name): partition \(fs.label)"
+        let where_ = "image \(ctx.imageName): partition \(fs.label)"
         let file = "\(ctx.work)/p\(number).\(fs.kind.rawValue)"
         let bytes = slot.placed.sizeBytes
         var staged: StagedTree?
 
         if fs.kind.holdsFiles, let mountpoint = fs.mountpoint {
-            let source = try Staging.source(mountpoint, in: ctx.rootfs, context: where_)
-            if source == nil { ctx.log.warning("\(where_): \(mountpoint) does not exist in the tree; the filesystem stays empty") }
-            let pathCommands = fs.entry.filesystem.pathCommands
-            let directory = "\(ctx.work)/p\(number).tree"
-            var tree = try await Staging.stage(source: source, nested: fs.nested, into: directory,
-                                               copy: !pathCommands.isEmpty || !ctx.sameDevice || fs.kind.needsPrivateFiles, epoch: ctx.epoch,
-                                               context: where_, processes: ctx.request.processes, log: ctx.log)
-            if tree.hasTimesAfterEpoch && !tree.copied, let source,
-               !(try await Staging.clampLinked(directory, source: source, epoch: ctx.epoch, context: where_, processes: ctx.request.processes, log: ctx.log)) {
-                ctx.log.info("\(where_): a file newer than SOURCE_DATE_EPOCH has a name that is not UTF-8; copying the whole tree to clamp times")
-                try Staging.remove(directory)
-                tree = try await Staging.stage(source: source, nested: fs.nested, into: directory, copy: true,
-                                               epoch: ctx.epoch, context: where_, processes: ctx.request.processes, log: ctx.log)
-            }
-            try await runHooks(pathCommands, placeholder: "{path}", value: directory, kind: "path-command", where_, ctx)
-            if tree.copied { try Staging.clampTimes(directory, epoch: ctx.epoch) }
+            let tree = try await stageFiles(mountpoint: mountpoint, nested: fs.nested, pathCommands: fs.entry.filesystem.pathCommands,
+                                            privateCopy: fs.kind.needsPrivateFiles, into: "\(ctx.work)/p\(number).tree", where_, ctx)
             let nestedText = fs.nested.isEmpty ? "" : " (without \(fs.nested.map { (mountpoint == "/" ? "/" : mountpoint + "/") + $0 }.joined(separator: ", ")))"
             ctx.log.info("\(where_): \(fs.kind.rawValue) of \(ByteCount.format(bytes)) from \(mountpoint)\(nestedText): \(tree.entries) entries, \(ByteCount.format(tree.sizeBytes))\(tree.copied ? " (copied)" : "")")
             if !fs.kind.isCompact && tree.sizeBytes > bytes {
@@ -108,6 +96,28 @@ enum FilesystemMaker {
         return PartitionContent(number: number, file: file, size: size)
     }
 
+    /// The files under `mountpoint` (without the `nested` subtrees) staged in `directory`, the fs-finetuning
+    /// path-commands run on them, and their times clamped to the epoch. `privateCopy`: copy even when hard
+    /// links would do.
+    static func stageFiles(mountpoint: String, nested: [String], pathCommands: [String], privateCopy: Bool, into directory: String,
+                           _ where_: String, _ ctx: Context) async throws(HavelError) -> StagedTree {
+        let source = try Staging.source(mountpoint, in: ctx.rootfs, context: where_)
+        if source == nil { ctx.log.warning("\(where_): \(mountpoint) does not exist in the tree; the filesystem stays empty") }
+        var tree = try await Staging.stage(source: source, nested: nested, into: directory,
+                                           copy: !pathCommands.isEmpty || !ctx.sameDevice || privateCopy, epoch: ctx.epoch,
+                                           context: where_, processes: ctx.processes, log: ctx.log)
+        if tree.hasTimesAfterEpoch && !tree.copied, let source,
+           !(try await Staging.clampLinked(directory, source: source, epoch: ctx.epoch, context: where_, processes: ctx.processes, log: ctx.log)) {
+            ctx.log.info("\(where_): a file newer than SOURCE_DATE_EPOCH has a name that is not UTF-8; copying the whole tree to clamp times")
+            try Staging.remove(directory)
+            tree = try await Staging.stage(source: source, nested: nested, into: directory, copy: true,
+                                           epoch: ctx.epoch, context: where_, processes: ctx.processes, log: ctx.log)
+        }
+        try await runHooks(pathCommands, placeholder: "{path}", value: directory, kind: "path-command", where_, ctx)
+        if tree.copied { try Staging.clampTimes(directory, epoch: ctx.epoch) }
+        return tree
+    }
+
     // MARK: filesystems
 
     static func makeExt(_ fs: FilesystemPlan, file: String, bytes: UInt64, staging: String?, _ where_: String, _ ctx: Context) async throws(HavelError) {
@@ -130,7 +140,7 @@ enum FilesystemMaker {
             if lstat(staging, &status) == 0 { root = status }
         }
         try await ExtTimes.fix(file, epoch: ctx.epoch, root: root, environment: ctx.environment, context: where_,
-                              processes: ctx.request.processes)
+                              processes: ctx.processes)
     }
 
     static func makeVfat(_ fs: FilesystemPlan, file: String, bytes: UInt64, startSector: UInt64, staging: String?, _ where_: String, _ ctx: Context) async throws(HavelError) {
@@ -140,7 +150,7 @@ enum FilesystemMaker {
         arguments += ["-i", fs.volumeID, "-n", fs.label, "-h", String(startSector), file]
         try await run(Command("mkfs.vfat", arguments, environment: ctx.environment.merging(FatFiller.environment(epoch: ctx.epoch)) { $1 }), where_, ctx)
         if let staging {
-            try await FatFiller.fill(file, from: staging, epoch: ctx.epoch, context: where_, processes: ctx.request.processes, log: ctx.log)
+            try await FatFiller.fill(file, from: staging, epoch: ctx.epoch, context: where_, processes: ctx.processes, log: ctx.log)
         }
     }
 
@@ -193,7 +203,7 @@ enum FilesystemMaker {
     // MARK: helpers
 
     static func run(_ command: Command, _ where_: String, _ ctx: Context) async throws(HavelError) {
-        let result = try await ctx.request.processes.run(command)
+        let result = try await ctx.processes.run(command)
         guard result.succeeded else {
             let tail = (result.standardError + "\n" + result.standardOutput).split(separator: "\n").suffix(6).joined(separator: "\n")
             throw HavelError(.processFailed, "\(where_): \(command.executable) failed with \(result.termination)" + (tail.isEmpty ? "" : ":\n" + tail))
@@ -207,7 +217,7 @@ enum FilesystemMaker {
             let line = command.replacingOccurrences(of: placeholder, with: Command.shellQuote(value))
             ctx.log.info("\(where_): \(kind): \(line)")
             let log = ctx.log
-            let termination = try await ctx.request.processes.stream(Command("sh", ["-c", line], environment: ctx.environment, workingDirectory: ctx.work)) {
+            let termination = try await ctx.processes.stream(Command("sh", ["-c", line], environment: ctx.environment, workingDirectory: ctx.work)) {
                 log.tool($0)
             }
             guard termination == .exited(0) else {

@@ -20,10 +20,15 @@ struct SeededIdentifiers: Sendable {
 
     /// A UUID in RFC 9562 form with version 8 (custom) and the RFC variant bits, lowercase.
     func uuid(_ purpose: String) -> String {
+        Self.format(uuid: uuidBytes(purpose))
+    }
+
+    /// The 16 bytes of `uuid(purpose)`.
+    func uuidBytes(_ purpose: String) -> [UInt8] {
         var b = Array(bytes(purpose).prefix(16))
         b[6] = (b[6] & 0x0f) | 0x80
         b[8] = (b[8] & 0x3f) | 0x80
-        return Self.format(uuid: b)
+        return b
     }
 
     /// An msdos disk identifier `0xXXXXXXXX` (never zero, which means "none").
@@ -52,20 +57,30 @@ struct SeededIdentifiers: Sendable {
     }
 }
 
-/// CRC-32C (Castagnoli), the raw form the Linux kernel and erofs-utils use: no final inversion, the caller
-/// chooses the seed (erofs uses ~0).
-enum CRC32C {
-    private static let table: [UInt32] = (0..<256).map { i in
-        var c = UInt32(i)
-        for _ in 0..<8 { c = (c & 1) != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
-        return c
+/// A reflected CRC-32 in the raw form the Linux kernel uses: no final inversion, the caller chooses the seed.
+/// CRC-32C (Castagnoli) for erofs (seed ~0); the IEEE polynomial for UBIFS nodes (seed ~0).
+struct RawCRC32: Sendable {
+    private let table: [UInt32]
+
+    init(reflectedPolynomial: UInt32) {
+        table = (0..<256).map { i in
+            var c = UInt32(i)
+            for _ in 0..<8 { c = (c & 1) != 0 ? (c >> 1) ^ reflectedPolynomial : c >> 1 }
+            return c
+        }
     }
 
-    static func update(_ crc: UInt32, _ bytes: some Collection<UInt8>) -> UInt32 {
+    func update(_ crc: UInt32, _ bytes: some Collection<UInt8>) -> UInt32 {
         var c = crc
         for byte in bytes { c = table[Int((c ^ UInt32(byte)) & 0xff)] ^ (c >> 8) }
         return c
     }
+}
+
+enum CRC32C {
+    private static let crc = RawCRC32(reflectedPolynomial: 0x82F6_3B78)
+
+    static func update(_ crc: UInt32, _ bytes: some Collection<UInt8>) -> UInt32 { Self.crc.update(crc, bytes) }
 }
 
 

@@ -219,7 +219,7 @@ public enum ImageBuilder {
         let sameDevice = stat(work, &workStatus) == 0 && stat(rootfs.root, &rootStatus) == 0 && workStatus.st_dev == rootStatus.st_dev
         if !sameDevice { log.info("image \(plan.name): the work directory is not on the rootfs's filesystem; partitions are staged by copying") }
         let kinds = Set(plan.slots.compactMap { $0.filesystem?.kind })
-        let context = FilesystemMaker.Context(request: request, rootfs: rootfs, work: work, sameDevice: sameDevice,
+        let context = FilesystemMaker.Context(imageName: plan.name, processes: request.processes, epoch: request.sourceDateEpoch, rootfs: rootfs, work: work, sameDevice: sameDevice,
                                               capabilities: await ToolCapabilities.probe(for: kinds, processes: request.processes), log: log)
         for path in plan.uncovered {
             log.warning("image \(plan.name): the files under \(path) are in no partition: it is mounted from a binary partition")
@@ -260,7 +260,7 @@ public enum ImageBuilder {
     /// A partition's `binary`: `/x` from the rootfs (resolved inside it), otherwise relative to the project directory.
     static func binaryContent(_ path: String, slot: PlannedSlot, request: ImageRequest, rootfs: RootedFileSystem) throws(HavelError) -> PartitionContent {
         let where_ = "image \(request.image.name): partition \(slot.placed.label)"
-        let host = try hostPath(ofBinary: path, request: request, rootfs: rootfs, context: where_)
+        let host = try hostPath(ofBinary: path, rootfs: rootfs, projectDirectory: request.projectDirectory, context: where_, at: slot.partition?.location)
         let (fd, size) = try FileIO.openRegular(host, what: "\(where_): the binary")
         close(fd)
         guard size <= slot.placed.sizeBytes else {
@@ -270,18 +270,20 @@ public enum ImageBuilder {
         return PartitionContent(number: slot.placed.number, file: host, size: size)
     }
 
-    static func hostPath(ofBinary path: String, request: ImageRequest, rootfs: RootedFileSystem, context: String) throws(HavelError) -> String {
-        guard !path.isEmpty else { throw HavelError(.invalidProject, "\(context): the binary path is empty") }
+    /// `/x`: the file in the target tree (links resolved inside it); otherwise relative to `projectDirectory`.
+    static func hostPath(ofBinary path: String, rootfs: RootedFileSystem, projectDirectory: String, context: String,
+                         at location: SourceLocation? = nil) throws(HavelError) -> String {
+        guard !path.isEmpty else { throw HavelError(.invalidProject, "\(context): the binary path is empty", at: location) }
         if path.hasPrefix("/") {
             let host = try rootfs.resolve(path)
             guard FileManager.default.fileExists(atPath: host) else {
-                throw HavelError(.notFound, "\(context): the binary \(path) does not exist in the target tree \(request.rootfs)")
+                throw HavelError(.notFound, "\(context): the binary \(path) does not exist in the target tree \(rootfs.root)", at: location)
             }
             return host
         }
-        let host = request.projectDirectory + "/" + path
+        let host = projectDirectory + "/" + path
         guard FileManager.default.fileExists(atPath: host) else {
-            throw HavelError(.notFound, "\(context): the binary \(path) does not exist in the project directory \(request.projectDirectory)")
+            throw HavelError(.notFound, "\(context): the binary \(path) does not exist in the project directory \(projectDirectory)", at: location)
         }
         return host
     }
@@ -318,7 +320,7 @@ public enum ImageBuilder {
             let where_ = "\(prefix): binary \(index + 1) (\(blob.path))"
             let (offset, overflow) = blob.offset.multipliedReportingOverflow(by: blob.blockSize)
             guard !overflow else { throw HavelError(.invalidProject, "\(where_): offset \(blob.offset) × \(blob.blockSize) is too large", at: plan.image.location) }
-            let host = try hostPath(ofBinary: blob.path, request: request, rootfs: rootfs, context: where_)
+            let host = try hostPath(ofBinary: blob.path, rootfs: rootfs, projectDirectory: request.projectDirectory, context: where_, at: plan.image.location)
             let (source, blobSize) = try FileIO.openRegular(host, what: "\(where_):")
             defer { close(source) }
             guard offset + blobSize <= size else {

@@ -116,14 +116,19 @@ public struct InitVMController: Sendable {
     }
 
     static func lastLine(of path: String) -> String? {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        lastLines(of: path, count: 1).last
+    }
+
+    /// The last `count` lines with something printable of the console log's last 8 KiB.
+    static func lastLines(of path: String, count: Int) -> [String] {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return [] }
         defer { try? handle.close() }
         let size = (try? handle.seekToEnd()) ?? 0
-        try? handle.seek(toOffset: size > 4096 ? size - 4096 : 0)
-        let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
-        // Drop terminal escapes and carriage returns; keep the last line with something printable.
-        return TerminalTextFilter.strip(text).split(whereSeparator: \.isNewline)
-            .map { $0.trimmingWhitespace() }.last { !$0.isEmpty }
+        try? handle.seek(toOffset: size > 8192 ? size - 8192 : 0)
+        let text = String(decoding: (try? handle.read(upToCount: 8192)) ?? Data(), as: UTF8.self)
+        // Drop terminal escapes and carriage returns; keep lines with something printable.
+        return Array(TerminalTextFilter.strip(text).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }.suffix(count))
     }
 
     // MARK: start
@@ -238,8 +243,9 @@ public struct InitVMController: Sendable {
             }
             try? await Task.sleep(for: poll)
         }
-        let line = Self.lastLine(of: directory.consoleLog).map { "; console: " + $0 } ?? ""
-        throw HavelError(.processFailed, "the initvm's daemon did not answer GET \(DaemonRoute.health) on 127.0.0.1:\(port) within \(Int(InitVMTime.seconds(timeout))) s (\(last))\(line)")
+        let tail = Self.lastLines(of: directory.consoleLog, count: 12)
+        let console = tail.isEmpty ? "" : "; the console's last lines:\n" + tail.joined(separator: "\n")
+        throw HavelError(.processFailed, "the initvm's daemon did not answer GET \(DaemonRoute.health) on 127.0.0.1:\(port) within \(Int(InitVMTime.seconds(timeout))) s (\(last)); see \(directory.consoleLog)\(console)")
     }
 
     /// Starts the VM if it is not running and waits until its daemon answers.

@@ -31,6 +31,12 @@ struct ProjectDecoder {
             project.target = decodeTarget(t)
         }
         project.archive = root.firstElement(named: "archive")?.text.trimmingWhitespace()
+        if let cdrom = root.firstElement(named: "src-cdrom") {
+            project.sourceCdrom = true
+            project.sourceCdromArchives = cdrom.elements(named: "archive").map {
+                SourceCdromArchive(base64: $0.text.trimmingWhitespace(), volume: $0.attributeValue("volume"), location: $0.location)
+            }
+        }
         if let list = root.firstElement(named: "check-image-list") {
             project.checks = list.elements(named: "check").map(decodeCheck)
             project.checkScript = list.firstElement(named: "check-script").map { CheckScript(text: $0.text, location: $0.location) }
@@ -80,7 +86,9 @@ struct ProjectDecoder {
 
     static func decodePackages(_ lists: [XMLElement]) -> [PackageSpec] {
         lists.flatMap { $0.elements(named: "pkg") }.map { pkg in
-            PackageSpec(name: pkg.text.trimmingWhitespace(), pin: pin(of: pkg), location: pkg.location)
+            var spec = PackageSpec(name: pkg.text.trimmingWhitespace(), pin: pin(of: pkg), location: pkg.location)
+            spec.onSourceCdrom = pkg.attributeValue("on_src_cd") != "False"
+            return spec
         }
     }
 
@@ -111,6 +119,13 @@ struct ProjectDecoder {
                 tool: d.value("type").flatMap(DebootstrapSpec.Tool.init(rawValue:)))
         }
         target.packages = decodePackages(t.elements(named: "pkg-list"))
+        // As ELBE: the element's presence counts, not its text; diet includes what tighten keeps.
+        if t.firstElement(named: "diet") != nil {
+            target.minimisation = .diet
+        } else if t.firstElement(named: "tighten") != nil {
+            target.minimisation = .tighten
+        }
+        target.setSelections = t.firstElement(named: "setsel") != nil
         if let r = t.value("install-recommends") {
             target.installRecommends = r != "false" && r != "0"
         } else {
@@ -129,6 +144,7 @@ struct ProjectDecoder {
             for element in images.elements where element.name.local == "msdoshd" || element.name.local == "gpthd" {
                 target.images.append(decodeImage(element))
             }
+            target.mtdImages = images.elements(named: "mtd").map(decodeMtd)
         }
         if let fstab = t.firstElement(named: "fstab") {
             target.fstab = fstab.elements.compactMap(decodeFstab)
@@ -188,6 +204,26 @@ struct ProjectDecoder {
                        blockSize: UInt64($0.attributeValue("blocksize") ?? "") ?? 1)
         }
         return image
+    }
+
+    static func decodeMtd(_ e: XMLElement) -> MtdImage {
+        var mtd = MtdImage(name: e.value("name") ?? "", number: e.value("nr").flatMap { Int($0) } ?? -1,
+                           size: e.value("size").flatMap { SizeSpec(parsing: $0) } ?? .bytes(0), binary: e.value("binary"),
+                           location: e.location)
+        if let vg = e.firstElement(named: "ubivg") {
+            mtd.volumeGroup = UbiVolumeGroup(
+                label: vg.value("label") ?? "", minIOSize: vg.value("miniosize") ?? "",
+                logicalEraseBlockSize: vg.value("logicaleraseblocksize") ?? "",
+                physicalEraseBlockSize: vg.value("physicaleraseblocksize") ?? "",
+                maxLogicalEraseBlockCount: vg.value("maxlogicaleraseblockcount") ?? "", subpageSize: vg.value("subpagesize"),
+                volumes: vg.elements(named: "ubi").map { ubi in
+                    UbiVolume(kind: UbiVolume.Kind(rawValue: ubi.value("type") ?? "") ?? .dynamic, label: ubi.value("label") ?? "",
+                              id: ubi.value("id").flatMap { Int($0) } ?? -1, size: ubi.value("size").flatMap { SizeSpec(parsing: $0) },
+                              binary: ubi.value("binary"), empty: ubi.firstElement(named: "empty") != nil, location: ubi.location)
+                },
+                location: vg.location)
+        }
+        return mtd
     }
 
     static func decodePartition(_ e: XMLElement) -> Partition {

@@ -91,7 +91,7 @@ struct SchemaChecker {
             } else {
                 counts[child.name.local] = (1, child.location)
             }
-            self.checkElement(child, type: rule.type, path: childPath, covered: covered || support != .built)
+            self.checkElement(child, type: rule.type, path: childPath, covered: covered || support?.isBuilt != true)
         }
         for (name, rule) in type.children.sorted(by: { $0.key < $1.key }) where rule.required && counts[name] == nil {
             error(element.location, path, "<\(element.name.local)> needs a <\(name)> element")

@@ -178,6 +178,10 @@ struct SemanticChecker {
             error(root.location, rootPath, "a project file needs a <target> section with at least <hostname>")
             return
         }
+        if let setsel = target.firstElement(named: "setsel"), project.target.minimisation != nil {
+            error(setsel.location, path + "/setsel",
+                  "<setsel/> needs dpkg's database in the target, which <tighten/> and <diet/> leave out; remove one of them")
+        }
         if let hostname = target.firstElement(named: "hostname") {
             let name = project.target.hostname
             if name.isEmpty {
@@ -188,6 +192,7 @@ struct SemanticChecker {
             }
         }
         checkImages(target, project.target, path: path)
+        checkMtdImages(target, project.target, path: path)
         checkFstab(target, project.target, path: path)
         checkFinetuning(target, path: path)
         checkOwnPackages(project.target.ownPackages, path: path + "/pbuilder")
@@ -246,6 +251,26 @@ struct SemanticChecker {
                 } else {
                     labels[partition.label] = partition.location
                 }
+            }
+        }
+    }
+
+    /// Each `<mtd>`'s own checks (`MtdImage.check`), and names unique among all images.
+    mutating func checkMtdImages(_ target: XMLElement, _ model: Target, path: String) {
+        guard let images = target.firstElement(named: "images") else { return }
+        var index = 0
+        var names = Set(model.images.map(\.name))
+        ElementPath.forEachChild(images, path: path + "/images") { element, mtdPath in
+            guard element.name.local == "mtd", index < model.mtdImages.count else { return }
+            let mtd = model.mtdImages[index]
+            index += 1
+            if !names.insert(mtd.name).inserted {
+                self.error(element.location, mtdPath, "image name \"\(mtd.name)\" is used twice; each image needs its own file name")
+            }
+            do throws(HavelError) {
+                try mtd.check()
+            } catch {
+                self.error(error.location ?? element.location, mtdPath, error.message)
             }
         }
     }

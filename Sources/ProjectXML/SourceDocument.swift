@@ -1,7 +1,8 @@
 import HavelCore
 
 /// source.xml: the preprocessed project plus what the build pinned: `<fullpkgs>` with every installed
-/// package (version, architecture, sha256 of its .deb, source package), `<sources_list>` and `<apt_prefs>`.
+/// package (version, architecture, md5 and sha256 of its .deb, its Release's origin and codename, its URI,
+/// source package), `<sources_list>` and `<apt_prefs>`.
 public enum SourceDocument {
     public static let generatedElements: Set<String> = ["fullpkgs", "sources_list", "apt_prefs", "elbe_version", "havel_version"]
 
@@ -20,7 +21,11 @@ public enum SourceDocument {
             pkg.setAttribute("version", package.version)
             if let arch = package.arch { pkg.setAttribute("arch", arch) }
             pkg.setAttribute("auto", package.auto ? "true" : "false")
+            if let md5 = package.md5 { pkg.setAttribute("md5", md5) }
             if let sha256 = package.sha256 { pkg.setAttribute("sha256", sha256) }
+            if let origin = package.releaseOrigin { pkg.setAttribute("release-origin", origin) }
+            if let name = package.releaseName { pkg.setAttribute("release-name", name) }
+            if let uri = package.uri { pkg.setAttribute("uri", uri) }
             if let source = package.sourceName { pkg.setAttribute("source-name", source) }
             if let version = package.sourceVersion { pkg.setAttribute("source-version", version) }
             full.children.append(.text("\n    ", at))

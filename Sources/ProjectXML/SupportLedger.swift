@@ -14,6 +14,12 @@ public enum Support: Sendable, Equatable {
     /// Not built: what happens instead, and whether leaving it out changes the build's output (then a
     /// build refuses the project unless `--allow-unsupported`).
     case notBuilt(String, changesOutput: Bool)
+
+    /// Built, as ELBE does or with a difference.
+    var isBuilt: Bool {
+        if case .notBuilt = self { return false }
+        return true
+    }
 }
 
 /// One use of a not-built item in a project file.
@@ -42,8 +48,10 @@ public enum SupportLedger {
     private static let elbeRecord = Support.differs("ELBE writes it into source.xml as a record of a build; Havel reads it as a record only and writes its own source.xml")
     private static let buildImage = Support.differs("describes the emulated machine ELBE builds in; Havel runs target programs through qemu-user and does not use it")
     private static let svn = Support.notBuilt("Subversion sources are not fetched; give the tree as <git> or <archive>/<archivedir>", changesOutput: true)
-    private static let srcCdrom = Support.notBuilt("no source CD is written (planned); the binary CD is havel build --cdroms", changesOutput: true)
-    private static let mtd = Support.notBuilt("no MTD/UBI image is made; only <msdoshd> and <gpthd> images are built", changesOutput: true)
+    private static let srcCdromSplit = Support.notBuilt("the source CD is one ISO image (src-cdrom.iso), never split into volumes", changesOutput: false)
+    private static let srcCdromOptions = Support.notBuilt("the source CD's ISO volume descriptors are Havel's (volume id: the project name)", changesOutput: false)
+    private static let srcCdromArchivedir = Support.notBuilt("a source CD's <archivedir> is not packed (planned); give the files as <src-cdrom><archive>", changesOutput: true)
+    private static let minimisedTarget = Support.differs("the target also keeps the /etc files no package owns (passwd, group, shadow… made by maintainer scripts), which ELBE leaves out")
 
     /// Every child and attribute of every type in `ElbeSchema.types`, and nothing else (a test checks both).
     static let entries: [String: Support] = [
@@ -56,7 +64,7 @@ public enum SupportLedger {
         "RootFileSystem/sources_list": elbeRecord, "RootFileSystem/apt_prefs": elbeRecord,
         "RootFileSystem/elbe_version": elbeRecord,
         "RootFileSystem/fullpkgs": .notBuilt("the versions it lists are not installed; the pkg-list is resolved against the mirror (pin a version with <pkg version=\"…\">)", changesOutput: false),
-        "RootFileSystem/src-cdrom": srcCdrom,
+        "RootFileSystem/src-cdrom": .built,
         "RootFileSystem/archivedir": .built,
         "RootFileSystem/@created": .built, "RootFileSystem/@revision": .built,
 
@@ -112,7 +120,7 @@ public enum SupportLedger {
         "pkg/@sha256": elbeRecord, "pkg/@sha512": elbeRecord, "pkg/@prio": elbeRecord,
         "pkg/@source-name": elbeRecord, "pkg/@source-version": elbeRecord,
         "pkg/@arch": .notBuilt("the package is installed for the target's architecture, not the one named", changesOutput: true),
-        "pkg/@on_src_cd": .notBuilt("no source CD is written (planned); the binary CD is havel build --cdroms", changesOutput: false),
+        "pkg/@on_src_cd": .built,
 
         // Checks
         "check-image-list/check": .built,
@@ -132,11 +140,10 @@ public enum SupportLedger {
         "target/images": .built, "target/fstab": .built, "target/install-recommends": .built,
         "target/finetuning": .built, "target/project-finetuning": .built, "target/pkg-list": .built,
         "target/passwd": .built, "target/debootstrapvariant": .built,
-        "target/tighten": .notBuilt("the rootfs keeps every installed package's files and the dpkg database", changesOutput: true),
-        "target/diet": .notBuilt("the rootfs keeps every installed package's files and the dpkg database", changesOutput: true),
-        "target/setsel": .notBuilt("the selections are not applied; only the pkg-list is installed and nothing is purged", changesOutput: true),
+        "target/tighten": minimisedTarget, "target/diet": minimisedTarget,
+        "target/setsel": .differs("the pkg-list reaches dpkg --set-selections on its standard input and leaves no file in the target; ELBE writes var/cache/elbe/pkg-selections and passes its name, which dpkg refuses (--set-selections takes no arguments)"),
         "target/pbuilder": .built,
-        "target/pkg-blacklist": .notBuilt("blacklisted packages are not kept out; the SDK is planned", changesOutput: true),
+        "target/pkg-blacklist": .notBuilt("its only child in ELBE's schema, <sysroot>, keeps packages out of the SDK's sysroot, which is planned; the target is the same", changesOutput: false),
         "target/hostsdk-pkg-list": .notBuilt("no host SDK is made; the SDK is planned", changesOutput: true),
         "debootstrap/variant": .built, "debootstrap/include": .built, "debootstrap/exclude": .built,
         "debootstrap/type": .built,
@@ -152,13 +159,17 @@ public enum SupportLedger {
         "git_src/@revision": .built, "svn_src/@revision": svn,
 
         // Disk images
-        "images/mtd": mtd, "images/msdoshd": .built, "images/gpthd": .built,
+        "images/mtd": .differs("a UBI image made by mkfs.ubifs and ubinize as ELBE does, made reproducible (seeded UUID and image sequence, inode times at the epoch) except for the order mkfs.ubifs writes hard-linked files in"),
+        "images/msdoshd": .built, "images/gpthd": .built,
         "images/passno": .notBuilt("fstab pass numbers come from each <fs><passno>", changesOutput: true),
-        "mtd/name": mtd, "mtd/nr": mtd, "mtd/size": mtd, "mtd/binary": mtd, "mtd/ubivg": mtd,
-        "ubivg/label": mtd, "ubivg/miniosize": mtd, "ubivg/maxlogicaleraseblockcount": mtd,
-        "ubivg/logicaleraseblocksize": mtd, "ubivg/physicaleraseblocksize": mtd, "ubivg/subpagesize": mtd,
-        "ubivg/ubi": mtd,
-        "ubi/type": mtd, "ubi/label": mtd, "ubi/id": mtd, "ubi/size": mtd, "ubi/binary": mtd, "ubi/empty": mtd,
+        "mtd/name": .built, "mtd/nr": .built, "mtd/size": .built, "mtd/ubivg": .built,
+        "mtd/binary": .notBuilt("ignored, as ELBE ignores it; content goes into <ubi><binary> volumes", changesOutput: false),
+        "ubivg/label": .built, "ubivg/miniosize": .built, "ubivg/maxlogicaleraseblockcount": .built,
+        "ubivg/logicaleraseblocksize": .built, "ubivg/physicaleraseblocksize": .built, "ubivg/subpagesize": .built,
+        "ubivg/ubi": .built,
+        "ubi/type": .built, "ubi/label": .built, "ubi/id": .built, "ubi/size": .built,
+        "ubi/binary": .differs("`/x` is read from the target tree (ELBE: from its build environment), confined to it with links resolved inside; a relative name from the build directory, as ELBE; no glob"),
+        "ubi/empty": .differs("a dynamic volume is left without content; a static one holds the 5 bytes `EMPTY` (ubinize needs content), which ELBE writes into every empty volume"),
         "msdoshd/name": .built, "msdoshd/size": .built, "msdoshd/first_partition_sector": .built,
         "msdoshd/grub-install": .built, "msdoshd/binary": .built, "msdoshd/partition": .built,
         "msdoshd/extended": .built,
@@ -212,19 +223,19 @@ public enum SupportLedger {
         "set_packer/@packer": .built,
 
         // The source CD and archive directories
-        "src-cdrom/size": srcCdrom, "src-cdrom/src-opts": srcCdrom, "src-cdrom/archive": srcCdrom,
-        "src-cdrom/archivedir": srcCdrom,
-        "iso-opts/abstract": srcCdrom, "iso-opts/app": srcCdrom, "iso-opts/biblio": srcCdrom,
-        "iso-opts/copyright": srcCdrom, "iso-opts/publisher": srcCdrom, "iso-opts/preparer": srcCdrom,
-        "iso-opts/sysid": srcCdrom, "iso-opts/volid": srcCdrom, "iso-opts/volset": srcCdrom,
-        "iso-opts/@strict": srcCdrom,
-        "src-cdrom-archive/@volume": srcCdrom,
+        "src-cdrom/size": srcCdromSplit, "src-cdrom/src-opts": srcCdromOptions, "src-cdrom/archive": .built,
+        "src-cdrom/archivedir": srcCdromArchivedir,
+        "iso-opts/abstract": srcCdromOptions, "iso-opts/app": srcCdromOptions, "iso-opts/biblio": srcCdromOptions,
+        "iso-opts/copyright": srcCdromOptions, "iso-opts/publisher": srcCdromOptions, "iso-opts/preparer": srcCdromOptions,
+        "iso-opts/sysid": srcCdromOptions, "iso-opts/volid": srcCdromOptions, "iso-opts/volset": srcCdromOptions,
+        "iso-opts/@strict": srcCdromOptions,
+        "src-cdrom-archive/@volume": .differs("the source CD is one volume: an archive for all, 0 or -1 is unpacked onto it, one for other volumes only is left out with a warning"),
         "archivedir/@keep-attributes": .built,
-        "src-cdrom-archivedir/@keep-attributes": srcCdrom, "src-cdrom-archivedir/@volume": srcCdrom,
+        "src-cdrom-archivedir/@keep-attributes": srcCdromArchivedir, "src-cdrom-archivedir/@volume": srcCdromSplit,
     ]
 
     /// The items Havel does not build or builds differently, as Markdown tables, for the README and
-    /// `havel ledger`. Items inside one that is not built (the children of `<mtd>`) go with it.
+    /// `havel ledger`. Items inside one that is not built go with it.
     public static func markdown() -> String {
         var notBuilt = ["| Item | What Havel does instead | `havel build` |", "|---|---|---|"]
         var differs = ["| Item | How Havel's result differs |", "|---|---|"]
@@ -243,13 +254,14 @@ public enum SupportLedger {
 
     static func typeName(of key: String) -> String { String(key.prefix { $0 != "/" }) }
 
-    /// The schema types a project reaches from its root through built elements only.
+    /// The schema types a project reaches from its root through built elements only (built as ELBE does, or
+    /// with a difference).
     static func typesReachedThroughBuiltItems() -> Set<String> {
         var reached: Set<String> = [ElbeSchema.rootType]
         var queue = [ElbeSchema.rootType]
         while let typeName = queue.popLast() {
             for (child, rule) in ElbeSchema.types[typeName]?.children ?? [:]
-            where support(type: typeName, child: child) == .built && reached.insert(rule.type).inserted {
+            where support(type: typeName, child: child)?.isBuilt == true && reached.insert(rule.type).inserted {
                 queue.append(rule.type)
             }
         }

@@ -163,7 +163,7 @@ public struct RootedFileSystem: Sendable {
     }
 
     /// readFile, refusing files larger than `limit` bytes.
-    func readFile(_ path: String, limit: Int) throws(HavelError) -> [UInt8] {
+    public func readFile(_ path: String, limit: Int) throws(HavelError) -> [UInt8] {
         let found = try walk(path, followFinal: true)
         guard found.exists, let status = found.status else { throw failure("read", path, ENOENT) }
         guard entryKind(status) == .regular else {

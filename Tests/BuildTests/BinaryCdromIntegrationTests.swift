@@ -55,16 +55,8 @@ struct BinaryCdromIntegrationTests {
 
         // apt reads the CD with the project's public key and offers netbase at the tree's version.
         let apt = base + "/apt"
-        for sub in ["lists/partial", "cache/archives/partial", "parts", "download"] {
-            try FileManager.default.createDirectory(atPath: apt + "/" + sub, withIntermediateDirectories: true)
-        }
-        try "deb [signed-by=\(cd)/archive-key.asc] file:\(cd) bookworm main\n".write(toFile: apt + "/sources.list", atomically: true, encoding: .utf8)
-        #expect(FileManager.default.createFile(atPath: apt + "/status", contents: Data()))
-        let options = ["-o", "Dir::Etc::sourcelist=\(apt)/sources.list", "-o", "Dir::Etc::sourceparts=\(apt)/parts",
-                       "-o", "Dir::Etc::preferences=\(apt)/none", "-o", "Dir::Etc::preferencesparts=\(apt)/parts",
-                       "-o", "Dir::State::Lists=\(apt)/lists", "-o", "Dir::State::status=\(apt)/status", "-o", "Dir::Cache=\(apt)/cache",
-                       "-o", "APT::Architecture=amd64", "-o", "APT::Architectures=amd64", "-o", "APT::Sandbox::User=root",
-                       "-o", "Debug::NoLocking=1"]
+        let options = try Integration.isolatedApt(apt, sources: "deb [signed-by=\(cd)/archive-key.asc] file:\(cd) bookworm main\n")
+            + ["-o", "APT::Architecture=amd64", "-o", "APT::Architectures=amd64"]
         // Another project's key does not open it: apt checks the signature.
         let stranger = try await RepositorySigningKey.forProject("someone-else", directory: base + "/other-keys")
         try stranger.publicKey.write(toFile: apt + "/stranger.asc", atomically: true, encoding: .utf8)

@@ -68,6 +68,20 @@ enum Integration {
         return try await builder.run()
     }
 
+    /// apt options for an apt of its own below `apt` (lists, cache, empty status; `apt/download` made for
+    /// downloads) reading `apt/sources.list`, as the CD tests use it to read a CD like a user.
+    static func isolatedApt(_ apt: String, sources: String) throws -> [String] {
+        for sub in ["lists/partial", "cache/archives/partial", "parts", "download"] {
+            try FileManager.default.createDirectory(atPath: apt + "/" + sub, withIntermediateDirectories: true)
+        }
+        try sources.write(toFile: apt + "/sources.list", atomically: true, encoding: .utf8)
+        guard FileManager.default.createFile(atPath: apt + "/status", contents: Data()) else { throw HavelError(.io, "cannot create \(apt)/status") }
+        return ["-o", "Dir::Etc::sourcelist=\(apt)/sources.list", "-o", "Dir::Etc::sourceparts=\(apt)/parts",
+                "-o", "Dir::Etc::preferences=\(apt)/none", "-o", "Dir::Etc::preferencesparts=\(apt)/parts",
+                "-o", "Dir::State::Lists=\(apt)/lists", "-o", "Dir::State::status=\(apt)/status", "-o", "Dir::Cache=\(apt)/cache",
+                "-o", "APT::Sandbox::User=root", "-o", "Debug::NoLocking=1"]
+    }
+
     /// An `<archive>` whose initramfs needs only the virtio disk and ext4, for images that boot under qemu
     /// (MODULES=list takes ~30 s under emulation, MODULES=most ~7 min).
     static func smallInitramfsArchive() throws -> String {

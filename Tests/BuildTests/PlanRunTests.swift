@@ -16,7 +16,7 @@ import Testing
         <images><msdoshd><name>disk.img</name><size>64MiB</size><partition><size>remain</size><label>rfs</label></partition></msdoshd></images>
         <fstab><bylabel><label>rfs</label><mountpoint>/</mountpoint><fs><type>ext4</type></fs></bylabel></fstab>
         """
-    static let coreStages = ["check host", "probe mirror", "install packages", "configure target", "project file on the device", "initramfs", "finetuning", "device files", "reports and packing"]
+    static let coreStages = ["check host", "probe mirror", "install packages", "configure target", "project file on the device", "initramfs", "finetuning", "device files", "reports and packing", "sbom"]
 
     func expectDone(_ outcome: (error: HavelError?, state: BuildState?), stages: [String], harness: PlanHarness) throws {
         #expect(outcome.error == nil, "\(outcome.error?.description ?? "")")
@@ -26,6 +26,8 @@ import Testing
         #expect(state.stages.map(\.name) == stages)
         #expect(FileManager.default.fileExists(atPath: harness.directory.sourceXML))
         #expect(FileManager.default.fileExists(atPath: harness.directory.report))
+        #expect(FileManager.default.fileExists(atPath: harness.directory.sbomCycloneDX))
+        #expect(FileManager.default.fileExists(atPath: harness.directory.sbomSPDX))
         #expect(!FileManager.default.fileExists(atPath: harness.directory.work), "the work directory is removed")
         // The front end saw each stage start and finish, in order; log.txt says the same.
         #expect(harness.events.stageLines == stages.flatMap { ["started " + $0, "finished " + $0] })
@@ -103,7 +105,7 @@ import Testing
             """))
         let outcome = try await harness.run(project)
         try expectDone(outcome, stages: ["check host", "probe mirror", "install packages", "build environment", "configure target", "project file on the device",
-                                         "initramfs", "finetuning", "device files", "reports and packing"], harness: harness)
+                                         "initramfs", "finetuning", "device files", "reports and packing", "sbom"], harness: harness)
         #expect(harness.commandLines == Self.mmdebstrapStart.dropLast() + [
             "cp", "chroot apt-get update", "chroot apt-get -y", "chroot apt-get clean", "chpasswd", "chroot sh: echo", "bash: tar",
         ])
@@ -145,7 +147,7 @@ import Testing
             """))
         let outcome = try await harness.run(project)
         try expectDone(outcome, stages: ["check host", "probe mirror", "install packages", "configure target", "project file on the device", "initramfs", "finetuning",
-                                         "bootloader", "device files", "reports and packing", "disk images", "pack images"], harness: harness)
+                                         "bootloader", "device files", "reports and packing", "sbom", "disk images", "pack images"], harness: harness)
         #expect(harness.commandLines == Self.mmdebstrapStart + [
             "chroot sh: mkdir", "chroot grub-mkimage -O", "bash: tar", "cp", "cp", "mke2fs", "dumpe2fs", "sh: exec", "sfdisk", "sfdisk", "bash: tar",
         ])
@@ -271,7 +273,7 @@ import Testing
             let harness = try PlanHarness(name)
             let outcome = try await harness.run(try harness.load(PlanHarness.xml(top: checks, target: target)))
             try expectDone(outcome, stages: ["check host", "probe mirror", "install packages", "configure target", "project file on the device",
-                                             "initramfs", "finetuning", "device files", "reports and packing", "disk images", "boot checks", "pack images"],
+                                             "initramfs", "finetuning", "device files", "reports and packing", "sbom", "disk images", "boot checks", "pack images"],
                            harness: harness)
             return (harness, harness.directory.rootfs + "/etc/elbe_base.xml")
         }
@@ -434,10 +436,30 @@ import Testing
         #expect(text.contains("resolved when the build runs: the Release digest"))
         #expect(text.contains("5. project file on the device\n   why: the project with its installed packages on the device"))
         #expect(text.contains("writes: rootfs/etc/elbe_base.xml (0400); rootfs/etc/elbe_version; rootfs/etc/updated_version"))
-        #expect(text.contains("11. pack images"))
+        #expect(text.contains("10. sbom\n   why: the target's software bill of materials"))
+        #expect(text.contains("writes: sbom.cdx.json (CycloneDX 1.6); sbom.spdx.json (SPDX 2.3)"))
+        #expect(text.contains("12. pack images"))
         // On an armhf host the same project is native.
         let native = BuildPlan(project, host: HostFacts(architecture: .armhf, isRoot: true), options: BuildOptions(directory: harness.directory, havelVersion: "test"))
         #expect(native.describe().contains("(native)"))
+    }
+
+    @Test func anMtdImageIsPlannedAsAStageOfItsOwn() throws {
+        let harness = try PlanHarness("mtd")
+        let project = try harness.load(PlanHarness.xml(arch: "armhf", target: """
+            <images><mtd><name>flash.ubi</name><nr>0</nr><size>64MiB</size>
+              <ubivg><label>nand</label><miniosize>2048</miniosize><maxlogicaleraseblockcount>400</maxlogicaleraseblockcount>
+                <logicaleraseblocksize>126976</logicaleraseblocksize><physicaleraseblocksize>128KiB</physicaleraseblocksize>
+                <ubi><type>dynamic</type><label>rfs</label><id>0</id><size>remain</size></ubi>
+              </ubivg></mtd></images>
+            <fstab><bylabel><label>rfs</label><mountpoint>/</mountpoint><fs><type>ubifs</type></fs></bylabel></fstab>
+            """))
+        let plan = BuildPlan(project, host: harness.host, options: BuildOptions(directory: harness.directory, havelVersion: "test"))
+        let names = plan.stages.map(\.name)
+        #expect(names.contains("mtd images") && !names.contains("disk images") && !names.contains("pack images"))
+        let text = plan.describe()
+        #expect(text.contains("mtd images\n   why: <images><mtd>: flash.ubi (mtd 0: ubi volumes rfs (dynamic))"), "\(text)")
+        #expect(text.contains("writes: flash.ubi"))
     }
 
     @Test func theBinaryCDIsPlannedAfterTheReportsOnlyWhenAskedFor() throws {
@@ -450,9 +472,31 @@ import Testing
                                                                                  binaryCdrom: true))
         let names = asked.stages.map(\.name)
         let cd = try #require(names.firstIndex(of: "binary CD"))
-        #expect(names[cd - 1] == "reports and packing")
+        #expect(names[cd - 1] == "sbom" && names[cd - 2] == "reports and packing")
         let text = asked.describe()
         #expect(text.contains("writes: bin-cdrom.iso"))
         #expect(text.contains("the project's signing key in \(harness.root)/cache/keys"))
+    }
+
+    @Test func theSourceCDFollowsWithCdromsOrSrcCdrom() throws {
+        let harness = try PlanHarness("srccd")
+        let cache = HavelCache(path: harness.root + "/cache")
+        let project = try harness.load(PlanHarness.xml(target: "<pkg-list><pkg>netbase</pkg></pkg-list>"))
+        let plain = BuildPlan(project, host: harness.host, options: BuildOptions(directory: harness.directory, cache: cache, havelVersion: "test"))
+        #expect(!plain.stages.map(\.name).contains("source CD"))
+        let asked = BuildPlan(project, host: harness.host, options: BuildOptions(directory: harness.directory, cache: cache, havelVersion: "test",
+                                                                                 binaryCdrom: true))
+        let names = asked.stages.map(\.name)
+        let source = try #require(names.firstIndex(of: "source CD"))
+        #expect(names[source - 1] == "binary CD")
+        #expect(asked.describe().contains("writes: src-cdrom.iso; src-cdrom-missing.txt"))
+        #expect(asked.describe().contains("source cache \(harness.root)/cache/sources"))
+
+        // <src-cdrom> asks for it without --cdroms (and without the binary CD).
+        let element = try harness.load(PlanHarness.xml(top: "<src-cdrom/>", target: "<pkg-list><pkg>netbase</pkg></pkg-list>"))
+        #expect(element.project.sourceCdrom)
+        let byElement = BuildPlan(element, host: harness.host, options: BuildOptions(directory: harness.directory, cache: cache, havelVersion: "test"))
+        #expect(byElement.stages.map(\.name).contains("source CD") && !byElement.stages.map(\.name).contains("binary CD"))
+        #expect(byElement.describe().contains("why: <src-cdrom>:"))
     }
 }

@@ -13,7 +13,7 @@ struct ReproducibilityCheckTests {
         try FileManager.default.createDirectory(atPath: directory.rootfs + "/etc", withIntermediateDirectories: true)
         try shadow.write(toFile: directory.rootfs + "/etc/shadow", atomically: true, encoding: .utf8)
         try "same\n".write(toFile: directory.rootfs + "/etc/hostname", atomically: true, encoding: .utf8)
-        for file in [directory.sourceXML, directory.validation, directory.licenceText, directory.licenceXML] {
+        for file in [directory.sourceXML, directory.validation, directory.licenceText, directory.licenceXML, directory.sbomCycloneDX, directory.sbomSPDX] {
             try "report\n".write(toFile: file, atomically: true, encoding: .utf8)
         }
         // Times differ in every build's log, state and report: never a difference.

@@ -116,18 +116,7 @@ import Testing
         _ = try await client.upload(dropped.id, xml: DaemonFixture.project(name: "dropped"))
 
         _ = try await client.build(hung.id)
-        // The bootstrap takes minutes; the detached daemon's appearance is the event.
-        let deadline = ContinuousClock.now + .seconds(20 * 60)
-        while try await Self.processes(matching: marker).isEmpty {
-            let state = try await client.project(hung.id)
-            if state.status != .busy {
-                let log = try await client.log(hung.id)
-                Issue.record("the build ended before it hung: \(state.reason ?? "")\n\(log.suffix(3000))")
-                return
-            }
-            try #require(ContinuousClock.now < deadline, "the build did not reach its hanging finetuning")
-            try await Task.sleep(for: .milliseconds(500))
-        }
+        try await Self.waitUntilHung(client, hung.id, marker: marker)
         _ = try await client.build(next.id)
         _ = try await client.build(dropped.id)
         #expect(try await client.project(next.id).queuePosition == 1)
@@ -139,10 +128,12 @@ import Testing
         #expect(try await client.log(dropped.id).contains("build CANCELLED by tester (over the API) while queued"))
         #expect(try await client.project(next.id).queuePosition == 1)
 
-        let cancelled = try await client.cancel(hung.id, requester: "tester@test")
-        #expect(cancelled.outcome == .cancelledRunning || cancelled.outcome == .cancelling, "\(cancelled)")
+        // Asked not to wait, the answer is 202 `cancelling` while the build ends on its own.
+        let cancelled = try await client.cancel(hung.id, requester: "tester@test", waitSeconds: 0)
+        #expect(cancelled.outcome == .cancelling, "\(cancelled)")
+        #expect(cancelled.project.status == .busy, "\(cancelled)")
         #expect(cancelled.message.contains("cgroup"), "\(cancelled.message)")
-        // The cancel answer waited for the end already; a build a detached child still holds would never end.
+        // A build a detached child still holds would never end.
         let ended = try await Self.ended(client, hung.id, within: .seconds(10 * 60))
         #expect(ended.status == .cancelled)
         #expect(ended.reason == "cancelled by tester@test (over the API)")
@@ -175,6 +166,18 @@ import Testing
         let again = try await client.waitForBuild(hung.id)
         #expect(again.status == .buildDone, "\(again.reason ?? "")")
         #expect(hierarchy.childGroups(prefix: daemon.cgroups.prefix).isEmpty)
+
+        // Hung once more (its earlier stages come from the cache): cancelled with the default wait, the
+        // answer (200) comes once the build has ended.
+        let secondMarker = marker + "-again"
+        _ = try await client.upload(hung.id, xml: Self.hangingProject(marker: secondMarker))
+        _ = try await client.build(hung.id)
+        try await Self.waitUntilHung(client, hung.id, marker: secondMarker)
+        let waited = try await client.cancel(hung.id, requester: "tester@test")
+        #expect(waited.outcome == .cancelledRunning, "\(waited)")
+        #expect(waited.project.status == .cancelled, "\(waited)")
+        #expect(try await Self.processes(matching: secondMarker).isEmpty, "the detached daemon survived the cancellation")
+        #expect(hierarchy.childGroups(prefix: daemon.cgroups.prefix).isEmpty)
     }
 
     /// A project whose build hangs in its last stage after detaching a daemon: a project-finetuning command
@@ -193,6 +196,20 @@ import Testing
               </project-finetuning>
             </target>
             """)
+    }
+
+    /// Waits until the build's detached daemon runs (the bootstrap takes minutes: its appearance is the event).
+    static func waitUntilHung(_ client: DaemonClient, _ id: ProjectID, marker: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(20 * 60)
+        while try await processes(matching: marker).isEmpty {
+            let state = try await client.project(id)
+            if state.status != .busy {
+                let log = try await client.log(id)
+                try #require(Bool(false), "the build ended before it hung: \(state.reason ?? "")\n\(log.suffix(3000))")
+            }
+            try #require(ContinuousClock.now < deadline, "the build did not reach its hanging finetuning")
+            try await Task.sleep(for: .milliseconds(500))
+        }
     }
 
     /// The project once it is no longer busy; an issue if it still is after `limit`.

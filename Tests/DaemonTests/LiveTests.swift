@@ -14,7 +14,11 @@ import Testing
         let daemon = try await HavelDaemon(configuration: DaemonFixture.configuration(data: data))
         try await DaemonFixture.withLiveDaemon(daemon) { client, port in
             let anonymous = DaemonClient(baseURL: "http://127.0.0.1:\(port)", token: nil)
-            #expect(try await anonymous.health().status == "ok")
+            let health = try await anonymous.health()
+            #expect(health.status == "ok")
+            // Without a token: only the kind of confinement, no cgroup path or reason.
+            #expect(health.buildConfinement == (daemon.cgroups.hierarchy == nil ? HealthResponse.processGroupConfinement
+                                                                               : HealthResponse.cgroupConfinement))
             do throws(HavelError) {
                 _ = try await anonymous.projects()
                 Issue.record("listing without a token succeeded")
@@ -112,7 +116,7 @@ import Testing
                 for done in [doneA, doneB] {
                     let progress = try #require(done.progress)
                     #expect(progress.stages.map(\.name) == ["check host", "probe mirror", "install packages", "configure target", "project file on the device",
-                                                            "initramfs", "finetuning", "device files", "reports and packing"], "\(progress)")
+                                                            "initramfs", "finetuning", "device files", "reports and packing", "sbom"], "\(progress)")
                     #expect(progress.stages.allSatisfy { $0.seconds != nil } && progress.runningStage == nil)
                     #expect(progress.packagesDone > 0 || progress.stages.contains { $0.name == "install packages" && $0.cached })
                 }

@@ -109,6 +109,40 @@ struct AptRepositoryTests {
         #expect(time != Date(timeIntervalSince1970: 1_700_000_000))
     }
 
+    @Test func aSourceRepositoryListsTheDscAndItsFilesAndIsSigned() async throws {
+        let base = "/tmp/havel-apt-repo-test-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        // Files named as a cache names them (by content), the .dsc listing them by their pool names.
+        _ = try await shell("""
+            echo upstream > orig; echo debian > deb
+            sum() { sha256sum "$1" | cut -d' ' -f1; }; md() { md5sum "$1" | cut -d' ' -f1; }; size() { stat -c %s "$1"; }
+            printf 'Format: 3.0 (quilt)\\nSource: libexample\\nBinary: libexample1\\nArchitecture: any\\nVersion: 2:3.4-5\\nMaintainer: T <t@example.org>\\n' > dsc
+            printf 'Checksums-Sha256:\\n %s %s libexample_3.4.orig.tar.gz\\n %s %s libexample_3.4-5.debian.tar.xz\\n' $(sum orig) $(size orig) $(sum deb) $(size deb) >> dsc
+            printf 'Files:\\n %s %s libexample_3.4.orig.tar.gz\\n %s %s libexample_3.4-5.debian.tar.xz\\n' $(md orig) $(size orig) $(md deb) $(size deb) >> dsc
+            """, in: base)
+        let source = AptRepository.SourcePackage(name: "libexample", version: "2:3.4-5", files: [
+            .init(path: base + "/dsc", name: "libexample_3.4-5.dsc"), .init(path: base + "/orig", name: "libexample_3.4.orig.tar.gz"),
+            .init(path: base + "/deb", name: "libexample_3.4-5.debian.tar.xz")])
+        let key = try await RepositorySigningKey.forProject("sources", directory: base + "/keys")
+        let description = AptRepository.Description(suite: "bookworm", architectures: ["source"], origin: "Havel", label: "test",
+                                                    text: "test sources", epoch: 1_700_000_000)
+        let root = base + "/repo"
+        try await AptRepository.writeSources([source], to: root, description: description, key: key)
+        let pool = root + "/pool/main/libe/libexample"
+        #expect(try FileManager.default.contentsOfDirectory(atPath: pool).sorted()
+                == ["libexample_3.4-5.debian.tar.xz", "libexample_3.4-5.dsc", "libexample_3.4.orig.tar.gz"])
+        let text = try String(contentsOfFile: root + "/dists/bookworm/main/source/Sources", encoding: .utf8)
+        let indexed = try #require(SourcesIndex.parse(text).first)
+        #expect(indexed.name == "libexample" && indexed.directory == "pool/main/libe/libexample")
+        #expect(Set(indexed.files.map(\.name)) == ["libexample_3.4-5.dsc", "libexample_3.4.orig.tar.gz", "libexample_3.4-5.debian.tar.xz"])
+        let release = try String(contentsOfFile: root + "/dists/bookworm/Release", encoding: .utf8)
+        #expect(SourcesIndex.releaseSHA256(release)["main/source/Sources.xz"] != nil)
+        _ = try await shell("gpg --batch --dearmor < archive-key.asc > \(base)/key.gpg", in: root)
+        let verify = try await processes.run(Command("gpgv", ["--keyring", base + "/key.gpg", "InRelease"], workingDirectory: root + "/dists/bookworm"))
+        #expect(verify.succeeded, "\(verify.standardError)")
+    }
+
     @Test func namesThatWouldLeaveThePoolAreRefused() async throws {
         let key = RepositorySigningKey(secretKeyFile: "/nonexistent", publicKey: "")
         let description = AptRepository.Description(suite: "bookworm", architectures: ["amd64"], origin: "o", label: "l", text: "t", epoch: 1_700_000_000)

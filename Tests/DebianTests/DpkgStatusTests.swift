@@ -94,6 +94,13 @@ Version: 1.5.82
             ["bash:arm64", "debconf:all", "held:all", "libc6:arm64", "libc6:armhf"])
     }
 
+    @Test func stanzasOfChosenPackagesParseAsTheirOwnStatus() {
+        let kept = DpkgStatus.stanzas(of: sampleStatus, packages: ["bash", "libc6"])
+        #expect(DpkgStatus.parse(kept).map { "\($0.name):\($0.architecture)" } == ["bash:arm64", "libc6:arm64", "libc6:armhf"])
+        #expect(kept.hasSuffix("\n\n") && !kept.contains("Package: debconf"))
+        #expect(DpkgStatus.stanzas(of: sampleStatus, packages: []).isEmpty)
+    }
+
     @Test func sourceFieldWithAndWithoutVersion() throws {
         let packages = DpkgStatus.parse(sampleStatus)
         let bash = try #require(packages.first(where: { $0.name == "bash" }))

@@ -85,13 +85,18 @@ Architecture: all
 
         """)
         try tree.write(lists + "host.example_debian_dists_bookworm_main_binary-armhf_Packages.lz4", "not text")
-        try tree.write(lists + "host.example_debian_dists_bookworm_InRelease", "Origin: Debian\n")
+        try tree.write(lists + "host.example_debian_dists_bookworm_InRelease",
+                       "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\nOrigin: Debian\nLabel: Debian\nCodename: bookworm\n")
         try tree.write(lists + "lock", "")
 
         let packages = try PackagesIndex.readLists(root: tree.path)
         #expect(packages.map(\.name) == ["tzdata", "bash", "debconf"])
         #expect(packages[0].origin == "host.example/debian bookworm-updates main")
         #expect(packages[1].origin == "host.example/debian bookworm main")
+        // ELBE's fullpkgs fields: the .deb's MD5 and its Release's Origin and Codename (none without a Release).
+        #expect(packages[1].md5 == "6a4e2a5b2d0ba9bd5bdc5f7a06c0e3d2")
+        #expect(packages[1].releaseOrigin == "Debian" && packages[1].releaseName == "bookworm")
+        #expect(packages[0].releaseOrigin == nil && packages[0].md5 == nil)
     }
 
     @Test func readListsWithoutListsDirectoryIsEmpty() throws {

@@ -25,7 +25,7 @@ struct BinaryCdromStage: BuildStage {
         let cache = context.options.cache
         let inUse = try cache.usingDebs()
         defer { inUse.release() }
-        let packages = try await collect(record, context)
+        let packages = try await collect(record, installed: try products.installed(in: directory), context)
 
         let repository = directory.work + "/bin-cdrom"
         try? FileManager.default.removeItem(atPath: repository)
@@ -54,8 +54,7 @@ struct BinaryCdromStage: BuildStage {
     /// The .deb of every installed package from the package cache, each with the sha256 the mirror's index
     /// gave (the kept lists when this build installed; else the install record, checked against them when
     /// it was made). A missing or mismatching file fails the stage with the list of them.
-    func collect(_ record: InstallRecord, _ context: BuildContext) async throws(HavelError) -> [AptRepository.Package] {
-        let installed = try DpkgStatus.read(root: context.directory.rootfs)
+    func collect(_ record: InstallRecord, installed: [InstalledPackage], _ context: BuildContext) async throws(HavelError) -> [AptRepository.Package] {
         let index = FileManager.default.fileExists(atPath: context.directory.aptLists) ?
             PackagesIndex.index(try PackagesIndex.readLists(root: context.directory.aptLists)) : [:]
         let debs = context.options.cache.debs

@@ -25,7 +25,7 @@ struct DeviceRecordStage: BuildStage {
 
     func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
         guard let record = products.install else { throw HavelError(.internalError, "the project file needs the install stage's record") }
-        let installed = try DpkgStatus.read(root: context.directory.rootfs)
+        let installed = try products.installed(in: context.directory)
         let document = SourceDocument.forDevice(ReportWriter.sourceDocument(context, record: record, installed: installed))
         let target = try RootedFileSystem(root: context.directory.rootfs)
         let project = context.project.project

@@ -22,6 +22,9 @@ struct CheckHostStage: BuildStage {
         case .debootstrap: tools.append(("debootstrap", "debootstrap"))
         case .baseImage: throw HavelError(.unsupported, "debootstrap type base-image is not supported yet; use mmdebstrap or debootstrap")
         }
+        if !context.project.project.target.mtdImages.isEmpty {
+            tools += [("mkfs.ubifs", "mtd-utils"), ("ubinize", "mtd-utils")]
+        }
         if !context.host.runsNatively(context.architecture) {
             tools.append(("/usr/libexec/qemu-binfmt/\(context.architecture.qemuUserName)-binfmt-P", "qemu-user-static"))
         }

@@ -30,7 +30,7 @@ struct InstallStage: BuildStage {
 
     /// The inputs of the key, as one encodable value; `format` changes whenever their meaning does.
     struct KeyInputs: Encodable {
-        var format = 2
+        var format = 3  // 3: the lists keep their InRelease/Release (source.xml's release fields)
         var tool: String
         var architecture: String
         var suite: String

@@ -27,8 +27,9 @@ struct ReportsAndPackingStage: BuildStage {
         let options = try context.project.project.target.outputs.tarOptions.map { text throws(HavelError) in try ArchiveOptions.tar(text) } ?? []
         let packing = Task { try await Tar.pack(rootfs, to: packed, mtimeClamp: clamp, options: options, processes: processes) }
         do throws(HavelError) {
-            try await ReportWriter(context: context, record: record, added: products.archiveFiles, touched: products.finetunedFiles,
-                                   stages: products.finishedStages).write()
+            try await ReportWriter(context: context, record: record, installed: try products.installed(in: directory),
+                                   keptPackages: products.keptPackages, added: products.archiveFiles,
+                                   touched: products.finetunedFiles, stages: products.finishedStages).write()
         } catch {
             packing.cancel()
             _ = await packing.result
@@ -100,6 +101,31 @@ struct DiskImagesStage: BuildStage {
                                            target: try RootedFileSystem(root: directory.rootfs), log: log)
             }
             log.info("image \(image.name): \(built.partitions.map { "\($0.number) \($0.label)" }.joined(separator: ", "))")
+        }
+    }
+}
+
+/// Each `<mtd>`: its ubifs volumes made from the tree, its binary volumes copied, ubinize's UBI image.
+struct MtdImagesStage: BuildStage {
+    let name = "mtd images"
+
+    func describe(_ plan: BuildPlan) -> StageDescription {
+        let images = plan.project.project.target.mtdImages
+        return StageDescription(reason: "<images><mtd>: " + images.map { mtd in
+                                    let volumes = mtd.volumeGroup?.volumes.map { "\($0.label) (\($0.kind.rawValue))" } ?? []
+                                    return "\(mtd.name) (mtd \(mtd.number)" + (volumes.isEmpty ? ", no ubivg: nothing is written)" : ": ubi volumes \(volumes.joined(separator: ", ")))")
+                                }.joined(separator: ", "),
+                                inputs: ["rootfs/", "fstab"], outputs: images.filter { $0.volumeGroup != nil }.map(\.name))
+    }
+
+    func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
+        let project = context.project.project
+        let directory = context.directory
+        for mtd in project.target.mtdImages {
+            let request = MtdRequest(mtd: mtd, fstab: project.target.fstab, rootfs: directory.rootfs, outputDirectory: directory.path,
+                                     workDirectory: directory.work + "/images", projectDirectory: directory.path,
+                                     sourceDateEpoch: products.epoch, seed: "\(project.name) \(project.version)", processes: context.processes)
+            if try await MtdImageBuilder.build(request, log: context.log) != nil { products.outputs.append(mtd.name) }
         }
     }
 }

@@ -27,6 +27,9 @@ tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils b
                libarchive-tools
                # the binary CD (--cdroms): a signed apt repository (apt-ftparchive, gpg) in an ISO image
                apt-utils gnupg xorriso
+               # <pbuilder> (own packages): pbuilder builds in a chroot tarball made by mmdebstrap; git clones
+               # <git> sources, dpkg-dev makes the .dsc (build dependencies go inside the chroot, not here)
+               pbuilder git dpkg-dev
                # the SBOM validation test: a venv for cyclonedx-python-lib and spdx-tools (below)
                python3-venv)
 

@@ -71,6 +71,8 @@ public typealias ImageChecking = @Sendable ([ImageCheck], CheckScript?, BuildDir
 public struct BuildProducts: Sendable {
     /// The mirror's Release files as probed (their digests key the install stage).
     var releases: [RepositoryProbe.Release] = []
+    /// The project repository the own-package builds wrote (the install reads it).
+    var projectRepository: ProjectRepository.Written?
     var install: InstallRecord?
     /// The installed packages when the target no longer holds dpkg's database (`<tighten/>`, `<diet/>`):
     /// the whole installed tree's, as ELBE's reports read its build environment's.

@@ -44,6 +44,10 @@ public struct BuildDirectory: Sendable {
     public var keptPackagesStatus: String { path + "/kept-packages.status" }
     /// The binary CD (`--cdroms`).
     public var binaryCdrom: String { path + "/bin-cdrom.iso" }
+    /// The signed apt repository of the project's own packages (`<pbuilder>`, `havel prjrepo upload`).
+    public var projectRepository: String { path + "/repo" }
+    /// One log per own package built: pbuilder/<source>.log.
+    public var ownPackageLogs: String { path + "/pbuilder" }
     /// The source CD (`--cdroms` or `<src-cdrom>`) and the list of sources it lacks, with the reasons.
     public var sourceCdrom: String { path + "/src-cdrom.iso" }
     public var sourceCdromMissing: String { path + "/src-cdrom-missing.txt" }

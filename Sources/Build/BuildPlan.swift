@@ -18,8 +18,15 @@ public struct BuildPlan: Sendable {
         self.host = host
         self.options = options
         let p = project.project
-        var stages: [any BuildStage] = [CheckHostStage(), ProbeMirrorStage(), InstallStage()]
+        var stages: [any BuildStage] = [CheckHostStage(), ProbeMirrorStage()]
         var notes: [String] = []
+        if !p.target.ownPackages.isEmpty { stages.append(OwnPackagesStage()) }
+        if options.onlyOwnPackages {
+            self.stages = stages
+            self.notes = notes
+            return
+        }
+        stages.append(InstallStage())
         if BuildEnvironmentStage.isNeeded(by: p) {
             stages.append(BuildEnvironmentStage())
         } else if let packages = p.buildimage?.packages, !packages.isEmpty {

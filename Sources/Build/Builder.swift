@@ -21,6 +21,11 @@ public struct BuildOptions: Sendable {
     public var localMachine: String
     /// Also write bin-cdrom.iso: every installed package as a signed apt repository (`--cdroms`).
     public var binaryCdrom: Bool
+    /// Cross-build the `<pbuilder>` packages of a foreign target in a host-architecture chroot (`--cross`)
+    /// instead of building them under qemu-user in a target-architecture one.
+    public var crossBuild: Bool = false
+    /// Build only the `<pbuilder>` packages and the project repository (`havel pbuilder build`).
+    public var onlyOwnPackages: Bool = false
 
     public init(directory: BuildDirectory, cache: HavelCache = HavelCache(), useStageCache: Bool = true,
                 sourceDateEpoch: Int? = nil, havelVersion: String, skipChecks: Bool = false, continueLog: Bool = false,

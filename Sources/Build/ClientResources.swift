@@ -20,7 +20,9 @@ public enum ClientResources {
                                processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> LoadedProject {
         guard loaded.isValid else { return loaded }
         var document = loaded.document
-        let packed = packingArchivedirs ? try await packArchivedirs(&document.root, processes: processes) : false
+        let packedRoot = packingArchivedirs ? try await packArchivedirs(&document.root, processes: processes) : false
+        let packedPbuilder = packingArchivedirs ? try await packPbuilderArchivedirs(&document.root, processes: processes) : false
+        let packed = packedRoot || packedPbuilder
         let fetched = try await fetchKeys(&document.root, processes: processes)
         guard packed || fetched else { return loaded }
         return ProjectLoader.recheck(document, after: loaded, options: options)
@@ -58,6 +60,36 @@ public enum ClientResources {
         }
         root.children = children
         return true
+    }
+
+    /// Packs each `target/pbuilder/archivedir` into an `<archive>` in its place (one source tree each); true if there were any.
+    static func packPbuilderArchivedirs(_ root: inout XMLElement, processes: any ProcessRunning) async throws(HavelError) -> Bool {
+        var packedAny = false
+        for (targetIndex, targetNode) in root.children.enumerated() {
+            guard case .element(var target) = targetNode, target.name.local == "target" else { continue }
+            for (pbuilderIndex, pbuilderNode) in target.children.enumerated() {
+                guard case .element(var pbuilder) = pbuilderNode, pbuilder.name.local == "pbuilder" else { continue }
+                for (index, node) in pbuilder.children.enumerated() {
+                    guard case .element(let archivedir) = node, archivedir.name.local == "archivedir" else { continue }
+                    let source = ArchivePacker.Source(directory: archivedir.text.trimmingWhitespace(),
+                                                      keepAttributes: ["true", "1"].contains(archivedir.attributeValue("keep-attributes")?.trimmingWhitespace() ?? ""))
+                    let bytes: [UInt8]
+                    do {
+                        bytes = try await ArchivePacker.packedBytes([source], processes: processes)
+                    } catch {
+                        throw HavelError(error.code, "<pbuilder><archivedir> at \(archivedir.location) cannot be packed: \(error.message)")
+                    }
+                    var archive = XMLElement(name: QualifiedName("archive", namespace: archivedir.name.namespace, prefix: archivedir.name.prefix),
+                                             location: archivedir.location)
+                    archive.children = [.text("\n" + wrapped(Data(bytes).base64EncodedString(), width: 76) + "\n", archivedir.location)]
+                    pbuilder.children[index] = .element(archive)
+                    packedAny = true
+                }
+                target.children[pbuilderIndex] = .element(pbuilder)
+            }
+            root.children[targetIndex] = .element(target)
+        }
+        return packedAny
     }
 
     static func wrapped(_ text: String, width: Int) -> String {

@@ -21,6 +21,8 @@ public struct BootstrapRequest: Sendable {
     public var listsDirectory: String
     /// debconf answers given before any package beyond the essential set is configured.
     public var debconfSelections: [DebconfSelection] = []
+    /// More architectures apt in the tree knows (multiarch), such as the host architecture of a cross-build chroot.
+    public var foreignArchitectures: [String] = []
 
     public init(tool: DebootstrapSpec.Tool, architecture: Architecture, suite: String, variant: String?, packages: [String],
                 exclude: [String], sourceLines: [String], preferences: String, keys: [(fileName: String, armored: String)],
@@ -99,7 +101,8 @@ public enum Mmdebstrap {
             throw HavelError(.io, "cannot prepare the bootstrap in \(workDirectory): \(error.localizedDescription)")
         }
 
-        var arguments = ["--mode=root", "--verbose", "--architectures=\(request.architecture.debianName)"]
+        let architectures = [request.architecture.debianName] + request.foreignArchitectures
+        var arguments = ["--mode=root", "--verbose", "--architectures=\(architectures.joined(separator: ","))"]
         if let variant = request.variant { arguments.append("--variant=\(variant)") }
         let include = request.packages + request.exclude.map { $0 + "-" }
         if !include.isEmpty { arguments.append("--include=" + include.joined(separator: ",")) }

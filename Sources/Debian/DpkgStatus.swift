@@ -130,23 +130,23 @@ struct AutoInstalledMarks {
 }
 
 /// One deb822 stanza: field names lowercased, values with continuation lines joined by `\n`.
-struct Deb822Stanza: Sendable {
-    var fields: [(name: String, value: String)] = []
+public struct Deb822Stanza: Sendable {
+    public var fields: [(name: String, value: String)] = []
 
     /// The value of a field (name in lowercase), or nil.
-    subscript(_ name: String) -> String? {
+    public subscript(_ name: String) -> String? {
         fields.first(where: { $0.name == name })?.value
     }
 }
 
 /// A fast, lenient reader for deb822 text (dpkg status, apt lists, extended_states, copyright files).
-enum Deb822 {
+public enum Deb822 {
     /// Stanzas are separated by blank (or whitespace-only) lines; lines starting with `#` are comments;
     /// lines starting with a space or tab continue the previous field. A continuation's leading and
     /// trailing whitespace is dropped, and a lone `.` stands for an empty line. Only the fields in
     /// `keeping` (lowercase names) are kept when it is given, which makes large `Packages` files cheap.
     /// A trailing `\r` on a line is ignored.
-    static func parse(_ text: String, keeping: Set<String>? = nil) -> [Deb822Stanza] {
+    public static func parse(_ text: String, keeping: Set<String>? = nil) -> [Deb822Stanza] {
         var text = text
         text.makeContiguousUTF8()
         if let stanzas = text.utf8.withContiguousStorageIfAvailable({ parse(bytes: $0, keeping: keeping) }) {

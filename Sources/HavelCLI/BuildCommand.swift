@@ -39,6 +39,9 @@ struct BuildCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Also write bin-cdrom.iso: every installed package at its version as a signed apt repository (ELBE's --build-bin).")
     var cdroms = false
 
+    @Flag(name: .long, help: "Cross-build the <pbuilder> packages of a foreign target in a host chroot with crossbuild-essential (default: build them under qemu-user in a target chroot, as ELBE does).")
+    var cross = false
+
     @OptionGroup var output_: OutputOptions
 
     @Argument(help: "The project file.")
@@ -49,9 +52,10 @@ struct BuildCommand: AsyncParsableCommand {
         Self.printWarnings(project, all: output_.verbose)
         let directory = BuildDirectory(output ?? "build/\(project.project.name)")
         let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { Int($0) }
-        let options = BuildOptions(directory: directory, cache: HavelCache(path: cache), useStageCache: !noCache,
+        var options = BuildOptions(directory: directory, cache: HavelCache(path: cache), useStageCache: !noCache,
                                    sourceDateEpoch: epoch, havelVersion: HavelVersion.current, skipChecks: skipChecks,
                                    binaryCdrom: cdroms)
+        options.crossBuild = cross
         let logger = CLILogging.buildLogger(output_.mode)
         if checkReproducible { return try await checkReproducibility(project, options: options, logger: logger) }
         let renderer = ProgressRenderer.shared

@@ -11,6 +11,7 @@ public struct HavelCommand: AsyncParsableCommand {
         subcommands: [ValidateCommand.self, PreprocessCommand.self, ShowCommand.self, LedgerCommand.self, BuildCommand.self,
                       ChrootCommand.self, CheckImageCommand.self, CacheCommand.self,
                       AddCommand.self, PinVersionsCommand.self, ChangeArchiveCommand.self, GetArchiveCommand.self, CheckUpdatesCommand.self,
+                      PbuilderCommand.self, ProjectRepositoryCommand.self,
                       SBOMCommand.self, DiffCommand.self,
                       DaemonCommand.self, ControlCommand.self, InitVMCommand.self])
 

@@ -247,6 +247,8 @@ public struct Target: Sendable, Hashable, Codable {
     public var fstab: [FstabEntry]
     public var finetuning: [FinetuningStep]
     public var projectFinetuning: [FinetuningStep]
+    /// `target/pbuilder`: the project's own packages, built from source before the install.
+    public var ownPackages: [OwnPackageSource] = []
     /// `<tighten/>` or `<diet/>`: the target keeps only the files of the pkg-list's packages (with their
     /// dependencies for diet); nil keeps the whole installed tree.
     public var minimisation: TargetMinimisation?
@@ -320,6 +322,35 @@ public struct RootfsOutputs: Sendable, Hashable, Codable {
     }
 
     public var isEmpty: Bool { tar == nil && cpio == nil && squashfs == nil && baseImage == nil }
+}
+
+/// One `target/pbuilder` child: where the source of a package the project builds itself comes from.
+public struct OwnPackageSource: Sendable, Hashable, Codable {
+    public enum Origin: Sendable, Hashable, Codable {
+        /// `<git revision=…>URL</git>`: cloned, then the revision (a commit, tag or branch) checked out.
+        case git(url: String, revision: String?)
+        /// `<src-pkg>name[=version]</src-pkg>`: a source package from the project's mirror.
+        case sourcePackage(name: String, version: String?)
+        /// `<archive>` (also what a packed `<archivedir>` becomes): base64 of a tar(.bz2) of the source tree with debian/.
+        case archive(base64: String)
+    }
+
+    public var origin: Origin
+    public var location: SourceLocation?
+
+    public init(_ origin: Origin, location: SourceLocation? = nil) {
+        self.origin = origin
+        self.location = location
+    }
+
+    /// A short name for logs and errors: the URL, the source package or "archive".
+    public var summary: String {
+        switch origin {
+        case .git(let url, let revision): revision.map { "\(url) at \($0)" } ?? url
+        case .sourcePackage(let name, let version): version.map { "\(name)=\($0)" } ?? name
+        case .archive: "archive"
+        }
+    }
 }
 
 /// One `<src-cdrom><archive>`: a base64 tar.bz2 and the volumes ELBE would add it to (nil: every volume).

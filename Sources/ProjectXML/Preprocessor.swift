@@ -186,19 +186,33 @@ public struct Preprocessor {
 
     // MARK: - archivedir and url/key (packed and fetched on the client by ClientResources)
 
-    /// The root's archivedirs located (those of `<pbuilder>` and `<src-cdrom>` are not built) and every
-    /// url-list key URL checked, after variants are selected: what is left is packed and fetched later.
+    /// The archivedirs of the root and of `target/pbuilder` located (those of `<src-cdrom>` are not built)
+    /// and every url-list key URL checked, after variants are selected: what is left is packed and fetched later.
     mutating func checkClientResources(_ root: inout XMLElement) {
+        let rootPath = "/" + root.name.local
+        locateArchivedirs(in: &root, path: rootPath)
+        for (targetIndex, targetNode) in root.children.enumerated() {
+            guard case .element(var target) = targetNode, target.name.local == "target" else { continue }
+            for (index, node) in target.children.enumerated() {
+                guard case .element(var pbuilder) = node, pbuilder.name.local == "pbuilder" else { continue }
+                locateArchivedirs(in: &pbuilder, path: rootPath + "/target/pbuilder")
+                target.children[index] = .element(pbuilder)
+            }
+            root.children[targetIndex] = .element(target)
+        }
+        checkKeyURLs(root, path: rootPath)
+    }
+
+    mutating func locateArchivedirs(in parent: inout XMLElement, path parentPath: String) {
         var located: [Int: XMLElement] = [:]
         var index = 0
-        ElementPath.forEachChildNode(root, path: "/" + root.name.local) { node, path in
+        ElementPath.forEachChildNode(parent, path: parentPath) { node, path in
             defer { index += 1 }
             guard case .element(var child) = node, child.name.local == "archivedir" else { return }
             locateArchivedir(&child, path: path)
             located[index] = child
         }
-        for (index, archivedir) in located { root.children[index] = .element(archivedir) }
-        checkKeyURLs(root, path: "/" + root.name.local)
+        for (index, archivedir) in located { parent.children[index] = .element(archivedir) }
     }
 
     mutating func checkKeyURLs(_ element: XMLElement, path: String) {

@@ -155,7 +155,31 @@ struct ProjectDecoder {
         for list in t.elements(named: "project-finetuning") {
             target.projectFinetuning += list.elements.compactMap(decodeFinetuning)
         }
+        if let pbuilder = t.firstElement(named: "pbuilder") {
+            target.ownPackages = decodeOwnPackages(pbuilder)
+        }
         return target
+    }
+
+    /// `target/pbuilder` children in document order; `<svn>` is refused by the ledger and left out here,
+    /// and an `<archivedir>` has been packed into an `<archive>` on the client.
+    static func decodeOwnPackages(_ pbuilder: XMLElement) -> [OwnPackageSource] {
+        pbuilder.elements.compactMap { element in
+            let text = element.text.trimmingWhitespace()
+            switch element.name.local {
+            case "git":
+                let revision = element.attributeValue("revision")?.trimmingWhitespace()
+                return OwnPackageSource(.git(url: text, revision: revision?.isEmpty == false ? revision : nil), location: element.location)
+            case "src-pkg":
+                let parts = text.split(separator: "=", maxSplits: 1).map { $0.trimmingWhitespace() }
+                return OwnPackageSource(.sourcePackage(name: parts.first ?? "", version: parts.count > 1 && !parts[1].isEmpty ? parts[1] : nil),
+                                        location: element.location)
+            case "archive":
+                return OwnPackageSource(.archive(base64: text), location: element.location)
+            default:
+                return nil
+            }
+        }
     }
 
     static func commaList(_ text: String?) -> [String] {

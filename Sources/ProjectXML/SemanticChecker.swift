@@ -195,6 +195,35 @@ struct SemanticChecker {
         checkMtdImages(target, project.target, path: path)
         checkFstab(target, project.target, path: path)
         checkFinetuning(target, path: path)
+        checkOwnPackages(project.target.ownPackages, path: path + "/pbuilder")
+    }
+
+    /// `<git>` URLs a build may clone (no ssh, no ext:: transports that run commands) and `<src-pkg>` names.
+    mutating func checkOwnPackages(_ sources: [OwnPackageSource], path: String) {
+        for source in sources {
+            switch source.origin {
+            case .git(let url, let revision):
+                if !Self.isCloneableGitURL(url) {
+                    error(source.location, path + "/git", "<git>\(url)</git>: a package's git URL must start with https://, http://, git:// or file:///")
+                }
+                if let revision, revision.hasPrefix("-") || revision.contains(where: \.isWhitespace) {
+                    error(source.location, path + "/git/@revision", "revision \"\(revision)\" is not a commit, tag or branch name")
+                }
+            case .sourcePackage(let name, let version):
+                if name.isEmpty || !name.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || "+-.".contains($0)) }) || name.hasPrefix("-") {
+                    error(source.location, path + "/src-pkg", "<src-pkg>\(name)</src-pkg> is not a source package name; write name or name=version")
+                }
+                if let version, !version.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.~:".contains($0)) }) {
+                    error(source.location, path + "/src-pkg", "\"\(version)\" is not a Debian version")
+                }
+            case .archive(let base64):
+                if base64.isEmpty { error(source.location, path + "/archive", "<archive> is empty; give a base64 tar of a source tree with debian/") }
+            }
+        }
+    }
+
+    static func isCloneableGitURL(_ url: String) -> Bool {
+        ["https://", "http://", "git://", "file:///"].contains(where: { url.hasPrefix($0) }) && !url.contains(where: \.isWhitespace)
     }
 
     static func isHostname(_ name: String) -> Bool {

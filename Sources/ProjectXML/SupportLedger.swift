@@ -47,7 +47,7 @@ public enum SupportLedger {
     // Reasons shared by several entries.
     private static let elbeRecord = Support.differs("ELBE writes it into source.xml as a record of a build; Havel reads it as a record only and writes its own source.xml")
     private static let buildImage = Support.differs("describes the emulated machine ELBE builds in; Havel runs target programs through qemu-user and does not use it")
-    private static let pbuilder = Support.notBuilt("packages are not built from source; <pbuilder> (own packages) is planned", changesOutput: true)
+    private static let svn = Support.notBuilt("Subversion sources are not fetched; give the tree as <git> or <archive>/<archivedir>", changesOutput: true)
     private static let srcCdromSplit = Support.notBuilt("the source CD is one ISO image (src-cdrom.iso), never split into volumes", changesOutput: false)
     private static let srcCdromOptions = Support.notBuilt("the source CD's ISO volume descriptors are Havel's (volume id: the project name)", changesOutput: false)
     private static let srcCdromArchivedir = Support.notBuilt("a source CD's <archivedir> is not packed (planned); give the files as <src-cdrom><archive>", changesOutput: true)
@@ -142,7 +142,7 @@ public enum SupportLedger {
         "target/passwd": .built, "target/debootstrapvariant": .built,
         "target/tighten": minimisedTarget, "target/diet": minimisedTarget,
         "target/setsel": .differs("the pkg-list reaches dpkg --set-selections on its standard input and leaves no file in the target; ELBE writes var/cache/elbe/pkg-selections and passes its name, which dpkg refuses (--set-selections takes no arguments)"),
-        "target/pbuilder": pbuilder,
+        "target/pbuilder": .built,
         "target/pkg-blacklist": .notBuilt("its only child in ELBE's schema, <sysroot>, keeps packages out of the SDK's sysroot, which is planned; the target is the same", changesOutput: false),
         "target/hostsdk-pkg-list": .notBuilt("no host SDK is made; the SDK is planned", changesOutput: true),
         "debootstrap/variant": .built, "debootstrap/include": .built, "debootstrap/exclude": .built,
@@ -154,9 +154,9 @@ public enum SupportLedger {
         "tar/options": .differs("passed to tar after Havel's own (sorted names, clamped times, compression by name); only options that choose what is packed or how are accepted, others are refused at their line"),
         "base-image/name": .notBuilt("no base image is written; the rootfs is packed as <tar>, <cpio> or <squashfs>", changesOutput: true),
         "cpio/name": .built, "squashfs/name": .built, "squashfs/options": .differs("passed to mksquashfs after Havel's fixed times; options that read or run something on the build host (-p, -pf, -ef, -sort, -action…) are refused at their line"),
-        "pbuilder/src-pkg": pbuilder, "pbuilder/git": pbuilder, "pbuilder/svn": pbuilder,
-        "pbuilder/archive": pbuilder, "pbuilder/archivedir": pbuilder,
-        "git_src/@revision": pbuilder, "svn_src/@revision": pbuilder,
+        "pbuilder/src-pkg": .differs("all <pbuilder> sources are built in Build-Depends order (ELBE: document order) into the signed project repository repo/; a src-pkg is downloaded from the mirror's deb-src"), "pbuilder/git": .differs("https, http, git and file URLs only"), "pbuilder/svn": svn,
+        "pbuilder/archive": .built, "pbuilder/archivedir": .differs("each is packed on the client into its own <archive> (ELBE combines them into one)"),
+        "git_src/@revision": .built, "svn_src/@revision": svn,
 
         // Disk images
         "images/mtd": .differs("a UBI image made by mkfs.ubifs and ubinize as ELBE does, made reproducible (seeded UUID and image sequence, inode times at the epoch, the tree read from a tmpfs filled in name order)"),

@@ -23,7 +23,7 @@ import Testing
     static let expectedUses: [(Int, String, String)] = [
         (20, "/RootFileSystem/project/buildimage/triplet", "<triplet>"),
         (32, "/RootFileSystem/target/images/mtd/binary", "<binary>"),
-        (45, "/RootFileSystem/target/pbuilder", "<pbuilder>"),
+        (45, "/RootFileSystem/target/pbuilder/svn", "<svn>"),
         (47, "/RootFileSystem/target/pkg-blacklist", "<pkg-blacklist>"),
         (48, "/RootFileSystem/target/hostsdk-pkg-list", "<hostsdk-pkg-list>"),
         (50, "/RootFileSystem/src-cdrom/size", "<size>"),

@@ -10,6 +10,8 @@ import SystemKit
 /// mirror's index and recorded.
 struct BootstrapRun {
     let context: BuildContext
+    /// The project's own packages, read as one more apt source while installing (not left in the target).
+    var projectRepository: ProjectRepository.Written? = nil
     var project: Project { context.project.project }
     var architecture: Architecture { context.architecture }
 
@@ -17,11 +19,19 @@ struct BootstrapRun {
     func install() async throws(HavelError) -> InstallRecord {
         let lists = context.directory.aptLists
         let tool = project.target.debootstrap.tool ?? .mmdebstrap
-        let sources = AptSources.lines(for: project)
+        var sources = AptSources.lines(for: project)
+        var keys = AptSources.keys(for: project)
+        if let projectRepository {
+            guard tool == .mmdebstrap else {
+                throw HavelError(.unsupported, "the project's own packages (<pbuilder>) are installed with mmdebstrap only; remove <debootstrap><type>debootstrap</type>")
+            }
+            sources.append(projectRepository.sourceLine)
+            keys.append((ProjectRepository.Written.keyFileName, projectRepository.publicKey))
+        }
         var request = BootstrapRequest(
             tool: tool, architecture: context.architecture, suite: project.suite, variant: project.target.debootstrap.variant,
             packages: BootstrapRequest.packages(for: project), exclude: project.target.debootstrap.exclude,
-            sourceLines: sources, preferences: AptSources.preferences(for: project), keys: AptSources.keys(for: project),
+            sourceLines: sources, preferences: AptSources.preferences(for: project), keys: keys,
             installRecommends: project.target.installRecommends, packageCache: context.options.cache.debs, listsDirectory: lists)
         request.debconfSelections = project.preseed
         switch tool {
@@ -33,7 +43,19 @@ struct BootstrapRun {
         case .baseImage:
             throw HavelError(.unsupported, "debootstrap type base-image is not supported yet; use mmdebstrap or debootstrap")
         }
+        try removeProjectRepository()
         return try await makeRecord(lists: lists, sources: sources)
+    }
+
+    /// The project repository's line and key out of the target: the build directory's path means nothing there.
+    func removeProjectRepository() throws(HavelError) {
+        guard let projectRepository else { return }
+        let list = context.directory.rootfs + "/etc/apt/sources.list"
+        if let text = try? String(contentsOfFile: list, encoding: .utf8) {
+            let kept = text.split(separator: "\n", omittingEmptySubsequences: false).filter { $0.trimmingWhitespace() != projectRepository.sourceLine }
+            try AtomicFile.write(kept.joined(separator: "\n"), to: list)
+        }
+        unlink(context.directory.rootfs + "/etc/apt/trusted.gpg.d/" + ProjectRepository.Written.keyFileName)
     }
 
     /// debootstrap the base system, then apt inside the tree for the pkg-list, with the same sources,
@@ -74,9 +96,12 @@ struct BootstrapRun {
         let cache = context.options.cache
         let outcome = try await DebVerification.verify(installed, lists: lists, debs: cache.debs, present: Set(cache.debFiles()),
                                                        processes: context.processes)
-        let packages = outcome.packages.map {
-            InstallRecord.Package(name: $0.name, version: $0.version, architecture: $0.architecture, sha256: $0.sha256, origin: $0.origin,
-                                  md5: $0.md5, releaseOrigin: $0.releaseOrigin, releaseName: $0.releaseName, filename: $0.filename)
+        let ownOrigin = projectRepository.map { String($0.directory.drop(while: { $0 == "/" })) }
+        let packages = outcome.packages.map { package in
+            let own = ownOrigin.map { package.origin?.contains($0) == true } ?? false
+            return InstallRecord.Package(name: package.name, version: package.version, architecture: package.architecture, sha256: package.sha256,
+                                         origin: own ? ProjectRepository.originName : package.origin, md5: package.md5,
+                                         releaseOrigin: package.releaseOrigin, releaseName: package.releaseName, filename: package.filename)
         }
         let verified = outcome.verified
         try cache.recordVerified(verified)

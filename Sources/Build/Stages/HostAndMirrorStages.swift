@@ -28,6 +28,9 @@ struct CheckHostStage: BuildStage {
         if !context.host.runsNatively(context.architecture) {
             tools.append(("/usr/libexec/qemu-binfmt/\(context.architecture.qemuUserName)-binfmt-P", "qemu-user-static"))
         }
+        if !context.project.project.target.ownPackages.isEmpty {
+            tools += OwnPackageBuilds.hostTools
+        }
         return tools
     }
 

@@ -53,6 +53,9 @@ struct InstallStage: BuildStage {
         var keys: [String]
         var recommends: Bool
         var preseed: String
+        /// The project repository's InRelease digest, when the project builds its own packages (absent otherwise,
+        /// so the keys of other projects stay as they were).
+        var projectRepository: String?
     }
 
     func describe(_ plan: BuildPlan) -> StageDescription {
@@ -71,14 +74,15 @@ struct InstallStage: BuildStage {
                 resolvedAtBuild: ["the Release digest of each repository (the probe mirror stage fetches them)"]))
     }
 
-    func key(_ context: BuildContext, releases: [RepositoryProbe.Release]) async throws(HavelError) -> String {
+    func key(_ context: BuildContext, releases: [RepositoryProbe.Release], projectRepository: ProjectRepository.Written? = nil) async throws(HavelError) -> String {
         let project = context.project.project
         let inputs = KeyInputs(tool: (project.target.debootstrap.tool ?? .mmdebstrap).rawValue, architecture: context.architecture.debianName,
                                suite: project.suite, variant: project.target.debootstrap.variant,
                                packages: BootstrapRequest.packages(for: project), exclude: project.target.debootstrap.exclude,
                                sources: AptSources.lines(for: project), releases: releases.map { "\($0.url) \($0.sha256)" },
                                preferences: AptSources.preferences(for: project), keys: AptSources.keys(for: project).map(\.armored),
-                               recommends: project.target.installRecommends, preseed: DebconfSelection.selections(project.preseed))
+                               recommends: project.target.installRecommends, preseed: DebconfSelection.selections(project.preseed),
+                               projectRepository: projectRepository?.inReleaseSHA256)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         guard let data = try? encoder.encode(inputs) else { throw HavelError(.internalError, "cannot encode the stage inputs") }
@@ -86,7 +90,7 @@ struct InstallStage: BuildStage {
     }
 
     func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
-        let key = try await key(context, releases: products.releases)
+        let key = try await key(context, releases: products.releases, projectRepository: products.projectRepository)
         let cache = context.options.cache
         let log = context.log
         try cache.prepare()
@@ -110,7 +114,7 @@ struct InstallStage: BuildStage {
             let before = Set(cache.debFiles())
             let inUse = try cache.usingDebs()
             defer { inUse.release() }
-            let record = try await BootstrapRun(context: context).install()
+            let record = try await BootstrapRun(context: context, projectRepository: products.projectRepository).install()
             let downloaded = Set(cache.debFiles()).subtracting(before).count
             products.stageRecord?.downloads = downloaded
             log.info("\(record.packages.count) packages installed, \(downloaded) downloaded")

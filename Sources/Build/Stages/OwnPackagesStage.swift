@@ -1,0 +1,26 @@
+// The own-package stage: the project's `<pbuilder>` sources built before the target install, into the
+// signed project repository repo/ that the install then reads (`OwnPackageBuilds`, `ProjectRepository`).
+
+import Foundation
+import HavelCore
+
+struct OwnPackagesStage: BuildStage {
+    let name = "build own packages"
+
+    func describe(_ plan: BuildPlan) -> StageDescription {
+        let sources = plan.project.project.target.ownPackages
+        let foreign = !plan.host.runsNatively(plan.project.architecture)
+        let mode = !foreign ? "native" : plan.options.crossBuild ? "cross-building (--cross)" : "qemu-user, in a target (\(plan.project.architecture.debianName)) chroot"
+        return StageDescription(
+            reason: "<pbuilder>: \(sources.count) source(s) built with pbuilder (\(mode)) in Build-Depends order, each able to install those built before it",
+            inputs: sources.map { "source " + $0.summary } + ["the build chroot (mmdebstrap, buildd variant) from the stage cache"],
+            outputs: ["repo/ (signed with the project's key from \(plan.options.cache.keys))", "pbuilder/<source>.log"],
+            cacheKey: CacheKeyDescription(inputs: ["(the build chroot only) suite \(plan.project.project.suite)", "architecture", "mode", "apt sources",
+                                                   "keys", "apt preferences", "the chroot's extra packages"],
+                                          resolvedAtBuild: []))
+    }
+
+    func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
+        products.projectRepository = try await OwnPackageBuilds(context: context).run()
+    }
+}

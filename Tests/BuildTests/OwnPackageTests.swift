@@ -1,0 +1,346 @@
+// The project's own packages (`<pbuilder>`): Build-Depends ordering and decoding as units, and a real
+// build of a tiny library and a program that links it (git and <archive> sources), installed into the target.
+
+import Foundation
+@testable import Build
+import Debian
+import HavelCore
+import ProjectXML
+import SystemKit
+import Testing
+
+/// Two tiny package sources made in a directory: libhello (libhello1, libhello-dev) and hello-prog.
+enum OwnPackageFixtures {
+    static let changelogDate = "Sat, 01 Jan 2022 00:00:00 +0000"
+
+    static func write(_ files: [String: String], in directory: String) throws {
+        for (name, text) in files {
+            let path = directory + "/" + name
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            if name.hasSuffix("rules") { chmod(path, 0o755) }
+        }
+    }
+
+    static func common(_ source: String) -> [String: String] {
+        [
+            "debian/changelog": "\(source) (1.0) bookworm; urgency=medium\n\n  * Test package.\n\n -- Havel Tests <tests@example.org>  \(changelogDate)\n",
+            "debian/source/format": "3.0 (native)\n",
+        ]
+    }
+
+    static func library(in directory: String) throws {
+        var files = common("libhello")
+        files["hello.c"] = "#include <stdio.h>\n#include \"hello.h\"\nvoid hello_greet(const char *who) { printf(\"hello from libhello, %s\\n\", who); }\n"
+        files["hello.h"] = "void hello_greet(const char *who);\n"
+        files["Makefile"] = """
+            all: libhello.so.1
+            libhello.so.1: hello.c
+            \t$(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -shared -fPIC -Wl,-soname,libhello.so.1 -o $@ $<
+            install:
+            \tinstall -D -m 644 libhello.so.1 $(DESTDIR)/usr/lib/libhello.so.1
+            \tln -sf libhello.so.1 $(DESTDIR)/usr/lib/libhello.so
+            \tinstall -D -m 644 hello.h $(DESTDIR)/usr/include/hello.h
+
+            """
+        files["debian/control"] = """
+            Source: libhello
+            Section: libs
+            Priority: optional
+            Maintainer: Havel Tests <tests@example.org>
+            Build-Depends: debhelper-compat (= 13)
+            Standards-Version: 4.6.2
+
+            Package: libhello1
+            Architecture: any
+            Depends: ${shlibs:Depends}, ${misc:Depends}
+            Description: greeting library
+             A test library.
+
+            Package: libhello-dev
+            Architecture: any
+            Depends: libhello1 (= ${binary:Version}), ${misc:Depends}
+            Description: greeting library (development files)
+             A test library.
+
+            """
+        files["debian/rules"] = "#!/usr/bin/make -f\n%:\n\tdh $@\noverride_dh_auto_install:\n\t$(MAKE) install DESTDIR=$(CURDIR)/debian/tmp\n"
+        files["debian/libhello1.install"] = "usr/lib/libhello.so.1\n"
+        files["debian/libhello-dev.install"] = "usr/lib/libhello.so\nusr/include/hello.h\n"
+        try write(files, in: directory)
+    }
+
+    static func program(in directory: String) throws {
+        var files = common("hello-prog")
+        files["main.c"] = "#include <hello.h>\nint main(void) { hello_greet(\"hello-prog\"); return 0; }\n"
+        files["Makefile"] = """
+            all: hello-prog
+            hello-prog: main.c
+            \t$(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $< -lhello
+            install:
+            \tinstall -D -m 755 hello-prog $(DESTDIR)/usr/bin/hello-prog
+
+            """
+        files["debian/control"] = """
+            Source: hello-prog
+            Section: misc
+            Priority: optional
+            Maintainer: Havel Tests <tests@example.org>
+            Build-Depends: debhelper-compat (= 13), libhello-dev
+            Standards-Version: 4.6.2
+
+            Package: hello-prog
+            Architecture: any
+            Depends: ${shlibs:Depends}, ${misc:Depends}
+            Description: greeting program
+             A test program.
+
+            """
+        files["debian/rules"] = "#!/usr/bin/make -f\n%:\n\tdh $@\n"
+        try write(files, in: directory)
+    }
+
+    /// `directory` made a git repository with one commit; its file:// URL.
+    static func gitRepository(_ directory: String) async throws -> String {
+        let environment = ["GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"]
+        for arguments in [["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "test"]] {
+            _ = try await SystemProcesses().check(Command("git", ["-C", directory] + arguments, environment: environment))
+        }
+        return "file://" + directory
+    }
+
+    /// `directory` as a base64 tar.bz2 for `<archive>`.
+    static func archive(_ directory: String) async throws -> String {
+        let file = directory + ".tar.bz2"
+        _ = try await SystemProcesses().check(Command("tar", ["-c", "-j", "-f", file, "-C", directory, "."]))
+        return try Data(contentsOf: URL(fileURLWithPath: file)).base64EncodedString()
+    }
+}
+
+@Suite struct BuildDependsOrderTests {
+    typealias Source = BuildDependsOrder.Source
+
+    @Test func aSourceIsBuiltAfterTheOneMakingItsBuildDepends() throws {
+        let program = Source(name: "hello-prog", binaries: ["hello-prog"], buildDepends: ["debhelper-compat", "libhello-dev"])
+        let library = Source(name: "libhello", binaries: ["libhello1", "libhello-dev"], buildDepends: ["debhelper-compat"])
+        #expect(try BuildDependsOrder.order([program, library]).map(\.name) == ["libhello", "hello-prog"])
+        #expect(try BuildDependsOrder.order([library, program]).map(\.name) == ["libhello", "hello-prog"])
+    }
+
+    @Test func aCycleIsRefusedWithItsNames() {
+        let a = Source(name: "alpha", binaries: ["alpha-dev"], buildDepends: ["beta-dev"])
+        let b = Source(name: "beta", binaries: ["beta-dev"], buildDepends: ["alpha-dev"])
+        #expect { try BuildDependsOrder.order([a, b]) } throws: { error in
+            (error as? HavelError)?.message.contains("alpha -> beta -> alpha") == true
+        }
+    }
+
+    @Test func controlFieldsGiveBinariesAndBuildDependsNames() throws {
+        let control = """
+            Source: foo
+            Build-Depends: debhelper-compat (= 13), libbar-dev:any [amd64] <!nocheck> | libbaz-dev,
+             pkg-config
+            Build-Depends-Indep: python3
+
+            Package: foo-bin
+            Architecture: any
+
+            Package: foo-doc
+            Architecture: all
+
+            """
+        let source = try BuildDependsOrder.source(control: control, file: "control")
+        #expect(source.name == "foo")
+        #expect(source.binaries == ["foo-bin", "foo-doc"])
+        #expect(source.buildDepends == ["debhelper-compat", "libbar-dev", "libbaz-dev", "pkg-config", "python3"])
+    }
+
+    @Test func pbuilderChildrenAreDecodedAndBadURLsRefused() throws {
+        let text = """
+            <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
+              <project><name>p</name><version>1</version><buildtype>amd64</buildtype><suite>bookworm</suite>
+                <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror></project>
+              <target><hostname>h</hostname>
+                <pbuilder><src-pkg>hello=2.10-3</src-pkg><git revision="v1">file:///srv/lib.git</git><archive>QUJD</archive></pbuilder>
+              </target>
+            </RootFileSystem>
+            """
+        let loaded = try ProjectLoader.load(text: text, file: "p.xml")
+        #expect(loaded.isValid)
+        #expect(loaded.project.target.ownPackages.map(\.origin) == [
+            .sourcePackage(name: "hello", version: "2.10-3"), .git(url: "file:///srv/lib.git", revision: "v1"), .archive(base64: "QUJD"),
+        ])
+        let ssh = try ProjectLoader.load(text: text.replacingOccurrences(of: "file:///srv/lib.git", with: "ssh://host/lib.git"), file: "p.xml")
+        #expect(ssh.errors.contains { $0.message.contains("git URL must start with") })
+    }
+}
+
+@Suite struct OwnPackagePlanTests {
+    @Test func packageBuildsComeBeforeTheInstallAndStandAloneWithPbuilderBuild() throws {
+        let harness = try PlanHarness("own-packages")
+        let project = try harness.load(PlanHarness.xml(arch: "aarch64", target: "<pbuilder><git>https://git.example.org/lib.git</git></pbuilder>"))
+        let host = HostFacts(architecture: .amd64, isRoot: true)
+        var options = BuildOptions(directory: harness.directory, havelVersion: "test")
+        let names = BuildPlan(project, host: host, options: options).stages.map(\.name)
+        let own = try #require(names.firstIndex(of: "build own packages"))
+        #expect(own < (names.firstIndex(of: "install packages") ?? -1))
+        #expect(BuildPlan(project, host: host, options: options).describe().contains("qemu-user, in a target (arm64) chroot"))
+        options.crossBuild = true
+        #expect(BuildPlan(project, host: host, options: options).describe().contains("cross-building (--cross)"))
+        options.onlyOwnPackages = true
+        #expect(BuildPlan(project, host: host, options: options).stages.map(\.name) == ["check host", "probe mirror", "build own packages"])
+    }
+}
+
+@Suite struct PbuilderArchivedirTests {
+    @Test func eachArchivedirIsPackedIntoItsOwnArchiveInPlace() async throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("havel-pbuilder-archivedir-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try OwnPackageFixtures.library(in: base + "/libhello")
+        try OwnPackageFixtures.program(in: base + "/hello-prog")
+        let file = base + "/project.xml"
+        try """
+            <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
+              <project><name>p</name><version>1</version><buildtype>amd64</buildtype><suite>bookworm</suite>
+                <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror></project>
+              <target><hostname>h</hostname>
+                <pbuilder><archivedir>libhello</archivedir><src-pkg>hello</src-pkg><archivedir>hello-prog</archivedir></pbuilder>
+              </target>
+            </RootFileSystem>
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let options = ProjectLoader.Options(preprocess: .init(hashPasswords: false))
+        let resolved = try await ClientResources.resolve(try ProjectLoader.load(path: file, options: options), options: options)
+        #expect(resolved.isValid, "\(resolved.errors)")
+        let origins = resolved.project.target.ownPackages.map(\.origin)
+        #expect(origins.count == 3)
+        #expect(origins[1] == .sourcePackage(name: "hello", version: nil))
+        for (index, name) in [(0, "libhello"), (2, "hello-prog")] {
+            guard case .archive(let base64) = origins[index], let data = Data(base64Encoded: base64.filter { !$0.isWhitespace }) else {
+                Issue.record("source \(index) is not an archive: \(origins[index])")
+                continue
+            }
+            let archive = base + "/\(name).out.tar.bz2"
+            try data.write(to: URL(fileURLWithPath: archive))
+            let listing = try await SystemProcesses().check(Command("tar", ["-t", "-f", archive]))
+            #expect(listing.standardOutput.contains("debian/control"))
+            #expect(listing.standardOutput.contains(name == "libhello" ? "hello.c" : "main.c"))
+        }
+    }
+}
+
+@Suite(.serialized, .enabled(if: Integration.available && ProcessRunner.which("pbuilder") != nil && ProcessRunner.which("git") != nil
+                             && ProcessRunner.which("apt-ftparchive") != nil && ProcessRunner.which("gpgv") != nil,
+                             Comment(rawValue: Integration.missingReason ?? "needs pbuilder, git, apt-ftparchive and gpgv (scripts/setup-host.sh installs them)")))
+struct OwnPackageIntegrationTests {
+    @Test func aLibraryAndAProgramAreBuiltSignedAndInstalled() async throws {
+        try await buildAndCheck(architecture: "amd64", cross: false)
+    }
+
+    /// arm64 on an amd64 host with --cross: built in a host chroot with crossbuild-essential-arm64, run through qemu-user.
+    @Test(.enabled(if: HostFacts.current.architecture?.debianName == "amd64", "cross-builds arm64 from an amd64 host"))
+    func aCrossBuiltProgramRunsInAnArm64Target() async throws {
+        try await buildAndCheck(architecture: "arm64", cross: true)
+    }
+
+    func buildAndCheck(architecture: String, cross: Bool) async throws {
+        let base = try Integration.temporaryDirectory("prjrepo")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try OwnPackageFixtures.library(in: base + "/libhello")
+        try OwnPackageFixtures.program(in: base + "/hello-prog")
+        let libraryURL = try await OwnPackageFixtures.gitRepository(base + "/libhello")
+        let programArchive = try await OwnPackageFixtures.archive(base + "/hello-prog")
+        // The program first: Build-Depends, not document order, decides.
+        let project = """
+            <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
+              <project>
+                <name>havel-it-prjrepo</name><version>0.1</version><buildtype>\(architecture == "amd64" ? "amd64" : "aarch64")</buildtype>
+                <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror>
+                <suite>bookworm</suite>
+              </project>
+              <target>
+                <hostname>it-prjrepo</hostname>
+                <debootstrap><variant>minbase</variant></debootstrap>
+                <pbuilder><archive>\(programArchive)</archive><git>\(libraryURL)</git></pbuilder>
+                <pkg-list><pkg>hello-prog</pkg></pkg-list>
+              </target>
+            </RootFileSystem>
+            """
+        let dir = base + "/build", cache = base + "/cache"
+        let started = Date()
+        let state = try await Integration.build(try Integration.load(project), in: dir, cache: cache, crossBuild: cross)
+        print("own-package build (\(architecture)\(cross ? ", --cross" : "")) took \(Int(Date().timeIntervalSince(started))) s")
+        #expect(state.status == .done)
+        #expect(FileManager.default.fileExists(atPath: dir + "/pbuilder/libhello.log"))
+        #expect(FileManager.default.fileExists(atPath: dir + "/pbuilder/hello-prog.log"))
+
+        // The repository verifies with the exported public key and lists both sources' packages.
+        let keyring = base + "/key.gpg"
+        _ = try await SystemProcesses().check(Command("gpg", ["--batch", "--yes", "--dearmor", "-o", keyring, dir + "/repo/archive-key.asc"]))
+        let verified = try await SystemProcesses().run(Command("gpgv", ["--keyring", keyring, dir + "/repo/dists/bookworm/InRelease"]))
+        #expect(verified.succeeded, "gpgv: \(verified.standardError)")
+        let packages = try String(contentsOfFile: dir + "/repo/dists/bookworm/main/binary-\(architecture)/Packages", encoding: .utf8)
+        let names = Set(PackagesIndex.parse(packages, origin: "repo").map(\.name))
+        #expect(names.isSuperset(of: ["libhello1", "libhello-dev", "hello-prog"]))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/repo/" + "havel-it-prjrepo.secret.asc"))
+
+        // Installed in the target from the repository, runs there, and the report names the origin.
+        #expect(FileManager.default.fileExists(atPath: dir + "/rootfs/usr/bin/hello-prog"))
+        let run = try await SystemProcesses().run(Command("chroot", [dir + "/rootfs", "/usr/bin/hello-prog"]))
+        #expect(run.standardOutput == "hello from libhello, hello-prog\n", "\(run.standardError)")
+        let report = try String(contentsOfFile: dir + "/report.txt", encoding: .utf8)
+        #expect(report.contains(ProjectRepository.originName))
+        let sources = try String(contentsOfFile: dir + "/rootfs/etc/apt/sources.list", encoding: .utf8)
+        #expect(!sources.contains(dir + "/repo"))
+    }
+}
+
+/// The project repository on its own and through `havel prjrepo`: hand-made packages written, listed,
+/// uploaded (re-signed) and downloaded; no network.
+@Suite(.enabled(if: ProcessRunner.which("apt-ftparchive") != nil && ProcessRunner.which("gpgv") != nil && ProcessRunner.which("dpkg-deb") != nil
+                && Integration.havelExecutable != nil, "needs apt-ftparchive, gpgv, dpkg-deb and a built havel (swift build)"))
+struct ProjectRepositoryTests {
+    /// A minimal binary package `name` 1.0 for amd64, made with dpkg-deb.
+    static func deb(_ name: String, in directory: String) async throws -> String {
+        let tree = directory + "/" + name
+        try OwnPackageFixtures.write(["DEBIAN/control": "Package: \(name)\nVersion: 1.0\nArchitecture: amd64\nMaintainer: t <t@example.org>\nDescription: test\n",
+                                      "usr/share/doc/\(name)/README": "test\n"], in: tree)
+        _ = try await SystemProcesses().check(Command("dpkg-deb", ["--root-owner-group", "--build", tree, tree + ".deb"]))
+        return tree + ".deb"
+    }
+
+    func havel(_ arguments: [String]) async throws -> ProcessResult {
+        let result = try await SystemProcesses().run(Command(Integration.havelExecutable!, arguments))
+        #expect(result.succeeded, "havel \(arguments.joined(separator: " ")): \(result.standardError)")
+        return result
+    }
+
+    @Test func uploadAddsAPackageAndSignsAgain() async throws {
+        let base = try Integration.temporaryDirectory("prjrepo-upload")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let build = BuildDirectory(base + "/build"), cache = HavelCache(path: base + "/cache")
+        let first = try await Self.deb("first-tool", in: base)
+        let project = Project(name: "upload-test", version: "2.0", suite: "bookworm")
+        let written = try await ProjectRepository.write([try await AptRepository.Package.reading(first)], to: build.projectRepository,
+                                                        project: project, architecture: "amd64", keys: cache.keys, epoch: 1_700_000_000)
+        #expect(written.packages.map(\.name) == ["first-tool"])
+
+        let second = try await Self.deb("second-tool", in: base)
+        let uploaded = try await havel(["prjrepo", "upload", "--cache", cache.path, build.path, second])
+        #expect(uploaded.standardOutput.contains("first-tool 1.0 amd64"))
+        #expect(uploaded.standardOutput.contains("second-tool 1.0 amd64"))
+        let listed = try await havel(["prjrepo", "list", build.path])
+        #expect(listed.standardOutput == uploaded.standardOutput)
+
+        let keyring = base + "/key.gpg"
+        _ = try await SystemProcesses().check(Command("gpg", ["--batch", "--yes", "--dearmor", "-o", keyring, build.projectRepository + "/archive-key.asc"]))
+        let verified = try await SystemProcesses().run(Command("gpgv", ["--keyring", keyring, build.projectRepository + "/dists/bookworm/InRelease"]))
+        #expect(verified.succeeded, "gpgv: \(verified.standardError)")
+        let release = try String(contentsOfFile: build.projectRepository + "/dists/bookworm/Release", encoding: .utf8)
+        #expect(release.contains("Label: upload-test project repository"))
+        #expect(release.contains("Description: upload-test 2.0:"))
+
+        _ = try await havel(["prjrepo", "download", build.path, "-o", base + "/copy"])
+        #expect(FileManager.default.fileExists(atPath: base + "/copy/dists/bookworm/main/binary-amd64/Packages"))
+        #expect(!FileManager.default.fileExists(atPath: base + "/copy/" + "upload-test.secret.asc"))
+    }
+}

@@ -35,11 +35,11 @@ test: static
 	$(SWIFT) test --skip-build
 
 # The broad matrix of real builds (architectures, releases, both install tools, users' projects, a GRUB image
-# that boots, every example), for changes that touch them; `make test` skips it. HAVEL_SLOW_CASES=a,b runs
-# only the named cases. Root and the host's mirror; about 15 minutes on 2 cores.
+# that boots, every example) and the arm64 --cross own-package build, for changes that touch them; `make test`
+# skips them. HAVEL_SLOW_CASES=a,b runs only the named matrix cases. Root and the host's mirror; about 20 minutes on 2 cores.
 test-slow: static
 	$(SWIFT) build --build-tests
-	HAVEL_SLOW_TESTS=1 $(SWIFT) test --skip-build --filter 'SlowMatrixTests|aBootedImageMakesItsOwnHostKeys'
+	HAVEL_SLOW_TESTS=1 $(SWIFT) test --skip-build --filter 'SlowMatrixTests|aBootedImageMakesItsOwnHostKeys|aCrossBuiltProgramRunsInAnArm64Target'
 
 # ELBE's own example projects (../shared/elbe-examples) built with --mirror host, checks included; prints
 # a table of results and times (hours on 2 cores; HAVEL_EXAMPLES=a.xml,b.xml builds only those).

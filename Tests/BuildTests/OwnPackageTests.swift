@@ -237,7 +237,9 @@ struct OwnPackageIntegrationTests {
     }
 
     /// arm64 on an amd64 host with --cross: built in a host chroot with crossbuild-essential-arm64, run through qemu-user.
-    @Test(.enabled(if: HostFacts.current.architecture?.debianName == "amd64", "cross-builds arm64 from an amd64 host"))
+    /// About 330 s here, so in the slow tier (`make test-slow`).
+    @Test(.enabled(if: HostFacts.current.architecture?.debianName == "amd64", "cross-builds arm64 from an amd64 host"),
+          .enabled(if: SlowMatrix.available, SlowMatrix.skipReason))
     func aCrossBuiltProgramRunsInAnArm64Target() async throws {
         try await buildAndCheck(architecture: "arm64", cross: true)
     }

@@ -74,6 +74,8 @@ public struct BuildProducts: Sendable {
     /// The project repository the own-package builds wrote (the install reads it).
     var projectRepository: ProjectRepository.Written?
     var install: InstallRecord?
+    /// `--from-cdrom`: the checked binary CD the install reads instead of the mirror.
+    var cdrom: BinaryCdromSource?
     /// The installed packages when the target no longer holds dpkg's database (`<tighten/>`, `<diet/>`):
     /// the whole installed tree's, as ELBE's reports read its build environment's.
     var installedPackages: [InstalledPackage]?

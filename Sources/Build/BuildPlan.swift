@@ -18,9 +18,9 @@ public struct BuildPlan: Sendable {
         self.host = host
         self.options = options
         let p = project.project
-        var stages: [any BuildStage] = [CheckHostStage(), ProbeMirrorStage()]
+        var stages: [any BuildStage] = [CheckHostStage(), options.fromCdrom != nil ? BinaryCdromSourceStage() : ProbeMirrorStage()]
         var notes: [String] = []
-        if !p.target.ownPackages.isEmpty { stages.append(OwnPackagesStage()) }
+        if !p.target.ownPackages.isEmpty && options.fromCdrom == nil { stages.append(OwnPackagesStage()) }
         if options.onlyOwnPackages {
             self.stages = stages
             self.notes = notes
@@ -42,8 +42,10 @@ public struct BuildPlan: Sendable {
         stages.append(DeviceFilesStage())
         stages.append(ReportsAndPackingStage())
         stages.append(SBOMStage())
-        if options.binaryCdrom { stages.append(BinaryCdromStage()) }
-        if options.binaryCdrom || p.sourceCdrom { stages.append(SourceCdromStage()) }
+        if options.fromCdrom == nil {
+            if options.binaryCdrom { stages.append(BinaryCdromStage()) }
+            if options.binaryCdrom || p.sourceCdrom { stages.append(SourceCdromStage()) }
+        }
         if p.target.outputs.cpio != nil || p.target.outputs.squashfs != nil { stages.append(RootfsArchivesStage()) }
         if !p.target.images.isEmpty { stages.append(DiskImagesStage()) }
         if !p.target.mtdImages.isEmpty { stages.append(MtdImagesStage()) }

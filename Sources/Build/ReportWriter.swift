@@ -66,7 +66,6 @@ struct ReportWriter {
     /// ELBE's md5, release-origin, release-name and uri come from the install record (made from the apt lists
     /// when the tree was installed, and kept with a cached stage), so a build that reuses the stage writes the same.
     static func sourceDocument(_ context: BuildContext, record: InstallRecord, installed: [InstalledPackage]) -> XMLDocument {
-        let baseURLs = repositoryURLs(AptSources.lines(for: context.project.project))
         let pinned = installed.map { package in
             let recorded = record.package(name: package.name, version: package.version, architecture: package.architecture)
             var pin = PinnedPackage(name: package.name, version: package.version, arch: package.architecture,
@@ -76,7 +75,7 @@ struct ReportWriter {
                 pin.md5 = recorded.md5
                 pin.releaseOrigin = recorded.releaseOrigin
                 pin.releaseName = recorded.releaseName
-                if let origin = recorded.origin, let base = baseURLs[origin], let filename = recorded.filename { pin.uri = base + "/" + filename }
+                pin.uri = recorded.uri
             }
             return pin
         }

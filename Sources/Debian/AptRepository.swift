@@ -16,13 +16,19 @@ public enum AptRepository {
         public var architecture: String
         /// The source package (names the pool directory).
         public var source: String
+        /// The archive's priority and section, for the index (an override of the .deb's own fields); nil keeps those.
+        public var priority: String?
+        public var section: String?
 
-        public init(path: String, name: String, version: String, architecture: String, source: String) {
+        public init(path: String, name: String, version: String, architecture: String, source: String,
+                    priority: String? = nil, section: String? = nil) {
             self.path = path
             self.name = name
             self.version = version
             self.architecture = architecture
             self.source = source
+            self.priority = priority
+            self.section = section
         }
 
         /// A package described by its own control fields (`dpkg-deb -f`).
@@ -88,8 +94,22 @@ public enum AptRepository {
         for package in packages { try checkVersion(package.version, of: package.name) }
         try linkIntoPool(packages.map { (poolDirectory(source: $0.source, component: description.component) + "/" + $0.fileName, $0.path) }, root: root)
 
+        // The archive's priorities and sections where known, as an apt-ftparchive override file beside the root:
+        // mmdebstrap's variants pick packages by the index's Priority, which the .debs' own fields often understate.
+        let plain: (String) -> Bool = { word in !word.isEmpty && word.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "+-._/".contains($0)) } }
+        let overrides = packages.compactMap { package -> String? in
+            guard let priority = package.priority, let section = package.section, plain(priority), plain(section) else { return nil }
+            return "\(package.name) \(priority) \(section)\n"
+        }
+        let overrideFile = root + ".override"
+        unlink(overrideFile)
+        defer { unlink(overrideFile) }
+        if !overrides.isEmpty {
+            try AtomicFile.write(Set(overrides).sorted().joined(), to: overrideFile)
+        }
         // One index for every package, split by architecture (arch all under each), stanzas sorted.
-        let stanzas = try await ftparchive("packages", root: root, component: description.component, keeping: ["filename", "architecture"], processes)
+        let stanzas = try await ftparchive("packages", root: root, component: description.component, keeping: ["filename", "architecture"],
+                                           override: overrides.isEmpty ? nil : overrideFile, processes)
             .sorted { ($0.fields["filename"] ?? "") < ($1.fields["filename"] ?? "") }
         let suiteDirectory = root + "/dists/" + description.suite
         for architecture in description.architectures {
@@ -158,9 +178,9 @@ public enum AptRepository {
     }
 
     /// The stanzas `apt-ftparchive packages|sources pool/<component>` prints, each with the fields in `keeping`.
-    static func ftparchive(_ kind: String, root: String, component: String, keeping: Set<String>,
+    static func ftparchive(_ kind: String, root: String, component: String, keeping: Set<String>, override: String? = nil,
                            _ processes: any ProcessRunning) async throws(HavelError) -> [(text: String, fields: Deb822Stanza)] {
-        let listing = try await processes.run(Command("apt-ftparchive", [kind, "pool/" + component], workingDirectory: root),
+        let listing = try await processes.run(Command("apt-ftparchive", [kind, "pool/" + component] + (override.map { [$0] } ?? []), workingDirectory: root),
                                               input: [], outputLimit: 512 << 20)
         guard listing.succeeded else {
             throw HavelError(.processFailed, "apt-ftparchive could not index the \(kind) in \(root)/pool: \(listing.standardError.trimmingWhitespace())")

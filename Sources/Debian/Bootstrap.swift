@@ -23,6 +23,9 @@ public struct BootstrapRequest: Sendable {
     public var debconfSelections: [DebconfSelection] = []
     /// More architectures apt in the tree knows (multiarch), such as the host architecture of a cross-build chroot.
     public var foreignArchitectures: [String] = []
+    /// The only apt source while installing (a binary CD, `--from-cdrom`): mmdebstrap writes `sourceLines` into
+    /// the tree as usual, a setup hook sets this line in their place, and a customize hook puts them back.
+    public var installSourceOverride: String? = nil
 
     public init(tool: DebootstrapSpec.Tool, architecture: Architecture, suite: String, variant: String?, packages: [String],
                 exclude: [String], sourceLines: [String], preferences: String, keys: [(fileName: String, armored: String)],
@@ -78,6 +81,13 @@ public enum Mmdebstrap {
                 try mergedUsrLinksHook(request.architecture)
                     .write(toFile: hooks + "/setup01-havel-merged-usr.sh", atomically: true, encoding: .utf8)
                 scripts.append("setup01-havel-merged-usr.sh")
+            }
+            if let line = request.installSourceOverride {
+                try sourceOverrideHooks(line: line, saved: payload + "/project-sources.list")
+                    .setup.write(toFile: hooks + "/setup02-havel-source-override.sh", atomically: true, encoding: .utf8)
+                try sourceOverrideHooks(line: line, saved: payload + "/project-sources.list")
+                    .customize.write(toFile: hooks + "/customize90-havel-source-override.sh", atomically: true, encoding: .utf8)
+                scripts += ["setup02-havel-source-override.sh", "customize90-havel-source-override.sh"]
             }
             if !request.debconfSelections.isEmpty {
                 try DebconfSelection.selections(request.debconfSelections).write(toFile: payload + "/debconf-selections", atomically: true, encoding: .utf8)
@@ -173,6 +183,28 @@ public enum Mmdebstrap {
             xargs -0 -r cp -n -t "$root/var/cache/apt/archives/"
 
         """
+    }
+
+    /// The setup hook moves the tree's sources.list (as mmdebstrap wrote it from the project's lines) aside and
+    /// writes `line` as the only source; the customize hook puts the project's back, byte for byte.
+    static func sourceOverrideHooks(line: String, saved: String) -> (setup: String, customize: String) {
+        let setup = """
+            #!/bin/sh
+            # Havel: the packages come from one source only while installing (--from-cdrom).
+            set -eu
+            [ -z "$(ls -A "$1/etc/apt/sources.list.d" 2>/dev/null)" ] || { echo "havel: sources.list.d is not empty" >&2; exit 1; }
+            mv "$1/etc/apt/sources.list" \(Command.shellQuote(saved))
+            printf '%s\\n' \(Command.shellQuote(line)) > "$1/etc/apt/sources.list"
+
+            """
+        let customize = """
+            #!/bin/sh
+            # Havel: the project's apt sources back in the tree (--from-cdrom).
+            set -eu
+            mv \(Command.shellQuote(saved)) "$1/etc/apt/sources.list"
+
+            """
+        return (setup, customize)
     }
 
     static func customizeHook(cache: String, lists: String) -> String {

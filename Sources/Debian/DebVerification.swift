@@ -19,6 +19,9 @@ public enum DebVerification {
         public var releaseOrigin: String? = nil
         public var releaseName: String? = nil
         public var filename: String? = nil
+        /// The archive's priority and section (a binary CD's index repeats them: mmdebstrap's variants read them).
+        public var priority: String? = nil
+        public var section: String? = nil
     }
 
     public struct Outcome: Sendable {
@@ -55,7 +58,8 @@ public enum DebVerification {
             packages.append(Package(name: package.name, version: package.version, architecture: package.architecture,
                                     sha256: indexed?.sha256 ?? digest, origin: indexed?.origin, md5: indexed?.md5,
                                     releaseOrigin: indexed?.releaseOrigin, releaseName: indexed?.releaseName,
-                                    filename: indexed.map(\.filename).flatMap { $0.isEmpty ? nil : $0 }))
+                                    filename: indexed.map(\.filename).flatMap { $0.isEmpty ? nil : $0 },
+                                    priority: indexed?.priority, section: indexed?.section))
         }
         return Outcome(packages: packages, verified: verified)
     }

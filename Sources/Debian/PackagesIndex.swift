@@ -24,6 +24,9 @@ public struct IndexedPackage: Sendable, Hashable, Codable {
     /// The `Origin:` and `Codename:` of the Release the index came with (apt's lists), when known.
     public var releaseOrigin: String?
     public var releaseName: String?
+    /// The archive's `Priority:` and `Section:` (its override, which may differ from the .deb's control file).
+    public var priority: String?
+    public var section: String?
 
     public init(name: String, version: String, architecture: String, filename: String = "", size: Int? = nil,
                 sha256: String? = nil, sourceName: String? = nil, sourceVersion: String? = nil, origin: String = "") {
@@ -43,7 +46,7 @@ public struct IndexedPackage: Sendable, Hashable, Codable {
 public enum PackagesIndex {
     /// The packages of one `Packages` file; stanzas without `Package:` or `Version:` are skipped.
     public static func parse(_ text: String, origin: String) -> [IndexedPackage] {
-        let fields: Set<String> = ["package", "version", "architecture", "filename", "size", "sha256", "md5sum", "source"]
+        let fields: Set<String> = ["package", "version", "architecture", "filename", "size", "sha256", "md5sum", "source", "priority", "section"]
         var packages: [IndexedPackage] = []
         for stanza in Deb822.parse(text, keeping: fields) {
             guard let name = stanza["package"], !name.isEmpty,
@@ -55,6 +58,8 @@ public enum PackagesIndex {
                 filename: stanza["filename"] ?? "", size: stanza["size"].flatMap { Int($0) }, sha256: sha256,
                 sourceName: source.name, sourceVersion: source.version, origin: origin)
             package.md5 = stanza["md5sum"].flatMap { $0.isEmpty ? nil : $0.lowercased() }
+            package.priority = stanza["priority"].flatMap { $0.isEmpty ? nil : $0 }
+            package.section = stanza["section"].flatMap { $0.isEmpty ? nil : $0 }
             packages.append(package)
         }
         return packages

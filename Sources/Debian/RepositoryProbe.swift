@@ -9,6 +9,11 @@ public enum RepositoryProbe {
     public struct Release: Sendable, Hashable, Codable {
         public var url: String
         public var sha256: String
+
+        public init(url: String, sha256: String) {
+            self.url = url
+            self.sha256 = sha256
+        }
     }
 
     public static func fetchReleases(_ repositories: [(uri: String, suite: String)], workDirectory: String,

@@ -42,6 +42,9 @@ struct BuildCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Cross-build the <pbuilder> packages of a foreign target in a host chroot with crossbuild-essential (default: build them under qemu-user in a target chroot, as ELBE does).")
     var cross = false
 
+    @Option(name: .long, help: ArgumentHelp("Install from this binary CD (bin-cdrom.iso of an earlier build with --cdroms) instead of the mirror: exactly its packages, no network, no stage cache; the target keeps the project's apt sources.", valueName: "ISO"))
+    var fromCdrom: String?
+
     @OptionGroup var output_: OutputOptions
 
     @Argument(help: "The project file.")
@@ -56,6 +59,7 @@ struct BuildCommand: AsyncParsableCommand {
                                    sourceDateEpoch: epoch, havelVersion: HavelVersion.current, skipChecks: skipChecks,
                                    binaryCdrom: cdroms)
         options.crossBuild = cross
+        options.fromCdrom = fromCdrom.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 }
         let logger = CLILogging.buildLogger(output_.mode)
         if checkReproducible { return try await checkReproducibility(project, options: options, logger: logger) }
         let renderer = ProgressRenderer.shared

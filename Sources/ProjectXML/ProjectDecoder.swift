@@ -46,11 +46,16 @@ struct ProjectDecoder {
         }
         if let full = root.firstElement(named: "fullpkgs") {
             project.fullPackages = full.elements(named: "pkg").map { pkg in
-                PinnedPackage(name: pkg.text.trimmingWhitespace(), version: pkg.attributeValue("version") ?? "",
-                              arch: pkg.attributeValue("arch"), sha256: pkg.attributeValue("sha256"),
-                              auto: pkg.attributeValue("auto") == "true",
-                              sourceName: pkg.attributeValue("source-name"),
-                              sourceVersion: pkg.attributeValue("source-version"))
+                var pinned = PinnedPackage(name: pkg.text.trimmingWhitespace(), version: pkg.attributeValue("version") ?? "",
+                                           arch: pkg.attributeValue("arch"), sha256: pkg.attributeValue("sha256"),
+                                           auto: pkg.attributeValue("auto") == "true",
+                                           sourceName: pkg.attributeValue("source-name"),
+                                           sourceVersion: pkg.attributeValue("source-version"))
+                pinned.md5 = pkg.attributeValue("md5")
+                pinned.releaseOrigin = pkg.attributeValue("release-origin")
+                pinned.releaseName = pkg.attributeValue("release-name")
+                pinned.uri = pkg.attributeValue("uri")
+                return pinned
             }
         }
         return project

@@ -1,5 +1,7 @@
 // A real build with --cdroms, and the binary CD used as apt would use it: extracted, its signature
-// checked by apt with the project's public key, a package found at the tree's exact version.
+// checked by apt with the project's public key, a package found at the tree's exact version; then the
+// project built again from the CD alone (--from-cdrom) in a network namespace without a route, which gives
+// the same rootfs archive and disk image, byte for byte.
 
 import Foundation
 @testable import Build
@@ -21,6 +23,15 @@ struct BinaryCdromIntegrationTests {
           <target>
             <hostname>it-bincd</hostname>
             <debootstrap><variant>minbase</variant></debootstrap>
+            <images>
+              <msdoshd>
+                <name>bincd.img</name>
+                <size>400MiB</size>
+                <partition><size>remain</size><label>rfs</label></partition>
+              </msdoshd>
+            </images>
+            <fstab><bylabel><label>rfs</label><mountpoint>/</mountpoint><fs><type>ext4</type></fs></bylabel></fstab>
+            <project-finetuning><set_packer packer="none"/></project-finetuning>
             <pkg-list><pkg>netbase</pkg></pkg-list>
           </target>
         </RootFileSystem>
@@ -36,7 +47,12 @@ struct BinaryCdromIntegrationTests {
         let base = try Integration.temporaryDirectory("bincd")
         defer { try? FileManager.default.removeItem(atPath: base) }
         let dir = base + "/build", cache = base + "/cache"
-        let state = try await Integration.build(try Integration.load(Self.project), in: dir, cache: cache, binaryCdrom: true)
+        // Both builds run the havel command, so that both record the same Havel version in source.xml.
+        let havel = try #require(Integration.havelExecutable, "swift build makes .build/debug/havel")
+        let file = base + "/bincd.xml"
+        try Self.project.write(toFile: file, atomically: true, encoding: .utf8)
+        _ = try await run(havel, ["build", "--cdroms", "--cache", cache, "-o", dir, file])
+        let state = try #require(BuildState.read(dir + "/state.json"))
         #expect(state.status == .done)
         #expect(state.outputs.contains("bin-cdrom.iso"))
         #expect(state.stages.map(\.name).contains("binary CD"))
@@ -73,5 +89,38 @@ struct BinaryCdromIntegrationTests {
         let download = try await SystemProcesses().run(Command("apt-get", options + ["download", "netbase"], workingDirectory: apt + "/download"))
         #expect(download.succeeded, "\(download.standardError)")
         #expect(FileManager.default.fileExists(atPath: apt + "/download/" + DebVerification.debFileName(netbase)))
+
+        // The same project from the CD alone, with no network at all and an empty cache.
+        let again = base + "/rebuild"
+        let rebuilt = try await SystemProcesses().run(Command("unshare", ["--net", "--", havel, "build", "--from-cdrom", dir + "/bin-cdrom.iso",
+                                                                          "--cache", base + "/cache2", "-o", again, file]))
+        let log = (try? String(contentsOfFile: again + "/log.txt", encoding: .utf8)) ?? ""
+        #expect(rebuilt.succeeded, "\(rebuilt.standardError.suffix(3000))\n\(log.suffix(3000))")
+        let rebuiltState = try #require(BuildState.read(again + "/state.json"))
+        #expect(rebuiltState.stages.map(\.name).contains("read binary CD") && !rebuiltState.stages.map(\.name).contains("probe mirror"))
+        #expect(log.contains("the install reads no mirror"))
+        for output in ["havel-it-bincd-0.1-rootfs.tar.zst", "bincd.img", "source.xml"] {
+            let first = FileManager.default.contents(atPath: dir + "/" + output)
+            #expect(first != nil && first == FileManager.default.contents(atPath: again + "/" + output), "\(output) differs after the rebuild from the CD")
+        }
+        // The target keeps the project's apt sources, not the CD's.
+        let sources = try String(contentsOfFile: again + "/rootfs/etc/apt/sources.list", encoding: .utf8)
+        let originalSources = try String(contentsOfFile: dir + "/rootfs/etc/apt/sources.list", encoding: .utf8)
+        #expect(sources == originalSources && !sources.contains("copy:"))
+
+        // A CD whose .deb differs from what its source.xml pins is refused, naming the package.
+        let tampered = base + "/tampered"
+        try FileManager.default.copyItem(atPath: cd, toPath: tampered)
+        let deb = try #require(FileManager.default.enumerator(atPath: tampered + "/pool")?.compactMap { $0 as? String }.first { $0.hasSuffix("netbase_\(netbase.version)_all.deb") })
+        _ = chmod(tampered + "/pool/" + deb, 0o644)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: tampered + "/pool/" + deb))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("tampered".utf8))
+        try handle.close()
+        _ = try await run("xorriso", ["-as", "mkisofs", "-quiet", "-r", "-o", base + "/tampered.iso", tampered])
+        let refused2 = try await SystemProcesses().run(Command("unshare", ["--net", "--", havel, "build", "--from-cdrom", base + "/tampered.iso",
+                                                                           "--cache", base + "/cache3", "-o", base + "/rebuild2", file]))
+        #expect(!refused2.succeeded)
+        #expect(refused2.standardError.contains("differ from the sha256 its source.xml pins") && refused2.standardError.contains("netbase"), "\(refused2.standardError.suffix(2000))")
     }
 }

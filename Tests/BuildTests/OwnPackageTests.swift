@@ -192,6 +192,21 @@ enum OwnPackageFixtures {
     }
 }
 
+@Suite struct FromCdromPlanTests {
+    @Test func aRebuildFromTheCdReadsTheCdInsteadOfTheMirrorAndWritesNoCds() throws {
+        let harness = try PlanHarness("from-cdrom")
+        let project = try harness.load(PlanHarness.xml(arch: "aarch64", target: ""))
+        let host = HostFacts(architecture: .amd64, isRoot: true)
+        var options = BuildOptions(directory: harness.directory, havelVersion: "test", binaryCdrom: true)
+        #expect(BuildPlan(project, host: host, options: options).stages.map(\.name).contains("binary CD"))
+        options.fromCdrom = "/srv/bin-cdrom.iso"
+        let names = BuildPlan(project, host: host, options: options).stages.map(\.name)
+        #expect(Array(names.prefix(3)) == ["check host", "read binary CD", "install packages"])
+        #expect(!names.contains("probe mirror") && !names.contains("binary CD") && !names.contains("source CD"))
+        #expect(BuildPlan(project, host: host, options: options).describe().contains("/srv/bin-cdrom.iso"))
+    }
+}
+
 @Suite struct PbuilderArchivedirTests {
     @Test func eachArchivedirIsPackedIntoItsOwnArchiveInPlace() async throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("havel-pbuilder-archivedir-\(UUID().uuidString)").path

@@ -93,6 +93,30 @@ struct AptRepositoryTests {
         #expect(try await shell("grep -rl 'PRIVATE KEY' . || true", in: root).isEmpty)
     }
 
+    @Test func theArchivesPriorityAndSectionOverrideTheDebsOwn() async throws {
+        let (base, debs) = try await makeDebs()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        var packages: [AptRepository.Package] = []
+        for deb in debs { packages.append(try await AptRepository.Package.reading(deb)) }
+        packages[0].priority = "required"
+        packages[0].section = "admin"
+        packages[1].priority = "optional; rm -rf"   // not a plain word: left to the .deb's own fields
+        packages[1].section = "libs"
+        let key = try await RepositorySigningKey.forProject("p", directory: base + "/keys")
+        let description = AptRepository.Description(suite: "bookworm", architectures: ["amd64"], origin: "Havel", label: "test",
+                                                    text: "test repository", epoch: 1_700_000_000)
+        let root = base + "/repo"
+        try await AptRepository.write(packages, to: root, description: description, key: key)
+        let index = try String(contentsOfFile: root + "/dists/bookworm/main/binary-amd64/Packages", encoding: .utf8)
+        let stanzas = Deb822.parse(index, keeping: ["package", "priority", "section"])
+        let tool = try #require(stanzas.first { $0["package"] == "hello-tool" })
+        #expect(tool["priority"] == "required" && tool["section"] == "admin")
+        let library = try #require(stanzas.first { $0["package"] == "libexample1" })
+        #expect(library["priority"] == nil && library["section"] == nil)
+        #expect(!FileManager.default.fileExists(atPath: root + ".override"), "the override file is not left beside the repository")
+        #expect(PackagesIndex.parse(index, origin: "t").first { $0.name == "hello-tool" }?.priority == "required")
+    }
+
     @Test func theSameDebsAndKeyGiveTheSameBytes() async throws {
         let (base, debs) = try await makeDebs()
         defer { try? FileManager.default.removeItem(atPath: base) }

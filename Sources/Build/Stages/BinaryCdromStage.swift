@@ -71,8 +71,10 @@ struct BinaryCdromStage: BuildStage {
                 continue
             }
             expected[file] = sha256
+            let recorded = record.package(name: package.name, version: package.version, architecture: package.architecture)
             packages.append(AptRepository.Package(path: file, name: package.name, version: package.version,
-                                                  architecture: package.architecture, source: package.sourceName))
+                                                  architecture: package.architecture, source: package.sourceName,
+                                                  priority: recorded?.priority, section: recorded?.section))
         }
         guard missing.isEmpty else {
             throw HavelError(.notFound, "the binary CD needs \(missing.count) package(s) that are not in the package cache \(debs): "

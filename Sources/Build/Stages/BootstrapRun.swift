@@ -12,6 +12,8 @@ struct BootstrapRun {
     let context: BuildContext
     /// The project's own packages, read as one more apt source while installing (not left in the target).
     var projectRepository: ProjectRepository.Written? = nil
+    /// `--from-cdrom`: the binary CD is the only package source while installing; the target keeps the project's.
+    var cdrom: BinaryCdromSource? = nil
     var project: Project { context.project.project }
     var architecture: Architecture { context.architecture }
 
@@ -34,6 +36,12 @@ struct BootstrapRun {
             sourceLines: sources, preferences: AptSources.preferences(for: project), keys: keys,
             installRecommends: project.target.installRecommends, packageCache: context.options.cache.debs, listsDirectory: lists)
         request.debconfSelections = project.preseed
+        if let cdrom {
+            guard tool == .mmdebstrap else {
+                throw HavelError(.unsupported, "--from-cdrom installs with mmdebstrap only; remove <debootstrap><type>debootstrap</type>")
+            }
+            request.installSourceOverride = cdrom.sourceLine
+        }
         switch tool {
         case .mmdebstrap:
             let command = try Mmdebstrap.prepare(request, workDirectory: context.directory.work + "/bootstrap", output: context.directory.rootfs)
@@ -97,11 +105,24 @@ struct BootstrapRun {
         let outcome = try await DebVerification.verify(installed, lists: lists, debs: cache.debs, present: Set(cache.debFiles()),
                                                        processes: context.processes)
         let ownOrigin = projectRepository.map { String($0.directory.drop(while: { $0 == "/" })) }
+        let baseURLs = ReportWriter.repositoryURLs(sources)
         let packages = outcome.packages.map { package in
             let own = ownOrigin.map { package.origin?.contains($0) == true } ?? false
-            return InstallRecord.Package(name: package.name, version: package.version, architecture: package.architecture, sha256: package.sha256,
-                                         origin: own ? ProjectRepository.originName : package.origin, md5: package.md5,
-                                         releaseOrigin: package.releaseOrigin, releaseName: package.releaseName, filename: package.filename)
+            var uri: String?
+            if let origin = package.origin, let base = baseURLs[origin], let filename = package.filename { uri = base + "/" + filename }
+            var recorded = InstallRecord.Package(name: package.name, version: package.version, architecture: package.architecture, sha256: package.sha256,
+                                                 origin: own ? ProjectRepository.originName : package.origin, md5: package.md5,
+                                                 releaseOrigin: package.releaseOrigin, releaseName: package.releaseName, uri: uri,
+                                                 priority: package.priority, section: package.section)
+            if let cdrom, let pinned = cdrom.pinned(name: package.name, version: package.version, architecture: package.architecture) {
+                // From the binary CD: what the original build recorded of the package, whose .deb the CD holds.
+                recorded.origin = BinaryCdromSource.originName
+                recorded.md5 = pinned.md5
+                recorded.releaseOrigin = pinned.releaseOrigin
+                recorded.releaseName = pinned.releaseName
+                recorded.uri = pinned.uri
+            }
+            return recorded
         }
         let verified = outcome.verified
         try cache.recordVerified(verified)

@@ -28,8 +28,11 @@ struct CheckHostStage: BuildStage {
         if !context.host.runsNatively(context.architecture) {
             tools.append(("/usr/libexec/qemu-binfmt/\(context.architecture.qemuUserName)-binfmt-P", "qemu-user-static"))
         }
-        if !context.project.project.target.ownPackages.isEmpty {
+        if !context.project.project.target.ownPackages.isEmpty && context.options.fromCdrom == nil {
             tools += OwnPackageBuilds.hostTools
+        }
+        if context.options.fromCdrom != nil {
+            tools += [("xorriso", "xorriso"), ("gpg", "gnupg"), ("gpgv", "gpgv")]
         }
         return tools
     }

@@ -11,12 +11,15 @@ struct InstallRecord: Codable, Sendable {
         var architecture: String
         var sha256: String?
         var origin: String?
-        /// The mirror index's md5, release origin and name, and pool path: source.xml's fields, kept here so a
-        /// build that reuses the cached stage records the same as the build that installed.
+        /// The mirror index's md5, release origin and name, and the .deb's URL: source.xml's fields, kept here
+        /// so a build that reuses the cached stage (or rebuilds from the binary CD) records the same.
         var md5: String?
         var releaseOrigin: String?
         var releaseName: String?
-        var filename: String?
+        var uri: String?
+        /// The archive's priority and section, which the binary CD's index repeats.
+        var priority: String?
+        var section: String?
     }
 
     var packages: [Package]
@@ -40,7 +43,7 @@ struct InstallStage: BuildStage {
 
     /// The inputs of the key, as one encodable value; `format` changes whenever their meaning does.
     struct KeyInputs: Encodable {
-        var format = 4  // 3: the lists keep their InRelease/Release; 4: the record keeps source.xml's md5, release fields and pool paths
+        var format = 5  // 3: the lists keep their InRelease/Release; 4: the record keeps source.xml's md5, release fields and URIs; 5: and priorities
         var tool: String
         var architecture: String
         var suite: String
@@ -94,7 +97,9 @@ struct InstallStage: BuildStage {
         let cache = context.options.cache
         let log = context.log
         try cache.prepare()
-        let lookup = context.options.useStageCache ? cache.lookUpStage(key) : .missing
+        // A rebuild from the binary CD installs afresh: it is there to show the CD alone gives the same tree.
+        let useStageCache = context.options.useStageCache && products.cdrom == nil
+        let lookup = useStageCache ? cache.lookUpStage(key) : .missing
         if case .otherFormat(let format) = lookup {
             log.info("the stage cache holds \(key.prefix(16)) in another format (\(format)); installing afresh and replacing it")
         }
@@ -114,11 +119,11 @@ struct InstallStage: BuildStage {
             let before = Set(cache.debFiles())
             let inUse = try cache.usingDebs()
             defer { inUse.release() }
-            let record = try await BootstrapRun(context: context, projectRepository: products.projectRepository).install()
+            let record = try await BootstrapRun(context: context, projectRepository: products.projectRepository, cdrom: products.cdrom).install()
             let downloaded = Set(cache.debFiles()).subtracting(before).count
             products.stageRecord?.downloads = downloaded
             log.info("\(record.packages.count) packages installed, \(downloaded) downloaded")
-            if context.options.useStageCache { try await store(record, key: key, context) }
+            if useStageCache { try await store(record, key: key, context) }
             products.install = record
         }
         let epoch = context.options.sourceDateEpoch ?? ReproducibleTime.newestPackage(in: context.directory.rootfs)

@@ -93,8 +93,12 @@ final class ProgressRenderer: @unchecked Sendable {
     }
 
     static func describe(output: String) -> String {
-        if output == "bin-cdrom.iso" { return "the binary CD: every installed package as a signed apt repository" }
-        return output.hasSuffix(".cpio") || output.hasSuffix(".squashfs") ? "a root filesystem archive" : "a disk image"
+        switch output {
+        case "bin-cdrom.iso": return "the binary CD: every installed package as a signed apt repository"
+        case "src-cdrom.iso": return "the source CD: every installed package's source as a signed source repository"
+        case "src-cdrom-missing.txt": return "the sources the source CD lacks, with the reasons"
+        default: return output.hasSuffix(".cpio") || output.hasSuffix(".squashfs") ? "a root filesystem archive" : "an image"
+        }
     }
 
     func summary(_ state: BuildState, directory: BuildDirectory) {

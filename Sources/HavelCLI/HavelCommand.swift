@@ -12,7 +12,7 @@ public struct HavelCommand: AsyncParsableCommand {
                       ChrootCommand.self, CheckImageCommand.self, CacheCommand.self,
                       AddCommand.self, PinVersionsCommand.self, ChangeArchiveCommand.self, GetArchiveCommand.self, CheckUpdatesCommand.self,
                       PbuilderCommand.self, ProjectRepositoryCommand.self,
-                      SBOMCommand.self, DiffCommand.self,
+                      SBOMCommand.self, DiffCommand.self, CheckBuildCommand.self,
                       DaemonCommand.self, ControlCommand.self, InitVMCommand.self])
 
     public init() {}

@@ -90,12 +90,18 @@ struct BinaryCdromIntegrationTests {
         #expect(download.succeeded, "\(download.standardError)")
         #expect(FileManager.default.fileExists(atPath: apt + "/download/" + DebVerification.debFileName(netbase)))
 
-        // The same project from the CD alone, with no network at all and an empty cache.
+        // havel check-build: both CDs and the SBOM hold up, and the same project built again from the CD alone,
+        // with no network at all and an empty cache, gives the same rootfs archive and image.
         let again = base + "/rebuild"
-        let rebuilt = try await SystemProcesses().run(Command("unshare", ["--net", "--", havel, "build", "--from-cdrom", dir + "/bin-cdrom.iso",
-                                                                          "--cache", base + "/cache2", "-o", again, file]))
+        let checked = try await SystemProcesses().run(Command("unshare", ["--net", "--", havel, "check-build", "--cache", base + "/cache2",
+                                                                          "--rebuild-directory", again, dir, file]))
         let log = (try? String(contentsOfFile: again + "/log.txt", encoding: .utf8)) ?? ""
-        #expect(rebuilt.succeeded, "\(rebuilt.standardError.suffix(3000))\n\(log.suffix(3000))")
+        #expect(checked.succeeded, "\(checked.standardOutput)\n\(checked.standardError.suffix(3000))\n\(log.suffix(3000))")
+        let lines = checked.standardOutput.split(separator: "\n").map(String.init)
+        for check in ["binary CD", "source CD", "rebuild"] {
+            #expect(lines.contains { $0.hasPrefix("ok    \(check):") }, "\(check): \(checked.standardOutput)")
+        }
+        #expect(lines.contains { $0.hasPrefix("ok    SBOM:") || $0.hasPrefix("skip  SBOM:") }, "\(checked.standardOutput)")
         let rebuiltState = try #require(BuildState.read(again + "/state.json"))
         #expect(rebuiltState.stages.map(\.name).contains("read binary CD") && !rebuiltState.stages.map(\.name).contains("probe mirror"))
         #expect(log.contains("the install reads no mirror"))
@@ -103,6 +109,7 @@ struct BinaryCdromIntegrationTests {
             let first = FileManager.default.contents(atPath: dir + "/" + output)
             #expect(first != nil && first == FileManager.default.contents(atPath: again + "/" + output), "\(output) differs after the rebuild from the CD")
         }
+
         // The target keeps the project's apt sources, not the CD's.
         let sources = try String(contentsOfFile: again + "/rootfs/etc/apt/sources.list", encoding: .utf8)
         let originalSources = try String(contentsOfFile: dir + "/rootfs/etc/apt/sources.list", encoding: .utf8)
@@ -122,5 +129,17 @@ struct BinaryCdromIntegrationTests {
                                                                            "--cache", base + "/cache3", "-o", base + "/rebuild2", file]))
         #expect(!refused2.succeeded)
         #expect(refused2.standardError.contains("differ from the sha256 its source.xml pins") && refused2.standardError.contains("netbase"), "\(refused2.standardError.suffix(2000))")
+
+        // check-build of a build directory with that CD fails the binary CD check, naming the package.
+        let broken = base + "/broken"
+        try FileManager.default.createDirectory(atPath: broken, withIntermediateDirectories: true)
+        for name in ["state.json", "source.xml", "sbom.cdx.json", "sbom.spdx.json"] {
+            try FileManager.default.copyItem(atPath: dir + "/" + name, toPath: broken + "/" + name)
+        }
+        try FileManager.default.copyItem(atPath: base + "/tampered.iso", toPath: broken + "/bin-cdrom.iso")
+        let failed = try await SystemProcesses().run(Command(havel, ["check-build", broken]))
+        #expect(failed.termination == .exited(1))
+        #expect(failed.standardOutput.contains("FAIL  binary CD:") && failed.standardOutput.contains("netbase"), "\(failed.standardOutput)")
+        #expect(failed.standardOutput.contains("skip  source CD:") && failed.standardOutput.contains("skip  rebuild:"), "\(failed.standardOutput)")
     }
 }

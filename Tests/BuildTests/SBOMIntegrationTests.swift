@@ -14,7 +14,7 @@ import Testing
 
 /// The Python with cyclonedx-python-lib and spdx-tools (scripts/setup-host.sh), or why there is none.
 enum SBOMValidators {
-    static let python = ProcessInfo.processInfo.environment["HAVEL_SBOM_PYTHON"] ?? "/opt/havel-sbom-validators/bin/python"
+    static let python = ProcessInfo.processInfo.environment["HAVEL_SBOM_PYTHON"] ?? BuildCheck.defaultValidatorPython
 
     static let missingReason: String? = {
         guard FileManager.default.isExecutableFile(atPath: python) else {
@@ -29,22 +29,7 @@ enum SBOMValidators {
     }()
 
     /// Validates both files; prints nothing and returns "" when both are valid, else what the validators said.
-    static let script = """
-        import sys
-        from cyclonedx.schema import SchemaVersion
-        from cyclonedx.validation.json import JsonStrictValidator
-        from spdx_tools.spdx.parser.parse_anything import parse_file
-        from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
-        problems = []
-        with open(sys.argv[1]) as f:
-            error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(f.read())
-        if error is not None:
-            problems.append("CycloneDX: " + str(error)[:2000])
-        for message in validate_full_spdx_document(parse_file(sys.argv[2]), "SPDX-2.3"):
-            problems.append("SPDX: " + message.validation_message)
-        print("\\n".join(problems[:20]))
-        sys.exit(1 if problems else 0)
-        """
+    static let script = BuildCheck.sbomValidatorScript
 
     static func validate(cycloneDX: String, spdx: String) async throws -> String {
         let result = try await SystemProcesses().run(Command(python, ["-c", script, cycloneDX, spdx]))

@@ -47,20 +47,43 @@ struct BinaryCdromSourceStage: BuildStage {
         let directory = context.directory.work + "/from-cdrom"
         try? FileManager.default.removeItem(atPath: directory)
         let processes = context.processes
-        let extracted = try await processes.run(Command("xorriso", ["-osirrox", "on", "-indev", iso, "-extract", "/", directory]))
-        guard extracted.succeeded else {
-            throw HavelError(.processFailed, "--from-cdrom \(iso): xorriso cannot read it: \(extracted.standardError.trimmingWhitespace().suffix(400))")
+        try await BinaryCdromVerification.extract(iso, into: directory, what: "--from-cdrom", processes: processes)
+        let checked = try await BinaryCdromVerification.verify(directory, project: project, architecture: context.architecture.debianName,
+                                                               what: "--from-cdrom \(iso)", work: context.directory.work, processes: processes)
+        let suite = project.suite, what = "--from-cdrom \(iso)", release = checked.inReleaseSHA256
+        products.releases = [RepositoryProbe.Release(url: "cdrom:\(project.name) \(suite)", sha256: release)]
+        products.cdrom = BinaryCdromSource(directory: directory, suite: suite, pinnedByKey: checked.pinned)
+        context.log.info("\(what): \(checked.packageCount) packages, each as its source.xml pins it; the install reads no mirror (InRelease sha256 \(release.prefix(12)))")
+        if context.options.binaryCdrom || project.sourceCdrom {
+            context.log.warning("\(what): no CDs are written by a rebuild from a CD (--cdroms and <src-cdrom> are left out)")
         }
+    }
+}
+
+/// What makes an extracted binary CD trustworthy for its project: the files it must have, its InRelease
+/// verifying with the key it carries, the same project in its source.xml, and every .deb on it being exactly
+/// one that source.xml pins, with every pinned package there. `--from-cdrom` and `havel check-build` check
+/// through this.
+enum BinaryCdromVerification {
+    struct Checked: Sendable {
+        /// source.xml's entries keyed `name version arch`.
+        var pinned: [String: PinnedPackage]
+        var packageCount: Int
+        var inReleaseSHA256: String
+    }
+
+    static func verify(_ directory: String, project: Project, architecture: String, what: String, work: String,
+                       processes: any ProcessRunning) async throws(HavelError) -> Checked {
         let cd = try RootedFileSystem(root: directory)
-        let suite = project.suite, architecture = context.architecture.debianName
-        let what = "--from-cdrom \(iso)"
+        let suite = project.suite
         for needed in ["/" + BinaryCdromStage.publicKeyFile, "/source.xml", "/dists/\(suite)/InRelease"] where !cd.exists(needed) {
             throw HavelError(.invalidArgument, "\(what): the CD has no \(needed); give a bin-cdrom.iso that havel build --cdroms wrote for suite \(suite)")
         }
 
         // The signature, with the key the CD carries: the CD is what the user vouches for; this shows it is whole.
-        let keyring = context.directory.work + "/from-cdrom-key.gpg"
-        unlink(keyring)
+        let keyring = work + "/cdrom-key-\(UUID().uuidString.prefix(8)).gpg"
+        try? FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { unlink(keyring) }
         try await processes.check(Command("gpg", ["--batch", "--dearmor", "-o", keyring, directory + "/" + BinaryCdromStage.publicKeyFile]))
         let verified = try await processes.run(Command("gpgv", ["--keyring", keyring, directory + "/dists/\(suite)/InRelease"]))
         guard verified.succeeded else {
@@ -100,13 +123,15 @@ struct BinaryCdromSourceStage: BuildStage {
         guard wrong.isEmpty else {
             throw HavelError(.invalidArgument, "\(what): \(wrong.count) .deb(s) differ from the sha256 its source.xml pins: \(wrong.prefix(10).joined(separator: ", "))")
         }
-
         let release = try await Digest.sha256(try cd.readFile("/dists/\(suite)/InRelease", limit: 16 << 20), processes: processes)
-        products.releases = [RepositoryProbe.Release(url: "cdrom:\(original.name) \(suite)", sha256: release)]
-        products.cdrom = BinaryCdromSource(directory: directory, suite: suite, pinnedByKey: pinned)
-        context.log.info("\(what): \(packages.count) packages, each as its source.xml pins it; the install reads no mirror (InRelease sha256 \(release.prefix(12)))")
-        if context.options.binaryCdrom || project.sourceCdrom {
-            context.log.warning("\(what): no CDs are written by a rebuild from a CD (--cdroms and <src-cdrom> are left out)")
+        return Checked(pinned: pinned, packageCount: packages.count, inReleaseSHA256: release)
+    }
+
+    /// Extracts an ISO image with xorriso into `directory` (which must not exist), never mounting it.
+    static func extract(_ iso: String, into directory: String, what: String, processes: any ProcessRunning) async throws(HavelError) {
+        let extracted = try await processes.run(Command("xorriso", ["-osirrox", "on", "-indev", iso, "-extract", "/", directory]))
+        guard extracted.succeeded else {
+            throw HavelError(.processFailed, "\(what): xorriso cannot read \(iso): \(extracted.standardError.trimmingWhitespace().suffix(400))")
         }
     }
 }

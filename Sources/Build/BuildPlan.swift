@@ -20,7 +20,9 @@ public struct BuildPlan: Sendable {
         let p = project.project
         var stages: [any BuildStage] = [CheckHostStage(), options.fromCdrom != nil ? BinaryCdromSourceStage() : ProbeMirrorStage()]
         var notes: [String] = []
-        if !p.target.ownPackages.isEmpty && options.fromCdrom == nil { stages.append(OwnPackagesStage()) }
+        if !p.target.ownPackages.isEmpty && options.fromCdrom == nil {
+            stages.append(options.skipOwnPackages && !options.onlyOwnPackages ? ExistingProjectRepositoryStage() : OwnPackagesStage())
+        }
         if options.onlyOwnPackages {
             self.stages = stages
             self.notes = notes

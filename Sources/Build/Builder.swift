@@ -26,6 +26,9 @@ public struct BuildOptions: Sendable {
     public var crossBuild: Bool = false
     /// Build only the `<pbuilder>` packages and the project repository (`havel pbuilder build`).
     public var onlyOwnPackages: Bool = false
+    /// Do not build the `<pbuilder>` packages; install from the project repository the build directory holds
+    /// (`--skip-pbuilder`).
+    public var skipOwnPackages: Bool = false
     /// Install from this binary CD (an ISO image `--cdroms` wrote) instead of the mirror, without the stage
     /// cache (`--from-cdrom`).
     public var fromCdrom: String? = nil

@@ -253,9 +253,12 @@ public final class HavelDaemon: Sendable {
 
     /// How a build runs: the daemon's cache and mirror settings, the request's choices.
     func buildOptions(_ id: ProjectID, _ request: BuildRequest) -> BuildOptions {
-        BuildOptions(directory: directory(id).build, cache: HavelCache(path: configuration.cache),
-                     useStageCache: configuration.useStageCache, havelVersion: configuration.havelVersion,
-                     continueLog: true, localMachine: configuration.localMachine, binaryCdrom: request.binaryCdrom)
+        var options = BuildOptions(directory: directory(id).build, cache: HavelCache(path: configuration.cache),
+                                   useStageCache: configuration.useStageCache, havelVersion: configuration.havelVersion,
+                                   continueLog: true, localMachine: configuration.localMachine, binaryCdrom: request.binaryCdrom)
+        options.crossBuild = request.crossBuild
+        options.skipOwnPackages = request.skipPbuilder
+        return options
     }
 
     /// How a build loads the uploaded project: passwords hashed as `havel build` does, not-built items as asked.

@@ -1,4 +1,5 @@
 import Build
+import Debian
 import DaemonAPI
 import Foundation
 import HavelCore
@@ -60,6 +61,10 @@ extension HavelDaemon {
             }
             let id = try Self.id(context)
             return try await events ? self.logEvents(id, from: offset) : self.log(id, follow: follow, from: offset)
+        }
+        router.get("/projects/{id}/repo") { _, context in try await self.repositoryListing(try Self.id(context)) }
+        router.post("/projects/{id}/repo/{name}") { request, context in
+            try await self.uploadPackage(try Self.id(context), name: context.parameters.get("name") ?? "", request.body)
         }
         router.get("/projects/{id}/files") { _, context in
             let id = try Self.id(context)
@@ -375,6 +380,66 @@ extension HavelDaemon {
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: [.contentType: LogEvents.contentType, .cacheControl: "no-store"], body: body)
+    }
+
+    /// The project repository's packages.
+    func repositoryListing(_ id: ProjectID) async throws -> Response {
+        _ = try await store.project(id)
+        let packages = try await ProjectRepository.packages(in: directory(id).build.projectRepository)
+        return .json(Self.listing(packages))
+    }
+
+    static func listing(_ packages: [AptRepository.Package]) -> ProjectRepositoryListing {
+        ProjectRepositoryListing(packages: packages.map {
+            RepositoryPackage(name: $0.name, version: $0.version, architecture: $0.architecture, source: $0.source)
+        })
+    }
+
+    /// Adds an uploaded .deb to the project's repository (`havel control prjrepo upload`): streamed to disk up
+    /// to its limit, read as a .deb of the project's architecture, and the repository written and signed again.
+    func uploadPackage(_ id: ProjectID, name encoded: String, _ body: RequestBody) async throws -> Response {
+        guard let name = encoded.removingPercentEncoding, ValidatedProject.isPlainFileName(name), name.hasSuffix(".deb"), name.count > 4 else {
+            throw APIError(.badRequest, "name the package upload with a plain file name ending in .deb, not \(encoded)")
+        }
+        let directory = directory(id)
+        guard try await store.project(id).projectStatus != .busy else {
+            throw APIError(.conflict, "project \(id) is busy building; upload packages after it ends")
+        }
+        guard FileManager.default.fileExists(atPath: directory.source) else {
+            throw APIError(.conflict, "project \(id) has no project file; upload one first (its suite and architecture make the repository)")
+        }
+        let temporary = data + "/uploads/\(id)-\(UUID().uuidString.prefix(8))-" + name
+        defer { unlink(temporary) }
+        _ = try await uploads.run(for: id) {
+            let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw HavelError(.io, "cannot write \(temporary): \(errnoText())") }
+            defer { close(fd) }
+            return try await Self.stage(body, into: fd, path: temporary, limit: DaemonRoute.maximumPackageUpload)
+        }
+        let limit = configuration.maximumProjectSize
+        let project = try await BlockingWork.run { () throws(HavelError) -> ValidatedProject in
+            let loaded = try ProjectLoader.load(bytes: try ProjectFile.readBytes(directory.source, limit: limit), file: "source.xml",
+                                                options: Self.daemonLoaderOptions(limit: limit))
+            return try ValidatedProject(loaded, allowUnsupported: true)
+        }
+        let outcome = await Self.addPackage(temporary, name: name, to: directory.build.projectRepository, project: project,
+                                            keys: HavelCache(path: configuration.cache).keys)
+        switch outcome {
+        case .success(let written): return .json(Self.listing(written.packages))
+        case .failure(let error) where error.code == .invalidArgument || error.code == .processFailed:
+            throw APIError(.badRequest, "\(name): \(error.message)")
+        case .failure(let error): throw error
+        }
+    }
+
+    static func addPackage(_ file: String, name: String, to repository: String, project: ValidatedProject,
+                           keys: String) async -> Result<ProjectRepository.Written, HavelError> {
+        do throws(HavelError) {
+            return .success(try await ProjectRepository.add([file], to: repository, project: project.project, architecture: project.architecture.debianName,
+                                                            keys: keys, epoch: Int(Date().timeIntervalSince1970)))
+        } catch {
+            return .failure(error)
+        }
     }
 
     func download(_ id: ProjectID, _ requested: Substring) async throws -> Response {

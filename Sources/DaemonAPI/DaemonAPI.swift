@@ -40,6 +40,14 @@ public enum DaemonRoute {
         if offset > 0 { query.append("offset=\(offset)") }
         return "/projects/\(id)/log" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
     }
+    /// GET: `ProjectRepositoryListing`, the packages of the project's repository (repo/ of its build
+    /// directory: what `<pbuilder>` built and what was uploaded; its files download through `file`).
+    public static func repository(_ id: ProjectID) -> String { "/projects/\(id)/repo" }
+    /// POST, body a .deb of at most `maximumPackageUpload` bytes named by `name` (a plain file name ending in
+    /// .deb): adds it to the project's repository, signed again with the project's key; `ProjectRepositoryListing`.
+    /// 400 for a file that is no .deb of the project's architecture (or all), 409 while busy or without a project file.
+    public static func repositoryPackage(_ id: ProjectID, name: String) -> String { "/projects/\(id)/repo/" + percentEncode(name) }
+    public static let maximumPackageUpload = 512 << 20
     /// GET: `FileList`, the files of the last build relative to its build directory.
     public static func files(_ id: ProjectID) -> String { "/projects/\(id)/files" }
     /// GET: one file's bytes (application/octet-stream). The path is relative to the build directory;
@@ -198,17 +206,47 @@ public struct BuildRequest: Codable, Sendable, Equatable {
     public var allowUnsupported: Bool
     /// Also write bin-cdrom.iso, the binary CD (`--cdroms`).
     public var binaryCdrom: Bool
+    /// Cross-build the `<pbuilder>` packages of a foreign target in a host chroot (`--cross`).
+    public var crossBuild: Bool
+    /// Do not build the `<pbuilder>` packages; install from the project repository as it is (`--skip-pbuilder`).
+    public var skipPbuilder: Bool
 
-    public init(allowUnsupported: Bool = false, binaryCdrom: Bool = false) {
+    public init(allowUnsupported: Bool = false, binaryCdrom: Bool = false, crossBuild: Bool = false, skipPbuilder: Bool = false) {
         self.allowUnsupported = allowUnsupported
         self.binaryCdrom = binaryCdrom
+        self.crossBuild = crossBuild
+        self.skipPbuilder = skipPbuilder
     }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         allowUnsupported = try container.decodeIfPresent(Bool.self, forKey: .allowUnsupported) ?? false
         binaryCdrom = try container.decodeIfPresent(Bool.self, forKey: .binaryCdrom) ?? false
+        crossBuild = try container.decodeIfPresent(Bool.self, forKey: .crossBuild) ?? false
+        skipPbuilder = try container.decodeIfPresent(Bool.self, forKey: .skipPbuilder) ?? false
     }
+}
+
+/// One package of a project repository.
+public struct RepositoryPackage: Codable, Sendable, Equatable {
+    public var name: String
+    public var version: String
+    public var architecture: String
+    public var source: String
+
+    public init(name: String, version: String, architecture: String, source: String) {
+        self.name = name
+        self.version = version
+        self.architecture = architecture
+        self.source = source
+    }
+}
+
+/// The packages of a project repository, sorted by name, version and architecture.
+public struct ProjectRepositoryListing: Codable, Sendable, Equatable {
+    public var packages: [RepositoryPackage]
+
+    public init(packages: [RepositoryPackage]) { self.packages = packages }
 }
 
 /// How a cancellation is asked for; an empty body is an anonymous one.

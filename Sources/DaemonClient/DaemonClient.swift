@@ -105,6 +105,23 @@ public struct DaemonClient: Sendable {
         Array(try await call(.GET, DaemonRoute.log(id, offset: offset)).readableBytesView)
     }
 
+    /// The packages of the project's repository.
+    public func repository(_ id: ProjectID) async throws(HavelError) -> ProjectRepositoryListing {
+        try await decode(ProjectRepositoryListing.self, .GET, DaemonRoute.repository(id))
+    }
+
+    /// Adds a .deb file to the project's repository (the daemon signs it again).
+    public func uploadPackage(_ id: ProjectID, file: String) async throws(HavelError) -> ProjectRepositoryListing {
+        let name = (file as NSString).lastPathComponent
+        guard name.hasSuffix(".deb") else { throw HavelError(.invalidArgument, "\(file) is not a .deb file") }
+        let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? nil
+        guard let size, size <= DaemonRoute.maximumPackageUpload, let data = FileManager.default.contents(atPath: file), data.count == size else {
+            throw HavelError(.invalidArgument, "\(file) is not a readable file of at most \(DaemonRoute.maximumPackageUpload >> 20) MiB")
+        }
+        return try await decode(ProjectRepositoryListing.self, .POST, DaemonRoute.repositoryPackage(id, name: name),
+                                body: ByteBuffer(bytes: data), contentType: "application/vnd.debian.binary-package")
+    }
+
     /// The result files of the last build, relative to its build directory.
     public func files(_ id: ProjectID) async throws(HavelError) -> [FileEntry] {
         try await decode(FileList.self, .GET, DaemonRoute.files(id)).files

@@ -13,7 +13,7 @@ struct ControlCommand: AsyncParsableCommand {
         commandName: "control",
         abstract: "Talk to a Havel daemon: create, upload, build, wait, fetch logs and results (for scripts and CI).",
         discussion: "Exit status: 0 success, 1 the daemon refused or a build failed (wait), 2 usage.",
-        subcommands: [List.self, Create.self, Upload.self, Build.self, Cancel.self, Wait.self, Log.self, Files.self, Get.self,
+        subcommands: [List.self, Create.self, Upload.self, Build.self, Cancel.self, Wait.self, Log.self, Files.self, Get.self, ProjectRepository.self,
                       Reset.self, Delete.self, Status.self])
 
     /// Where the daemon is and how to prove who we are; how to print.
@@ -121,12 +121,15 @@ struct ControlCommand: AsyncParsableCommand {
         @Flag(name: .long, help: "Build although the project uses items Havel does not build that change the output.")
         var allowUnsupported = false
         @Flag(name: .long, help: "Also write bin-cdrom.iso, the binary CD (ELBE's --build-bin).") var cdroms = false
+        @Flag(name: .long, help: "Cross-build the <pbuilder> packages of a foreign target in a host chroot.") var cross = false
+        @Flag(name: .long, help: "Do not build the <pbuilder> packages; install from the project repository as it is.") var skipPbuilder = false
         @Option(name: .long, help: ArgumentHelp("How long the daemon may be out of reach while waiting.", valueName: "SECONDS"))
         var patience: Int = 300
 
         func run() async throws {
             let client = try connection.client()
-            let project = try await client.build(id, BuildRequest(allowUnsupported: allowUnsupported, binaryCdrom: cdroms))
+            let project = try await client.build(id, BuildRequest(allowUnsupported: allowUnsupported, binaryCdrom: cdroms,
+                                                                  crossBuild: cross, skipPbuilder: skipPbuilder))
             guard wait else {
                 try connection.print(project) { ControlCommand.describe(project) }
                 return
@@ -221,6 +224,63 @@ struct ControlCommand: AsyncParsableCommand {
                 if !connection.json { Terminal.out("\(destination)  \(ByteCount.format(size))") }
             }
             if connection.json { try connection.print(FileList(files: fetched)) { "" } }
+        }
+    }
+
+    /// `havel control prjrepo list|upload|download ID`: the project repository in the daemon.
+    struct ProjectRepository: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "prjrepo", abstract: "The project's repository of own packages in the daemon.",
+                                                        subcommands: [List.self, Upload.self, Download.self])
+
+        static func describe(_ listing: ProjectRepositoryListing) -> String {
+            listing.packages.map { "\($0.name) \($0.version) \($0.architecture) (source \($0.source))" }.joined(separator: "\n")
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List the packages of the project's repository.")
+            @OptionGroup var connection: Connection
+            @Argument(help: "The project id.") var id: ProjectID
+
+            func run() async throws {
+                let listing = try await connection.client().repository(id)
+                try connection.print(listing) { ProjectRepository.describe(listing) }
+            }
+        }
+
+        struct Upload: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Add .deb files to the project's repository (signed again by the daemon).")
+            @OptionGroup var connection: Connection
+            @Argument(help: "The project id.") var id: ProjectID
+            @Argument(help: "The .deb files.") var debs: [String]
+
+            func run() async throws {
+                let client = try connection.client()
+                var listing = ProjectRepositoryListing(packages: [])
+                for deb in debs { listing = try await client.uploadPackage(id, file: deb) }
+                try connection.print(listing) { ProjectRepository.describe(listing) }
+            }
+        }
+
+        struct Download: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Download the project's repository (repo/, signed) into a directory.")
+            @OptionGroup var connection: Connection
+            @Option(name: .shortAndLong, help: ArgumentHelp("Directory to write into (repo/ goes below it).", valueName: "DIR")) var output: String = "."
+            @Argument(help: "The project id.") var id: ProjectID
+
+            func run() async throws {
+                let client = try connection.client()
+                let paths = try await client.files(id).map(\.path).filter { $0.hasPrefix("repo/") }
+                guard !paths.isEmpty else { throw HavelError(.notFound, "project \(id) has no project repository") }
+                do {
+                    try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+                } catch {
+                    throw HavelError(.io, "cannot create \(output): \(error.localizedDescription)")
+                }
+                for path in paths {
+                    let (destination, size) = try await client.download(id, path: path, into: output)
+                    if !connection.json { Terminal.out("\(destination)  \(ByteCount.format(size))") }
+                }
+            }
         }
     }
 

@@ -95,20 +95,12 @@ struct ProjectRepositoryCommand: AsyncParsableCommand {
         func run() async throws {
             let repository = try ProjectRepositoryCommand.repository(directory)
             let release = try Self.release(repository)
-            var packages = try await ProjectRepository.packages(in: repository)
-            for deb in debs {
-                guard deb.hasSuffix(".deb"), FileManager.default.isReadableFile(atPath: deb) else {
-                    throw HavelError(.invalidArgument, "\(deb) is not a readable .deb file")
-                }
-                let package = try await AptRepository.Package.reading(deb)
-                guard package.architecture == release.architecture || package.architecture == "all" else {
-                    throw HavelError(.invalidArgument, "\(deb) is for \(package.architecture); the repository holds \(release.architecture) and all packages")
-                }
-                packages.append(package)
+            for deb in debs where !deb.hasSuffix(".deb") || !FileManager.default.isReadableFile(atPath: deb) {
+                throw HavelError(.invalidArgument, "\(deb) is not a readable .deb file")
             }
             let project = Project(name: release.project, version: release.version, suite: release.suite)
-            let written = try await ProjectRepository.write(packages, to: repository, project: project, architecture: release.architecture,
-                                                            keys: HavelCache(path: cache).keys, epoch: Int(Date().timeIntervalSince1970))
+            let written = try await ProjectRepository.add(debs, to: repository, project: project, architecture: release.architecture,
+                                                          keys: HavelCache(path: cache).keys, epoch: Int(Date().timeIntervalSince1970))
             print(ProjectRepository.listing(written.packages), terminator: "")
         }
 

@@ -37,6 +37,12 @@ extension InitVMCommand {
         @Flag(name: .long, help: "Also write bin-cdrom.iso, the binary CD (ELBE's submit does unless --skip-build-bin).")
         var cdroms = false
 
+        @Flag(name: .long, help: "Cross-build the <pbuilder> packages of a foreign target in a host chroot (default: under qemu-user).")
+        var cross = false
+
+        @Flag(name: .long, help: "Do not build the <pbuilder> packages (as ELBE's submit --skip-pbuilder); the install then needs them in the project repository, so a fresh project fails and says so.")
+        var skipPbuilder = false
+
         @OptionGroup var follow: LogFollowOptions
 
         @Argument(help: "The project file.")
@@ -72,7 +78,8 @@ extension InitVMCommand {
             let project = try await client.createProject()
             Terminal.out("project \(project.id) created; uploading \(file)")
             _ = try await client.upload(project.id, xml: xml)
-            _ = try await client.build(project.id, BuildRequest(allowUnsupported: read.allowUnsupported, binaryCdrom: cdroms))
+            _ = try await client.build(project.id, BuildRequest(allowUnsupported: read.allowUnsupported, binaryCdrom: cdroms,
+                                                                crossBuild: cross, skipPbuilder: skipPbuilder))
             let done = try await follow.followUntilDone(client, project.id)
 
             let formatter = DateFormatter()

@@ -190,6 +190,17 @@ enum OwnPackageFixtures {
         options.onlyOwnPackages = true
         #expect(BuildPlan(project, host: host, options: options).stages.map(\.name) == ["check host", "probe mirror", "build own packages"])
     }
+
+    @Test func skipPbuilderReadsTheRepositoryAsItIsAndFailsWithoutOne() async throws {
+        let harness = try PlanHarness("skip-pbuilder")
+        let project = try harness.load(PlanHarness.xml(arch: "amd64", target: "<pbuilder><git>https://git.example.org/lib.git</git></pbuilder>"))
+        var options = BuildOptions(directory: harness.directory, havelVersion: "test")
+        options.skipOwnPackages = true
+        let plan = BuildPlan(project, host: HostFacts(architecture: .amd64, isRoot: true), options: options)
+        let names = plan.stages.map(\.name)
+        #expect(names.contains("project repository") && !names.contains("build own packages"))
+        #expect(try await ProjectRepository.existing(harness.directory.projectRepository, suite: "bookworm") == nil)
+    }
 }
 
 @Suite struct FromCdromPlanTests {

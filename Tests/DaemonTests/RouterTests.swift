@@ -4,6 +4,7 @@ import Foundation
 import HavelCore
 import Hummingbird
 import HummingbirdTesting
+import SystemKit
 import Testing
 @testable import Daemon
 
@@ -194,6 +195,82 @@ import Testing
             let id = try await create(client).id
             #expect(daemon.buildOptions(id, BuildRequest(binaryCdrom: true)).binaryCdrom)
             #expect(!daemon.buildOptions(id, BuildRequest()).binaryCdrom)
+        }
+    }
+
+    /// `havel control build --cross --skip-pbuilder` and `initvm submit` pass both through; older bodies mean neither.
+    @Test func crossAndSkipPbuilderReachTheBuildOptions() async throws {
+        let request = try DaemonJSON.decoder().decode(BuildRequest.self, from: Data(#"{"crossBuild":true,"skipPbuilder":true}"#.utf8))
+        #expect(request.crossBuild && request.skipPbuilder)
+        let old = try DaemonJSON.decoder().decode(BuildRequest.self, from: Data("{}".utf8))
+        #expect(!old.crossBuild && !old.skipPbuilder)
+        try await withDaemon { daemon, client, _ in
+            let id = try await create(client).id
+            let options = daemon.buildOptions(id, request)
+            #expect(options.crossBuild && options.skipOwnPackages)
+            #expect(!daemon.buildOptions(id, BuildRequest()).skipOwnPackages)
+        }
+    }
+
+    /// `havel control prjrepo upload|list`: a .deb of the project's architecture goes into its signed repository;
+    /// anything else is refused with the reason, and names that are not plain .deb file names never reach the disk.
+    @Test(.enabled(if: ["dpkg-deb", "apt-ftparchive", "gpg"].allSatisfy { ProcessRunner.which($0) != nil }, "needs dpkg-deb, apt-ftparchive and gpg"))
+    func packagesUploadedToTheProjectRepositoryAreListedAndSigned() async throws {
+        let scratch = NSTemporaryDirectory() + "havel-router-repo-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        func deb(_ name: String, architecture: String) async throws -> Data {
+            let tree = scratch + "/" + name + "-" + architecture
+            try FileManager.default.createDirectory(atPath: tree + "/DEBIAN", withIntermediateDirectories: true)
+            try "Package: \(name)\nVersion: 1.0-1\nArchitecture: \(architecture)\nMaintainer: T <t@example.org>\nDescription: test\n"
+                .write(toFile: tree + "/DEBIAN/control", atomically: true, encoding: .utf8)
+            let built = try await ProcessRunner.run(Command("dpkg-deb", ["--root-owner-group", "-b", tree, tree + ".deb"]))
+            #expect(built.succeeded, "\(built.standardError)")
+            return try Data(contentsOf: URL(fileURLWithPath: tree + ".deb"))
+        }
+        let ours = try await deb("vendor-tool", architecture: "amd64")
+        let foreign = try await deb("vendor-arm", architecture: "arm64")
+        try await withDaemon { daemon, client, data in
+            let id = try await create(client).id
+            // Without a project file there is no suite or architecture to make the repository for.
+            try await client.execute(uri: DaemonRoute.repositoryPackage(id, name: "vendor-tool.deb"), method: .post, headers: auth,
+                                     body: ByteBuffer(bytes: ours)) { response in
+                #expect(response.status == .conflict)
+            }
+            try await client.execute(uri: DaemonRoute.source(id), method: .put, headers: auth,
+                                     body: ByteBuffer(string: DaemonFixture.project(name: "repo"))) { response in
+                #expect(response.status == .ok)
+            }
+            try await client.execute(uri: DaemonRoute.repositoryPackage(id, name: "vendor-tool_1.0-1_amd64.deb"), method: .post, headers: auth,
+                                     body: ByteBuffer(bytes: ours)) { response in
+                #expect(response.status == .ok)
+                let listing = try decode(ProjectRepositoryListing.self, response)
+                #expect(listing.packages == [RepositoryPackage(name: "vendor-tool", version: "1.0-1", architecture: "amd64", source: "vendor-tool")])
+            }
+            try await client.execute(uri: DaemonRoute.repository(id), method: .get, headers: auth) { response in
+                let names = try decode(ProjectRepositoryListing.self, response).packages.map(\.name)
+                #expect(names == ["vendor-tool"])
+            }
+            let repository = data + "/projects/\(id)/build/repo"
+            #expect(FileManager.default.fileExists(atPath: repository + "/dists/bookworm/InRelease"))
+            for (name, body, reason) in [("vendor-arm.deb", foreign, "is for arm64"), ("notes.deb", Data("not a deb".utf8), "notes.deb")] {
+                try await client.execute(uri: DaemonRoute.repositoryPackage(id, name: name), method: .post, headers: auth,
+                                         body: ByteBuffer(bytes: body)) { response in
+                    #expect(response.status == .badRequest, "\(name)")
+                    let message = try decode(ErrorResponse.self, response).error
+                    #expect(message.contains(reason), "\(name): \(message)")
+                }
+            }
+            for name in ["..%2Fescape.deb", "tool.tar", ".deb"] {
+                try await client.execute(uri: "/projects/\(id)/repo/\(name)", method: .post, headers: auth, body: ByteBuffer(bytes: ours)) { response in
+                    #expect(response.status == .badRequest || response.status == .notFound, "\(name): \(response.status)")
+                }
+            }
+            #expect(!FileManager.default.fileExists(atPath: data + "/projects/\(id)/escape.deb"))
+            try await client.execute(uri: DaemonRoute.repository(id), method: .get, headers: auth) { response in
+                let names = try decode(ProjectRepositoryListing.self, response).packages.map(\.name)
+                #expect(names == ["vendor-tool"])
+            }
+            _ = daemon
         }
     }
 

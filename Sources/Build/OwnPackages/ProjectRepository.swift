@@ -92,6 +92,34 @@ public enum ProjectRepository {
         return Written(directory: repository, suite: project.suite, publicKey: key.publicKey, inReleaseSHA256: digest, packages: placed)
     }
 
+    /// The repository with `debs` added (a package of the same name, version and architecture replaced),
+    /// signed again: `havel prjrepo upload` and the daemon's upload route. Each must be a .deb for
+    /// `architecture` or `all`.
+    public static func add(_ debs: [String], to repository: String, project: Project, architecture: String, keys: String, epoch: Int,
+                           processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> Written {
+        var packages = try await packages(in: repository, processes: processes)
+        for deb in debs {
+            let package = try await AptRepository.Package.reading(deb, processes: processes)
+            guard package.architecture == architecture || package.architecture == "all" else {
+                throw HavelError(.invalidArgument, "\((deb as NSString).lastPathComponent) is for \(package.architecture); the project repository holds \(architecture) and all packages")
+            }
+            packages.append(package)
+        }
+        return try await write(packages, to: repository, project: project, architecture: architecture, keys: keys, epoch: epoch, processes: processes)
+    }
+
+    /// The repository a build directory already holds (an earlier build's, with uploads), for a build that
+    /// skips the package builds (`--skip-pbuilder`); nil when there is none.
+    public static func existing(_ repository: String, suite: String, processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> Written? {
+        let inRelease = repository + "/dists/\(suite)/InRelease"
+        guard FileManager.default.fileExists(atPath: inRelease) else { return nil }
+        let tree = try RootedFileSystem(root: repository)
+        let publicKey = String(decoding: try tree.readFile("/" + publicKeyFile, limit: 1 << 20), as: UTF8.self)
+        let digest = try await Digest.sha256(files: [inRelease], processes: processes)[inRelease] ?? ""
+        return Written(directory: repository, suite: suite, publicKey: publicKey, inReleaseSHA256: digest,
+                       packages: try await packages(in: repository, processes: processes))
+    }
+
     /// `name version architecture` lines of a repository's packages, for `havel prjrepo list`.
     public static func listing(_ packages: [AptRepository.Package]) -> String {
         packages.map { "\($0.name) \($0.version) \($0.architecture) (source \($0.source))\n" }.joined()

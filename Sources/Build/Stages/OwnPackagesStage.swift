@@ -24,3 +24,23 @@ struct OwnPackagesStage: BuildStage {
         products.projectRepository = try await OwnPackageBuilds(context: context).run()
     }
 }
+
+/// `--skip-pbuilder`: the `<pbuilder>` packages are not built; the install reads the project repository the
+/// build directory already holds (an earlier build's, with what was uploaded to it), as ELBE's submit does.
+struct ExistingProjectRepositoryStage: BuildStage {
+    let name = "project repository"
+
+    func describe(_ plan: BuildPlan) -> StageDescription {
+        StageDescription(reason: "--skip-pbuilder: the <pbuilder> packages are not built; the install reads the project repository as it is",
+                         inputs: [plan.options.directory.projectRepository], outputs: [])
+    }
+
+    func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
+        let repository = context.directory.projectRepository
+        guard let existing = try await ProjectRepository.existing(repository, suite: context.project.project.suite, processes: context.processes) else {
+            throw HavelError(.notFound, "--skip-pbuilder: \(repository) holds no project repository yet; build once without --skip-pbuilder (or havel pbuilder build)")
+        }
+        context.log.info("--skip-pbuilder: the project repository as it is, \(existing.packages.count) package(s), not built again")
+        products.projectRepository = existing
+    }
+}

@@ -216,6 +216,33 @@ import Testing
         }
     }
 
+    /// The project repository's upload route (`havel control prjrepo upload`) takes only a plain .deb file
+    /// name, decoded once, and leaves nothing staged whatever it refuses.
+    @Test func packageUploadsTakeOnlyPlainDebNamesAndLeaveNothingStaged() async throws {
+        try await withRouter { _, client, data in
+            let id = try await create(client)
+            let (status, body) = try await upload(client, id, ByteBuffer(string: Self.project()))
+            #expect(status == .ok, "\(body)")
+            for name in ["..%2F..%2Fescape.deb", "%2Fetc%2Fescape.deb", "escape.deb%00", "%2E%2E", "escape"] {
+                try await client.execute(uri: "/projects/\(id)/repo/\(name)", method: .post, headers: auth, body: ByteBuffer(string: "x")) { response in
+                    #expect(response.status == .badRequest || response.status == .notFound, "\(name): \(response.status)")
+                }
+            }
+            // A body that is no .deb is refused after staging, and the staged file goes.
+            try await client.execute(uri: DaemonRoute.repositoryPackage(id, name: "broken.deb"), method: .post, headers: auth,
+                                     body: ByteBuffer(string: "not a debian package")) { response in
+                #expect(response.status == .badRequest)
+            }
+            #expect(!FileManager.default.fileExists(atPath: data + "/escape.deb") && !FileManager.default.fileExists(atPath: "/etc/escape.deb"))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: data + "/uploads").isEmpty)
+            #expect(!FileManager.default.fileExists(atPath: data + "/projects/\(id)/build/repo"))
+            // Without the token nothing is read or written.
+            try await client.execute(uri: DaemonRoute.repositoryPackage(id, name: "x.deb"), method: .post, body: ByteBuffer(string: "x")) { response in
+                #expect(response.status == .unauthorized)
+            }
+        }
+    }
+
     // MARK: - 5. Project directories and the log
 
     @Test func uploadToAMissingProjectLeavesNoDirectory() async throws {

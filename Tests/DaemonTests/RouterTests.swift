@@ -38,7 +38,8 @@ import Testing
             }
             for (uri, method) in [(DaemonRoute.projects, HTTPRequest.Method.get), (DaemonRoute.projects, .post),
                                   (DaemonRoute.project(1), .get), (DaemonRoute.project(1), .delete), (DaemonRoute.build(1), .post), (DaemonRoute.cancel(1), .post),
-                                  (DaemonRoute.log(1), .get), (DaemonRoute.file(1, path: "log.txt"), .get), ("/nothing", .get)] {
+                                  (DaemonRoute.log(1), .get), (DaemonRoute.file(1, path: "log.txt"), .get), (DaemonRoute.repository(1), .get),
+                                  (DaemonRoute.repositoryPackage(1, name: "x.deb"), .post), ("/nothing", .get)] {
                 try await client.execute(uri: uri, method: method) { response in
                     #expect(response.status == .unauthorized, "\(method) \(uri)")
                     let message = try decode(ErrorResponse.self, response).error

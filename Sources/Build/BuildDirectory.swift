@@ -29,6 +29,9 @@ public struct BuildDirectory: Sendable {
     public var validation: String { path + "/validation.txt" }
     public var licenceText: String { path + "/licence-target.txt" }
     public var licenceXML: String { path + "/licence-target.xml" }
+    /// The build environment's licences (as ELBE's licence-chroot), when the build made one.
+    public var licenceChrootText: String { path + "/licence-chroot.txt" }
+    public var licenceChrootXML: String { path + "/licence-chroot.xml" }
     public var artifacts: String { path + "/artifacts" }
     public var checkReport: String { path + "/check.xml" }
     /// The target's software bill of materials, as CycloneDX 1.6 and as SPDX 2.3 JSON.
@@ -62,7 +65,7 @@ public struct BuildDirectory: Sendable {
 
     /// Files a finished build presents as results (besides rootfs/ and artifacts/).
     public func resultFiles(packedRootfs: String?) -> [String] {
-        [sourceXML, report, validation, licenceText, licenceXML, sbomCycloneDX, sbomSPDX, checkReport, binaryCdrom, binaryCdrom + ".partial",
+        [sourceXML, report, validation, licenceText, licenceXML, licenceChrootText, licenceChrootXML, sbomCycloneDX, sbomSPDX, checkReport, binaryCdrom, binaryCdrom + ".partial",
          sourceCdrom, sourceCdrom + ".partial", sourceCdromMissing] + (packedRootfs.map { [path + "/" + $0] } ?? [])
     }
 }

@@ -5,8 +5,8 @@ import ProjectXML
 import Reports
 import SystemKit
 
-/// Writes the reports of a build: source.xml (the lockfile), validation.txt, report.txt and the
-/// target's licences. Each is written completely to a temporary name and then renamed.
+/// Writes the reports of a build: source.xml (the lockfile), validation.txt, report.txt, the target's
+/// licences and, when the build made one, the build environment's (licence-chroot). Each is written completely to a temporary name and then renamed.
 struct ReportWriter {
     let context: BuildContext
     let record: InstallRecord
@@ -51,6 +51,12 @@ struct ReportWriter {
         let entries = LicenceReport.collect(root: directory.rootfs, packages: installed.map(\.name).filter { keptPackages?.contains($0) ?? true })
         try save(LicenceReport.text(entries), to: directory.licenceText)
         try save(LicenceReport.xml(entries), to: directory.licenceXML)
+        if FileManager.default.fileExists(atPath: directory.buildenv + "/var/lib/dpkg/status") {
+            // The build environment's too, as ELBE's licence-chroot files: what built the target ships beside it.
+            let buildenv = LicenceReport.collect(root: directory.buildenv, packages: try DpkgStatus.read(root: directory.buildenv).map(\.name))
+            try save(LicenceReport.text(buildenv), to: directory.licenceChrootText)
+            try save(LicenceReport.xml(buildenv), to: directory.licenceChrootXML)
+        }
 
         // report.txt
         try save(buildReport(installed: installed, origins: origins, repositoryKeys: await repositoryKeys()), to: directory.report)

@@ -246,6 +246,11 @@ struct IntegrationTests {
         #expect(target.contains("netbase"))
         #expect(!target.contains("bzip2"), "buildimage packages never go into the target")
         #expect(buildenv.contains("bzip2"))
+        // The build environment's licences, as ELBE's licence-chroot; the target's name only the target's packages.
+        let chrootLicences = try String(contentsOfFile: dir + "/licence-chroot.txt", encoding: .utf8)
+        #expect(chrootLicences.contains("\nbzip2:\n"))
+        #expect(FileManager.default.fileExists(atPath: dir + "/licence-chroot.xml"))
+        #expect(!(try String(contentsOfFile: dir + "/licence-target.txt", encoding: .utf8)).contains("\nbzip2:\n"))
         #expect(FileManager.default.isExecutableFile(atPath: dir + "/rootfs/usr/local/bin/bzip2-from-buildenv"))
         #expect((try? String(contentsOfFile: dir + "/buildenv/buildenv-marker", encoding: .utf8)) == "made in the build environment\n")
         #expect((try? String(contentsOfFile: dir + "/buildenv/target-hostname", encoding: .utf8)) == "it-debootstrap\n")

@@ -76,6 +76,8 @@ public struct BuildProducts: Sendable {
     var install: InstallRecord?
     /// `--from-cdrom`: the checked binary CD the install reads instead of the mirror.
     var cdrom: BinaryCdromSource?
+    /// `<mirror><cdrom>`: the checked CD the install reads besides the mirrors.
+    var cdromMirror: CdromMirror?
     /// The installed packages when the target no longer holds dpkg's database (`<tighten/>`, `<diet/>`):
     /// the whole installed tree's, as ELBE's reports read its build environment's.
     var installedPackages: [InstalledPackage]?

@@ -193,6 +193,10 @@ extension HavelDaemon {
     static func uploadProblems(_ loaded: LoadedProject) -> [Diagnostic] {
         var problems = ValidatedProject.outputNameProblems(loaded)
         let mirror = loaded.project.mirror
+        if let cdrom = mirror.cdrom {
+            problems.append(Diagnostic(.error, at: nil, path: "/RootFileSystem/project/mirror/cdrom",
+                                       "<cdrom>\(cdrom)</cdrom> is refused by the daemon: it names a path on the daemon's machine; build such a project with havel build"))
+        }
         if let primary = mirror.primary, primary.proto.lowercased() == "file" {
             problems.append(Diagnostic(.error, at: nil, path: "/RootFileSystem/project/mirror/primary_proto",
                                        "primary_proto file is refused by the daemon: it would read the daemon's own files; use http or https"))

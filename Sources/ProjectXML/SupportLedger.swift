@@ -72,7 +72,7 @@ public enum SupportLedger {
         "mirror/options": .built, "mirror/primary_host": .built, "mirror/primary_path": .built,
         "mirror/primary_proto": .built, "mirror/primary_key": .built,
         "mirror/primary_proxy": .built,
-        "mirror/cdrom": .notBuilt("the CD-ROM is not read as a package source; the build uses the other mirrors", changesOutput: true),
+        "mirror/cdrom": .differs("a binary CD at an absolute path (an ISO image, read with xorriso, or a directory holding its files), signed by its own archive-key.asc or Debian's keyring, is one more package source while installing; its line is not left in the target (ELBE writes copy:///cdrom/targetrepo there), and the daemon refuses it"),
         "mirror/host": .notBuilt("no host-architecture mirror is used; the host SDK is planned", changesOutput: false),
         "mirror/host_key": .notBuilt("no host-architecture mirror is used; the host SDK is planned", changesOutput: false),
         "mirror/url-list": .built,

@@ -115,6 +115,19 @@ struct BinaryCdromIntegrationTests {
         let originalSources = try String(contentsOfFile: dir + "/rootfs/etc/apt/sources.list", encoding: .utf8)
         #expect(sources == originalSources && !sources.contains("copy:"))
 
+        // <mirror><cdrom> with no other mirror: the CD is the only package source, again without any network.
+        let offlineFile = base + "/offline.xml"
+        let mirrorElement = try #require(Self.project.range(of: "<mirror>.*</mirror>", options: .regularExpression))
+        try Self.project.replacingCharacters(in: mirrorElement, with: "<mirror><cdrom>\(dir)/bin-cdrom.iso</cdrom></mirror>")
+            .write(toFile: offlineFile, atomically: true, encoding: .utf8)
+        let offline = try await SystemProcesses().run(Command("unshare", ["--net", "--", havel, "build", "--cache", base + "/cache4",
+                                                                          "-o", base + "/offline", offlineFile]))
+        #expect(offline.succeeded, "\(offline.standardError.suffix(3000))")
+        let offlineInstalled = try DpkgStatus.read(root: base + "/offline/rootfs")
+        #expect(Set(offlineInstalled.map { "\($0.name) \($0.version)" }) == Set(installed.map { "\($0.name) \($0.version)" }))
+        let offlineSources = (try? String(contentsOfFile: base + "/offline/rootfs/etc/apt/sources.list", encoding: .utf8)) ?? ""
+        #expect(!offlineSources.contains("copy:") && !offlineSources.contains(base), "\(offlineSources)")
+
         // A CD whose .deb differs from what its source.xml pins is refused, naming the package.
         let tampered = base + "/tampered"
         try FileManager.default.copyItem(atPath: cd, toPath: tampered)

@@ -14,6 +14,8 @@ struct BootstrapRun {
     var projectRepository: ProjectRepository.Written? = nil
     /// `--from-cdrom`: the binary CD is the only package source while installing; the target keeps the project's.
     var cdrom: BinaryCdromSource? = nil
+    /// `<mirror><cdrom>`: one more source while installing, not left in the target.
+    var cdromMirror: CdromMirror? = nil
     var project: Project { context.project.project }
     var architecture: Architecture { context.architecture }
 
@@ -29,6 +31,12 @@ struct BootstrapRun {
             }
             sources.append(projectRepository.sourceLine)
             keys.append((ProjectRepository.Written.keyFileName, projectRepository.publicKey))
+        }
+        if let cdromMirror {
+            guard tool == .mmdebstrap else {
+                throw HavelError(.unsupported, "<mirror><cdrom> is read with mmdebstrap only; remove <debootstrap><type>debootstrap</type>")
+            }
+            sources.append(cdromMirror.sourceLine)
         }
         var request = BootstrapRequest(
             tool: tool, architecture: context.architecture, suite: project.suite, variant: project.target.debootstrap.variant,
@@ -51,19 +59,21 @@ struct BootstrapRun {
         case .baseImage:
             throw HavelError(.unsupported, "debootstrap type base-image is not supported yet; use mmdebstrap or debootstrap")
         }
-        try removeProjectRepository()
+        try removeBuildHostSources()
         return try await makeRecord(lists: lists, sources: sources)
     }
 
-    /// The project repository's line and key out of the target: the build directory's path means nothing there.
-    func removeProjectRepository() throws(HavelError) {
-        guard let projectRepository else { return }
+    /// The project repository's and the CD's lines (and the repository's key) out of the target: paths on the
+    /// build host mean nothing there.
+    func removeBuildHostSources() throws(HavelError) {
+        let lines = Set([projectRepository?.sourceLine, cdromMirror?.sourceLine].compactMap { $0 })
+        guard !lines.isEmpty else { return }
         let list = context.directory.rootfs + "/etc/apt/sources.list"
         if let text = try? String(contentsOfFile: list, encoding: .utf8) {
-            let kept = text.split(separator: "\n", omittingEmptySubsequences: false).filter { $0.trimmingWhitespace() != projectRepository.sourceLine }
+            let kept = text.split(separator: "\n", omittingEmptySubsequences: false).filter { !lines.contains($0.trimmingWhitespace()) }
             try AtomicFile.write(kept.joined(separator: "\n"), to: list)
         }
-        unlink(context.directory.rootfs + "/etc/apt/trusted.gpg.d/" + ProjectRepository.Written.keyFileName)
+        if projectRepository != nil { unlink(context.directory.rootfs + "/etc/apt/trusted.gpg.d/" + ProjectRepository.Written.keyFileName) }
     }
 
     /// debootstrap the base system, then apt inside the tree for the pkg-list, with the same sources,
@@ -105,7 +115,8 @@ struct BootstrapRun {
         let outcome = try await DebVerification.verify(installed, lists: lists, debs: cache.debs, present: Set(cache.debFiles()),
                                                        processes: context.processes)
         let ownOrigin = projectRepository.map { String($0.directory.drop(while: { $0 == "/" })) }
-        let baseURLs = ReportWriter.repositoryURLs(sources)
+        // No URI names the CD: its path is the build host's.
+        let baseURLs = ReportWriter.repositoryURLs(sources.filter { $0 != cdromMirror?.sourceLine })
         let packages = outcome.packages.map { package in
             let own = ownOrigin.map { package.origin?.contains($0) == true } ?? false
             var uri: String?

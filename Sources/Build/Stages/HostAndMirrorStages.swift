@@ -31,7 +31,7 @@ struct CheckHostStage: BuildStage {
         if !context.project.project.target.ownPackages.isEmpty && context.options.fromCdrom == nil {
             tools += OwnPackageBuilds.hostTools
         }
-        if context.options.fromCdrom != nil {
+        if context.options.fromCdrom != nil || context.project.project.mirror.cdrom != nil {
             tools += [("xorriso", "xorriso"), ("gpg", "gnupg"), ("gpgv", "gpgv")]
         }
         return tools
@@ -66,10 +66,16 @@ struct ProbeMirrorStage: BuildStage {
     }
 
     func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
-        let repositories = AptSources.repositories(for: context.project.project)
-        guard !repositories.isEmpty else { throw HavelError(.invalidProject, "the project names no repository to install from") }
-        let releases = try await RepositoryProbe.fetchReleases(repositories, workDirectory: context.directory.work + "/releases",
-                                                               processes: context.processes)
+        let project = context.project.project
+        let repositories = AptSources.repositories(for: project)
+        guard !repositories.isEmpty || project.mirror.cdrom != nil else { throw HavelError(.invalidProject, "the project names no repository to install from") }
+        var releases = repositories.isEmpty ? [] : try await RepositoryProbe.fetchReleases(repositories, workDirectory: context.directory.work + "/releases",
+                                                                                             processes: context.processes)
+        if let cdrom = project.mirror.cdrom {
+            let mirror = try await CdromMirror.prepare(cdrom, suite: project.suite, work: context.directory.work, processes: context.processes)
+            releases.append(RepositoryProbe.Release(url: "cdrom \(cdrom)", sha256: mirror.inReleaseSHA256))
+            products.cdromMirror = mirror
+        }
         for release in releases { context.log.info("repository \(release.url) (sha256 \(release.sha256.prefix(12)))") }
         products.releases = releases
     }

@@ -119,7 +119,8 @@ struct InstallStage: BuildStage {
             let before = Set(cache.debFiles())
             let inUse = try cache.usingDebs()
             defer { inUse.release() }
-            let record = try await BootstrapRun(context: context, projectRepository: products.projectRepository, cdrom: products.cdrom).install()
+            let record = try await BootstrapRun(context: context, projectRepository: products.projectRepository, cdrom: products.cdrom,
+                                          cdromMirror: products.cdromMirror).install()
             let downloaded = Set(cache.debFiles()).subtracting(before).count
             products.stageRecord?.downloads = downloaded
             log.info("\(record.packages.count) packages installed, \(downloaded) downloaded")

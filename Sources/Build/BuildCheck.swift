@@ -125,7 +125,9 @@ public enum BuildCheck {
                 }
             }
             let onCD = Set(sources.map { "\($0.name) \($0.version)" })
-            let missingText = (try? String(contentsOfFile: directory.sourceCdromMissing, encoding: .utf8)) ?? ""
+            let build = try RootedFileSystem(root: directory.path)
+            let missingName = "/" + (directory.sourceCdromMissing as NSString).lastPathComponent
+            let missingText = build.exists(missingName) ? String(decoding: try build.readFile(missingName, limit: 16 << 20), as: UTF8.self) : ""
             let listed = Set(missingText.split(separator: "\n").compactMap { line -> String? in
                 guard !line.hasPrefix("#"), let colon = line.firstIndex(of: ":") else { return nil }
                 return String(line[..<colon])
@@ -152,10 +154,13 @@ public enum BuildCheck {
             let (project, _) = try recorded(directory)
             // A tightened or dieted target's SBOM lists what it kept; every other lists every installed package.
             var expected = project.fullPackages.map { PackageURL.deb(name: $0.name, version: $0.version, architecture: $0.arch ?? "") }
-            if let kept = try? String(contentsOfFile: directory.keptPackagesStatus, encoding: .utf8) {
+            let build = try RootedFileSystem(root: directory.path)
+            let keptName = "/" + (directory.keptPackagesStatus as NSString).lastPathComponent
+            if build.exists(keptName) {
+                let kept = String(decoding: try build.readFile(keptName, limit: 64 << 20), as: UTF8.self)
                 expected = DpkgStatus.parse(kept).map { PackageURL.deb(name: $0.name, version: $0.version, architecture: $0.architecture) }
             }
-            let document = try RootedFileSystem(root: directory.path).readFile("/" + SBOMWriter.cycloneDXName, limit: 256 << 20)
+            let document = try build.readFile("/" + SBOMWriter.cycloneDXName, limit: 256 << 20)
             let text = String(decoding: document, as: UTF8.self)
             let uncovered = expected.filter { !text.contains("\"" + $0 + "\"") }
             guard uncovered.isEmpty else {

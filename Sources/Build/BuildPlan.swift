@@ -20,6 +20,13 @@ public struct BuildPlan: Sendable {
         let p = project.project
         var stages: [any BuildStage] = [CheckHostStage(), options.fromCdrom != nil ? BinaryCdromSourceStage() : ProbeMirrorStage()]
         var notes: [String] = []
+        // Options that change nothing for this project say so instead of passing silently.
+        if options.skipOwnPackages && p.target.ownPackages.isEmpty {
+            notes.append("--skip-pbuilder changes nothing: the project has no <pbuilder>")
+        }
+        if options.crossBuild && (p.target.ownPackages.isEmpty || host.runsNatively(project.architecture)) {
+            notes.append("--cross changes nothing: " + (p.target.ownPackages.isEmpty ? "the project has no <pbuilder>" : "the target's packages build natively on this host"))
+        }
         if !p.target.ownPackages.isEmpty && options.fromCdrom == nil {
             stages.append(options.skipOwnPackages && !options.onlyOwnPackages ? ExistingProjectRepositoryStage() : OwnPackagesStage())
         }

@@ -201,6 +201,19 @@ enum OwnPackageFixtures {
         #expect(names.contains("project repository") && !names.contains("build own packages"))
         #expect(try await ProjectRepository.existing(harness.directory.projectRepository, suite: "bookworm") == nil)
     }
+
+    @Test func crossAndSkipPbuilderSayWhenTheyChangeNothing() throws {
+        let harness = try PlanHarness("options-without-pbuilder")
+        let project = try harness.load(PlanHarness.xml(arch: "amd64", target: ""))
+        var options = BuildOptions(directory: harness.directory, havelVersion: "test")
+        options.skipOwnPackages = true
+        options.crossBuild = true
+        let notes = BuildPlan(project, host: HostFacts(architecture: .amd64, isRoot: true), options: options).notes
+        #expect(notes.contains("--skip-pbuilder changes nothing: the project has no <pbuilder>"))
+        #expect(notes.contains("--cross changes nothing: the project has no <pbuilder>"))
+        let plain = BuildPlan(project, host: HostFacts(architecture: .amd64, isRoot: true), options: BuildOptions(directory: harness.directory, havelVersion: "test"))
+        #expect(plain.notes.allSatisfy { !$0.contains("changes nothing") })
+    }
 }
 
 @Suite struct FromCdromPlanTests {

@@ -4,6 +4,7 @@ import Build
 import DaemonAPI
 import Debian
 import Foundation
+import Synchronization
 import HavelCore
 import Hummingbird
 import Logging
@@ -77,6 +78,8 @@ public final class HavelDaemon: Sendable {
     let progress = BuildProgressBook()
     /// Uploads still streaming in, so that deleting their project ends them.
     let uploads = UploadsInFlight()
+    /// Projects whose repository a package upload is writing: one writer per repository at a time.
+    let repositoryWriters = Mutex<Set<ProjectID>>([])
     /// Where the daemon itself logs (standard error unless the executable set up logging otherwise).
     let logger: Logger = {
         var logger = Logger(label: "havel.daemon")

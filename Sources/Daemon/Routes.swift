@@ -412,6 +412,10 @@ extension HavelDaemon {
         guard FileManager.default.fileExists(atPath: directory.source) else {
             throw APIError(.conflict, "project \(id) has no project file; upload one first (its suite and architecture make the repository)")
         }
+        guard repositoryWriters.withLock({ $0.insert(id).inserted }) else {
+            throw APIError(.conflict, "another package is being added to project \(id)'s repository; upload again when it is done")
+        }
+        defer { repositoryWriters.withLock { _ = $0.remove(id) } }
         let temporary = data + "/uploads/\(id)-\(UUID().uuidString.prefix(8))-" + name
         defer { unlink(temporary) }
         _ = try await uploads.run(for: id) {

@@ -111,6 +111,12 @@ enum BinaryCdromVerification {
                 throw HavelError(.invalidArgument, "\(what): \(key) names the file \(package.filename), which is not on the CD")
             }
             guard let sha256 = pin.sha256 else { throw HavelError(.invalidArgument, "\(what): source.xml has no sha256 for \(key)") }
+            var status = stat()
+            let resolved = URL(fileURLWithPath: directory + "/" + package.filename).resolvingSymlinksInPath().path
+            guard resolved == URL(fileURLWithPath: directory).resolvingSymlinksInPath().path + "/" + package.filename,
+                  lstat(resolved, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+                throw HavelError(.invalidArgument, "\(what): \(package.filename) is not a plain file on the CD (a link is never followed)")
+            }
             files[directory + "/" + package.filename] = sha256
         }
         let onCD = Set(packages.map { "\($0.name) \($0.version) \($0.architecture)" })

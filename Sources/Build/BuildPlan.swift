@@ -51,6 +51,13 @@ public struct BuildPlan: Sendable {
         stages.append(DeviceFilesStage())
         stages.append(ReportsAndPackingStage())
         stages.append(SBOMStage())
+        if options.sdk {
+            if options.fromCdrom == nil {
+                stages.append(SDKStage())
+            } else {
+                notes.append("--sdk is not made in a rebuild from the binary CD (--from-cdrom); build the SDK from the project")
+            }
+        }
         if options.fromCdrom == nil {
             if options.binaryCdrom { stages.append(BinaryCdromStage()) }
             if options.binaryCdrom || p.sourceCdrom { stages.append(SourceCdromStage()) }

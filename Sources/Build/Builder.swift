@@ -32,6 +32,8 @@ public struct BuildOptions: Sendable {
     /// Install from this binary CD (an ISO image `--cdroms` wrote) instead of the mirror, without the stage
     /// cache (`--from-cdrom`).
     public var fromCdrom: String? = nil
+    /// Also write the SDK installer (`--sdk`): the target's sysroot and the cross tools.
+    public var sdk: Bool = false
 
     public init(directory: BuildDirectory, cache: HavelCache = HavelCache(), useStageCache: Bool = true,
                 sourceDateEpoch: Int? = nil, havelVersion: String, skipChecks: Bool = false, continueLog: Bool = false,

@@ -261,6 +261,8 @@ public final class HavelDaemon: Sendable {
                                    continueLog: true, localMachine: configuration.localMachine, binaryCdrom: request.binaryCdrom)
         options.crossBuild = request.crossBuild
         options.skipOwnPackages = request.skipPbuilder
+        options.sdk = request.sdk
+        options.onlyOwnPackages = request.pbuilderOnly
         return options
     }
 

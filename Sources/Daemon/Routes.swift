@@ -35,6 +35,9 @@ extension HavelDaemon {
             } catch {
                 throw APIError(.badRequest, "the body is not a build request: \(error)")
             }
+            if build.pbuilderOnly, build.skipPbuilder || build.sdk || build.binaryCdrom {
+                throw APIError(.badRequest, "pbuilderOnly builds only the <pbuilder> packages: it goes with neither skipPbuilder, sdk nor binaryCdrom")
+            }
             return try await self.build(try Self.id(context), build)
         }
         router.post("/projects/{id}/cancel") { request, context in

@@ -210,12 +210,19 @@ public struct BuildRequest: Codable, Sendable, Equatable {
     public var crossBuild: Bool
     /// Do not build the `<pbuilder>` packages; install from the project repository as it is (`--skip-pbuilder`).
     public var skipPbuilder: Bool
+    /// Also write the SDK installer (`--sdk`).
+    public var sdk: Bool
+    /// Build only the `<pbuilder>` packages into the project repository (`havel pbuilder build` in the build VM).
+    public var pbuilderOnly: Bool
 
-    public init(allowUnsupported: Bool = false, binaryCdrom: Bool = false, crossBuild: Bool = false, skipPbuilder: Bool = false) {
+    public init(allowUnsupported: Bool = false, binaryCdrom: Bool = false, crossBuild: Bool = false, skipPbuilder: Bool = false, sdk: Bool = false,
+                pbuilderOnly: Bool = false) {
         self.allowUnsupported = allowUnsupported
         self.binaryCdrom = binaryCdrom
         self.crossBuild = crossBuild
         self.skipPbuilder = skipPbuilder
+        self.sdk = sdk
+        self.pbuilderOnly = pbuilderOnly
     }
 
     public init(from decoder: any Decoder) throws {
@@ -224,6 +231,8 @@ public struct BuildRequest: Codable, Sendable, Equatable {
         binaryCdrom = try container.decodeIfPresent(Bool.self, forKey: .binaryCdrom) ?? false
         crossBuild = try container.decodeIfPresent(Bool.self, forKey: .crossBuild) ?? false
         skipPbuilder = try container.decodeIfPresent(Bool.self, forKey: .skipPbuilder) ?? false
+        sdk = try container.decodeIfPresent(Bool.self, forKey: .sdk) ?? false
+        pbuilderOnly = try container.decodeIfPresent(Bool.self, forKey: .pbuilderOnly) ?? false
     }
 }
 

@@ -73,10 +73,16 @@ public enum Mmdebstrap {
             }
             try setupHook(payload: payload, cache: request.packageCache)
                 .write(toFile: hooks + "/setup00-havel.sh", atomically: true, encoding: .utf8)
+            // The extract variant runs no essential or customize hooks: its .debs and lists are kept by an extract hook.
+            let extractOnly = request.variant == "extract"
+            let keeping = extractOnly ? "extract99-havel.sh" : "customize99-havel.sh"
             try customizeHook(cache: request.packageCache, lists: request.listsDirectory)
-                .write(toFile: hooks + "/customize99-havel.sh", atomically: true, encoding: .utf8)
-            try InitramfsDeferral.essentialHook.write(toFile: hooks + "/essential00-havel.sh", atomically: true, encoding: .utf8)
-            var scripts = ["setup00-havel.sh", "customize99-havel.sh", "essential00-havel.sh"]
+                .write(toFile: hooks + "/" + keeping, atomically: true, encoding: .utf8)
+            var scripts = ["setup00-havel.sh", keeping]
+            if !extractOnly {
+                try InitramfsDeferral.essentialHook.write(toFile: hooks + "/essential00-havel.sh", atomically: true, encoding: .utf8)
+                scripts.append("essential00-havel.sh")
+            }
             if mergesUsrByLinks(request) {
                 try mergedUsrLinksHook(request.architecture)
                     .write(toFile: hooks + "/setup01-havel-merged-usr.sh", atomically: true, encoding: .utf8)

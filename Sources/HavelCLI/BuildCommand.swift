@@ -42,6 +42,9 @@ struct BuildCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Cross-build the <pbuilder> packages of a foreign target in a host chroot with crossbuild-essential (default: build them under qemu-user in a target chroot, as ELBE does).")
     var cross = false
 
+    @Flag(name: .long, help: "Also write the SDK installer setup-havel-sdk-<triplet>-<name>-<version>.sh: the target's sysroot with its -dev packages and the cross tools (ELBE's build_sdk).")
+    var sdk = false
+
     @Option(name: .long, help: ArgumentHelp("Install from this binary CD (bin-cdrom.iso of an earlier build with --cdroms) instead of the mirror: exactly its packages, no network, no stage cache; the target keeps the project's apt sources.", valueName: "ISO"))
     var fromCdrom: String?
 
@@ -59,6 +62,7 @@ struct BuildCommand: AsyncParsableCommand {
                                    sourceDateEpoch: epoch, havelVersion: HavelVersion.current, skipChecks: skipChecks,
                                    binaryCdrom: cdroms)
         options.crossBuild = cross
+        options.sdk = sdk
         options.fromCdrom = fromCdrom.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 }
         let logger = CLILogging.buildLogger(output_.mode)
         if checkReproducible { return try await checkReproducibility(project, options: options, logger: logger) }

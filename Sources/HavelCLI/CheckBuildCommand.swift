@@ -1,6 +1,6 @@
 // CheckBuildCommand owns `havel check-build BUILDDIR [FILE]`: a finished build verified after the fact
 // (`BuildCheck`), as ELBE's `check-build`: its CDs, its SBOM and, given the project file, a rebuild from the
-// binary CD. One line per check; exit 1 when one fails.
+// binary CD, and its SDK installers. One line per check; exit 1 when one fails.
 
 import ArgumentParser
 import Build
@@ -10,12 +10,13 @@ import HavelCore
 struct CheckBuildCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-build",
-        abstract: "Verify a finished build: its binary and source CDs, its SBOM, and (given FILE) a rebuild from its binary CD.",
+        abstract: "Verify a finished build: its binary and source CDs, its SBOM, its SDK, and (given FILE) a rebuild from its binary CD.",
         discussion: """
             binary CD: bin-cdrom.iso's signature, and every .deb exactly a package of source.xml at its sha256. \
             source CD: every installed package's source on src-cdrom.iso or named in src-cdrom-missing.txt. \
             SBOM: valid CycloneDX 1.6 and SPDX 2.3 (with the validators scripts/setup-host.sh installs), covering \
-            every package. rebuild (with FILE, as root): the project built again from bin-cdrom.iso alone must give \
+            every package. sdk: each setup-havel-sdk-*.sh installed into a scratch directory, a hello-world \
+            cross-built with it (CMake from the SDK) and run against its sysroot (qemu-user for a foreign target). rebuild (with FILE, as root): the project built again from bin-cdrom.iso alone must give \
             the same rootfs archive and images. A check whose input the build lacks is skipped, and says so. \
             Exit status: 0 every check passed or was skipped, 1 one failed.
             """)
@@ -41,7 +42,7 @@ struct CheckBuildCommand: AsyncParsableCommand {
     func run() async throws {
         let build = BuildDirectory(directory)
         var results = [await BuildCheck.binaryCdrom(build), await BuildCheck.sourceCdrom(build),
-                       await BuildCheck.sbom(build, python: validatorPython)]
+                       await BuildCheck.sbom(build, python: validatorPython), await BuildCheck.sdk(build)]
         if let file {
             let project = try await BuildCommand.loadOnClient(file, options: read.loaderOptions(hashPasswords: true), mirror: mirrorOptions.mirror)
             let again = BuildDirectory(rebuildDirectory ?? build.path + ".rebuild")

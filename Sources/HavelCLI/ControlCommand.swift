@@ -123,13 +123,23 @@ struct ControlCommand: AsyncParsableCommand {
         @Flag(name: .long, help: "Also write bin-cdrom.iso, the binary CD (ELBE's --build-bin).") var cdroms = false
         @Flag(name: .long, help: "Cross-build the <pbuilder> packages of a foreign target in a host chroot.") var cross = false
         @Flag(name: .long, help: "Do not build the <pbuilder> packages; install from the project repository as it is.") var skipPbuilder = false
+        @Flag(name: .long, help: "Also make the SDK installer (setup-havel-sdk-*.sh) among the results.") var sdk = false
+        @Flag(name: .long, help: "Build only the <pbuilder> packages into the project repository (havel pbuilder build in the build VM).")
+        var pbuilderOnly = false
         @Option(name: .long, help: ArgumentHelp("How long the daemon may be out of reach while waiting.", valueName: "SECONDS"))
         var patience: Int = 300
+
+        func validate() throws {
+            if pbuilderOnly && (skipPbuilder || sdk || cdroms) {
+                throw ValidationError("--pbuilder-only builds only the <pbuilder> packages: leave out --skip-pbuilder, --sdk and --cdroms")
+            }
+        }
 
         func run() async throws {
             let client = try connection.client()
             let project = try await client.build(id, BuildRequest(allowUnsupported: allowUnsupported, binaryCdrom: cdroms,
-                                                                  crossBuild: cross, skipPbuilder: skipPbuilder))
+                                                                  crossBuild: cross, skipPbuilder: skipPbuilder, sdk: sdk,
+                                                                  pbuilderOnly: pbuilderOnly))
             guard wait else {
                 try connection.print(project) { ControlCommand.describe(project) }
                 return

@@ -43,6 +43,9 @@ extension InitVMCommand {
         @Flag(name: .long, help: "Do not build the <pbuilder> packages (as ELBE's submit --skip-pbuilder); the install then needs them in the project repository, so a fresh project fails and says so.")
         var skipPbuilder = false
 
+        @Flag(name: [.customLong("sdk"), .customLong("build-sdk")], help: "Also make the SDK installer (setup-havel-sdk-*.sh), downloaded with the other results (ELBE's --build-sdk).")
+        var sdk = false
+
         @OptionGroup var follow: LogFollowOptions
 
         @Argument(help: "The project file.")
@@ -79,7 +82,7 @@ extension InitVMCommand {
             Terminal.out("project \(project.id) created; uploading \(file)")
             _ = try await client.upload(project.id, xml: xml)
             _ = try await client.build(project.id, BuildRequest(allowUnsupported: read.allowUnsupported, binaryCdrom: cdroms,
-                                                                crossBuild: cross, skipPbuilder: skipPbuilder))
+                                                                crossBuild: cross, skipPbuilder: skipPbuilder, sdk: sdk))
             let done = try await follow.followUntilDone(client, project.id)
 
             let formatter = DateFormatter()

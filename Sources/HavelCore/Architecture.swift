@@ -33,6 +33,23 @@ public enum Architecture: String, Sendable, Codable, CaseIterable, CustomStringC
     public var debianName: String { rawValue }
     public var description: String { rawValue }
 
+    /// Debian's multiarch tuple: the directory under /usr/lib and /usr/include of this architecture's files.
+    public var multiarchTuple: String {
+        switch self {
+        case .armel: "arm-linux-gnueabi"
+        case .armhf: "arm-linux-gnueabihf"
+        case .arm64: "aarch64-linux-gnu"
+        case .powerpc: "powerpc-linux-gnu"
+        case .ppc64el: "powerpc64le-linux-gnu"
+        case .amd64: "x86_64-linux-gnu"
+        case .i386: "i386-linux-gnu"
+        case .riscv64: "riscv64-linux-gnu"
+        }
+    }
+
+    /// The GNU triplet of Debian's cross compilers for this architecture (`gcc-<triplet>`), ELBE's default `triplet`.
+    public var gnuTriplet: String { self == .i386 ? "i686-linux-gnu" : multiarchTuple }
+
     /// The ELBE buildtype that selects this architecture.
     public var buildtype: String {
         switch self {

@@ -166,6 +166,8 @@ public struct BuildImage: Sendable, Hashable, Codable {
     public var interpreter: String?
     public var console: String?
     public var machine: String?
+    /// The GNU triplet of the SDK's cross tools (`buildimage/triplet`); nil: the architecture's own.
+    public var triplet: String? = nil
     /// Packages installed into the build environment only, never into the target.
     public var packages: [PackageSpec]
 
@@ -254,6 +256,10 @@ public struct Target: Sendable, Hashable, Codable {
     public var minimisation: TargetMinimisation?
     /// `<setsel/>`: the pkg-list becomes dpkg's selection and every other non-essential package is purged.
     public var setSelections: Bool
+    /// `<hostsdk-pkg-list>`: the host part of the SDK (`havel build --sdk`); empty: the cross compiler and gdb-multiarch.
+    public var hostSDKPackages: [String] = []
+    /// `<pkg-blacklist><sysroot>`: packages kept out of the SDK's sysroot.
+    public var sysrootBlacklist: [String] = []
 
     public init(hostname: String = "", domain: String? = nil, passwdHashed: String? = nil, console: String? = nil,
                 debootstrap: DebootstrapSpec = DebootstrapSpec(), packages: [PackageSpec] = [],

@@ -25,6 +25,7 @@ struct ProjectDecoder {
                                                 interpreter: b.value("interpreter"), console: b.value("console"),
                                                 machine: b.value("machine"),
                                                 packages: decodePackages(b.elements(named: "pkg-list")))
+                project.buildimage?.triplet = b.value("triplet")
             }
         }
         if let t = root.firstElement(named: "target") {
@@ -131,6 +132,9 @@ struct ProjectDecoder {
             target.minimisation = .tighten
         }
         target.setSelections = t.firstElement(named: "setsel") != nil
+        target.hostSDKPackages = decodePackages(t.elements(named: "hostsdk-pkg-list")).map(\.name)
+        target.sysrootBlacklist = t.elements(named: "pkg-blacklist").flatMap { $0.elements(named: "sysroot") }
+            .flatMap { decodePackages([$0]).map(\.name) }
         if let r = t.value("install-recommends") {
             target.installRecommends = r != "false" && r != "0"
         } else {

@@ -275,15 +275,25 @@ struct OwnPackageIntegrationTests {
         try await buildAndCheck(architecture: "amd64", cross: false)
     }
 
-    /// arm64 on an amd64 host with --cross: built in a host chroot with crossbuild-essential-arm64, run through qemu-user.
-    /// About 330 s here, so in the slow tier (`make test-slow`).
+    /// arm64 on an amd64 host with --cross: built in a host chroot with crossbuild-essential-arm64, run through qemu-user;
+    /// with --sdk, whose installer is then installed and used: CMake cross-builds a program that links libhello from
+    /// the sysroot (found by pkg-config-less find_library), and it runs against the sysroot under qemu-user.
+    /// About 330 s plus 90 s for the SDK here, so in the slow tier (`make test-slow`).
     @Test(.enabled(if: HostFacts.current.architecture?.debianName == "amd64", "cross-builds arm64 from an amd64 host"),
           .enabled(if: SlowMatrix.available, SlowMatrix.skipReason))
     func aCrossBuiltProgramRunsInAnArm64Target() async throws {
-        try await buildAndCheck(architecture: "arm64", cross: true)
+        try await buildAndCheck(architecture: "arm64", cross: true, sdk: true)
     }
 
-    func buildAndCheck(architecture: String, cross: Bool) async throws {
+    /// arm64 on an amd64 host without --cross: built under qemu-user in an arm64 chroot, as ELBE builds by default.
+    /// Slow under emulation (dpkg-buildpackage, gcc and debhelper all emulated), so in the slow tier.
+    @Test(.enabled(if: HostFacts.current.architecture?.debianName == "amd64", "builds arm64 under emulation on an amd64 host"),
+          .enabled(if: SlowMatrix.available, SlowMatrix.skipReason))
+    func anEmulatedBuildRunsInAnArm64Target() async throws {
+        try await buildAndCheck(architecture: "arm64", cross: false)
+    }
+
+    func buildAndCheck(architecture: String, cross: Bool, sdk: Bool = false) async throws {
         let base = try Integration.temporaryDirectory("prjrepo")
         defer { try? FileManager.default.removeItem(atPath: base) }
         try OwnPackageFixtures.library(in: base + "/libhello")
@@ -308,7 +318,7 @@ struct OwnPackageIntegrationTests {
             """
         let dir = base + "/build", cache = base + "/cache"
         let started = Date()
-        let state = try await Integration.build(try Integration.load(project), in: dir, cache: cache, crossBuild: cross)
+        let state = try await Integration.build(try Integration.load(project), in: dir, cache: cache, crossBuild: cross, sdk: sdk)
         print("own-package build (\(architecture)\(cross ? ", --cross" : "")) took \(Int(Date().timeIntervalSince(started))) s")
         #expect(state.status == .done)
         #expect(FileManager.default.fileExists(atPath: dir + "/pbuilder/libhello.log"))
@@ -332,6 +342,35 @@ struct OwnPackageIntegrationTests {
         #expect(report.contains(ProjectRepository.originName))
         let sources = try String(contentsOfFile: dir + "/rootfs/etc/apt/sources.list", encoding: .utf8)
         #expect(!sources.contains(dir + "/repo"))
+        if sdk { try await checkSDK(dir, base: base) }
+    }
+
+    /// check-build's SDK check, then a CMake project of the test's own linking libhello from the sysroot (its -dev
+    /// package followed libhello1 there by ELBE's rule), run against the sysroot.
+    func checkSDK(_ dir: String, base: String) async throws {
+        let check = await BuildCheck.sdk(BuildDirectory(dir))
+        #expect(check.outcome == .passed, "\(check.detail)")
+        let installer = try #require(try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasPrefix("setup-havel-sdk-aarch64-linux-gnu-") })
+        let work = base + "/sdk-use"
+        try OwnPackageFixtures.write([
+            "main.c": "#include <hello.h>\nint main(void) { hello_greet(\"the SDK\"); return 0; }\n",
+            "CMakeLists.txt": "cmake_minimum_required(VERSION 3.13)\nproject(greet C)\nfind_library(HELLO hello REQUIRED)\nfind_path(HELLO_H hello.h REQUIRED)\n"
+                + "add_executable(greet main.c)\ntarget_include_directories(greet PRIVATE ${HELLO_H})\ntarget_link_libraries(greet ${HELLO})\n",
+        ], in: work + "/src")
+        let script = """
+            set -e
+            sh "$1/\(installer)" -y -d "$2/sdk" >/dev/null
+            . "$2"/sdk/environment-setup-havel-*
+            cmake -S "$2/src" -B "$2/build" >/dev/null
+            cmake --build "$2/build" >/dev/null
+            qemu-aarch64-static -L "$SDKTARGETSYSROOT" "$2/build/greet"
+            """
+        let run = try await SystemProcesses().run(Command("/usr/bin/env", ["-i", "PATH=/usr/bin:/bin", "HOME=/root", "/bin/sh", "-c", script, "sh", dir, work]))
+        #expect(run.standardOutput == "hello from libhello, the SDK\n", "\(run.standardError.suffix(2000))")
+        // The sysroot has the own library's -dev files, libc6-dbg's and gdbserver, with links relative.
+        for path in ["usr/include/hello.h", "usr/lib/libhello.so", "usr/bin/gdbserver", "usr/include/stdio.h"] {
+            #expect(FileManager.default.fileExists(atPath: work + "/sdk/sysroots/target/" + path), "\(path) in the sysroot")
+        }
     }
 }
 

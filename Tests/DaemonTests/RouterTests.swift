@@ -213,6 +213,25 @@ import Testing
         }
     }
 
+    /// `havel control build --sdk` and `--pbuilder-only` reach the build options; only-pbuilder with anything that needs
+    /// the target is refused before it is queued.
+    @Test func sdkAndPbuilderOnlyReachTheBuildOptions() async throws {
+        let request = try DaemonJSON.decoder().decode(BuildRequest.self, from: Data(#"{"sdk":true}"#.utf8))
+        let only = try DaemonJSON.decoder().decode(BuildRequest.self, from: Data(#"{"pbuilderOnly":true,"crossBuild":true}"#.utf8))
+        try await withDaemon { daemon, client, _ in
+            let id = try await create(client).id
+            #expect(daemon.buildOptions(id, request).sdk && !daemon.buildOptions(id, request).onlyOwnPackages)
+            #expect(daemon.buildOptions(id, only).onlyOwnPackages && daemon.buildOptions(id, only).crossBuild)
+            #expect(!daemon.buildOptions(id, BuildRequest()).sdk)
+            try await client.execute(uri: DaemonRoute.build(id), method: .post, headers: auth,
+                                     body: ByteBuffer(string: #"{"pbuilderOnly":true,"sdk":true}"#)) { response in
+                #expect(response.status == .badRequest)
+                let error = try decode(ErrorResponse.self, response)
+                #expect(error.error.contains("pbuilderOnly builds only"))
+            }
+        }
+    }
+
     /// `havel control prjrepo upload|list`: a .deb of the project's architecture goes into its signed repository;
     /// anything else is refused with the reason, and names that are not plain .deb file names never reach the disk.
     @Test(.enabled(if: ["dpkg-deb", "apt-ftparchive", "gpg"].allSatisfy { ProcessRunner.which($0) != nil }, "needs dpkg-deb, apt-ftparchive and gpg"))

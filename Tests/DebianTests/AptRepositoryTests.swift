@@ -188,3 +188,35 @@ struct AptRepositoryTests {
         #expect(AptRepository.poolDirectory(source: "bash", component: "main") == "pool/main/b/bash")
     }
 }
+
+/// `ReleaseSignature`: an InRelease verifies with the key that signed it and gives only its signed text; a changed
+/// one, or one checked without that key, is refused.
+@Suite(.enabled(if: aptRepositoryMissingTool == nil, Comment(rawValue: "needs \(aptRepositoryMissingTool ?? "") (scripts/setup-host.sh installs it)")))
+struct ReleaseSignatureTests {
+    @Test func theSignedTextIsReturnedAndATamperedOrForeignReleaseRefused() async throws {
+        let base = "/tmp/havel-release-signature-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try FileManager.default.createDirectory(atPath: base + "/repo/pool/main", withIntermediateDirectories: true)
+        let key = try await RepositorySigningKey.forProject("signature-test", directory: base + "/keys")
+        let description = AptRepository.Description(suite: "bookworm", architectures: ["amd64"], origin: "Havel", label: "t", text: "t", epoch: 1_700_000_000)
+        try await AptRepository.write([], to: base + "/repo", description: description, key: key)
+        let inRelease = base + "/repo/dists/bookworm/InRelease"
+        let keyrings = try await ReleaseSignature.keyrings(projectKeys: [("project.asc", key.publicKey)], work: base + "/work")
+        let text = try await ReleaseSignature.verifiedInRelease(inRelease, keyrings: keyrings, work: base, what: "InRelease")
+        #expect(text.contains("Suite: bookworm") && !text.contains("BEGIN PGP"))
+
+        // Lines put before the signed block never reach the caller.
+        let original = try String(contentsOfFile: inRelease, encoding: .utf8)
+        try ("SHA256:\n 0000 1 main/source/Sources.xz\n" + original).write(toFile: inRelease, atomically: true, encoding: .utf8)
+        if let prefixed = try? await ReleaseSignature.verifiedInRelease(inRelease, keyrings: keyrings, work: base, what: "InRelease") {
+            #expect(!prefixed.contains("main/source/Sources.xz"))
+        }
+        try original.replacingOccurrences(of: "Suite: bookworm", with: "Suite: trixie").write(toFile: inRelease, atomically: true, encoding: .utf8)
+        await #expect(throws: HavelError.self) { try await ReleaseSignature.verifiedInRelease(inRelease, keyrings: keyrings, work: base, what: "InRelease") }
+        try original.write(toFile: inRelease, atomically: true, encoding: .utf8)
+        let withoutProjectKey = try await ReleaseSignature.keyrings(projectKeys: [], work: base + "/work2")
+        await #expect(throws: HavelError.self) {
+            try await ReleaseSignature.verifiedInRelease(inRelease, keyrings: withoutProjectKey, work: base, what: "InRelease")
+        }
+    }
+}

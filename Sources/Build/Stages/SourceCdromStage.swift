@@ -32,6 +32,8 @@ struct SourceCdromStage: BuildStage {
         var uri: String
         var suite: String
         var components: [String]
+        /// `<noauth/>` or `[trusted=yes]`: apt takes it unsigned, and so does the source CD.
+        var trusted: Bool = false
     }
 
     /// A source found in an index, with the repository it came from.
@@ -56,8 +58,11 @@ struct SourceCdromStage: BuildStage {
         defer { try? FileManager.default.removeItem(atPath: work) }
         var byVersion: [SourceReference: Located] = [:]
         var versionsByName: [String: Set<String>] = [:]
-        for (index, repository) in Self.sourceRepositories(project).enumerated() {
-            for source in try await readIndexes(repository, number: index, work: work, releases: products.releases, context) {
+        let repositories = Self.sourceRepositories(project)
+        let keyrings = repositories.allSatisfy(\.trusted) ? [] :
+            try await ReleaseSignature.keyrings(projectKeys: AptSources.keys(for: project), work: work + "/keys", processes: context.processes)
+        for (index, repository) in repositories.enumerated() {
+            for source in try await readIndexes(repository, number: index, work: work, releases: products.releases, keyrings: keyrings, context) {
                 let reference = SourceReference(name: source.name, version: source.version)
                 versionsByName[source.name, default: []].insert(source.version)
                 if byVersion[reference] == nil { byVersion[reference] = Located(source: source, base: repository.uri) }
@@ -135,15 +140,18 @@ struct SourceCdromStage: BuildStage {
         AptSources.lines(for: project, includeSource: true).compactMap { line in
             guard let entry = AptSources.entry(line), entry.type == "deb-src", !entry.components.isEmpty, !entry.suite.hasSuffix("/") else { return nil }
             let uri = entry.uri.hasSuffix("/") ? String(entry.uri.dropLast()) : entry.uri
-            return SourceRepository(uri: uri, suite: entry.suite, components: entry.components)
+            let trusted = project.mirror.noauth || line.contains("trusted=yes")
+            return SourceRepository(uri: uri, suite: entry.suite, components: entry.components, trusted: trusted)
         }
     }
 
-    /// The sources a repository's components list: its (In)Release, then each `COMPONENT/source/Sources.xz`
-    /// checked against the Release's SHA256. A Release that differs from the one the build was probed with
-    /// is used with a warning (the mirror changed since). A component without a Sources index adds nothing.
+    /// The sources a repository's components list: its (In)Release, its signature checked as apt checks it (the
+    /// signed text only; Release.gpg for a plain Release; not for a trusted repository), then each
+    /// `COMPONENT/source/Sources.xz` checked against the Release's SHA256. A Release that differs from the one
+    /// the build was probed with is used with a warning (the mirror changed since). A component without a
+    /// Sources index adds nothing.
     func readIndexes(_ repository: SourceRepository, number: Int, work: String, releases: [RepositoryProbe.Release],
-                     _ context: BuildContext) async throws(HavelError) -> [IndexedSource] {
+                     keyrings: [String], _ context: BuildContext) async throws(HavelError) -> [IndexedSource] {
         let dists = "\(repository.uri)/dists/\(repository.suite)/"
         var releaseText: String?
         var failures: [String] = []
@@ -159,7 +167,21 @@ struct SourceCdromStage: BuildStage {
                let digest = try await Digest.sha256(files: [file], processes: context.processes)[file], digest != probed.sha256 {
                 context.log.warning("\(dists)\(name) changed since the build probed it; the source CD uses the mirror's newer index")
             }
-            releaseText = String(decoding: FileManager.default.contents(atPath: file) ?? Data(), as: UTF8.self)
+            if repository.trusted {
+                releaseText = String(decoding: FileManager.default.contents(atPath: file) ?? Data(), as: UTF8.self)
+            } else if name == "InRelease" {
+                releaseText = try await ReleaseSignature.verifiedInRelease(file, keyrings: keyrings, work: work, what: dists + name,
+                                                                           processes: context.processes)
+            } else {
+                let signature = file + ".gpg"
+                let fetched = try await BoundedDownload.fetch(dists + "Release.gpg", to: signature, maximumBytes: 1 << 20, timeoutSeconds: 120,
+                                                              processes: context.processes)
+                guard fetched.complete else {
+                    throw HavelError(.notFound, "the source CD cannot check \(dists)Release: no InRelease and no Release.gpg (\(fetched.error)); set <noauth/> or [trusted=yes] for an unsigned repository")
+                }
+                try await ReleaseSignature.verifyDetached(file, signature: signature, keyrings: keyrings, what: dists + name, processes: context.processes)
+                releaseText = String(decoding: FileManager.default.contents(atPath: file) ?? Data(), as: UTF8.self)
+            }
             break
         }
         guard let releaseText else {

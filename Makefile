@@ -39,7 +39,7 @@ test: static
 # skips them. HAVEL_SLOW_CASES=a,b runs only the named matrix cases. Root and the host's mirror; about 20 minutes on 2 cores.
 test-slow: static
 	$(SWIFT) build --build-tests
-	HAVEL_SLOW_TESTS=1 $(SWIFT) test --skip-build --filter 'SlowMatrixTests|aBootedImageMakesItsOwnHostKeys|aCrossBuiltProgramRunsInAnArm64Target|anEmulatedBuildRunsInAnArm64Target'
+	HAVEL_SLOW_TESTS=1 $(SWIFT) test --skip-build --filter 'SlowMatrixTests|aBootedImageMakesItsOwnHostKeys|aCrossBuiltProgramRunsInAnArm64Target|anEmulatedBuildRunsInAnArm64Target|aSourcePackageFromTheMirrorIsRebuiltAndInstalled'
 
 # ELBE's own example projects (../shared/elbe-examples) built with --mirror host, checks included; prints
 # a table of results and times (hours on 2 cores; HAVEL_EXAMPLES=a.xml,b.xml builds only those).

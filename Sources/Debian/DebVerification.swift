@@ -39,20 +39,29 @@ public enum DebVerification {
     /// .debs present in `debs` (the package cache).
     public static func verify(_ installed: [InstalledPackage], lists: String, debs: String, present: Set<String>,
                               processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> Outcome {
-        let index = PackagesIndex.index(try PackagesIndex.readLists(root: lists))
+        // Every entry of each name, version and architecture: a package rebuilt into the project repository has
+        // the mirror's version with other bytes, and the .deb is checked against the entry it matches.
+        var index: [String: [IndexedPackage]] = [:]
+        for package in try PackagesIndex.readLists(root: lists) {
+            index[PackagesIndex.key(name: package.name, version: package.version, architecture: package.architecture), default: []].append(package)
+        }
         let files = installed.map(debFileName).filter { present.contains($0) }
         let digests = try await Digest.sha256(files: files.map { debs + "/" + $0 }, processes: processes)
         var verified: [String: String] = [:]
         var packages: [Package] = []
         for package in installed {
             let file = debFileName(package)
-            let indexed = PackagesIndex.lookup(index, name: package.name, version: package.version, architecture: package.architecture)
+            let entries = index[PackagesIndex.key(name: package.name, version: package.version, architecture: package.architecture)]
+                ?? index[PackagesIndex.key(name: package.name, version: package.version, architecture: "all")] ?? []
             let digest = digests[debs + "/" + file]
-            if let digest, let expected = indexed?.sha256 {
-                guard digest == expected else {
+            var indexed = entries.first
+            if let digest, entries.contains(where: { $0.sha256 != nil }) {
+                guard let matching = entries.first(where: { $0.sha256 == digest }) else {
                     unlink(debs + "/" + file)
+                    let expected = entries.compactMap(\.sha256).joined(separator: " or ")
                     throw HavelError(.processFailed, "package \(package.name) \(package.version): the downloaded .deb has sha256 \(digest) but the mirror's index says \(expected); it was removed from the cache, build again")
                 }
+                indexed = matching
                 verified[file] = digest
             }
             packages.append(Package(name: package.name, version: package.version, architecture: package.architecture,

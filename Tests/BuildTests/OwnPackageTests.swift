@@ -293,6 +293,38 @@ struct OwnPackageIntegrationTests {
         try await buildAndCheck(architecture: "arm64", cross: false)
     }
 
+    /// `<src-pkg>`: Debian's own hello, downloaded from the mirror's deb-src in the build chroot and rebuilt at the
+    /// mirror's version, is installed from the project repository (its .deb checked against the repository's index,
+    /// not the mirror's) and runs. In the slow tier: about 130 s here.
+    @Test(.enabled(if: SlowMatrix.available, SlowMatrix.skipReason))
+    func aSourcePackageFromTheMirrorIsRebuiltAndInstalled() async throws {
+        let base = try Integration.temporaryDirectory("srcpkg")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let project = """
+            <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
+              <project>
+                <name>havel-it-srcpkg</name><version>0.1</version><buildtype>amd64</buildtype>
+                <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror>
+                <suite>bookworm</suite>
+              </project>
+              <target>
+                <hostname>it-srcpkg</hostname>
+                <debootstrap><variant>minbase</variant></debootstrap>
+                <pbuilder><src-pkg>hello</src-pkg></pbuilder>
+                <pkg-list><pkg>hello</pkg></pkg-list>
+              </target>
+            </RootFileSystem>
+            """
+        let dir = base + "/build"
+        let state = try await Integration.build(try Integration.load(project), in: dir, cache: base + "/cache")
+        #expect(state.status == .done)
+        let run = try await SystemProcesses().run(Command("chroot", [dir + "/rootfs", "/usr/bin/hello"]))
+        #expect(run.standardOutput == "Hello, world!\n", "\(run.standardError)")
+        let sourceXML = try String(contentsOfFile: dir + "/source.xml", encoding: .utf8)
+        let entry = try #require(sourceXML.split(separator: "\n").first { $0.contains(">hello</pkg>") && $0.contains(" version=") })
+        #expect(entry.contains("uri=\"repo/pool/"), "\(entry)")
+    }
+
     func buildAndCheck(architecture: String, cross: Bool, sdk: Bool = false) async throws {
         let base = try Integration.temporaryDirectory("prjrepo")
         defer { try? FileManager.default.removeItem(atPath: base) }
@@ -340,6 +372,11 @@ struct OwnPackageIntegrationTests {
         #expect(run.standardOutput == "hello from libhello, hello-prog\n", "\(run.standardError)")
         let report = try String(contentsOfFile: dir + "/report.txt", encoding: .utf8)
         #expect(report.contains(ProjectRepository.originName))
+        // source.xml names the project repository too: by its place in the build directory, never the build host's path.
+        let sourceXML = try String(contentsOfFile: dir + "/source.xml", encoding: .utf8)
+        let entry = try #require(sourceXML.split(separator: "\n").first { $0.contains(">hello-prog</pkg>") && $0.contains(" version=") })
+        #expect(entry.contains("uri=\"repo/pool/") && entry.contains("release-origin=\"Havel\""), "\(entry)")
+        #expect(!sourceXML.contains("copy://"))
         let sources = try String(contentsOfFile: dir + "/rootfs/etc/apt/sources.list", encoding: .utf8)
         #expect(!sources.contains(dir + "/repo"))
         if sdk { try await checkSDK(dir, base: base) }

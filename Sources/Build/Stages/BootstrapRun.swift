@@ -120,7 +120,12 @@ struct BootstrapRun {
         let packages = outcome.packages.map { package in
             let own = ownOrigin.map { package.origin?.contains($0) == true } ?? false
             var uri: String?
-            if let origin = package.origin, let base = baseURLs[origin], let filename = package.filename { uri = base + "/" + filename }
+            if own, let filename = package.filename {
+                // The project repository by its place in the build directory: the build host's path means nothing elsewhere.
+                uri = "repo/" + filename
+            } else if let origin = package.origin, let base = baseURLs[origin], let filename = package.filename {
+                uri = base + "/" + filename
+            }
             var recorded = InstallRecord.Package(name: package.name, version: package.version, architecture: package.architecture, sha256: package.sha256,
                                                  origin: own ? ProjectRepository.originName : package.origin, md5: package.md5,
                                                  releaseOrigin: package.releaseOrigin, releaseName: package.releaseName, uri: uri,

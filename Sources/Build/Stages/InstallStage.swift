@@ -43,7 +43,7 @@ struct InstallStage: BuildStage {
 
     /// The inputs of the key, as one encodable value; `format` changes whenever their meaning does.
     struct KeyInputs: Encodable {
-        var format = 5  // 3: the lists keep their InRelease/Release; 4: the record keeps source.xml's md5, release fields and URIs; 5: and priorities
+        var format = 6  // 3: the lists keep their InRelease/Release; 4: the record keeps source.xml's md5, release fields and URIs; 5: and priorities; 6: own packages' URIs relative to the build directory
         var tool: String
         var architecture: String
         var suite: String

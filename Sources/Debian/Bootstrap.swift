@@ -23,6 +23,10 @@ public struct BootstrapRequest: Sendable {
     public var debconfSelections: [DebconfSelection] = []
     /// More architectures apt in the tree knows (multiarch), such as the host architecture of a cross-build chroot.
     public var foreignArchitectures: [String] = []
+    /// apt preferences for the install only: the setup hook writes them to `installPreferencesFile`, and the caller
+    /// removes that file from the finished tree.
+    public var installPreferences: String? = nil
+    public static let installPreferencesFile = "/etc/apt/preferences.d/havel-install"
     /// The only apt source while installing (a binary CD, `--from-cdrom`): mmdebstrap writes `sourceLines` into
     /// the tree as usual, a setup hook sets this line in their place, and a customize hook puts them back.
     public var installSourceOverride: String? = nil
@@ -68,6 +72,7 @@ public enum Mmdebstrap {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             }
             try request.preferences.write(toFile: payload + "/preferences", atomically: true, encoding: .utf8)
+            try (request.installPreferences ?? "").write(toFile: payload + "/install-preferences", atomically: true, encoding: .utf8)
             for key in request.keys {
                 try key.armored.write(toFile: payload + "/keys/" + key.fileName, atomically: true, encoding: .utf8)
             }
@@ -179,6 +184,9 @@ public enum Mmdebstrap {
         mkdir -p "$root/etc/apt/preferences.d" "$root/etc/apt/trusted.gpg.d" "$root/var/cache/apt/archives"
         if [ -s \(Command.shellQuote(payload))/preferences ]; then
             cp \(Command.shellQuote(payload))/preferences "$root/etc/apt/preferences.d/havel"
+        fi
+        if [ -s \(Command.shellQuote(payload))/install-preferences ]; then
+            cp \(Command.shellQuote(payload))/install-preferences "$root\(BootstrapRequest.installPreferencesFile)"
         fi
         for key in \(Command.shellQuote(payload))/keys/*.asc; do
             [ -e "$key" ] && cp "$key" "$root/etc/apt/trusted.gpg.d/"

@@ -375,7 +375,8 @@ struct OwnPackageIntegrationTests {
         // source.xml names the project repository too: by its place in the build directory, never the build host's path.
         let sourceXML = try String(contentsOfFile: dir + "/source.xml", encoding: .utf8)
         let entry = try #require(sourceXML.split(separator: "\n").first { $0.contains(">hello-prog</pkg>") && $0.contains(" version=") })
-        #expect(entry.contains("uri=\"repo/pool/") && entry.contains("release-origin=\"Havel\""), "\(entry)")
+        #expect(entry.contains("uri=\"repo/pool/") && entry.contains("release-origin=\"\(ProjectRepository.originField)\""), "\(entry)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/rootfs" + BootstrapRequest.installPreferencesFile), "the install's pin stays out of the target")
         #expect(!sourceXML.contains("copy://"))
         let sources = try String(contentsOfFile: dir + "/rootfs/etc/apt/sources.list", encoding: .utf8)
         #expect(!sources.contains(dir + "/repo"))

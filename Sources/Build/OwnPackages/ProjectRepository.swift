@@ -28,7 +28,13 @@ public enum ProjectRepository {
         public var sourceLine: String { "deb copy://\(directory) \(suite) \(ProjectRepository.component)" }
         /// The name of its key among the install's keys.
         public static let keyFileName = "havel-project-repository.asc"
+        /// While installing, the project's own packages win over the mirror's, a version rebuilt unchanged from
+        /// `<src-pkg>` included (apt would otherwise take either file of the same version).
+        public static let installPreferences = "Package: *\nPin: release o=\(ProjectRepository.originField)\nPin-Priority: 990\n"
     }
+
+    /// The repository's Release `Origin:`, which the install's pin names.
+    public static let originField = "Havel-project-repository"
 
     /// Every .deb in the repository's pool, described by its control fields.
     public static func packages(in repository: String, processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> [AptRepository.Package] {
@@ -61,7 +67,7 @@ public enum ProjectRepository {
         let chosen = order.compactMap { unique[$0] }
         let key = try await RepositorySigningKey.forProject(project.name, directory: keys, processes: processes)
         let description = AptRepository.Description(
-            suite: project.suite, component: component, architectures: [architecture], origin: "Havel", label: "\(project.name) project repository",
+            suite: project.suite, component: component, architectures: [architecture], origin: originField, label: "\(project.name) project repository",
             text: "\(project.name) \(project.version): the project's own packages", epoch: epoch)
         let fresh = repository + ".new", old = repository + ".old"
         try? FileManager.default.removeItem(atPath: fresh)

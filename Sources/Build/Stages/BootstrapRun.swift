@@ -44,6 +44,7 @@ struct BootstrapRun {
             sourceLines: sources, preferences: AptSources.preferences(for: project), keys: keys,
             installRecommends: project.target.installRecommends, packageCache: context.options.cache.debs, listsDirectory: lists)
         request.debconfSelections = project.preseed
+        if projectRepository != nil { request.installPreferences = ProjectRepository.Written.installPreferences }
         if let cdrom {
             guard tool == .mmdebstrap else {
                 throw HavelError(.unsupported, "--from-cdrom installs with mmdebstrap only; remove <debootstrap><type>debootstrap</type>")
@@ -73,7 +74,10 @@ struct BootstrapRun {
             let kept = text.split(separator: "\n", omittingEmptySubsequences: false).filter { !lines.contains($0.trimmingWhitespace()) }
             try AtomicFile.write(kept.joined(separator: "\n"), to: list)
         }
-        if projectRepository != nil { unlink(context.directory.rootfs + "/etc/apt/trusted.gpg.d/" + ProjectRepository.Written.keyFileName) }
+        if projectRepository != nil {
+            unlink(context.directory.rootfs + "/etc/apt/trusted.gpg.d/" + ProjectRepository.Written.keyFileName)
+            unlink(context.directory.rootfs + BootstrapRequest.installPreferencesFile)
+        }
     }
 
     /// debootstrap the base system, then apt inside the tree for the pkg-list, with the same sources,

@@ -99,7 +99,8 @@ public enum BuildCheck {
             try await BinaryCdromVerification.extract(directory.binaryCdrom, into: work + "/cd", what: "bin-cdrom.iso", processes: processes)
             let checked = try await BinaryCdromVerification.verify(work + "/cd", project: project, architecture: architecture,
                                                                    what: "bin-cdrom.iso", work: work, processes: processes)
-            guard Set(checked.pinned.values.map { "\($0.name) \($0.version)" }) == Set(project.fullPackages.map { "\($0.name) \($0.version)" }) else {
+            guard Set(checked.pinned.values.map { "\($0.name) \($0.version)" })
+                    == Set((project.fullPackages + project.buildEnvironmentPackages).map { "\($0.name) \($0.version)" }) else {
                 throw HavelError(.invalidArgument, "bin-cdrom.iso carries another source.xml than the build directory's")
             }
             return "\(checked.packageCount) packages, each with the sha256 source.xml pins; InRelease verifies"

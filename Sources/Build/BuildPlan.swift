@@ -62,7 +62,7 @@ public struct BuildPlan: Sendable {
             if options.binaryCdrom { stages.append(BinaryCdromStage()) }
             if options.binaryCdrom || p.sourceCdrom { stages.append(SourceCdromStage()) }
         }
-        if p.target.outputs.cpio != nil || p.target.outputs.squashfs != nil { stages.append(RootfsArchivesStage()) }
+        if RootfsArchivesStage.isNeeded(by: p) { stages.append(RootfsArchivesStage()) }
         if !p.target.images.isEmpty { stages.append(DiskImagesStage()) }
         if !p.target.mtdImages.isEmpty { stages.append(MtdImagesStage()) }
         if !p.target.projectFinetuning.isEmpty { stages.append(ProjectFinetuningStage()) }

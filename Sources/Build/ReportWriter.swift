@@ -18,6 +18,8 @@ struct ReportWriter {
     let touched: [String]
     /// The stages finished so far, with their times.
     let stages: [BuildState.Stage]
+    /// `--from-cdrom`: the CD whose source.xml records what the build environment's packages were.
+    var cdrom: BinaryCdromSource? = nil
 
     var directory: BuildDirectory { context.directory }
     var project: Project { context.project.project }
@@ -31,7 +33,7 @@ struct ReportWriter {
         }
 
         // source.xml
-        try save(XMLWriter.write(Self.sourceDocument(context, record: record, installed: installed)), to: directory.sourceXML)
+        try save(XMLWriter.write(Self.sourceDocument(context, record: record, installed: installed, cdrom: cdrom)), to: directory.sourceXML)
 
         // validation.txt
         let requested = project.target.packages.map { package -> RequestedPackage in
@@ -71,23 +73,52 @@ struct ReportWriter {
     /// (every installed package with the sha256 of its .deb, the apt sources and preferences).
     /// ELBE's md5, release-origin, release-name and uri come from the install record (made from the apt lists
     /// when the tree was installed, and kept with a cached stage), so a build that reuses the stage writes the same.
-    static func sourceDocument(_ context: BuildContext, record: InstallRecord, installed: [InstalledPackage]) -> XMLDocument {
-        let pinned = installed.map { package in
-            let recorded = record.package(name: package.name, version: package.version, architecture: package.architecture)
-            var pin = PinnedPackage(name: package.name, version: package.version, arch: package.architecture,
-                                    sha256: recorded?.sha256, auto: package.autoInstalled,
-                                    sourceName: package.sourceName, sourceVersion: package.sourceVersion)
-            if let recorded {
-                pin.md5 = recorded.md5
-                pin.releaseOrigin = recorded.releaseOrigin
-                pin.releaseName = recorded.releaseName
-                pin.uri = recorded.uri
-            }
-            return pin
-        }
+    static func sourceDocument(_ context: BuildContext, record: InstallRecord, installed: [InstalledPackage],
+                               cdrom: BinaryCdromSource? = nil) -> XMLDocument {
+        let pinned = installed.map { pin($0, record: record) }
         let document = SourceDocument.withPrimaryMirror(context.project.document, context.project.project.mirror.primary)
-        return SourceDocument.pinned(document, packages: pinned, sourcesList: record.sourcesList,
-                                     aptPreferences: record.preferences, havelVersion: context.options.havelVersion)
+        return SourceDocument.pinned(document, packages: pinned, buildEnvironment: buildEnvironmentPackages(context, record: record, cdrom: cdrom),
+                                     sourcesList: record.sourcesList, aptPreferences: record.preferences,
+                                     havelVersion: context.options.havelVersion)
+    }
+
+    /// An installed package as source.xml pins it: the install record's fields, else (a package the build
+    /// environment installed afterwards) those of the apt lists it was installed from.
+    static func pin(_ package: InstalledPackage, record: InstallRecord, lists: [String: IndexedPackage] = [:],
+                    urls: [String: String] = [:], cdrom: BinaryCdromSource? = nil) -> PinnedPackage {
+        var pin = PinnedPackage(name: package.name, version: package.version, arch: package.architecture,
+                                auto: package.autoInstalled, sourceName: package.sourceName, sourceVersion: package.sourceVersion)
+        if let recorded = record.package(name: package.name, version: package.version, architecture: package.architecture) {
+            pin.sha256 = recorded.sha256
+            pin.md5 = recorded.md5
+            pin.releaseOrigin = recorded.releaseOrigin
+            pin.releaseName = recorded.releaseName
+            pin.uri = recorded.uri
+            pin.priority = recorded.priority
+        } else if let indexed = PackagesIndex.lookup(lists, name: package.name, version: package.version, architecture: package.architecture) {
+            pin.sha256 = indexed.sha256
+            pin.md5 = indexed.md5
+            pin.releaseOrigin = indexed.releaseOrigin
+            pin.releaseName = indexed.releaseName
+            pin.uri = urls[indexed.origin].map { $0 + "/" + indexed.filename }
+            pin.priority = indexed.priority
+        } else if var original = cdrom?.pinned(name: package.name, version: package.version, architecture: package.architecture) {
+            // Installed from the binary CD: what the original build recorded of it, with this tree's own marks.
+            (original.auto, original.sourceName, original.sourceVersion) = (pin.auto, pin.sourceName, pin.sourceVersion)
+            return original
+        }
+        return pin
+    }
+
+    /// The build environment's packages (`<debootstrappkgs>`), when the build made one; its own apt lists give the
+    /// fields of the packages it added (buildimage/pkg-list).
+    static func buildEnvironmentPackages(_ context: BuildContext, record: InstallRecord, cdrom: BinaryCdromSource? = nil) -> [PinnedPackage] {
+        let root = context.directory.buildenv
+        guard FileManager.default.fileExists(atPath: root + "/var/lib/dpkg/status"),
+              let installed = try? DpkgStatus.read(root: root) else { return [] }
+        let lists = PackagesIndex.index((try? PackagesIndex.readLists(root: root)) ?? [])
+        let urls = repositoryURLs(AptSources.lines(for: context.project.project))
+        return installed.map { pin($0, record: record, lists: lists, urls: urls, cdrom: cdrom) }
     }
 
     /// Each `deb` line's URL keyed as `PackagesIndex.origin(listFileName:)` names its lists (`host/path suite component`).

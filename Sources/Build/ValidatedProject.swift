@@ -53,6 +53,7 @@ public struct ValidatedProject: Sendable {
         if let tar = project.target.outputs.tar, !tar.isEmpty { named.append(("name", "tar", tar)) }
         if let cpio = project.target.outputs.cpio, !cpio.isEmpty { named.append(("name", "cpio", cpio)) }
         if let squashfs = project.target.outputs.squashfs, !squashfs.isEmpty { named.append(("name", "squashfs", squashfs)) }
+        if let base = project.target.outputs.baseImage, !base.isEmpty { named.append(("name", "base-image", base)) }
         for image in project.target.images { named.append(("name", image.table == .gpt ? "gpthd" : "msdoshd", image.name)) }
         for mtd in project.target.mtdImages { named.append(("name", "mtd", mtd.name)) }
         for check in project.checks { named.append(("img", "check", check.image)) }

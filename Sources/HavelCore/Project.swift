@@ -21,6 +21,8 @@ public struct Project: Sendable, Hashable, Codable {
     public var initvm: InitVMSpec?
     /// Packages pinned by a previous build (`<fullpkgs>` in a source.xml).
     public var fullPackages: [PinnedPackage]
+    /// The build environment's packages a previous build recorded (`<debootstrappkgs>` in a source.xml).
+    public var buildEnvironmentPackages: [PinnedPackage] = []
     /// `<project><preseed>`: debconf answers given to the target before its packages are configured.
     public var preseed: [DebconfSelection] = []
     /// `<src-cdrom>`: the build writes the source CD (as `havel build --cdroms` does).
@@ -220,6 +222,8 @@ public struct PinnedPackage: Sendable, Hashable, Codable {
     public var releaseOrigin: String?
     public var releaseName: String?
     public var uri: String?
+    /// The archive's `Priority:` (ELBE's `prio`).
+    public var priority: String? = nil
 
     public init(name: String, version: String, arch: String? = nil, sha256: String? = nil, auto: Bool = false,
                 sourceName: String? = nil, sourceVersion: String? = nil) {

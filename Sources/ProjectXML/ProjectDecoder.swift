@@ -45,8 +45,9 @@ struct ProjectDecoder {
         if let initvm = root.firstElement(named: "initvm") {
             project.initvm = decodeInitVM(initvm)
         }
-        if let full = root.firstElement(named: "fullpkgs") {
-            project.fullPackages = full.elements(named: "pkg").map { pkg in
+        for (element, isBuildEnvironment) in [("fullpkgs", false), ("debootstrappkgs", true)] {
+            guard let list = root.firstElement(named: element) else { continue }
+            let packages = list.elements(named: "pkg").map { pkg in
                 var pinned = PinnedPackage(name: pkg.text.trimmingWhitespace(), version: pkg.attributeValue("version") ?? "",
                                            arch: pkg.attributeValue("arch"), sha256: pkg.attributeValue("sha256"),
                                            auto: pkg.attributeValue("auto") == "true",
@@ -56,8 +57,10 @@ struct ProjectDecoder {
                 pinned.releaseOrigin = pkg.attributeValue("release-origin")
                 pinned.releaseName = pkg.attributeValue("release-name")
                 pinned.uri = pkg.attributeValue("uri")
+                pinned.priority = pkg.attributeValue("prio")
                 return pinned
             }
+            if isBuildEnvironment { project.buildEnvironmentPackages = packages } else { project.fullPackages = packages }
         }
         return project
     }

@@ -1,13 +1,14 @@
 import HavelCore
 
 /// source.xml: the preprocessed project plus what the build pinned: `<fullpkgs>` with every installed
-/// package (version, architecture, md5 and sha256 of its .deb, its Release's origin and codename, its URI,
-/// source package), `<sources_list>` and `<apt_prefs>`.
+/// package (version, priority, architecture, md5 and sha256 of its .deb, its Release's origin and codename, its
+/// URI, source package), `<debootstrappkgs>` with the build environment's packages when the build made one,
+/// `<sources_list>` and `<apt_prefs>`.
 public enum SourceDocument {
-    public static let generatedElements: Set<String> = ["fullpkgs", "sources_list", "apt_prefs", "elbe_version", "havel_version"]
+    public static let generatedElements: Set<String> = ["fullpkgs", "debootstrappkgs", "sources_list", "apt_prefs", "elbe_version", "havel_version"]
 
-    public static func pinned(_ document: XMLDocument, packages: [PinnedPackage], sourcesList: String, aptPreferences: String,
-                              havelVersion: String) -> XMLDocument {
+    public static func pinned(_ document: XMLDocument, packages: [PinnedPackage], buildEnvironment: [PinnedPackage] = [],
+                              sourcesList: String, aptPreferences: String, havelVersion: String) -> XMLDocument {
         var document = document
         var root = document.root
         root.children.removeAll { node in
@@ -15,25 +16,32 @@ public enum SourceDocument {
             return false
         }
         let at = root.location
-        var full = XMLElement(name: QualifiedName("fullpkgs"), location: at)
-        for package in packages {
-            var pkg = XMLElement.leaf("pkg", package.name, at: at)
-            pkg.setAttribute("version", package.version)
-            if let arch = package.arch { pkg.setAttribute("arch", arch) }
-            pkg.setAttribute("auto", package.auto ? "true" : "false")
-            if let md5 = package.md5 { pkg.setAttribute("md5", md5) }
-            if let sha256 = package.sha256 { pkg.setAttribute("sha256", sha256) }
-            if let origin = package.releaseOrigin { pkg.setAttribute("release-origin", origin) }
-            if let name = package.releaseName { pkg.setAttribute("release-name", name) }
-            if let uri = package.uri { pkg.setAttribute("uri", uri) }
-            if let source = package.sourceName { pkg.setAttribute("source-name", source) }
-            if let version = package.sourceVersion { pkg.setAttribute("source-version", version) }
-            full.children.append(.text("\n    ", at))
-            full.children.append(.element(pkg))
+        func list(_ name: String, _ packages: [PinnedPackage]) -> XMLElement {
+            var list = XMLElement(name: QualifiedName(name), location: at)
+            for package in packages {
+                var pkg = XMLElement.leaf("pkg", package.name, at: at)
+                pkg.setAttribute("version", package.version)
+                if let priority = package.priority { pkg.setAttribute("prio", priority) }
+                if let arch = package.arch { pkg.setAttribute("arch", arch) }
+                pkg.setAttribute("auto", package.auto ? "true" : "false")
+                if let md5 = package.md5 { pkg.setAttribute("md5", md5) }
+                if let sha256 = package.sha256 { pkg.setAttribute("sha256", sha256) }
+                if let origin = package.releaseOrigin { pkg.setAttribute("release-origin", origin) }
+                if let name = package.releaseName { pkg.setAttribute("release-name", name) }
+                if let uri = package.uri { pkg.setAttribute("uri", uri) }
+                if let source = package.sourceName { pkg.setAttribute("source-name", source) }
+                if let version = package.sourceVersion { pkg.setAttribute("source-version", version) }
+                list.children.append(.text("\n    ", at))
+                list.children.append(.element(pkg))
+            }
+            list.children.append(.text("\n  ", at))
+            return list
         }
-        full.children.append(.text("\n  ", at))
-        for element in [full, .leaf("sources_list", sourcesList, at: at), .leaf("apt_prefs", aptPreferences, at: at),
-                        .leaf("elbe_version", "havel " + havelVersion, at: at)] {
+        // ELBE lists its build chroot's packages as debootstrappkgs; Havel's build environment is the installed
+        // target plus buildimage/pkg-list, and all of its packages are listed.
+        let lists = [list("fullpkgs", packages)] + (buildEnvironment.isEmpty ? [] : [list("debootstrappkgs", buildEnvironment)])
+        for element in lists + [.leaf("sources_list", sourcesList, at: at), .leaf("apt_prefs", aptPreferences, at: at),
+                                .leaf("elbe_version", "havel " + havelVersion, at: at)] {
             root.children.append(.text("\n  ", at))
             root.children.append(.element(element))
         }

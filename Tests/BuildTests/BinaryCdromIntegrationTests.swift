@@ -19,6 +19,7 @@ struct BinaryCdromIntegrationTests {
             <name>havel-it-bincd</name><version>0.1</version><buildtype>amd64</buildtype>
             <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror>
             <suite>bookworm</suite>
+            <buildimage><pkg-list><pkg>bzip2</pkg></pkg-list></buildimage>
           </project>
           <target>
             <hostname>it-bincd</hostname>
@@ -67,7 +68,10 @@ struct BinaryCdromIntegrationTests {
         #expect(try String(contentsOfFile: cd + "/README.txt", encoding: .utf8).contains("file:/media/cdrom bookworm main"))
         let packages = try String(contentsOfFile: cd + "/dists/bookworm/main/binary-amd64/Packages", encoding: .utf8)
         let onCD = Set(PackagesIndex.parse(packages, origin: "cd").map { "\($0.name) \($0.version) \($0.architecture)" })
-        #expect(onCD == Set(installed.map { "\($0.name) \($0.version) \($0.architecture)" }))
+        // The target's packages and those the build environment added (buildimage/pkg-list: bzip2), as ELBE's CD.
+        let buildenv = try DpkgStatus.read(root: dir + "/buildenv")
+        #expect(onCD == Set((installed + buildenv).map { "\($0.name) \($0.version) \($0.architecture)" }))
+        #expect(buildenv.contains { $0.name == "bzip2" } && !installed.contains { $0.name == "bzip2" })
 
         // apt reads the CD with the project's public key and offers netbase at the tree's version.
         let apt = base + "/apt"
@@ -105,6 +109,7 @@ struct BinaryCdromIntegrationTests {
         let rebuiltState = try #require(BuildState.read(again + "/state.json"))
         #expect(rebuiltState.stages.map(\.name).contains("read binary CD") && !rebuiltState.stages.map(\.name).contains("probe mirror"))
         #expect(log.contains("the install reads no mirror"))
+        #expect(log.contains("installing the build environment's 1 packages from the binary CD"), "\(log.suffix(2000))")
         for output in ["havel-it-bincd-0.1-rootfs.tar.zst", "bincd.img", "source.xml"] {
             let first = FileManager.default.contents(atPath: dir + "/" + output)
             #expect(first != nil && first == FileManager.default.contents(atPath: again + "/" + output), "\(output) differs after the rebuild from the CD")
@@ -118,7 +123,9 @@ struct BinaryCdromIntegrationTests {
         // <mirror><cdrom> with no other mirror: the CD is the only package source, again without any network.
         let offlineFile = base + "/offline.xml"
         let mirrorElement = try #require(Self.project.range(of: "<mirror>.*</mirror>", options: .regularExpression))
+        // (Without the build environment: its apt reads the target's sources, which keep no CD line.)
         try Self.project.replacingCharacters(in: mirrorElement, with: "<mirror><cdrom>\(dir)/bin-cdrom.iso</cdrom></mirror>")
+            .replacingOccurrences(of: "<buildimage><pkg-list><pkg>bzip2</pkg></pkg-list></buildimage>", with: "")
             .write(toFile: offlineFile, atomically: true, encoding: .utf8)
         let offline = try await SystemProcesses().run(Command("unshare", ["--net", "--", havel, "build", "--cache", base + "/cache4",
                                                                           "-o", base + "/offline", offlineFile]))

@@ -251,6 +251,18 @@ struct IntegrationTests {
         #expect(chrootLicences.contains("\nbzip2:\n"))
         #expect(FileManager.default.fileExists(atPath: dir + "/licence-chroot.xml"))
         #expect(!(try String(contentsOfFile: dir + "/licence-target.txt", encoding: .utf8)).contains("\nbzip2:\n"))
+        // source.xml records the build environment's packages (<debootstrappkgs>), bzip2 with the sha256 of its .deb,
+        // which the build kept in the package cache, checked, for the binary CD.
+        let recorded = try ProjectLoader.load(path: dir + "/source.xml").project
+        let bzip2 = try #require(recorded.buildEnvironmentPackages.first { $0.name == "bzip2" })
+        #expect(!recorded.fullPackages.contains { $0.name == "bzip2" })
+        #expect(recorded.fullPackages.contains { $0.priority != nil }, "prio is recorded")
+        let onlyThere = try BinaryCdromStage.buildEnvironmentOnly(BuildDirectory(dir), target: try DpkgStatus.read(root: dir + "/rootfs"))
+        let package = try #require(onlyThere.first { $0.name == "bzip2" })
+        let deb = base + "/cache/debs/" + DebVerification.debFileName(package)
+        let digest = try await Digest.sha256(files: [deb])[deb]
+        #expect(digest != nil && digest == bzip2.sha256)
+        #expect(HavelCache(path: base + "/cache").readDebIndex()[DebVerification.debFileName(package)] == bzip2.sha256)
         #expect(FileManager.default.isExecutableFile(atPath: dir + "/rootfs/usr/local/bin/bzip2-from-buildenv"))
         #expect((try? String(contentsOfFile: dir + "/buildenv/buildenv-marker", encoding: .utf8)) == "made in the build environment\n")
         #expect((try? String(contentsOfFile: dir + "/buildenv/target-hostname", encoding: .utf8)) == "it-debootstrap\n")

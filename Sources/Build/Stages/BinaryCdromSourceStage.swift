@@ -96,7 +96,8 @@ enum BinaryCdromVerification {
             throw HavelError(.invalidArgument, "\(what): the CD is of project \(original.name) (\(original.suite)), not \(project.name) (\(project.suite))")
         }
         var pinned: [String: PinnedPackage] = [:]
-        for package in original.fullPackages { pinned["\(package.name) \(package.version) \(package.arch ?? architecture)"] = package }
+        // The build environment's packages (debootstrappkgs) ride along, as on ELBE's CD.
+        for package in original.fullPackages + original.buildEnvironmentPackages { pinned["\(package.name) \(package.version) \(package.arch ?? architecture)"] = package }
         guard !pinned.isEmpty else { throw HavelError(.invalidArgument, "\(what): its source.xml pins no package (<fullpkgs>)") }
 
         // Every .deb on the CD is the one source.xml pins, and every pinned package is on the CD.

@@ -25,7 +25,8 @@ struct BinaryCdromStage: BuildStage {
         let cache = context.options.cache
         let inUse = try cache.usingDebs()
         defer { inUse.release() }
-        let packages = try await collect(record, installed: try products.installed(in: directory), context)
+        let installed = try products.installed(in: directory)
+        let packages = try await collect(record, installed: installed + Self.buildEnvironmentOnly(directory, target: installed), context)
 
         let repository = directory.work + "/bin-cdrom"
         try? FileManager.default.removeItem(atPath: repository)
@@ -51,12 +52,24 @@ struct BinaryCdromStage: BuildStage {
 
     static let publicKeyFile = "archive-key.asc"
 
+    /// The build environment's packages that the target does not have (buildimage/pkg-list and what they
+    /// pulled in), when the build made one: ELBE's binary CD carries its build chroot's packages too.
+    static func buildEnvironmentOnly(_ directory: BuildDirectory, target installed: [InstalledPackage]) throws(HavelError) -> [InstalledPackage] {
+        guard FileManager.default.fileExists(atPath: directory.buildenv + "/var/lib/dpkg/status") else { return [] }
+        let target = Set(installed.map { "\($0.name) \($0.version) \($0.architecture)" })
+        return try DpkgStatus.read(root: directory.buildenv).filter { !target.contains("\($0.name) \($0.version) \($0.architecture)") }
+    }
+
     /// The .deb of every installed package from the package cache, each with the sha256 the mirror's index
     /// gave (the kept lists when this build installed; else the install record, checked against them when
     /// it was made). A missing or mismatching file fails the stage with the list of them.
     func collect(_ record: InstallRecord, installed: [InstalledPackage], _ context: BuildContext) async throws(HavelError) -> [AptRepository.Package] {
-        let index = FileManager.default.fileExists(atPath: context.directory.aptLists) ?
-            PackagesIndex.index(try PackagesIndex.readLists(root: context.directory.aptLists)) : [:]
+        var lists = FileManager.default.fileExists(atPath: context.directory.aptLists) ? try PackagesIndex.readLists(root: context.directory.aptLists) : []
+        // The build environment's own lists vouch for the packages it added.
+        if FileManager.default.fileExists(atPath: context.directory.buildenv + "/var/lib/apt/lists") {
+            lists += try PackagesIndex.readLists(root: context.directory.buildenv)
+        }
+        let index = PackagesIndex.index(lists)
         let debs = context.options.cache.debs
         var missing: [String] = [], unverifiable: [String] = []
         var expected: [String: String] = [:]
@@ -97,7 +110,8 @@ struct BinaryCdromStage: BuildStage {
         """
         \(project.name) \(project.version) (\(architecture), \(project.suite)): binary packages
 
-        The \(count) packages installed in the project's root filesystem, each at its installed version,
+        The \(count) packages installed in the project's root filesystem (and in its build environment, when
+        the build made one), each at its installed version,
         as an apt repository signed with the project's key (\(publicKeyFile) is its public half);
         source.xml is the project with every one of them pinned.
         With this CD mounted at /media/cdrom, apt installs from it with the sources line

@@ -26,7 +26,7 @@ struct DeviceRecordStage: BuildStage {
     func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
         guard let record = products.install else { throw HavelError(.internalError, "the project file needs the install stage's record") }
         let installed = try products.installed(in: context.directory)
-        let document = SourceDocument.forDevice(ReportWriter.sourceDocument(context, record: record, installed: installed))
+        let document = SourceDocument.forDevice(ReportWriter.sourceDocument(context, record: record, installed: installed, cdrom: products.cdrom))
         let target = try RootedFileSystem(root: context.directory.rootfs)
         let project = context.project.project
         try target.writeFile(Self.projectFile, contents: Array(XMLWriter.write(document).utf8), mode: 0o400)

@@ -29,7 +29,7 @@ struct ReportsAndPackingStage: BuildStage {
         do throws(HavelError) {
             try await ReportWriter(context: context, record: record, installed: try products.installed(in: directory),
                                    keptPackages: products.keptPackages, added: products.archiveFiles,
-                                   touched: products.finetunedFiles, stages: products.finishedStages).write()
+                                   touched: products.finetunedFiles, stages: products.finishedStages, cdrom: products.cdrom).write()
         } catch {
             packing.cancel()
             _ = await packing.result
@@ -42,20 +42,26 @@ struct ReportsAndPackingStage: BuildStage {
     }
 }
 
-/// cpio and squashfs archives of the tree, as `<target><package>` asks.
+/// cpio and squashfs archives of the tree, and the base image (a second tarball), as `<target><package>` asks.
 struct RootfsArchivesStage: BuildStage {
     let name = "rootfs archives"
 
-    static func files(_ project: Project) -> (cpio: String?, squashfs: String?) {
+    static func isNeeded(by project: Project) -> Bool {
+        let outputs = project.target.outputs
+        return outputs.cpio != nil || outputs.squashfs != nil || outputs.baseImage != nil
+    }
+
+    static func files(_ project: Project) -> (cpio: String?, squashfs: String?, baseImage: String?) {
         let outputs = project.target.outputs
         return (outputs.cpio.map { $0.isEmpty ? "\(project.name)-\(project.version)-rootfs.cpio" : $0 },
-                outputs.squashfs.map { $0.isEmpty ? "\(project.name)-\(project.version)-rootfs.squashfs" : $0 })
+                outputs.squashfs.map { $0.isEmpty ? "\(project.name)-\(project.version)-rootfs.squashfs" : $0 },
+                outputs.baseImage.map { $0.isEmpty ? "\(project.name)-\(project.version)-base.tar.gz" : $0 })
     }
 
     func describe(_ plan: BuildPlan) -> StageDescription {
         let files = Self.files(plan.project.project)
         return StageDescription(reason: "<target><package> asks for them", inputs: ["rootfs/"],
-                                outputs: [files.cpio, files.squashfs].compactMap { $0 })
+                                outputs: [files.cpio, files.squashfs, files.baseImage].compactMap { $0 })
     }
 
     func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
@@ -69,6 +75,16 @@ struct RootfsArchivesStage: BuildStage {
         if let file = files.squashfs {
             try await Packers.squashfs(directory.rootfs, to: directory.path + "/" + file, options: project.target.outputs.squashfsOptions,
                                        mtime: products.epoch, processes: context.processes)
+            products.outputs.append(file)
+        }
+        if let file = files.baseImage {
+            // ELBE's base image: the tree as a gzip tarball without the <tar> options, whatever the name says.
+            let known = Tar.compressor(for: file) != nil
+            let packed = directory.path + "/" + file + (known ? "" : ".havel.tar.gz")
+            try await Tar.pack(directory.rootfs, to: packed, mtimeClamp: products.epoch, processes: context.processes)
+            if !known, rename(packed, directory.path + "/" + file) != 0 {
+                throw HavelError(.io, "cannot name the base image \(file): \(errnoText())")
+            }
             products.outputs.append(file)
         }
     }

@@ -3,6 +3,7 @@ import Debian
 import Foundation
 import HavelCore
 import Logging
+import ProjectXML
 import SystemKit
 
 /// A copy of the installed tree with `buildimage/pkg-list` installed into it (under emulation), for
@@ -40,11 +41,66 @@ struct BuildEnvironmentStage: BuildStage {
         context.log.info("installing into the build environment: \(packages.joined(separator: " "))")
         let sources = AptSources.lines(for: project)
         let chroot = context.chroot(directory.buildenv)
+        if let cdrom = products.cdrom, try await installFromCdrom(cdrom, context) { return }
+        let cache = context.options.cache
+        let inUse = try cache.usingDebs()
+        defer { inUse.release() }
         try await ChrootExcursions.during(buildenv, log: context.log) { () async throws(HavelError) in
             try await context.runTool(chroot.command(["apt-get", "update"]), what: "apt-get update", sources: sources)
             try await context.runTool(chroot.command(["apt-get", "-y", "install"] + packages), what: "apt-get install", sources: sources)
+            try await keepPackages(context)
             try await context.runTool(chroot.command(["apt-get", "clean"]), what: "apt-get clean", sources: sources)
         }
+    }
+
+    /// A rebuild from the binary CD installs the build environment's packages from the CD too, exactly those the
+    /// original build's source.xml lists (`<debootstrappkgs>`), with dpkg: no mirror, no apt resolution. False when
+    /// that source.xml lists none (a CD of an older Havel): the mirror is read then, as the log says.
+    func installFromCdrom(_ cdrom: BinaryCdromSource, _ context: BuildContext) async throws(HavelError) -> Bool {
+        let directory = context.directory
+        let original = try ProjectLoader.load(path: cdrom.directory + "/source.xml").project.buildEnvironmentPackages
+        guard !original.isEmpty else {
+            context.log.warning("the binary CD's source.xml lists no build environment packages; buildimage/pkg-list is installed from the mirror")
+            return false
+        }
+        let target = Set(try DpkgStatus.read(root: directory.rootfs).map { "\($0.name) \($0.version) \($0.architecture)" })
+        let index = "\(cdrom.directory)/dists/\(cdrom.suite)/main/binary-\(context.architecture.debianName)/Packages"
+        let onCD = PackagesIndex.index(PackagesIndex.parse(String(decoding: try RootedFileSystem(root: cdrom.directory)
+            .readFile(String(index.dropFirst(cdrom.directory.count)), limit: 256 << 20), as: UTF8.self), origin: "cdrom"))
+        let staging = "/var/cache/havel-cdrom"
+        let buildenv = try RootedFileSystem(root: directory.buildenv)
+        try buildenv.createDirectory(staging)
+        var count = 0
+        for package in original where !target.contains("\(package.name) \(package.version) \(package.arch ?? "")") {
+            guard let entry = PackagesIndex.lookup(onCD, name: package.name, version: package.version, architecture: package.arch ?? context.architecture.debianName) else {
+                throw HavelError(.notFound, "--from-cdrom: the build environment's \(package.name) \(package.version) is not on the CD")
+            }
+            try buildenv.importItem(fromHost: cdrom.directory + "/" + entry.filename, to: staging + "/" + (entry.filename as NSString).lastPathComponent)
+            count += 1
+        }
+        context.log.info("installing the build environment's \(count) packages from the binary CD, as the original build's source.xml lists them")
+        let command = context.chroot(directory.buildenv).command(["/bin/sh", "-c", "dpkg -i \(staging)/*.deb && rm -rf \(staging)"])
+        try await ChrootExcursions.during(buildenv, log: context.log) { () async throws(HavelError) in
+            if count > 0 { try await context.runTool(command, what: "dpkg -i (the binary CD's build environment packages)", sources: []) }
+        }
+        try? buildenv.remove(staging)
+        return true
+    }
+
+    /// The packages the build environment added, into the package cache, each checked against the environment's
+    /// apt lists: the binary CD carries them as ELBE's carries its build chroot's.
+    func keepPackages(_ context: BuildContext) async throws(HavelError) {
+        let directory = context.directory
+        let cache = context.options.cache
+        let archives = directory.buildenv + "/var/cache/apt/archives"
+        try await context.processes.check(Command("/bin/sh", ["-c", """
+            find "$1" -maxdepth 1 -name '*.deb' -type f -print0 | xargs -0 -r cp -l -n -t "$2/" 2>/dev/null ||
+            find "$1" -maxdepth 1 -name '*.deb' -type f -print0 | xargs -0 -r cp -n -t "$2/"
+            """, "sh", archives, cache.debs]))
+        let added = try BinaryCdromStage.buildEnvironmentOnly(directory, target: try DpkgStatus.read(root: directory.rootfs))
+        let outcome = try await DebVerification.verify(added, lists: directory.buildenv, debs: cache.debs, present: Set(cache.debFiles()),
+                                                       processes: context.processes)
+        try cache.recordVerified(outcome.verified)
     }
 }
 

@@ -22,6 +22,9 @@ struct OwnPackageBuilds {
     static let maximumControlSize = 1 << 20
 
     let context: BuildContext
+    /// The mirror's Release digests the build probed: a chroot made before the mirror changed is made again
+    /// (what ELBE's `pbuilder update` is for).
+    var releases: [RepositoryProbe.Release] = []
     var project: Project { context.project.project }
     var work: String { context.directory.work + "/pbuilder" }
     var logs: String { context.directory.ownPackageLogs }
@@ -89,7 +92,7 @@ struct OwnPackageBuilds {
 
     /// What decides the chroot tarball's content.
     struct ChrootKeyInputs: Encodable {
-        var format = 1
+        var format = 2  // 2: the mirror's Release digests
         var purpose = "pbuilder chroot"
         var mode: String
         var architecture: String
@@ -100,6 +103,7 @@ struct OwnPackageBuilds {
         var sources: [String]
         var keys: [String]
         var preferences: String
+        var releases: [String]
     }
 
     var chrootPackages: [String] { crossBuilds ? ["crossbuild-essential-\(context.architecture.debianName)"] : [] }
@@ -108,7 +112,8 @@ struct OwnPackageBuilds {
         let inputs = ChrootKeyInputs(mode: crossBuilds ? "cross" : "chroot", architecture: chrootArchitecture.debianName,
                                      foreignArchitectures: crossBuilds ? [context.architecture.debianName] : [], suite: project.suite,
                                      variant: "buildd", packages: chrootPackages, sources: AptSources.lines(for: project),
-                                     keys: AptSources.keys(for: project).map(\.armored), preferences: AptSources.preferences(for: project))
+                                     keys: AptSources.keys(for: project).map(\.armored), preferences: AptSources.preferences(for: project),
+                                     releases: releases.map { "\($0.url) \($0.sha256)" })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         guard let data = try? encoder.encode(inputs) else { throw HavelError(.internalError, "cannot encode the build chroot's key") }

@@ -17,11 +17,11 @@ struct OwnPackagesStage: BuildStage {
             outputs: ["repo/ (signed with the project's key from \(plan.options.cache.keys))", "pbuilder/<source>.log"],
             cacheKey: CacheKeyDescription(inputs: ["(the build chroot only) suite \(plan.project.project.suite)", "architecture", "mode", "apt sources",
                                                    "keys", "apt preferences", "the chroot's extra packages"],
-                                          resolvedAtBuild: []))
+                                          resolvedAtBuild: ["the Release digest of each repository (so the chroot is made again when the mirror changes)"]))
     }
 
     func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
-        products.projectRepository = try await OwnPackageBuilds(context: context).run()
+        products.projectRepository = try await OwnPackageBuilds(context: context, releases: products.releases).run()
     }
 }
 

@@ -72,8 +72,8 @@ struct SDKStage: BuildStage {
         let list = work + "/sysroot-files"
         try await sysrootFileList(unpacked, selection: selection, into: list, context)
         let target = tree + "/sysroots/target"
-        try await context.processes.check(Command("/bin/sh", ["-c", "mkdir -p \"$3\" && tar -C \"$1\" -c --no-recursion -T \"$2\" -f - | tar -C \"$3\" -x -f -",
-                                                            "sh", unpacked, list, target]))
+        try await context.processes.check(Command("/bin/bash", ["-o", "pipefail", "-c", "mkdir -p \"$3\" && tar -C \"$1\" -c --no-recursion -T \"$2\" -f - | tar -C \"$3\" -x -f -",
+                                                              "sh", unpacked, list, target]))
         try? FileManager.default.removeItem(atPath: unpacked)
 
         // The host part: the cross tools for this host, from the primary mirror, stripped to what runs.
@@ -102,13 +102,18 @@ struct SDKStage: BuildStage {
         // One file: the script, then the tree as an xz-compressed tar (owners root, times clamped, names sorted).
         let installer = context.directory.path + "/" + sdk.installerName
         let partial = installer + ".partial"
-        try AtomicFile.write(sdk.installerScript(loader: loader), to: partial)
-        try await context.processes.check(Command("/bin/sh", ["-c", """
-            set -e
-            tar -C "$1" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@"$2" --clamp-mtime -c -f - . | xz -T0 -3 >> "$3"
-            chmod 755 "$3"
-            mv "$3" "$4"
-            """, "sh", tree, String(products.epoch), partial, installer]))
+        do throws(HavelError) {
+            try AtomicFile.write(sdk.installerScript(loader: loader), to: partial)
+            try await context.processes.check(Command("/bin/bash", ["-c", """
+                set -e -o pipefail
+                tar -C "$1" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@"$2" --clamp-mtime -c -f - . | xz -T0 -3 >> "$3"
+                chmod 755 "$3"
+                mv "$3" "$4"
+                """, "sh", tree, String(products.epoch), partial, installer]))
+        } catch {
+            unlink(partial)
+            throw error
+        }
         products.outputs.append(sdk.installerName)
         let size = (try? FileManager.default.attributesOfItem(atPath: installer)[.size] as? Int) ?? 0
         log.info("SDK: \(sdk.installerName) (\(size / 1_048_576) MiB); install with: sh \(sdk.installerName) -d DIRECTORY")
@@ -152,7 +157,7 @@ struct SDKStage: BuildStage {
                 context.log.info("sysroot: \(Self.debFileName(package)) is not in the package cache; its files come only by ELBE's paths")
                 continue
             }
-            let listing = try await context.processes.check(Command("/bin/sh", ["-c", "dpkg-deb --fsys-tarfile \"$1\" | tar -t", "sh", file]))
+            let listing = try await context.processes.check(Command("/bin/bash", ["-o", "pipefail", "-c", "dpkg-deb --fsys-tarfile \"$1\" | tar -t", "sh", file]))
             lines += listing.standardOutput.split(separator: "\n").filter { !$0.hasSuffix("/") }.map(String.init)
         }
         var seen = Set<String>()

@@ -355,6 +355,10 @@ struct OwnPackageIntegrationTests {
         #expect(state.status == .done)
         #expect(FileManager.default.fileExists(atPath: dir + "/pbuilder/libhello.log"))
         #expect(FileManager.default.fileExists(atPath: dir + "/pbuilder/hello-prog.log"))
+        // Each source as built, for the source CD.
+        for dsc in ["libhello_1.0.dsc", "hello-prog_1.0.dsc"] {
+            #expect(FileManager.default.fileExists(atPath: dir + "/pbuilder/sources/" + dsc), "\(dsc)")
+        }
 
         // The repository verifies with the exported public key and lists both sources' packages.
         let keyring = base + "/key.gpg"

@@ -52,6 +52,7 @@ struct OwnPackageBuilds {
         }
         try? FileManager.default.removeItem(atPath: work)
         try? FileManager.default.removeItem(atPath: repository)
+        try? FileManager.default.removeItem(atPath: keptSources)
         for directory in [work, logs, work + "/hooks", work + "/place"] { try Self.makeDirectory(directory) }
         let log = context.log
         log.info("own packages: \(sources.count) source(s), \(mode) builds with pbuilder")
@@ -239,7 +240,29 @@ struct OwnPackageBuilds {
         for deb in debs { packages.append(try await AptRepository.Package.reading(result + "/" + deb, processes: context.processes)) }
         let names = packages.map { "\($0.name) \($0.version)" }.joined(separator: ", ")
         context.log.info("\(item.source.name): built \(names)")
+        try keepSource(item)
         return packages
+    }
+
+    /// Where each built source (its .dsc and the files it names) is kept for the source CD.
+    var keptSources: String { logs + "/sources" }
+
+    /// The source as it was built, into pbuilder/sources/: the source CD takes it from there.
+    func keepSource(_ item: Prepared) throws(HavelError) {
+        try Self.makeDirectory(keptSources)
+        let directory = (item.dsc as NSString).deletingLastPathComponent
+        guard let data = FileManager.default.contents(atPath: item.dsc), data.count < Self.maximumControlSize else {
+            throw HavelError(.io, "cannot read the .dsc \(item.dsc) of \(item.source.name)")
+        }
+        let names = [(item.dsc as NSString).lastPathComponent] + SourcesIndex.dscFiles(String(decoding: data, as: UTF8.self)).map(\.name)
+        for name in names {
+            guard SourcesIndex.isPlainFileName(name) else { throw HavelError(.invalidProject, "\(item.summary): its .dsc names the file \(name.debugDescription)") }
+            let target = keptSources + "/" + name
+            try? FileManager.default.removeItem(atPath: target)
+            do { try FileManager.default.copyItem(atPath: directory + "/" + name, toPath: target) } catch {
+                throw HavelError(.io, "cannot keep \(name) of \(item.source.name) for the source CD: \(error.localizedDescription)")
+            }
+        }
     }
 
     // MARK: - Sources

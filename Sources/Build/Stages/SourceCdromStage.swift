@@ -80,6 +80,11 @@ struct SourceCdromStage: BuildStage {
                 continue
             }
             guard let located = byVersion[reference] else {
+                // A source the project built itself (<pbuilder>), kept by its build.
+                if let own = try await Self.ownSource(reference, in: directory.ownPackageLogs + "/sources", processes: context.processes) {
+                    onCD.append(own)
+                    continue
+                }
                 let others = versionsByName[reference.name].map { $0.sorted().joined(separator: ", ") }
                 missing.append((reference, others.map { "the mirror's Sources index has only version(s) \($0)" } ?? "the mirror's Sources index does not list it"))
                 continue
@@ -263,6 +268,28 @@ struct SourceCdromStage: BuildStage {
         try SourcesIndex.verify(source, dscText: String(decoding: dscData, as: UTF8.self), digests: byName)
         return AptRepository.SourcePackage(name: source.name, version: source.version,
                                            files: source.files.map { AptRepository.SourcePackage.File(path: paths[$0.name]!, name: $0.name) })
+    }
+
+    /// A source of the project's own packages from `directory` (pbuilder/sources/, where their build keeps each .dsc
+    /// with its files), every file checked against the .dsc's sha256; nil when the directory has no such .dsc.
+    static func ownSource(_ reference: SourceReference, in directory: String,
+                          processes: any ProcessRunning) async throws(HavelError) -> AptRepository.SourcePackage? {
+        let upstream = reference.version.split(separator: ":", maxSplits: 1).last.map(String.init) ?? reference.version
+        let dscName = "\(reference.name)_\(upstream).dsc"
+        guard SourcesIndex.isPlainFileName(dscName), let handle = FileHandle(forReadingAtPath: directory + "/" + dscName) else { return nil }
+        let data = (try? handle.read(upToCount: 1 << 20)) ?? Data()
+        try? handle.close()
+        let files = SourcesIndex.dscFiles(String(decoding: data, as: UTF8.self))
+        guard !files.isEmpty, files.allSatisfy({ SourcesIndex.isPlainFileName($0.name) }) else {
+            throw HavelError(.invalidArgument, "\(directory)/\(dscName) lists no files with their sha256, or names one that is not a plain file name")
+        }
+        let paths = files.map { directory + "/" + $0.name }
+        let digests = try await Digest.sha256(files: paths, processes: processes)
+        for file in files where digests[directory + "/" + file.name] != file.sha256 {
+            throw HavelError(.processFailed, "\(file.name) of the project's own source \(reference.name) \(reference.version) does not have the sha256 its .dsc gives")
+        }
+        return AptRepository.SourcePackage(name: reference.name, version: reference.version,
+                                           files: ([dscName] + files.map(\.name)).map { AptRepository.SourcePackage.File(path: directory + "/" + $0, name: $0) })
     }
 
     /// src-cdrom-missing.txt: one line per missing source, `name version: reason (needed by …)`.

@@ -327,11 +327,12 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(2))) func connectionsThatNeverFinishTheirHeadersAreClosed() async throws {
-        try await Self.withLiveDaemon("headers", idleTimeout: .seconds(1)) { client, port, _ in
+        try await Self.withLiveDaemon("headers", idleTimeout: .seconds(10)) { client, port, _ in
             let fd = try Self.connect(port: port)
             defer { close(fd) }
             try Sockets.writeAll(fd, Array("GET /health HTTP/1.1\r\nHost: 127".utf8))
-            // Generous: the server closes after 1 s; a server without a header timeout never does.
+            // Generous: the server closes after 10 s (room for the health check below on a busy machine);
+            // a server without a header timeout never does.
             let received = try await Sockets.receive(fd, until: .now + .seconds(45))
             #expect(received == .closed)
             #expect(try await client.health().status == "ok")
@@ -420,7 +421,9 @@ import Testing
     // MARK: - 8. Uploads that stall, race a delete, or crowd the server
 
     @Test(.timeLimit(.minutes(3))) func aStalledUploadIsCutOffAndLeavesNothing() async throws {
-        try await Self.withLiveDaemon("stalled-upload", idleTimeout: .seconds(2)) { client, port, data in
+        // The idle time-out also covers the ordinary requests below, so it is generous for a busy machine
+        // (2 s cut off the test's own upload under CI load); the stalled upload never sends the rest.
+        try await Self.withLiveDaemon("stalled-upload", idleTimeout: .seconds(20)) { client, port, data in
             let id = try await client.createProject().id
             let original = Self.project(name: "original")
             _ = try await client.upload(id, xml: original)
@@ -428,7 +431,7 @@ import Testing
             let stalled = Array(Self.project(name: "stalled").utf8)
             let fd = try await Self.startUpload(port: port, id: id, sending: stalled, of: stalled.count + 1000)
             defer { close(fd) }
-            // Generous: the daemon cuts the body off after 2 s; one without a body timeout never does.
+            // Generous: the daemon cuts the body off after 20 s; one without a body timeout never does.
             let answer = try await Self.answer(fd, until: .now + .seconds(90))
             #expect(answer.closed, "the stalled upload's connection is still open; it received \(answer.text)")
             try await Self.waitForStagedUploads(data, count: 0)

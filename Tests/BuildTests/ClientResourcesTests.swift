@@ -199,7 +199,7 @@ struct RepositoryKeyTests {
         """
 
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") && FileManager.default.isExecutableFile(atPath: "/usr/bin/curl"),
-                   "needs python3 and curl"), .timeLimit(.minutes(3)))
+                   "needs python3 and curl"), .timeLimit(.minutes(15)))
     func aKeyIsFetchedOverHTTPAndAnEndlessBodyIsCutOffAtTheLimit() async throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("havel-key-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)

@@ -44,7 +44,7 @@ import Testing
 
     /// A daemon starting removes the build cgroups an earlier daemon of its data directory left, with what
     /// still ran in them, and leaves other daemons' groups alone.
-    @Test(.enabled(if: CgroupSupport.missingReason == nil, Comment(rawValue: CgroupSupport.missingReason ?? "")), .timeLimit(.minutes(2)))
+    @Test(.enabled(if: CgroupSupport.missingReason == nil, Comment(rawValue: CgroupSupport.missingReason ?? "")), .timeLimit(.minutes(15)))
     func staleBuildCgroupsAreRemovedAtStart() async throws {
         let data = try DaemonFixture.temporaryDirectory("cancel-stale")
         defer { try? FileManager.default.removeItem(atPath: data) }

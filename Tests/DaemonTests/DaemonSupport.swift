@@ -51,7 +51,10 @@ enum DaemonFixture {
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw HavelError(.internalError, "the daemon did not start") }
         do {
-            let result = try await body(DaemonClient(baseURL: "http://127.0.0.1:\(port)", token: token), port)
+            // Tests share two cores with hundreds of others: an answer may wait minutes for a thread on a busy machine.
+            var client = DaemonClient(baseURL: "http://127.0.0.1:\(port)", token: token)
+            client.timeout = .seconds(300)
+            let result = try await body(client, port)
             await daemon.shutdown()
             try await server.value
             return result

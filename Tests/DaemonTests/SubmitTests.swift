@@ -8,7 +8,7 @@ import Testing
 /// `havel initvm submit --url` against a `havel daemon` process on this host: a build that fails
 /// exits 1, says why, shows the log's tail, and still brings the log home.
 @Suite(.serialized) struct SubmitTests {
-    @Test(.enabled(if: BuildHost.available && RestartTests.havel != nil, RestartTests.skipReason), .timeLimit(.minutes(5)))
+    @Test(.enabled(if: BuildHost.available && RestartTests.havel != nil, RestartTests.skipReason), .timeLimit(.minutes(15)))
     func aFailedBuildExitsNonZeroWithTheLogTail() async throws {
         let data = try DaemonFixture.temporaryDirectory("submit")
         let daemon = try RestartTests.DaemonProcess.start(data: data)

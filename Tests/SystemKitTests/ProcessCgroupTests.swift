@@ -56,7 +56,7 @@ enum CgroupHost {
         #expect(throws: HavelError.self) { _ = try ProcessCgroup.create(under: "/sys/fs/cgroup", name: "../escape") }
     }
 
-    @Test(.enabled(if: CgroupHost.available, CgroupHost.skipReason), .timeLimit(.minutes(2)))
+    @Test(.enabled(if: CgroupHost.available, CgroupHost.skipReason), .timeLimit(.minutes(15)))
     func createJoinKillAndRemove() async throws {
         let hierarchy = try #require(CgroupHierarchy.current())
         let group = try ProcessCgroup.create(under: hierarchy.ownDirectory, name: "havel-test-\(UUID().uuidString.prefix(8))")
@@ -91,7 +91,7 @@ enum CgroupHost {
     }
 
     /// Without cgroup.kill (before Linux 5.14) the group is frozen and each process gets SIGKILL; it is thawed after.
-    @Test(.enabled(if: CgroupHost.available, CgroupHost.skipReason), .timeLimit(.minutes(2)))
+    @Test(.enabled(if: CgroupHost.available, CgroupHost.skipReason), .timeLimit(.minutes(15)))
     func freezingAndSignallingEmptiesTheGroupToo() async throws {
         let hierarchy = try #require(CgroupHierarchy.current())
         let group = try ProcessCgroup.create(under: hierarchy.ownDirectory, name: "havel-test-\(UUID().uuidString.prefix(8))")

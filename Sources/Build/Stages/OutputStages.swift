@@ -204,16 +204,30 @@ struct PackImagesStage: BuildStage {
     func describe(_ plan: BuildPlan) -> StageDescription {
         StageDescription(reason: "images are handed out packed (set_packer chooses how)",
                          inputs: plan.project.project.target.images.map(\.name),
-                         outputs: plan.project.project.target.images.map { Packers.packedName($0.name, packer: Packers.defaultImagePacker) })
+                         outputs: plan.project.project.target.images.map { Packers.packedName($0.name, packer: Packers.defaultImagePacker) },
+                         cacheKey: CacheKeyDescription(inputs: ["the image's name", "its packer", "the clamped file time"],
+                                                       resolvedAtBuild: ["the sha256 of the finished image"]))
     }
 
     func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
         let directory = context.directory
         let packers = products.imagePackers(context.project.project.target.images)
+        let cache = PackedImageCache(cache: context.options.cache, workDirectory: directory.work, processes: context.processes, log: context.log)
+        var results: [PackedImageCache.Packed] = []
         for image in context.project.project.target.images where FileManager.default.fileExists(atPath: directory.path + "/" + image.name) {
-            let packed = try await Packers.packImage(image.name, in: directory.path, packer: packers[image.name] ?? Packers.defaultImagePacker,
-                                                     mtime: products.epoch, processes: context.processes)
+            let packer = packers[image.name] ?? Packers.defaultImagePacker
+            let packed: String
+            if context.options.useStageCache && packer != "none" {
+                let result = try await cache.pack(image.name, in: directory.path, packer: packer, mtime: products.epoch)
+                results.append(result)
+                packed = result.name
+            } else {
+                packed = try await Packers.packImage(image.name, in: directory.path, packer: packer, mtime: products.epoch, processes: context.processes)
+            }
             products.outputs.append(packed)
+        }
+        if !results.isEmpty {
+            products.stageRecord = .init(key: results.count == 1 ? results[0].key : nil, cached: results.allSatisfy(\.fromCache), downloads: nil)
         }
     }
 }

@@ -36,7 +36,7 @@ test: static
 
 # The broad matrix of real builds (architectures, releases, both install tools, users' projects, a GRUB image
 # that boots, every example) and the arm64 --cross own-package build, for changes that touch them; `make test`
-# skips them. HAVEL_SLOW_CASES=a,b runs only the named matrix cases. Root and the host's mirror; about 20 minutes on 2 cores.
+# skips them. HAVEL_SLOW_CASES=a,b runs only the named matrix cases. Root and the host's mirror; about 26 minutes on 2 cores (idle).
 test-slow: static
 	$(SWIFT) build --build-tests
 	HAVEL_SLOW_TESTS=1 $(SWIFT) test --skip-build --filter 'SlowMatrixTests|aBootedImageMakesItsOwnHostKeys|aCrossBuiltProgramRunsInAnArm64Target|anEmulatedBuildRunsInAnArm64Target|aSourcePackageFromTheMirrorIsRebuiltAndInstalled'

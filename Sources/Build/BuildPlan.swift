@@ -27,10 +27,11 @@ public struct BuildPlan: Sendable {
         if options.crossBuild && (p.target.ownPackages.isEmpty || host.runsNatively(project.architecture)) {
             notes.append("--cross changes nothing: " + (p.target.ownPackages.isEmpty ? "the project has no <pbuilder>" : "the target's packages build natively on this host"))
         }
+        let onlyOwnPackages = options.onlyOwnPackages || options.buildChrootOnly != nil
         if !p.target.ownPackages.isEmpty && options.fromCdrom == nil {
-            stages.append(options.skipOwnPackages && !options.onlyOwnPackages ? ExistingProjectRepositoryStage() : OwnPackagesStage())
+            stages.append(options.skipOwnPackages && !onlyOwnPackages ? ExistingProjectRepositoryStage() : OwnPackagesStage())
         }
-        if options.onlyOwnPackages {
+        if onlyOwnPackages {
             self.stages = stages
             self.notes = notes
             return

@@ -26,6 +26,9 @@ public struct BuildOptions: Sendable {
     public var crossBuild: Bool = false
     /// Build only the `<pbuilder>` packages and the project repository (`havel pbuilder build`).
     public var onlyOwnPackages: Bool = false
+    /// Only make the `<pbuilder>` packages' build chroot in the stage cache (`havel pbuilder create|update`);
+    /// implies `onlyOwnPackages`.
+    public var buildChrootOnly: BuildChrootAction? = nil
     /// Do not build the `<pbuilder>` packages; install from the project repository the build directory holds
     /// (`--skip-pbuilder`).
     public var skipOwnPackages: Bool = false
@@ -98,4 +101,14 @@ public struct Builder: Sendable {
         defer { logFile.close() }
         return try await StageRunner(plan: plan, context: context).run()
     }
+}
+
+/// `havel pbuilder create|update`: the own packages' build chroot alone, as ELBE's commands of those names
+/// make its pbuilder chroot.
+public enum BuildChrootAction: String, Sendable, CaseIterable {
+    /// The chroot for the project's mirror as it is now, taken from the stage cache when it holds one.
+    case create
+    /// Made afresh from the mirror and stored in place of the cached one (a changed mirror already gives a
+    /// new chroot, whose key holds the Release digests; this also renews one of an unchanged mirror).
+    case update
 }

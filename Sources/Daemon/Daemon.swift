@@ -263,6 +263,7 @@ public final class HavelDaemon: Sendable {
         options.skipOwnPackages = request.skipPbuilder
         options.sdk = request.sdk
         options.onlyOwnPackages = request.pbuilderOnly
+        options.buildChrootOnly = request.pbuilderChroot.flatMap(BuildChrootAction.init(rawValue:))
         return options
     }
 

@@ -38,6 +38,14 @@ extension HavelDaemon {
             if build.pbuilderOnly, build.skipPbuilder || build.sdk || build.binaryCdrom {
                 throw APIError(.badRequest, "pbuilderOnly builds only the <pbuilder> packages: it goes with neither skipPbuilder, sdk nor binaryCdrom")
             }
+            if let chroot = build.pbuilderChroot {
+                guard BuildChrootAction(rawValue: chroot) != nil else {
+                    throw APIError(.badRequest, "pbuilderChroot is create or update, not \(chroot.prefix(40))")
+                }
+                if build.pbuilderOnly || build.skipPbuilder || build.sdk || build.binaryCdrom {
+                    throw APIError(.badRequest, "pbuilderChroot makes only the build chroot: it goes with neither pbuilderOnly, skipPbuilder, sdk nor binaryCdrom")
+                }
+            }
             return try await self.build(try Self.id(context), build)
         }
         router.post("/projects/{id}/cancel") { request, context in

@@ -214,15 +214,19 @@ public struct BuildRequest: Codable, Sendable, Equatable {
     public var sdk: Bool
     /// Build only the `<pbuilder>` packages into the project repository (`havel pbuilder build` in the build VM).
     public var pbuilderOnly: Bool
+    /// Only the `<pbuilder>` packages' build chroot: "create" (from the stage cache when it holds it) or
+    /// "update" (made afresh), as `havel pbuilder create|update` and ELBE's build_pbuilder/update_pbuilder.
+    public var pbuilderChroot: String?
 
     public init(allowUnsupported: Bool = false, binaryCdrom: Bool = false, crossBuild: Bool = false, skipPbuilder: Bool = false, sdk: Bool = false,
-                pbuilderOnly: Bool = false) {
+                pbuilderOnly: Bool = false, pbuilderChroot: String? = nil) {
         self.allowUnsupported = allowUnsupported
         self.binaryCdrom = binaryCdrom
         self.crossBuild = crossBuild
         self.skipPbuilder = skipPbuilder
         self.sdk = sdk
         self.pbuilderOnly = pbuilderOnly
+        self.pbuilderChroot = pbuilderChroot
     }
 
     public init(from decoder: any Decoder) throws {
@@ -233,6 +237,7 @@ public struct BuildRequest: Codable, Sendable, Equatable {
         skipPbuilder = try container.decodeIfPresent(Bool.self, forKey: .skipPbuilder) ?? false
         sdk = try container.decodeIfPresent(Bool.self, forKey: .sdk) ?? false
         pbuilderOnly = try container.decodeIfPresent(Bool.self, forKey: .pbuilderOnly) ?? false
+        pbuilderChroot = try container.decodeIfPresent(String.self, forKey: .pbuilderChroot)
     }
 }
 

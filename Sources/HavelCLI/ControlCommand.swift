@@ -126,6 +126,9 @@ struct ControlCommand: AsyncParsableCommand {
         @Flag(name: .long, help: "Also make the SDK installer (setup-havel-sdk-*.sh) among the results.") var sdk = false
         @Flag(name: .long, help: "Build only the <pbuilder> packages into the project repository (havel pbuilder build in the build VM).")
         var pbuilderOnly = false
+        @Option(name: .long, help: ArgumentHelp("Only the <pbuilder> packages' build chroot: create (from the stage cache when it holds it) or update (made afresh), as havel pbuilder create|update.",
+                                                valueName: "create|update"))
+        var pbuilderChroot: String?
         @Option(name: .long, help: ArgumentHelp("How long the daemon may be out of reach while waiting.", valueName: "SECONDS"))
         var patience: Int = 300
 
@@ -133,13 +136,19 @@ struct ControlCommand: AsyncParsableCommand {
             if pbuilderOnly && (skipPbuilder || sdk || cdroms) {
                 throw ValidationError("--pbuilder-only builds only the <pbuilder> packages: leave out --skip-pbuilder, --sdk and --cdroms")
             }
+            if let pbuilderChroot {
+                guard BuildChrootAction(rawValue: pbuilderChroot) != nil else { throw ValidationError("--pbuilder-chroot is create or update") }
+                if pbuilderOnly || skipPbuilder || sdk || cdroms {
+                    throw ValidationError("--pbuilder-chroot makes only the build chroot: leave out --pbuilder-only, --skip-pbuilder, --sdk and --cdroms")
+                }
+            }
         }
 
         func run() async throws {
             let client = try connection.client()
             let project = try await client.build(id, BuildRequest(allowUnsupported: allowUnsupported, binaryCdrom: cdroms,
                                                                   crossBuild: cross, skipPbuilder: skipPbuilder, sdk: sdk,
-                                                                  pbuilderOnly: pbuilderOnly))
+                                                                  pbuilderOnly: pbuilderOnly, pbuilderChroot: pbuilderChroot))
             guard wait else {
                 try connection.print(project) { ControlCommand.describe(project) }
                 return

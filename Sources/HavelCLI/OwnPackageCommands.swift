@@ -1,5 +1,6 @@
 // The commands of a project's own packages: `havel pbuilder build` (only the `<pbuilder>` builds and the
-// project repository) and `havel prjrepo list|upload|download` on a build directory's repo/.
+// project repository), `havel pbuilder create|update` (only their build chroot, in the stage cache) and
+// `havel prjrepo list|upload|download` on a build directory's repo/.
 
 import ArgumentParser
 import Build
@@ -10,54 +11,93 @@ import HavelCore
 /// `havel pbuilder build FILE -o DIR`.
 struct PbuilderCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "pbuilder", abstract: "Build the project's own packages (<pbuilder>).", subcommands: [Build.self])
+        commandName: "pbuilder", abstract: "Build the project's own packages (<pbuilder>).", subcommands: [Build.self, Create.self, Update.self])
 
     struct Build: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Build only the <pbuilder> packages into the build directory's signed project repository repo/ (as root).")
 
-        @OptionGroup var read: ProjectReadOptions
-        @OptionGroup var mirrorOptions: MirrorOptions
-
-        @Option(name: [.customShort("o"), .long], help: ArgumentHelp("The build directory (default: build/<project name>).", valueName: "BUILDDIR"))
-        var output: String?
-
-        @Option(name: .long, help: ArgumentHelp("Havel's cache of packages and stages.", valueName: "DIR"))
-        var cache: String = HavelCache.defaultPath
-
-        @Flag(name: .long, help: "Cross-build for a foreign target in a host chroot (default: qemu-user in a target chroot).")
-        var cross = false
-
-        @OptionGroup var output_: OutputOptions
-
-        @Argument(help: "The project file.")
-        var file: String
+        @OptionGroup var common: OwnPackageCommandOptions
 
         func run() async throws {
-            let project = try await BuildCommand.loadOnClient(file, options: read.loaderOptions(hashPasswords: true), mirror: mirrorOptions.mirror)
-            BuildCommand.printWarnings(project, all: output_.verbose)
-            guard !project.project.target.ownPackages.isEmpty else {
-                throw HavelError(.invalidProject, "\(file) has no <pbuilder> sources; add <target><pbuilder><git>…</git></pbuilder>")
-            }
-            let directory = BuildDirectory(output ?? "build/\(project.project.name)")
-            var options = BuildOptions(directory: directory, cache: HavelCache(path: cache),
-                                       sourceDateEpoch: ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { Int($0) },
-                                       havelVersion: HavelVersion.current)
-            options.crossBuild = cross
-            options.onlyOwnPackages = true
-            let builder = try Builder(project: project, options: options, logger: CLILogging.buildLogger(output_.mode))
-            do {
-                _ = try await builder.run()
-            } catch {
-                ProgressRenderer.shared.finish()
-                Terminal.error("havel: package builds failed: \(error)")
-                Terminal.error("see \(directory.log)")
-                throw ExitCode(1)
-            }
-            ProgressRenderer.shared.finish()
+            let directory = try await common.run(what: "package builds") { options in options.onlyOwnPackages = true }.directory
             let packages = try await ProjectRepository.packages(in: directory.projectRepository)
             print(ProjectRepository.listing(packages), terminator: "")
         }
+    }
+
+    /// `havel pbuilder create FILE`: the build chroot, taken from the stage cache when it holds one.
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make the build chroot of the project's <pbuilder> packages in the stage cache, unless it holds it already (as root).",
+            discussion: """
+                The chroot (mmdebstrap, buildd variant) is keyed by what decides its content, the mirror's \
+                Release digests included, so a changed mirror gives a new one; havel pbuilder build and \
+                havel build use it from the cache.
+                """)
+        @OptionGroup var common: OwnPackageCommandOptions
+        func run() async throws { try await common.makeChroot(.create) }
+    }
+
+    /// `havel pbuilder update FILE`: the build chroot made afresh, in place of the cached one.
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make the build chroot of the project's <pbuilder> packages afresh from the mirror, replacing the cached one (as root).")
+        @OptionGroup var common: OwnPackageCommandOptions
+        func run() async throws { try await common.makeChroot(.update) }
+    }
+}
+
+/// What `havel pbuilder build|create|update` read, and how they run the build's own-package part.
+struct OwnPackageCommandOptions: ParsableArguments {
+    @OptionGroup var read: ProjectReadOptions
+    @OptionGroup var mirrorOptions: MirrorOptions
+
+    @Option(name: [.customShort("o"), .long], help: ArgumentHelp("The build directory (default: build/<project name>).", valueName: "BUILDDIR"))
+    var output: String?
+
+    @Option(name: .long, help: ArgumentHelp("Havel's cache of packages and stages.", valueName: "DIR"))
+    var cache: String = HavelCache.defaultPath
+
+    @Flag(name: .long, help: "Cross-build for a foreign target in a host chroot (default: qemu-user in a target chroot).")
+    var cross = false
+
+    @OptionGroup var output_: OutputOptions
+
+    @Argument(help: "The project file.")
+    var file: String
+
+    /// Loads the project (which must have `<pbuilder>` sources) and runs the build as `adjust` sets it up.
+    func run(what: String, _ adjust: (inout BuildOptions) -> Void) async throws -> (directory: BuildDirectory, state: BuildState) {
+        let project = try await BuildCommand.loadOnClient(file, options: read.loaderOptions(hashPasswords: true), mirror: mirrorOptions.mirror)
+        BuildCommand.printWarnings(project, all: output_.verbose)
+        guard !project.project.target.ownPackages.isEmpty else {
+            throw HavelError(.invalidProject, "\(file) has no <pbuilder> sources; add <target><pbuilder><git>…</git></pbuilder>")
+        }
+        let directory = BuildDirectory(output ?? "build/\(project.project.name)")
+        var options = BuildOptions(directory: directory, cache: HavelCache(path: cache),
+                                   sourceDateEpoch: ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { Int($0) },
+                                   havelVersion: HavelVersion.current)
+        options.crossBuild = cross
+        adjust(&options)
+        let builder = try Builder(project: project, options: options, logger: CLILogging.buildLogger(output_.mode))
+        do {
+            let state = try await builder.run()
+            ProgressRenderer.shared.finish()
+            return (directory, state)
+        } catch {
+            ProgressRenderer.shared.finish()
+            Terminal.error("havel: \(what) failed: \(error)")
+            Terminal.error("see \(directory.log)")
+            throw ExitCode(1)
+        }
+    }
+
+    /// `create`/`update`: prints where the chroot is in the stage cache and whether it was there already.
+    func makeChroot(_ action: BuildChrootAction) async throws {
+        let state = try await run(what: "pbuilder \(action.rawValue)") { options in options.buildChrootOnly = action }.state
+        guard let stage = state.stages.last, let key = stage.key else { throw HavelError(.internalError, "the build chroot's stage left no key") }
+        print("\(HavelCache(path: cache).stageDirectory(key))/base.tgz (\(stage.cached ? "from the stage cache" : "made now"))")
     }
 }
 

@@ -189,6 +189,12 @@ enum OwnPackageFixtures {
         #expect(BuildPlan(project, host: host, options: options).describe().contains("cross-building (--cross)"))
         options.onlyOwnPackages = true
         #expect(BuildPlan(project, host: host, options: options).stages.map(\.name) == ["check host", "probe mirror", "build own packages"])
+        // havel pbuilder create|update: the same stages, which say they make only the chroot.
+        options.onlyOwnPackages = false
+        options.buildChrootOnly = .update
+        let chrootOnly = BuildPlan(project, host: host, options: options)
+        #expect(chrootOnly.stages.map(\.name) == ["check host", "probe mirror", "build own packages"])
+        #expect(chrootOnly.describe().contains("havel pbuilder update: only the build chroot of the <pbuilder> packages, made afresh"))
     }
 
     @Test func skipPbuilderReadsTheRepositoryAsItIsAndFailsWithoutOne() async throws {
@@ -295,7 +301,7 @@ struct OwnPackageIntegrationTests {
 
     /// `<src-pkg>`: Debian's own hello, downloaded from the mirror's deb-src in the build chroot and rebuilt at the
     /// mirror's version, is installed from the project repository (its .deb checked against the repository's index,
-    /// not the mirror's) and runs. In the slow tier: about 130 s here.
+    /// not the mirror's) and runs; then `havel pbuilder create` and `update`. In the slow tier: about 200 s here.
     @Test(.enabled(if: SlowMatrix.available, SlowMatrix.skipReason))
     func aSourcePackageFromTheMirrorIsRebuiltAndInstalled() async throws {
         let base = try Integration.temporaryDirectory("srcpkg")
@@ -323,6 +329,9 @@ struct OwnPackageIntegrationTests {
         let sourceXML = try String(contentsOfFile: dir + "/source.xml", encoding: .utf8)
         let entry = try #require(sourceXML.split(separator: "\n").first { $0.contains(">hello</pkg>") && $0.contains(" version=") })
         #expect(entry.contains("uri=\"repo/pool/"), "\(entry)")
+        // Here (slow tier) havel pbuilder update too: mmdebstrap makes the chroot again.
+        try await checkChrootCommands(project, base: base, cache: base + "/cache", cross: false,
+                                      builtKey: state.stages.first { $0.name == "build own packages" }?.key, update: true)
     }
 
     func buildAndCheck(architecture: String, cross: Bool, sdk: Bool = false) async throws {
@@ -385,6 +394,31 @@ struct OwnPackageIntegrationTests {
         let sources = try String(contentsOfFile: dir + "/rootfs/etc/apt/sources.list", encoding: .utf8)
         #expect(!sources.contains(dir + "/repo"))
         if sdk { try await checkSDK(dir, base: base) }
+        try await checkChrootCommands(project, base: base, cache: cache, cross: cross,
+                                      builtKey: state.stages.first { $0.name == "build own packages" }?.key, update: false)
+    }
+
+    /// `havel pbuilder create` finds the chroot the build made in the stage cache; `update` (where asked:
+    /// it runs mmdebstrap again) makes it afresh under the same key.
+    func checkChrootCommands(_ project: String, base: String, cache: String, cross: Bool, builtKey: String?, update: Bool) async throws {
+        let havel = try #require(Integration.havelExecutable, "havel pbuilder create needs a built havel (swift build)")
+        let file = base + "/project.xml"
+        try project.write(toFile: file, atomically: true, encoding: .utf8)
+        // The build's own-package stage records its chroot's key.
+        let chrootKey = try #require(builtKey)
+        var arguments = ["pbuilder", "create", "--mirror", "host", "--cache", cache, "-o", base + "/chroot-build", "-q", file]
+        if cross { arguments.insert("--cross", at: 2) }
+        let created = try await SystemProcesses().run(Command(havel, arguments))
+        #expect(created.succeeded, "\(created.standardError)")
+        #expect(created.standardOutput == "\(cache)/stages/\(chrootKey)/base.tgz (from the stage cache)\n", "\(created.standardOutput)")
+        guard update else { return }
+        arguments[1] = "update"
+        let before = try FileManager.default.attributesOfItem(atPath: "\(cache)/stages/\(chrootKey)/complete")[.modificationDate] as? Date
+        let updated = try await SystemProcesses().run(Command(havel, arguments))
+        #expect(updated.succeeded, "\(updated.standardError)")
+        #expect(updated.standardOutput == "\(cache)/stages/\(chrootKey)/base.tgz (made now)\n", "\(updated.standardOutput)")
+        let after = try FileManager.default.attributesOfItem(atPath: "\(cache)/stages/\(chrootKey)/complete")[.modificationDate] as? Date
+        #expect(before != nil && after != nil && after! > before!, "the cached chroot was not replaced")
     }
 
     /// check-build's SDK check, then a CMake project of the test's own linking libhello from the sysroot (its -dev

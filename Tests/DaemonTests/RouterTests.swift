@@ -229,6 +229,18 @@ import Testing
                 let error = try decode(ErrorResponse.self, response)
                 #expect(error.error.contains("pbuilderOnly builds only"))
             }
+            // havel control build --pbuilder-chroot create|update: only the build chroot; anything else is refused.
+            let chroot = try DaemonJSON.decoder().decode(BuildRequest.self, from: Data(#"{"pbuilderChroot":"update"}"#.utf8))
+            #expect(daemon.buildOptions(id, chroot).buildChrootOnly == .update)
+            #expect(daemon.buildOptions(id, BuildRequest()).buildChrootOnly == nil)
+            for (body, message) in [(#"{"pbuilderChroot":"rebuild"}"#, "pbuilderChroot is create or update"),
+                                    (#"{"pbuilderChroot":"create","sdk":true}"#, "pbuilderChroot makes only the build chroot")] {
+                try await client.execute(uri: DaemonRoute.build(id), method: .post, headers: auth, body: ByteBuffer(string: body)) { response in
+                    #expect(response.status == .badRequest)
+                    let error = try decode(ErrorResponse.self, response)
+                    #expect(error.error.contains(message), "\(body)")
+                }
+            }
         }
     }
 

@@ -121,17 +121,36 @@ struct OwnPackageBuilds {
         return try await Digest.sha256([UInt8](data), processes: context.processes)
     }
 
+    /// `havel pbuilder create|update`: only the build chroot, kept in the stage cache.
+    func chrootOnly(_ action: BuildChrootAction) async throws(HavelError) -> (key: String, path: String, fromCache: Bool) {
+        guard context.options.useStageCache else {
+            throw HavelError(.invalidArgument, "havel pbuilder \(action.rawValue) keeps the build chroot in the stage cache; it cannot run without it")
+        }
+        try? FileManager.default.removeItem(atPath: work)
+        try Self.makeDirectory(work)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let key = try await chrootKey()
+        let fromCache = action == .create && context.options.cache.lookUpStage(key) == .present
+        let path = try await chrootTarball(refresh: action == .update)
+        context.log.info("the \(mode) build chroot of \(project.name): \(path) (\(fromCache ? "already in the stage cache" : "made now"))")
+        return (key, path, fromCache)
+    }
+
     /// The build chroot as a tar.gz (mmdebstrap, buildd variant), from the stage cache when it holds one
-    /// with the same content.
-    func chrootTarball() async throws(HavelError) -> String {
+    /// with the same content, unless `refresh` asks for it to be made again (and replaced there).
+    func chrootTarball(refresh: Bool = false) async throws(HavelError) -> String {
         let cache = context.options.cache
         try cache.prepare()
         let key = try await chrootKey()
         let log = context.log
         if context.options.useStageCache, cache.lookUpStage(key) == .present {
-            log.info("reusing the build chroot from the stage cache (\(key.prefix(16)))")
-            cache.touchStage(key)
-            return cache.stageDirectory(key) + "/base.tgz"
+            if refresh {
+                log.info("making the build chroot afresh in place of the cached one (\(key.prefix(16)))")
+            } else {
+                log.info("reusing the build chroot from the stage cache (\(key.prefix(16)))")
+                cache.touchStage(key)
+                return cache.stageDirectory(key) + "/base.tgz"
+            }
         }
         log.info("making the \(chrootArchitecture.debianName) build chroot (mmdebstrap, buildd variant\(chrootPackages.isEmpty ? "" : ", " + chrootPackages.joined(separator: ", ")))")
         let sources = AptSources.lines(for: project)

@@ -49,9 +49,11 @@ examples: build
 clean:
 	rm -rf .build
 
-# Havel against a bare mmdebstrap of the same packages, disk image creation, the initvm (root; ~15 minutes).
+# Havel against a bare mmdebstrap of the same packages (with and without a packed 1 GiB image), disk image creation,
+# the initvm (root; ~25 minutes).
 bench: static
 	$(SWIFT) build -c release
 	bench/build-vs-mmdebstrap bench/reference-arm64.xml 2
+	bench/build-vs-mmdebstrap bench/reference-arm64-image.xml 1
 	bench/image-creation 2
 	bench/initvm bench/reference-amd64.xml 1

@@ -116,7 +116,7 @@ struct ReportWriter {
         let root = context.directory.buildenv
         guard FileManager.default.fileExists(atPath: root + "/var/lib/dpkg/status"),
               let installed = try? DpkgStatus.read(root: root) else { return [] }
-        let lists = PackagesIndex.index((try? PackagesIndex.readLists(root: root)) ?? [])
+        let lists = PackagesIndex.index((try? PackagesIndex.readLists(root: root, names: Set(installed.map(\.name)))) ?? [])
         let urls = repositoryURLs(AptSources.lines(for: context.project.project))
         return installed.map { pin($0, record: record, lists: lists, urls: urls, cdrom: cdrom) }
     }

@@ -42,7 +42,7 @@ public enum DebVerification {
         // Every entry of each name, version and architecture: a package rebuilt into the project repository has
         // the mirror's version with other bytes, and the .deb is checked against the entry it matches.
         var index: [String: [IndexedPackage]] = [:]
-        for package in try PackagesIndex.readLists(root: lists) {
+        for package in try PackagesIndex.readLists(root: lists, names: Set(installed.map(\.name))) {
             index[PackagesIndex.key(name: package.name, version: package.version, architecture: package.architecture), default: []].append(package)
         }
         let files = installed.map(debFileName).filter { present.contains($0) }

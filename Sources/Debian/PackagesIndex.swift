@@ -72,11 +72,16 @@ public enum PackagesIndex {
     /// `Acquire::GzipIndexes` is set, as in many container images) are skipped: a root filesystem built
     /// by debootstrap or mmdebstrap has uncompressed lists. A missing lists directory yields no packages
     /// (lists may have been cleaned out of the tree); an unreadable list file is an error.
-    public static func readLists(root: String) throws(HavelError) -> [IndexedPackage] {
+    ///
+    /// With `names`, only the stanzas of those packages are parsed (any stanza that does not begin with its
+    /// `Package:` field is parsed too): a build that looks up a hundred packages need not parse all of a
+    /// 50 MB index, which took 3.3 s of a debug build here.
+    public static func readLists(root: String, names: Set<String>? = nil) throws(HavelError) -> [IndexedPackage] {
         let tree = try RootedFileSystem(root: root)
         var packages: [IndexedPackage] = []
         for path in try tree.glob("/var/lib/apt/lists/*_Packages") {
-            let text = String(decoding: try tree.readFile(path), as: UTF8.self)
+            let bytes = try tree.readFile(path)
+            let text = names.map { stanzas(of: bytes, named: $0) } ?? String(decoding: bytes, as: UTF8.self)
             var parsed = parse(text, origin: origin(listFileName: path))
             if let release = try releaseFields(listPath: path, in: tree) {
                 for index in parsed.indices {
@@ -87,6 +92,46 @@ public enum PackagesIndex {
             packages += parsed
         }
         return packages
+    }
+
+    /// The stanzas of `bytes` (a Packages index) whose first line is `Package: <one of names>`, and those that do
+    /// not begin with `Package:`, joined by blank lines. Lines are found with memchr, so skipping the rest costs
+    /// little even in a debug build.
+    static func stanzas(of bytes: [UInt8], named names: Set<String>) -> String {
+        let wanted = Set(names.map { Array($0.utf8) })
+        let prefix = Array("Package:".utf8)
+        var kept: [UInt8] = []
+        bytes.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            let count = buffer.count
+            /// The index of the next newline at or after `from`, or `count`.
+            func nextNewline(_ from: Int) -> Int {
+                guard from < count, let found = memchr(base + from, 0x0A, count - from) else { return count }
+                return base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+            }
+            var start = 0
+            while start < count {
+                while start < count, base[start] == 0x0A { start += 1 }
+                guard start < count else { break }
+                // The stanza's first line decides; its end is the first empty line after it.
+                let firstLineEnd = nextNewline(start)
+                var end = firstLineEnd
+                while end < count, end + 1 < count, base[end + 1] != 0x0A { end = nextNewline(end + 1) }
+                var keep = true
+                if firstLineEnd - start > prefix.count, memcmp(base + start, prefix, prefix.count) == 0 {
+                    var low = start + prefix.count, high = firstLineEnd
+                    while low < high, base[low] == 0x20 || base[low] == 0x09 { low += 1 }
+                    while high > low, base[high - 1] == 0x20 || base[high - 1] == 0x09 || base[high - 1] == 0x0D { high -= 1 }
+                    keep = wanted.contains(Array(buffer[low..<high]))
+                }
+                if keep {
+                    kept += buffer[start..<min(end + 1, count)]
+                    kept.append(0x0A)
+                }
+                start = end + 1
+            }
+        }
+        return String(decoding: kept, as: UTF8.self)
     }
 
     /// `Origin:` and `Codename:` of the (In)Release apt keeps beside a `…_dists_SUITE_…_Packages` list, or nil.

@@ -99,6 +99,24 @@ Architecture: all
         #expect(packages[0].releaseOrigin == nil && packages[0].md5 == nil)
     }
 
+    /// Reading only some names gives exactly the full parse's stanzas of those names, whatever the spacing; a stanza
+    /// that does not begin with Package: is parsed, not guessed at.
+    @Test func onlyTheNamedStanzasAreReadAndNoneIsLost() {
+        let text = "Package: bash\nVersion: 5.2\nArchitecture: arm64\n\n\n"
+            + "Package:   less  \nVersion: 590\nArchitecture: arm64\nDescription: pager\n more text\n\n"
+            + "Version: 1.0\nPackage: late\nArchitecture: all\n\n"
+            + "Package: bash-completion\nVersion: 2.11\nArchitecture: all\n\n"
+            + "Package: zlib1g\nVersion: 1.2\nArchitecture: arm64"
+        let bytes = Array(text.utf8)
+        let all = PackagesIndex.parse(text, origin: "o")
+        #expect(all.map(\.name) == ["bash", "less", "late", "bash-completion", "zlib1g"])
+        for names: Set<String> in [["bash"], ["less", "zlib1g"], ["late"], ["bash-completion", "nothing"], []] {
+            let some = PackagesIndex.parse(PackagesIndex.stanzas(of: bytes, named: names), origin: "o")
+            // "late" starts with Version:, so it is always parsed (and kept by the caller's own lookup).
+            #expect(some == all.filter { names.contains($0.name) || $0.name == "late" }, "\(names)")
+        }
+    }
+
     @Test func readListsWithoutListsDirectoryIsEmpty() throws {
         let tree = try TemporaryTree()
         #expect(try PackagesIndex.readLists(root: tree.path).isEmpty)

@@ -323,7 +323,7 @@ import Testing
         } catch {
             #expect(error.message.contains("no complete answer within 3 s"), "\(error.message)")
         }
-        #expect(clock.now - start < .seconds(60))
+        #expect(clock.now - start < .seconds(240), "the trickle would go on for ever: this is a bound for a busy machine")
     }
 
     @Test(.timeLimit(.minutes(15))) func connectionsThatNeverFinishTheirHeadersAreClosed() async throws {

@@ -29,7 +29,8 @@ struct InitVMBootTests {
         </RootFileSystem>
         """
 
-    @Test(.timeLimit(.minutes(40)))
+    /// A hang guard, not a speed bound: 20 minutes on an idle 2-core machine, about twice that on a busy one.
+    @Test(.timeLimit(.minutes(75)))
     func createStartSubmitChrootStopDestroy() async throws {
         let havel = try #require(BootEnvironment.staticHavel)
         let base = try TestDirectory()

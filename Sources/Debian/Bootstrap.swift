@@ -48,10 +48,23 @@ public struct BootstrapRequest: Sendable {
         self.listsDirectory = listsDirectory
     }
 
-    /// The packages to install for a project: debootstrap/include, then the pkg-list.
+    /// The packages to install for a project: debootstrap/include, then the pkg-list (`name:arch` for a
+    /// package of another architecture).
     public static func packages(for project: Project) -> [String] {
         var seen = Set<String>()
-        return (project.target.debootstrap.include + project.target.packages.map(\.name)).filter { seen.insert($0).inserted }
+        return (project.target.debootstrap.include + pkgListNames(for: project)).filter { seen.insert($0).inserted }
+    }
+
+    /// The pkg-list as apt names it: `name`, or `name:arch` for `<pkg arch>` of another architecture than the target's.
+    public static func pkgListNames(for project: Project) -> [String] {
+        guard let target = project.architecture else { return project.target.packages.map(\.name) }
+        return project.target.packages.map { $0.aptName(target: target) }
+    }
+
+    /// The architectures besides the target's that the pkg-list installs packages of (multiarch).
+    public static func foreignArchitectures(for project: Project) -> [String] {
+        guard let target = project.architecture else { return [] }
+        return PackageSpec.foreignArchitectures(project.target.packages, target: target)
     }
 }
 

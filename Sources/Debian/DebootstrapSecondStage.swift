@@ -52,6 +52,9 @@ public struct DebootstrapSecondStage: Sendable {
                     throw HavelError(.processFailed, "debconf-set-selections refused the <preseed> answers: " + result.standardError.trimmingWhitespace())
                 }
             }
+            for architecture in request.foreignArchitectures {
+                try await runTool(chroot.command(["dpkg", "--add-architecture", architecture]), "dpkg --add-architecture \(architecture)")
+            }
             try await runTool(chroot.command(["apt-get", "-o", "Acquire::Retries=3", "update"]), "apt-get update")
             if !packages.isEmpty {
                 try await runTool(chroot.command(["apt-get", "-y", "-o", recommends, "install"] + packages), "apt-get install")

@@ -200,11 +200,33 @@ public struct PackageSpec: Sendable, Hashable, Codable {
     public var location: SourceLocation?
     /// `on_src_cd="False"`: the package's source is left off the source CD (as ELBE does).
     public var onSourceCdrom = true
+    /// `arch="…"`: the Debian architecture the installed package must have: the target's or `all` (checked
+    /// after the install), or another one, which is installed alongside through multiarch (`name:arch`).
+    public var architecture: String? = nil
 
     public init(name: String, pin: Pin? = nil, location: SourceLocation? = nil) {
         self.name = name
         self.pin = pin
         self.location = location
+    }
+}
+
+extension PackageSpec {
+    /// The architecture this package is installed for when it is not the target's own (nor `all`).
+    public func foreignArchitecture(target: Architecture) -> String? {
+        guard let architecture, architecture != "all", architecture != target.debianName else { return nil }
+        return architecture
+    }
+
+    /// The name apt and dpkg are given: `name:arch` for a foreign architecture, else the plain name.
+    public func aptName(target: Architecture) -> String {
+        foreignArchitecture(target: target).map { name + ":" + $0 } ?? name
+    }
+
+    /// The foreign architectures `packages` ask for, each once, in order.
+    public static func foreignArchitectures(_ packages: [PackageSpec], target: Architecture) -> [String] {
+        var seen = Set<String>()
+        return packages.compactMap { $0.foreignArchitecture(target: target) }.filter { seen.insert($0).inserted }
     }
 }
 

@@ -97,6 +97,7 @@ struct ProjectDecoder {
         lists.flatMap { $0.elements(named: "pkg") }.map { pkg in
             var spec = PackageSpec(name: pkg.text.trimmingWhitespace(), pin: pin(of: pkg), location: pkg.location)
             spec.onSourceCdrom = pkg.attributeValue("on_src_cd") != "False"
+            spec.architecture = pkg.attributeValue("arch")?.trimmingWhitespace()
             return spec
         }
     }

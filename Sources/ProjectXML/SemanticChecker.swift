@@ -23,7 +23,7 @@ struct SemanticChecker {
                 checkMirror(mirror, spec.mirror, path: rootPath + "/initvm/mirror")
             }
             if let spec = project.initvm { checkInitVM(initvm, spec, path: rootPath + "/initvm") }
-            checkPackages(root, rootPath: rootPath)
+            checkPackages(root, project, rootPath: rootPath)
             return
         }
         if let initvm = root.firstElement(named: "initvm"), let spec = project.initvm {
@@ -31,7 +31,7 @@ struct SemanticChecker {
         }
         checkProject(root, project, rootPath: rootPath)
         checkTarget(root, project, rootPath: rootPath)
-        checkPackages(root, rootPath: rootPath)
+        checkPackages(root, project, rootPath: rootPath)
         checkCheckInterpreters(root, rootPath: rootPath)
     }
 
@@ -413,11 +413,15 @@ struct SemanticChecker {
         }
     }
 
-    mutating func checkPackages(_ root: XMLElement, rootPath: String) {
+    mutating func checkPackages(_ root: XMLElement, _ project: Project, rootPath: String) {
         root.forEachDescendant(path: rootPath) { element, path in
             guard element.name.local == "pkg-list" else { return }
+            let isTargetList = path.hasPrefix(rootPath + "/target/pkg-list")
             ElementPath.forEachChild(element, path: path) { pkg, pkgPath in
                 guard pkg.name.local == "pkg" else { return }
+                if let arch = pkg.attribute("arch") {
+                    self.checkPackageArchitecture(arch, of: pkg, path: pkgPath + "/@arch", project: project, inTargetList: isTargetList)
+                }
                 if pkg.text.trimmingWhitespace().isEmpty {
                     self.error(pkg.location, pkgPath, "<pkg> is empty; it needs a package name")
                 } else if !Self.isPackageName(pkg.text.trimmingWhitespace()) {
@@ -432,6 +436,28 @@ struct SemanticChecker {
                     self.error(pkg.location, pkgPath, "conflicting pins on package \(pkg.text.trimmingWhitespace()): \(kinds.joined(separator: " and ")); use only one of version, origin or release-*")
                 }
             }
+        }
+    }
+
+    /// `<pkg arch>`: `all`, the target's architecture, or (in the target's pkg-list) another architecture Havel
+    /// knows, installed through multiarch.
+    mutating func checkPackageArchitecture(_ arch: XMLAttribute, of pkg: XMLElement, path: String, project: Project, inTargetList: Bool) {
+        let value = arch.value.trimmingWhitespace()
+        let name = pkg.text.trimmingWhitespace()
+        guard value == "all" || Architecture(rawValue: value) != nil else {
+            error(arch.location, path, "arch \"\(value)\" of package \(name) is not a Debian architecture Havel knows (all, "
+                  + Architecture.allCases.map(\.debianName).joined(separator: ", ") + ")")
+            return
+        }
+        // The initvm's packages are for the build VM, an amd64 machine; every other list is the target's architecture.
+        let listArchitecture = path.hasPrefix("/RootFileSystem/initvm/") ? Architecture.amd64 : project.architecture
+        guard let target = listArchitecture, value != "all", value != target.debianName else { return }
+        if !inTargetList {
+            error(arch.location, path, "package \(name) for \(value) in a list that is installed for \(target.debianName): only the target's "
+                  + "<pkg-list> installs packages of another architecture (multiarch); remove arch, or move the package there")
+        } else if let minimisation = project.target.minimisation {
+            error(arch.location, path, "package \(name) for \(value) (multiarch) and <\(minimisation.rawValue)/>: the minimised target is chosen "
+                  + "by package name and would mix the architectures; remove one of them")
         }
     }
 

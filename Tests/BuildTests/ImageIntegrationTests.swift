@@ -213,11 +213,12 @@ struct ImageIntegrationTests {
             </fstab>
             <finetuning><file dst="/etc/motd">reproducible</file></finetuning>
             <project-finetuning><set_packer packer="gzip"/></project-finetuning>
-            <pkg-list><pkg>netbase</pkg><pkg>less</pkg></pkg-list>
+            <pkg-list><pkg>netbase</pkg><pkg>less</pkg><pkg arch="i386">zlib1g</pkg></pkg-list>
           </target>
         </RootFileSystem>
         """
 
+    /// With a package of another architecture (multiarch, `<pkg arch="i386">`) among them.
     @Test func twoBuildsOfOneProjectAreBitIdentical() async throws {
         let base = try Integration.temporaryDirectory("repro")
         defer { try? FileManager.default.removeItem(atPath: base) }
@@ -234,6 +235,10 @@ struct ImageIntegrationTests {
             // The project file on the device is part of what must come out the same.
             #expect(FileManager.default.fileExists(atPath: dir + "/rootfs/etc/elbe_base.xml"))
             if round == 2 { try? await diffTrees(base + "/build1/rootfs", dir + "/rootfs") }
+            let installed = try DpkgStatus.read(root: dir + "/rootfs")
+            #expect(installed.contains { $0.name == "zlib1g" && $0.architecture == "i386" }, "zlib1g:i386 is installed")
+            #expect(installed.contains { $0.name == "zlib1g" && $0.architecture == "amd64" }, "beside the target's own")
+            #expect((try? String(contentsOfFile: dir + "/rootfs/var/lib/dpkg/arch", encoding: .utf8))?.contains("i386") == true)
         }
         #expect(digests[0].count == 2)
         #expect(digests[0] == digests[1])

@@ -87,6 +87,45 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: work + "/hooks/essential10-havel-debconf.sh"), "no <preseed>, no debconf hook")
     }
 
+    /// `<pkg arch>`: a foreign architecture becomes `name:arch` and one more of mmdebstrap's architectures;
+    /// after the install each marked package must have the architecture named.
+    @Test func aPackageOfAnotherArchitectureIsInstalledThroughMultiarchAndChecked() throws {
+        var project = project()
+        project.target.packages = [PackageSpec(name: "less"), PackageSpec(name: "zlib1g"), PackageSpec(name: "netbase"), PackageSpec(name: "libc6")]
+        project.target.packages[1].architecture = "arm64"
+        project.target.packages[2].architecture = "all"
+        project.target.packages[3].architecture = "armhf"
+        project.target.debootstrap.include = ["bash"]
+        #expect(BootstrapRequest.packages(for: project) == ["bash", "less", "zlib1g:arm64", "netbase", "libc6"])
+        #expect(BootstrapRequest.foreignArchitectures(for: project) == ["arm64"])
+
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("havel-mm-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        var request = BootstrapRequest(tool: .mmdebstrap, architecture: .armhf, suite: "bookworm", variant: "minbase",
+                                       packages: BootstrapRequest.packages(for: project), exclude: [], sourceLines: ["deb http://m/debian bookworm main"],
+                                       preferences: "", keys: [], installRecommends: false, packageCache: work + "/debs", listsDirectory: work + "/lists")
+        request.foreignArchitectures = BootstrapRequest.foreignArchitectures(for: project)
+        let command = try Mmdebstrap.prepare(request, workDirectory: work, output: work + "/rootfs")
+        #expect(command.arguments.contains("--architectures=armhf,arm64"))
+        #expect(command.arguments.contains("--include=bash,less,zlib1g:arm64,netbase,libc6"))
+
+        let installed = [InstalledPackage(name: "less", version: "1", architecture: "armhf"),
+                         InstalledPackage(name: "zlib1g", version: "1", architecture: "armhf"),
+                         InstalledPackage(name: "zlib1g", version: "1", architecture: "arm64"),
+                         InstalledPackage(name: "netbase", version: "6", architecture: "all"),
+                         InstalledPackage(name: "libc6", version: "2", architecture: "armhf")]
+        try BootstrapRun.checkArchitectures(project.target.packages, installed: installed, target: .armhf)
+        project.target.packages[2].architecture = "armhf"
+        project.target.packages[2].location = SourceLocation(file: "p.xml", line: 17, column: 9)
+        do {
+            try BootstrapRun.checkArchitectures(project.target.packages, installed: installed, target: .armhf)
+            Issue.record("netbase is arch all, not armhf")
+        } catch {
+            #expect(error.message.contains("<pkg arch=\"armhf\">netbase</pkg>: netbase is installed for all, not armhf"), "\(error.message)")
+            #expect(error.location?.line == 17)
+        }
+    }
+
     @Test(arguments: [("bookworm", true), ("trixie", true), ("bullseye", false), ("buster", false)])
     func mergedUsrHooksOnlyForSuitesWithUsrIsMerged(suite: String, merged: Bool) throws {
         try #require(FileManager.default.fileExists(atPath: Mmdebstrap.mergedUsrHooks), "mmdebstrap's merged-usr hooks are not installed")

@@ -39,8 +39,10 @@ struct BinaryCdromStage: BuildStage {
             throw HavelError(.io, "cannot copy source.xml onto the binary CD: \(error.localizedDescription)")
         }
         let key = try await RepositorySigningKey.forProject(project.name, directory: cache.keys, processes: context.processes)
+        // The target's architecture, and those of packages installed through multiarch (<pkg arch>).
+        let foreign = Set(installed.map(\.architecture)).subtracting(["all", context.architecture.debianName]).sorted()
         let description = AptRepository.Description(
-            suite: project.suite, architectures: [context.architecture.debianName], origin: "Havel", label: project.name,
+            suite: project.suite, architectures: [context.architecture.debianName] + foreign, origin: "Havel", label: project.name,
             text: "\(project.name) \(project.version): the packages of its root filesystem", epoch: products.epoch)
         try await AptRepository.write(packages, to: repository, description: description, key: key, publicKeyFile: Self.publicKeyFile,
                                       processes: context.processes)

@@ -44,6 +44,7 @@ struct BootstrapRun {
             sourceLines: sources, preferences: AptSources.preferences(for: project), keys: keys,
             installRecommends: project.target.installRecommends, packageCache: context.options.cache.debs, listsDirectory: lists)
         request.debconfSelections = project.preseed
+        request.foreignArchitectures = BootstrapRequest.foreignArchitectures(for: project)
         if projectRepository != nil { request.installPreferences = ProjectRepository.Written.installPreferences }
         if let cdrom {
             guard tool == .mmdebstrap else {
@@ -61,7 +62,24 @@ struct BootstrapRun {
             throw HavelError(.unsupported, "debootstrap type base-image is not supported yet; use mmdebstrap or debootstrap")
         }
         try removeBuildHostSources()
+        if let target = project.architecture {
+            try Self.checkArchitectures(project.target.packages, installed: try DpkgStatus.read(root: context.directory.rootfs), target: target)
+        }
         return try await makeRecord(lists: lists, sources: sources)
+    }
+
+    /// `<pkg arch>`: each package so marked is installed with that architecture (`all`, the target's, or the
+    /// foreign one it was asked for as `name:arch`), else the build stops at the package's line.
+    static func checkArchitectures(_ packages: [PackageSpec], installed: [InstalledPackage], target: Architecture) throws(HavelError) {
+        for package in packages {
+            guard let wanted = package.architecture else { continue }
+            let found = installed.filter { $0.name == package.name }.map(\.architecture)
+            guard !found.contains(wanted) else { continue }
+            let what = found.isEmpty ? "is not installed" : "is installed for \(found.joined(separator: " and ")), not \(wanted)"
+            throw HavelError(.invalidProject, "<pkg arch=\"\(wanted)\">\(package.name)</pkg>: \(package.name) \(what); "
+                             + "give the architecture the package has in the archive (all for architecture-independent ones), or remove arch",
+                             at: package.location)
+        }
     }
 
     /// The project repository's and the CD's lines (and the repository's key) out of the target: paths on the
@@ -107,7 +125,7 @@ struct BootstrapRun {
                                     packageCache: request.packageCache, listsDirectory: request.listsDirectory)
         try await context.runTool(Debootstrap.command(base, mirror: primary.url, keyring: keyring, output: context.directory.rootfs).inPrivateMountNamespace(),
                           what: "debootstrap", sources: request.sourceLines)
-        try await DebootstrapSecondStage(request: request, rootfs: context.directory.rootfs, packages: project.target.packages.map(\.name),
+        try await DebootstrapSecondStage(request: request, rootfs: context.directory.rootfs, packages: BootstrapRequest.pkgListNames(for: project),
                                          processes: context.processes, log: context.log)
             .run { command, what throws(HavelError) in try await context.runTool(command, what: what, sources: request.sourceLines) }
     }

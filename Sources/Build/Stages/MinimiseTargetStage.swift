@@ -92,7 +92,7 @@ struct MinimiseTargetStage: BuildStage {
     func setSelections(_ context: BuildContext) async throws(HavelError) {
         let rootfs = context.directory.rootfs
         let before = Set(try DpkgStatus.read(root: rootfs).map(\.name))
-        let selections = context.project.project.target.packages.map { "\($0.name) install\n" }.joined()
+        let selections = BootstrapRequest.pkgListNames(for: context.project.project).map { "\($0) install\n" }.joined()
         let chroot = context.chroot(rootfs)
         let target = try RootedFileSystem(root: rootfs)
         let processes = context.processes

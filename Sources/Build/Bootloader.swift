@@ -8,7 +8,8 @@ import SystemKit
 /// GRUB for images with `<grub-install/>`, without loop devices or mounts. As ELBE does, the target's
 /// installed packages decide which: `grub-pc` gives BIOS (amd64, i386), `grub-efi-<arch>-bin` gives EFI at
 /// the removable path (`EFI/BOOT/BOOTX64.EFI`, `BOOTIA32.EFI`, `BOOTAA64.EFI` for arm64, `BOOTARM.EFI`,
-/// `BOOTRISCV64.EFI`). Everything GRUB needs is made inside the target with the
+/// `BOOTRISCV64.EFI`), or shim with Debian's signed GRUB where the target has both (`installShim`). Everything
+/// GRUB needs is made inside the target with the
 /// target's own grub-mkimage: the modules under /boot/grub, a grub.cfg that finds its filesystems by
 /// label, and a core image. For BIOS, the core image and GRUB's boot sector are then written into the
 /// finished disk image (the gap before the first partition, or a GPT biosgrub partition), patched as
@@ -124,6 +125,7 @@ struct Bootloader {
                 }
                 try await copyModules(platform)
                 try target.createDirectory("/boot/efi/EFI/BOOT")
+                if try installShim(removableFile: file, redirect: early + "configfile $prefix/grub.cfg\n") { continue }
                 try await chroot.check(["grub-mkimage", "-O", platform, "-o", "/boot/efi/EFI/BOOT/\(file)",
                                         "-c", "/boot/grub/havel-early.cfg", "-p", "/boot/grub",
                                         "part_msdos", "part_gpt", "ext2", "fat", "search", "search_label", "configfile", "normal",
@@ -133,6 +135,47 @@ struct Bootloader {
             }
         }
         return core
+    }
+
+    /// Debian's suffix of shim's and the signed GRUB's file names where Debian signs them (`shimaa64.efi`).
+    var shimSuffix: String? {
+        switch project.architecture {
+        case .amd64: "x64"
+        case .i386: "ia32"
+        case .arm64: "aa64"
+        default: nil
+        }
+    }
+
+    /// Secure Boot, as ELBE sets it up when the target has shim-signed and grub-efi-<arch>-signed: the removable
+    /// path boots Debian's shim (signed with the UEFI CA), which loads Debian's signed GRUB beside it
+    /// (`grubaa64.efi`), with MokManager (`mmaa64.efi`) where shim-helpers is installed. The signed GRUB is one
+    /// image with its modules inside; its own configuration reads `EFI/debian/grub.cfg` on the ESP (and the
+    /// directory it was started from), which Havel writes to find /boot/grub by label. `EFI/debian` holds the
+    /// same files as Debian's grub-install puts there. False (nothing done) without both packages; with shim
+    /// alone the build warns and boots GRUB unsigned.
+    func installShim(removableFile: String, redirect: String) throws(HavelError) -> Bool {
+        guard let suffix = shimSuffix, let (platform, _) = efiPlatform else { return false }
+        let shim = "/usr/lib/shim/shim\(suffix).efi.signed"
+        let grub = "/usr/lib/grub/\(platform)-signed/grub\(suffix).efi.signed"
+        guard target.exists(shim) else { return false }
+        guard target.exists(grub) else {
+            let package = "grub-efi-\(project.architecture?.debianName ?? "")-signed"
+            log.warning("shim-signed is installed but \(package) is not: the image boots GRUB directly from EFI/BOOT/\(removableFile), which Secure Boot refuses; add \(package) to the pkg-list for Secure Boot")
+            return false
+        }
+        let mokManager = "/usr/lib/shim/mm\(suffix).efi.signed"
+        try target.createDirectory("/boot/efi/EFI/debian")
+        for directory in ["/boot/efi/EFI/BOOT", "/boot/efi/EFI/debian"] {
+            try target.copy(from: grub, to: "\(directory)/grub\(suffix).efi")
+            if target.exists(mokManager) { try target.copy(from: mokManager, to: "\(directory)/mm\(suffix).efi") }
+            try target.writeFile("\(directory)/grub.cfg", contents: Array(redirect.utf8), mode: 0o644)
+        }
+        try target.copy(from: shim, to: "/boot/efi/EFI/BOOT/\(removableFile)")
+        try target.copy(from: shim, to: "/boot/efi/EFI/debian/shim\(suffix).efi")
+        let mokNote = target.exists(mokManager) ? ", MokManager as mm\(suffix).efi" : ""
+        log.info("Secure Boot: shim as /boot/efi/EFI/BOOT/\(removableFile), Debian's signed GRUB as grub\(suffix).efi beside it\(mokNote)")
+        return true
     }
 
     func copyModules(_ platform: String) async throws(HavelError) {

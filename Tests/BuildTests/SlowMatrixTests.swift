@@ -84,10 +84,11 @@ enum SlowMatrix {
         </check-image-list>
         """)
 
-    /// arm64 with GRUB for EFI at the removable path, booted under qemu-system-aarch64 -M virt with AAVMF
-    /// chosen by <interpreter-firmware> (the firmware Secure Boot does not enforce).
-    static let arm64EFIProject = project("arm64-efi", buildtype: "aarch64", suite: "bookworm",
-                                         packages: ["grub-efi-arm64-bin", "linux-image-arm64", "systemd-sysv"], target: """
+    /// An arm64 GPT image with GRUB for EFI at the removable path, booted under qemu-system-aarch64 -M virt with
+    /// the AAVMF firmware that <interpreter-firmware> `features` choose, to a login.
+    static func arm64EFI(_ name: String, packages: [String], firmwareFeatures: String) -> String {
+        project(name, buildtype: "aarch64", suite: "bookworm", packages: packages + ["grub-efi-arm64-bin", "linux-image-arm64", "systemd-sysv"],
+                target: """
         <passwd>root</passwd>
         <console>ttyAMA0,115200</console>
         <images>
@@ -105,12 +106,20 @@ enum SlowMatrix {
         <check-image-list>
           <check>
             <img>sda.img</img><interpreter>qemu-system-aarch64</interpreter>
-            <interpreter-firmware architecture="aarch64" machine="virt-7.2" interface_types="uefi" features="!secure-boot"/>
+            <interpreter-firmware architecture="aarch64" machine="virt-7.2" interface_types="uefi" features="\(firmwareFeatures)"/>
             <interpreter-opts>-M virt -cpu max -m 1G -drive format=raw,file=$ELBE_IMG,if=virtio -nographic -nic none</interpreter-opts>
             <action><login>root</login></action>
           </check>
         </check-image-list>
         """)
+    }
+
+    /// GRUB alone, on the firmware Secure Boot does not enforce.
+    static let arm64EFIProject = arm64EFI("arm64-efi", packages: [], firmwareFeatures: "!secure-boot")
+
+    /// shim with Debian's signed GRUB and kernel, booted with Secure Boot enforced (AAVMF with Microsoft's keys
+    /// enrolled): the kernel says so on the console (the check's transcript) before the login.
+    static let arm64ShimProject = arm64EFI("arm64-shim", packages: ["shim-signed", "grub-efi-arm64-signed"], firmwareFeatures: "secure-boot enrolled-keys")
 
     static let all: [MatrixCase] = [
         MatrixCase("bookworm-amd64", .inline(project("bookworm-amd64", buildtype: "amd64", suite: "bookworm", packages: small))),
@@ -130,6 +139,9 @@ enum SlowMatrix {
                    files: ["/etc/systemd/system/multi-user.target.wants/ssh.service"]),
         MatrixCase("grub-image-boots", .inline(grubProject)),
         MatrixCase("arm64-efi-grub-boots", .inline(arm64EFIProject), files: ["/boot/efi/EFI/BOOT/BOOTAA64.EFI"]),
+        MatrixCase("arm64-efi-shim-secure-boot", .inline(arm64ShimProject),
+                   files: ["/boot/efi/EFI/BOOT/BOOTAA64.EFI", "/boot/efi/EFI/BOOT/grubaa64.efi", "/boot/efi/EFI/debian/grub.cfg"],
+                   console: ["secureboot: Secure boot enabled"]),
     ] + shippedProjects.map { MatrixCase($0, .file($0)) }
 
     /// Every project the repository ships: examples/*.xml and bench/reference-*.xml.
@@ -156,11 +168,15 @@ struct MatrixCase: Sendable, CustomTestStringConvertible {
     /// Paths that must exist in the tree (links are not followed).
     var files: [String]
 
-    init(_ name: String, _ source: Source, passwords: [String: String] = [:], files: [String] = []) {
+    /// Text the boot checks' serial transcripts (`check-*.log` in the build directory) must hold.
+    var console: [String]
+
+    init(_ name: String, _ source: Source, passwords: [String: String] = [:], files: [String] = [], console: [String] = []) {
         self.name = name
         self.source = source
         self.passwords = passwords
         self.files = files
+        self.console = console
     }
 
     var testDescription: String { name }
@@ -244,6 +260,11 @@ struct SlowMatrixTests {
         }
         for path in matrixCase.files {
             #expect((try? FileManager.default.attributesOfItem(atPath: rootfs + path)) != nil, "\(path) missing")
+        }
+        if !matrixCase.console.isEmpty {
+            let logs = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("check-") && $0.hasSuffix(".log") }
+            let transcripts = logs.compactMap { try? String(contentsOfFile: dir + "/" + $0, encoding: .utf8) }.joined()
+            for text in matrixCase.console { #expect(transcripts.contains(text), "\(text) not in \(logs)") }
         }
         #expect(Mounts.mountPoints(under: dir).isEmpty)
     }

@@ -67,15 +67,15 @@ import Testing
         let daemon = try await HavelDaemon(configuration: DaemonFixture.configuration(data: data, mirror: "http://127.0.0.1:9/debian"))
         try await DaemonFixture.withLiveDaemon(daemon) { client, _ in
             let project = try await client.createProject()
-            let xml = DaemonFixture.project(name: "tight").replacingOccurrences(of: "<pkg>netbase</pkg>", with: "<pkg arch=\"armhf\">netbase</pkg>")
+            let xml = DaemonFixture.project(name: "tight").replacingOccurrences(of: "</pkg-list>", with: "</pkg-list>\n    <images><passno>1</passno></images>")
             _ = try await client.upload(project.id, xml: xml)
             do throws(HavelError) {
                 _ = try await client.build(project.id)
-                Issue.record("the build of a project using pkg/@arch was queued")
+                Issue.record("the build of a project using images/passno was queued")
             } catch {
                 #expect(error.code == .invalidArgument)
                 #expect(error.description.contains("--allow-unsupported"), "\(error)")
-                #expect(error.diagnostics.contains { $0.description.contains("arch") }, "\(error.diagnostics)")
+                #expect(error.diagnostics.contains { $0.description.contains("passno") }, "\(error.diagnostics)")
             }
             let queued = try await client.build(project.id, BuildRequest(allowUnsupported: true))
             #expect(queued.status == .busy)

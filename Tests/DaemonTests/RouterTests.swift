@@ -148,13 +148,13 @@ import Testing
         }
     }
 
-    /// A project using an item Havel does not build that changes the output (`pkg/@arch`) is refused when
+    /// A project using an item Havel does not build that changes the output (`images/passno`) is refused when
     /// its build is asked for, naming the line, unless the request allows it (`--allow-unsupported`).
     @Test func buildsOfNotBuiltItemsAreRefusedUnlessAllowed() async throws {
         try await withDaemon { daemon, client, _ in
             let id = try await create(client).id
-            let xml = DaemonFixture.project(name: "foreign").replacingOccurrences(of: "<pkg>netbase</pkg>", with: "<pkg arch=\"armhf\">netbase</pkg>")
-            let line = xml.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains("arch=\"armhf\"") }! + 1
+            let xml = DaemonFixture.project(name: "foreign").replacingOccurrences(of: "</pkg-list>", with: "</pkg-list>\n    <images><passno>1</passno></images>")
+            let line = xml.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains("<passno>") }! + 1
             try await client.execute(uri: DaemonRoute.source(id), method: .put, headers: auth, body: ByteBuffer(string: xml)) { response in
                 #expect(response.status == .ok)
             }
@@ -163,7 +163,7 @@ import Testing
                     #expect(response.status == .badRequest, "body \(body)")
                     let error = try decode(ErrorResponse.self, response)
                     #expect(error.error.contains("--allow-unsupported"))
-                    #expect((error.diagnostics ?? []).contains { $0.contains(":\(line):") && $0.contains("arch") }, "\(error.diagnostics ?? [])")
+                    #expect((error.diagnostics ?? []).contains { $0.contains(":\(line):") && $0.contains("passno") }, "\(error.diagnostics ?? [])")
                 }
             }
             try await client.execute(uri: DaemonRoute.build(id), method: .post, headers: auth, body: ByteBuffer(string: "{not json")) { response in

@@ -18,6 +18,8 @@ tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils b
                # tests: openssl verifies password hashes, tinyproxy (the binary, no service) is the
                # <primary_proxy> a build goes through; bench: bc
                openssl tinyproxy-bin bc
+               # the havel chroot session test types into it through tmux
+               tmux
                # the mtd image test reads UBI images back with ubi_reader, installed by pip below
                python3-pip
                # boot checks: qemu-system for the image's architecture; their tests boot a Debian

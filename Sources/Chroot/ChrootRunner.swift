@@ -24,14 +24,18 @@ public struct ChrootRunner: Sendable {
         self.processes = processes
     }
 
-    /// The mounts a chroot session sees, set up inside the new namespace before `chroot`.
-    static let wrapper = """
-    set -e
-    root="$1"; shift
+    /// The mounts a chroot session sees, set up inside the new namespace before `chroot` (the tree is `$root`).
+    static let mounts = """
     mount --make-rprivate / 2>/dev/null || true
     mount -t proc proc "$root/proc"
     mount -t sysfs sysfs "$root/sys"
     mount --rbind /dev "$root/dev"
+    """
+
+    static let wrapper = """
+    set -e
+    root="$1"; shift
+    \(mounts)
     exec chroot "$root" "$@"
     """
 
@@ -57,6 +61,52 @@ public struct ChrootRunner: Sendable {
         guard status == .exited(0) else {
             throw HavelError(.processFailed, "\(what) failed in the target (\(status))" + (lines.text.isEmpty ? "" : ":\n" + lines.text))
         }
+    }
+
+    /// A person's session in the tree: `shell` as a login shell in a terminal of its own (a pseudo-terminal that
+    /// util-linux's `script` opens inside the namespaces and relays to the caller's), so that the shell leads its
+    /// own session there: job control works and nothing is left to restore on the caller's terminal at exit. With
+    /// its own host name (a UTS namespace) set to `hostname`, as the prompt shows it. Only for a caller on a terminal.
+    public func sessionCommand(shell: String, hostname: String?, environment extra: [String: String] = [:]) -> Command {
+        var environment = Self.environment.merging(extra) { _, new in new }
+        environment["HAVEL_SESSION_SHELL"] = shell
+        environment["SHELL"] = "/bin/sh"
+        return Command("unshare", ["--mount", "--pid", "--uts", "--fork", "--kill-child", "--", "sh", "-c", Self.sessionWrapper, "havel-chroot",
+                                   root, hostname ?? ""],
+                       environment: environment)
+    }
+
+    /// As `wrapper`, then the host name, then the shell under `script` (not exec'd: the wrapper stays the
+    /// namespace's first process, and `script` gets the terminal's window-size changes as any other process).
+    static let sessionWrapper = """
+    set -e
+    root="$1"; name="$2"
+    \(mounts)
+    [ -z "$name" ] || hostname "$name"
+    export HAVEL_SESSION_ROOT="$root"
+    script --quiet --return --command 'r=$HAVEL_SESSION_ROOT; s=$HAVEL_SESSION_SHELL; unset HAVEL_SESSION_ROOT HAVEL_SESSION_SHELL; exec chroot "$r" "$s" -l' /dev/null
+    """
+
+    /// The tree's login shell for root (`/etc/passwd`), when the tree has it as an executable; else /bin/sh.
+    public func loginShell() -> String {
+        guard let tree = try? RootedFileSystem(root: root),
+              let passwd = try? tree.readFile("/etc/passwd", limit: 1 << 20) else { return "/bin/sh" }
+        for line in String(decoding: passwd, as: UTF8.self).split(separator: "\n") {
+            let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+            guard fields.count >= 7, fields[0] == "root" else { continue }
+            let shell = String(fields[6])
+            if shell.hasPrefix("/"), !shell.hasSuffix("nologin"), !shell.hasSuffix("/false"), tree.exists(shell) { return shell }
+        }
+        return "/bin/sh"
+    }
+
+    /// The prompt of a session: `(havel PROJECT ARCH)` before what the shell shows. Debian's bash reads
+    /// `debian_chroot` for it (in /etc/bash.bashrc); other shells get a PS1 of their own.
+    public static func sessionPromptEnvironment(project: String?, architecture: String?, hostname: String?, shell: String) -> [String: String] {
+        let label = (["havel"] + [project, architecture].compactMap { $0 }.filter { !$0.isEmpty }).joined(separator: " ")
+        let isBash = (shell as NSString).lastPathComponent == "bash"
+        let ps1 = isBash ? "(\(label)) \\u@\\h:\\w\\$ " : "(\(label)) root@\(hostname ?? "target")# "
+        return ["debian_chroot": label, "PS1": ps1]
     }
 
     /// Checks that the tree can be entered at all: it has the directories to mount on and a shell.

@@ -10,7 +10,11 @@ struct ChrootCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chroot",
         abstract: "Enter a build's target root filesystem (a shell without a command).",
-        discussion: "Target binaries run through qemu-user. /proc, /sys and /dev are mounted for the session only and vanish with it.")
+        discussion: """
+            Target binaries run through qemu-user. /proc, /sys and /dev are mounted for the session only and vanish with it. \
+            Without a command, on a terminal: root's login shell of the target, in a terminal of its own (job control works), \
+            with the target's host name and a prompt naming the project and architecture.
+            """)
 
     @Argument(help: "A build directory made by havel build.")
     var buildDirectory: String
@@ -31,13 +35,25 @@ struct ChrootCommand: AsyncParsableCommand {
             try await Binfmt.ensureHandler(qemuName: arch.qemuUserName)
         }
         let target = try RootedFileSystem(root: directory.rootfs)
-        let excursions = try ChrootExcursions.enter(target)
-        let arguments = command.isEmpty ? ["/bin/sh", "-l"] : command
         var environment: [String: String] = [:]
         if let term = ProcessInfo.processInfo.environment["TERM"] { environment["TERM"] = term }
+        let session: Command
+        if command.isEmpty && isatty(STDIN_FILENO) == 1 {
+            // A person at a terminal: the target's login shell, leading its own session, with a prompt that says where it is.
+            let state = BuildState.read(directory.state)
+            let hostname = (try? target.readFile("/etc/hostname", limit: 256)).map { String(decoding: $0, as: UTF8.self).trimmingWhitespace() }
+                .flatMap { $0.isEmpty ? nil : $0 }
+            let shell = runner.loginShell()
+            environment.merge(ChrootRunner.sessionPromptEnvironment(project: state?.project, architecture: state?.architecture,
+                                                                    hostname: hostname, shell: shell)) { _, new in new }
+            session = runner.sessionCommand(shell: shell, hostname: hostname, environment: environment)
+        } else {
+            session = runner.command(command.isEmpty ? ["/bin/sh", "-l"] : command, environment: environment)
+        }
+        let excursions = try ChrootExcursions.enter(target)
         let status: ProcessResult.Termination
         do {
-            status = try await ProcessRunner.interactive(runner.command(arguments, environment: environment))
+            status = try await ProcessRunner.interactive(session)
         } catch {
             excursions.leave(log: CLILogging.terminal)
             throw error

@@ -27,6 +27,7 @@ run: build
 	$(HAVEL) validate $(EXAMPLE)
 	$(HAVEL) show $(EXAMPLE)
 	$(HAVEL) build $(EXAMPLE) -o build/default
+	@scripts/how-to-boot.sh build/default
 
 # The build plan's tests run first as an unprivileged user, which shows they need no root; then every test.
 test: static

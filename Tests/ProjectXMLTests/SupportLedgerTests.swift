@@ -53,6 +53,25 @@ import Testing
         #expect(loaded.unsupported.isEmpty)
     }
 
+    /// The user's guide's reference is `havel ledger --reference`, and it names every element type of the schema
+    /// that has children or attributes, each section reachable by its anchor.
+    @Test func theGuidesReferenceIsWhatTheLedgerPrints() throws {
+        let page = try String(contentsOfFile: TestPaths.repositoryRoot + "/docs/project-file-reference.md", encoding: .utf8)
+        let reference = SupportLedger.reference()
+        // As havel ledger prints it: one newline at the end.
+        #expect(page == (reference.hasSuffix("\n") ? reference : reference + "\n"),
+                "docs/project-file-reference.md differs: write it with `havel ledger --reference > docs/project-file-reference.md`")
+        #expect(!reference.contains("unclassified"))
+        for (typeName, type) in ElbeSchema.types where !type.children.isEmpty || !type.attributes.isEmpty {
+            let reached = SupportLedger.typesInReadingOrder().contains(typeName)
+            #expect(reached, "\(typeName) has no section")
+        }
+        for link in reference.matches(of: /\]\(#(type-[a-z0-9-]+)\)/) {
+            #expect(reference.contains("<a id=\"\(link.1)\"></a>"), "no section for the link #\(link.1)")
+        }
+        #expect(SupportLedger.escaped("pin with <pkg version=\"1\"> or `<x>` a|b") == "pin with `<pkg version=\"1\">` or `<x>` a\\|b")
+    }
+
     @Test func theReadmeListsWhatTheLedgerSays() throws {
         let readme = try String(contentsOfFile: TestPaths.repositoryRoot + "/README.md", encoding: .utf8)
         let begin = "<!-- ledger: printed by `havel ledger`; keep in step -->\n", end = "<!-- ledger end -->"

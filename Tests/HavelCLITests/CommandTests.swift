@@ -2,6 +2,7 @@ import Foundation
 @testable import HavelCLI
 import HavelCore
 import ProjectXML
+import SystemKit
 import Testing
 
 @Suite struct CommandTests {
@@ -125,5 +126,18 @@ import Testing
         let run = try InitVMCommand.Run.parse(["--directory", "vm", "--", "havel", "chroot", "/b", "--", "uname", "-m"])
         #expect(run.command == ["havel", "chroot", "/b", "--", "uname", "-m"])
         #expect(throws: (any Error).self) { try InitVMCommand.Run.parse(["--directory", "vm"]) }
+    }
+
+    /// Without /proc the Swift runtime gives a program no arguments at all: havel says so and exits 2 instead of
+    /// printing its help with status 0 as if asked for nothing.
+    @Test(.enabled(if: geteuid() == 0 && FileManager.default.isExecutableFile(atPath: repositoryRoot + "/.build/debug/havel"),
+                   "needs root (a mount namespace) and .build/debug/havel"))
+    func withoutProcHavelRefusesInsteadOfSeeingNoArguments() async throws {
+        let result = try await ProcessRunner.run(Command("unshare", ["--mount", "--propagation", "private", "--", "sh", "-c",
+                                                                     "mount -t tmpfs none /proc && exec \"$0\" build project.xml",
+                                                                     Self.repositoryRoot + "/.build/debug/havel"]))
+        #expect(result.termination == .exited(2))
+        #expect(result.standardError.contains("/proc is not mounted"))
+        #expect(!result.standardOutput.contains("OVERVIEW"))
     }
 }

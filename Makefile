@@ -7,7 +7,7 @@ SWIFT   ?= swift
 HAVEL   := .build/debug/havel
 EXAMPLE ?= examples/default.xml
 
-.PHONY: all setup build static run test test-slow examples bench clean
+.PHONY: all setup build static run test test-slow examples bench clean deb
 
 all: build
 
@@ -32,6 +32,7 @@ run: build
 # The build plan's tests run first as an unprivileged user, which shows they need no root; then every test.
 test: static
 	$(SWIFT) build --build-tests
+	$(SWIFT) build --product generate-manual
 	scripts/unprivileged-tests.sh "$$($(SWIFT) build --show-bin-path)/HavelPackageTests.xctest" 'PlanRunTests|BuildPlanTests'
 	$(SWIFT) test --skip-build
 
@@ -46,6 +47,15 @@ test-slow: static
 # a table of results and times (hours on 2 cores; HAVEL_EXAMPLES=a.xml,b.xml builds only those).
 examples: build
 	scripts/build-elbe-examples.sh
+
+# The Debian package build/havel_<version>_amd64.deb: a release build with the Swift runtime linked in (no toolchain
+# needed where it is installed), man pages from the commands' help, bash/zsh/fish completions, the daemon's systemd
+# unit (disabled) and the user's guide; lintian checks it. `make test` packs the static debug build the same way and
+# installs it into a fresh Debian 12 tree (DebianPackageTests).
+deb: setup
+	$(SWIFT) build -c release --static-swift-stdlib --product havel --scratch-path .build/static
+	$(SWIFT) build --product generate-manual
+	deb=$$(scripts/make-deb.sh .build/static/release/havel build) && lintian --fail-on error,warning --info "$$deb" && echo "$$deb"
 
 clean:
 	rm -rf .build

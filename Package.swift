@@ -86,6 +86,6 @@ let package = Package(
         .testTarget(name: "InitVMTests", dependencies: ["InitVM", "SystemKit", "DaemonAPI"], swiftSettings: strict),
         .testTarget(name: "BuildTests", dependencies: ["Build", "ProjectXML", "SystemKit", "Reports", "Debian", "BootCheck", "Images", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: strict),
-        .testTarget(name: "HavelCLITests", dependencies: ["HavelCLI", "ProjectXML"], swiftSettings: strict),
+        .testTarget(name: "HavelCLITests", dependencies: ["HavelCLI", "ProjectXML", "SystemKit", "Debian"], swiftSettings: strict),
     ]
 )

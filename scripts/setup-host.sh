@@ -20,6 +20,8 @@ tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils b
                openssl tinyproxy-bin bc
                # the havel chroot session test types into it through tmux
                tmux
+               # make deb: lintian checks the package
+               lintian
                # the mtd image test reads UBI images back with ubi_reader, installed by pip below
                python3-pip
                # boot checks: qemu-system for the image's architecture; their tests boot a Debian

@@ -9,8 +9,11 @@ import SystemKit
 
 /// Where and how checks run.
 public struct CheckContext: Sendable {
-    /// Relative file arguments (artifacts, kernels) resolve here; qemu runs in this directory.
+    /// Relative file arguments (artifacts, kernels) resolve here, or in its `artifacts/` where the build
+    /// directory has no such file; qemu runs in this directory.
     public var buildDirectory: String
+    /// Where a build keeps the files `<artifact>`, `<t2p_mv>` and `copy_from_partition` register.
+    public static let artifactsSubdirectory = "artifacts"
     /// `$ELBE_IMG` and `$HAVEL_IMG` expand to this (relative: against `buildDirectory`).
     public var imagePath: String
     /// From a real probe (`AcceleratorProbe`). With `.tcg`, requests for KVM in the options are rewritten.

@@ -5,7 +5,7 @@ import SystemKit
 
 /// The qemu command line for one check: `interpreter-opts` split into words, the image variables
 /// expanded, KVM requests rewritten when KVM is not usable, and what a serial-console check needs
-/// added. Building it does no I/O.
+/// added. Building it reads nothing but whether a relative kernel, initrd or dtb is in artifacts/.
 extension QemuInvocation {
     /// The names `$ELBE_IMG`, `${ELBE_IMG}`, `$HAVEL_IMG` and `${HAVEL_IMG}` stand for the image path.
     public static let imageVariables = ["ELBE_IMG", "HAVEL_IMG"]
@@ -27,7 +27,11 @@ extension QemuInvocation {
         self.init(executable: interpreter, arguments: words.map { Self.expandImage(in: $0, image: image) } + firmware,
                   workingDirectory: buildDirectory)
         if !firmware.isEmpty { additions.append(firmware.joined(separator: " ")) }
-        absolutizeFileOptions(against: buildDirectory)
+        // ELBE's checks name artifacts by their plain names (-kernel vmlinuz -dtb dtb), as they lie in the
+        // directory `elbe initvm submit` downloads; Havel keeps them in artifacts/, where such a name resolves
+        // when the build directory itself has no file of that name.
+        absolutizeFileOptions(against: buildDirectory, fallbacks: [buildDirectory + "/" + CheckContext.artifactsSubdirectory],
+                              exists: { FileManager.default.fileExists(atPath: $0) })
         if context.accelerator == .tcg { rewriteForTCG() }
         addConsoleOptions()
     }

@@ -78,9 +78,17 @@ public struct QemuInvocation: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Makes the file arguments of `-kernel`, `-initrd`, `-dtb` and the like absolute against `directory`.
-    public mutating func absolutizeFileOptions(against directory: String) {
+    /// A relative one that `exists` does not find there but finds in one of `fallbacks` resolves to that one.
+    public mutating func absolutizeFileOptions(against directory: String, fallbacks: [String] = [],
+                                               exists: (String) -> Bool = { _ in false }) {
         for i in indices(of: Self.fileOptions) where i + 1 < arguments.count {
-            arguments[i + 1] = Self.absolute(arguments[i + 1], against: directory)
+            let value = arguments[i + 1]
+            var resolved = Self.absolute(value, against: directory)
+            if !value.hasPrefix("/"), !value.isEmpty, !exists(resolved),
+               let found = fallbacks.lazy.map({ Self.absolute(value, against: $0) }).first(where: exists) {
+                resolved = found
+            }
+            arguments[i + 1] = resolved
         }
     }
 

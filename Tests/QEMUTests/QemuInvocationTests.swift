@@ -49,6 +49,18 @@ import Testing
         #expect(invocation.command.workingDirectory == "/build")
     }
 
+    /// ELBE's examples name artifacts by plain names (`-kernel vmlinuz -dtb dtb`); Havel keeps them in artifacts/.
+    @Test func relativeFilesNotInTheDirectoryResolveInAFallback() {
+        var invocation = QemuInvocation(executable: "qemu-system-arm",
+                                        arguments: ["-kernel", "vmlinuz", "-initrd", "initrd.img", "-dtb", "dtb", "-bios", "/abs/fw"])
+        let present: Set<String> = ["/build/artifacts/vmlinuz", "/build/initrd.img", "/build/artifacts/initrd.img", "/build/artifacts/fw"]
+        invocation.absolutizeFileOptions(against: "/build", fallbacks: ["/build/artifacts"], exists: { present.contains($0) })
+        // In the directory first, then the fallback; a file found nowhere stays against the directory, so
+        // qemu's error names where it was looked for; absolute paths are kept.
+        #expect(invocation.arguments == ["-kernel", "/build/artifacts/vmlinuz", "-initrd", "/build/initrd.img", "-dtb", "/build/dtb",
+                                         "-bios", "/abs/fw"])
+    }
+
     @Test func escapeStrippingOfWholeText() {
         #expect(TerminalTextFilter.strip("\u{1B}[?2004lroot@vm:~# \u{1B}[0mok\r\n") == "root@vm:~# ok\n")
         #expect(TerminalTextFilter.strip("\u{1B}]0;title\u{07}plain €") == "plain €")

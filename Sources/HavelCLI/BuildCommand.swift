@@ -1,6 +1,7 @@
 import ArgumentParser
 import Build
 import Foundation
+import SystemKit
 import HavelCore
 import Logging
 import ProjectXML
@@ -67,9 +68,13 @@ struct BuildCommand: AsyncParsableCommand {
         let logger = CLILogging.buildLogger(output_.mode)
         if checkReproducible { return try await checkReproducibility(project, options: options, logger: logger) }
         let renderer = ProgressRenderer.shared
-        let builder = try Builder(project: project, options: options, logger: logger)
+        let cgroup = BuildCommandCgroup.make()
+        let builder = try Builder(project: project, options: options, cgroup: cgroup, logger: logger)
         let outcome = await Interruptible.run { () async throws(HavelError) -> BuildState in try await builder.run() }
         renderer.finish()
+        if let cgroup {
+            do throws(HavelError) { try await cgroup.remove() } catch { Terminal.error("havel: warning: \(error.message)") }
+        }
         switch outcome {
         case .success(let state):
             renderer.summary(state, directory: directory)
@@ -159,6 +164,18 @@ struct OutputOptions: ParsableArguments {
         if quiet { return .quiet }
         if verbose { return .verbose }
         return Terminal.stdoutIsTerminal ? .live : .plain
+    }
+}
+
+/// The cgroup of one `havel build` on this host: `havel-build-cli-<pid>-<uuid>` under havel's own group, where
+/// cgroup2 lets root make one (as the daemon makes one per build). Every command of the build joins it, so an
+/// interrupted build kills every process it started, those a tool detached into a session of its own too;
+/// without one, an interruption reaches the running command's process group only.
+enum BuildCommandCgroup {
+    static func make() -> ProcessCgroup? {
+        guard geteuid() == 0, case .success(let hierarchy) = CgroupHierarchy.writable() else { return nil }
+        return try? ProcessCgroup.create(under: hierarchy.ownDirectory,
+                                         name: "havel-build-cli-\(getpid())-" + UUID().uuidString.prefix(8).lowercased())
     }
 }
 

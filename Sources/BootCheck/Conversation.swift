@@ -50,6 +50,13 @@ struct Conversation {
 
     private func failure(_ step: String, _ what: String) -> StepFailure {
         var message = "\(step): \(what)"
+        if let panic = console.kernelPanic {
+            message += "\nthe guest's kernel panicked: " + panic
+            if panic.contains("timer doesn't work") {
+                message += "\n(under TCG on a busy host the early timer check can miss its ticks: "
+                    + "add no_timer_check to the kernel command line)"
+            }
+        }
         let lines = console.tail(lines: 8, maxBytes: 1200)
         message += lines.isEmpty ? "\n(the serial console stayed silent)" : "\nlast serial output:\n" + lines
         return StepFailure(message: message)

@@ -188,7 +188,7 @@ public struct InitVMController: Sendable {
     /// `-accel kvm -cpu host` and a deadline, when /dev/kvm can be used at all.
     public static let hostProbe: KVMProbe = { kernel, _ in
         let outcome = await AcceleratorPolicy.host.choose(
-            AcceleratorProbe.Boot(qemu: QemuCommandLine.qemu, kernel: kernel, append: "console=ttyS0 panic=-1",
+            AcceleratorProbe.Boot(qemu: QemuCommandLine.qemu, kernel: kernel, append: "console=ttyS0 panic=-1" + InitVMDefaults.timerCheckOption,
                                   marker: "Linux version", deadline: .seconds(20)))
         return (outcome.accelerator == .kvm, outcome.reason)
     }

@@ -224,6 +224,15 @@ public final class SerialConsole: Sendable {
         }
     }
 
+    /// The guest kernel's panic line ("Kernel panic - not syncing: ..."), when the text kept holds one.
+    public var kernelPanic: String? {
+        state.withLock { s in
+            guard let range = s.text.range(of: "Kernel panic - not syncing:") else { return nil }
+            let end = s.text[range.lowerBound...].firstIndex(where: { $0 == "\n" || $0 == "\r" }) ?? s.text.endIndex
+            return String(s.text[range.lowerBound..<end].prefix(300))
+        }
+    }
+
     /// Closes the transcript, adding qemu's stderr at the end when there was any.
     public func closeTranscript() {
         state.withLock { s in

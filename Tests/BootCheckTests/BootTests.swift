@@ -192,7 +192,7 @@ struct BootTests {
         let directory = self.directory
         let deadline = Duration.seconds(30)
         let outcome = await AcceleratorProbe.probeOutcome(qemu: TestGuest.qemu, kernel: directory + "/vmlinuz",
-                                                          initrd: directory + "/initrd.gz", append: "console=ttyS0 panic=-1",
+                                                          initrd: directory + "/initrd.gz", append: "console=ttyS0 panic=-1 no_timer_check",
                                                           marker: "havel-test login:", deadline: deadline)
         print("AcceleratorProbe: \(outcome.accelerator) in \(outcome.seconds) s: \(outcome.reason)")
         #expect(outcome.accelerator == .tcg)
@@ -212,7 +212,7 @@ struct BootTests {
     @Test func aHangingKVMGuestIsStoppedAtTheDeadline() async throws {
         let deadline = Duration.seconds(5)
         let outcome = await AcceleratorProbe.run(qemu: TestGuest.qemu, kernel: directory + "/vmlinuz",
-                                                 initrd: directory + "/initrd.gz", append: "console=ttyS0 panic=-1",
+                                                 initrd: directory + "/initrd.gz", append: "console=ttyS0 panic=-1 no_timer_check",
                                                  marker: "havel-test login:", deadline: deadline, cpu: "kvm64")
         print("AcceleratorProbe with -cpu kvm64: \(outcome.accelerator) in \(outcome.seconds) s: \(outcome.reason)")
         #expect(outcome.accelerator == .tcg)
@@ -227,7 +227,7 @@ struct BootTests {
         // on a busy machine too (there, stopping a KVM qemu has taken 50 s; here it takes milliseconds).
         let task = Task {
             await AcceleratorProbe.run(qemu: TestGuest.qemu, kernel: directory + "/vmlinuz", initrd: directory + "/initrd.gz",
-                                       append: "console=ttyS0", marker: "havel-test login:", deadline: .seconds(900), cpu: "kvm64")
+                                       append: "console=ttyS0 no_timer_check", marker: "havel-test login:", deadline: .seconds(900), cpu: "kvm64")
         }
         try await Task.sleep(for: .seconds(1))
         task.cancel()

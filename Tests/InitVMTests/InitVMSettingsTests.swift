@@ -14,7 +14,7 @@ struct InitVMSettingsTests {
         #expect(settings.maxCPUs == nil)
         #expect(settings.cpus(hostCPUs: 6) == 6)
         #expect(settings.apiPort == 7588)
-        #expect(settings.kernelAppend == "root=/dev/vda rw console=ttyS0")
+        #expect(settings.kernelAppend == "root=/dev/vda rw console=ttyS0" + InitVMDefaults.timerCheckOption)
     }
 
     @Test func imageFormatSwapAndBuildtype() throws {

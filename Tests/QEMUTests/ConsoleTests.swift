@@ -74,4 +74,12 @@ import Testing
         let result = try await console.expect([.literal("login:"), .regex("[Ll]ogin incorrect")], timeout: .seconds(1))
         guard case .matched(1, _) = result else { Issue.record("got \(result)"); return }
     }
+
+    @Test func aKernelPanicIsFoundInTheText() {
+        let console = SerialConsole(transcriptPath: nil)
+        #expect(console.kernelPanic == nil)
+        console.receive(.standardOutput(Array("[    0.05] ..... failed :(.\r\n[    0.05] Kernel panic - not syncing: IO-APIC + ".utf8)))
+        console.receive(.standardOutput(Array("timer doesn't work!  Boot with apic=debug\r\n[    0.05] CPU: 0 PID: 0\r\n".utf8)))
+        #expect(console.kernelPanic == "Kernel panic - not syncing: IO-APIC + timer doesn't work!  Boot with apic=debug")
+    }
 }

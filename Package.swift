@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", exact: "2.1.1"),
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
         .package(url: "https://github.com/swift-server/async-http-client", exact: "1.37.0"),
     ],
@@ -47,6 +48,7 @@ let package = Package(
         .target(name: "Daemon", dependencies: [
             "HavelCore", "ProjectXML", "SystemKit", "Debian", "Build", "DaemonAPI",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Mustache", package: "swift-mustache"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -82,7 +84,7 @@ let package = Package(
         .testTarget(name: "DaemonTests", dependencies: [
             "Daemon", "DaemonAPI", "DaemonClient", "Build", "ProjectXML", "SystemKit",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
-        ], swiftSettings: strict),
+        ], exclude: ["Browser"], swiftSettings: strict),
         .testTarget(name: "InitVMTests", dependencies: ["InitVM", "SystemKit", "DaemonAPI"], swiftSettings: strict),
         .testTarget(name: "BuildTests", dependencies: ["Build", "ProjectXML", "SystemKit", "Reports", "Debian", "BootCheck", "Images", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: strict),

@@ -35,7 +35,9 @@ tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils b
                # <git> sources, dpkg-dev makes the .dsc (build dependencies go inside the chroot, not here)
                pbuilder git dpkg-dev
                # the SBOM validation test: a venv for cyclonedx-python-lib and spdx-tools (below)
-               python3-venv)
+               python3-venv
+               # the web page's browser test: Debian's chromium, headless, driven by Playwright (venv below)
+               chromium)
 
 missing=()
 for pkg in "${build_packages[@]}" "${tool_packages[@]}"; do
@@ -70,6 +72,15 @@ if [[ $(id -u) -eq 0 ]] && ! "$sbom_venv/bin/python" -c 'import cyclonedx.valida
     { /usr/bin/python3 -m venv "$sbom_venv" &&
       "$sbom_venv/bin/python" -m pip install -q 'cyclonedx-python-lib[json-validation]' spdx-tools; } ||
         echo "setup-host: warning: no SBOM validators; the SBOM validation test will be skipped" >&2
+fi
+
+# The web page's browser test: Playwright from PyPI in a venv, pointed at Debian's chromium (its own
+# browser download is never used).
+browser_venv=${HAVEL_BROWSER_VENV:-/opt/havel-browser-test}
+if [[ $(id -u) -eq 0 ]] && ! "$browser_venv/bin/python" -c 'import playwright.sync_api' 2>/dev/null; then
+    echo "setup-host: installing Playwright into $browser_venv"
+    { /usr/bin/python3 -m venv "$browser_venv" && "$browser_venv/bin/python" -m pip install -q playwright==1.65.3; } ||
+        echo "setup-host: warning: no Playwright; the web page's browser test will be skipped" >&2
 fi
 
 # The mtd image test reads UBI images back with ubi_reader (PyPI; Debian 12 has no package of it).

@@ -69,14 +69,16 @@ struct TokenMiddleware<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
-              Self.equal(Array(header.utf8.dropFirst(7)), Array(token.utf8)) else {
+              ConstantTime.equal(Array(header.utf8.dropFirst(7)), Array(token.utf8)) else {
             throw APIError(.unauthorized, request.headers[.authorization] == nil
                            ? "this call needs the API token (Authorization: Bearer <token>)" : "wrong API token")
         }
         return try await next(request, context)
     }
+}
 
-    /// Compares in time independent of where the first difference is.
+enum ConstantTime {
+    /// Compares in time independent of where the first difference is (for secrets: tokens, CSRF values).
     static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         var difference: UInt8 = 0

@@ -88,6 +88,8 @@ public final class HavelDaemon: Sendable {
     }()
     /// The cgroups builds run in (or why there are none).
     let cgroups: BuildCgroups
+    /// The web page's signed-in browsers.
+    let dashboardSessions = DashboardSessions()
     /// Who asked to cancel each running build.
     let cancellations = CancellationBook()
     private let queueBox = QueueBox()

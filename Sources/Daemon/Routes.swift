@@ -8,7 +8,8 @@ import Hummingbird
 import ProjectXML
 
 extension HavelDaemon {
-    /// The API (see `DaemonRoute`): /health without a token, everything else behind it.
+    /// The API (see `DaemonRoute`): /health without a token, everything else behind it; the web page
+    /// (`/` and `/ui/`) signs in with the same token and keeps a session cookie instead.
     public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware())
@@ -17,6 +18,7 @@ extension HavelDaemon {
         router.get(RouterPath(DaemonRoute.health)) { _, _ in
             Response.json(HealthResponse(status: "ok", havelVersion: version, buildConfinement: confinement))
         }
+        addDashboard(to: router)
         router.add(middleware: TokenMiddleware(token: configuration.token))
 
         router.get("/projects") { _, _ in try await self.listProjects() }

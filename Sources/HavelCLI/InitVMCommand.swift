@@ -70,7 +70,8 @@ struct InitVMCommand: AsyncParsableCommand {
             return "the initvm in \(directory.path) is already running (qemu pid \(pid))"
         case .started(let pid, let launch, _):
             return "started the initvm in \(directory.path): qemu pid \(pid), \(launch.accelerator.rawValue.uppercased()), "
-                + "\(launch.cpus) CPU\(launch.cpus == 1 ? "" : "s"), \(launch.memoryMiB) MiB, API on 127.0.0.1:\(launch.apiPort)"
+                + "\(launch.cpus) CPU\(launch.cpus == 1 ? "" : "s"), \(launch.memoryMiB) MiB, API on 127.0.0.1:\(launch.apiPort)\n"
+                + "web page: http://127.0.0.1:\(launch.apiPort)/ (sign in with the token in \(directory.token))"
         }
     }
 
@@ -346,7 +347,7 @@ struct StatusJSON: Encodable {
 
     static func text(_ status: InitVMStatus) -> String {
         let path = status.directory.path
-        let runtime = status.runtime.map { " (\($0.accelerator.rawValue.uppercased()), API on 127.0.0.1:\($0.apiPort))" } ?? ""
+        let runtime = status.runtime.map { " (\($0.accelerator.rawValue.uppercased()), API on 127.0.0.1:\($0.apiPort), web page http://127.0.0.1:\($0.apiPort)/)" } ?? ""
         switch status.state {
         case .notCreated: return "not created: \(path) has no buildenv.img (havel initvm create)"
         case .stopped: return "stopped: \(path)"

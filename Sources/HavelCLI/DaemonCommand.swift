@@ -17,7 +17,7 @@ struct DaemonCommand: AsyncParsableCommand {
         up to --jobs at once, with the MIRROR_HOST placeholder taken from this machine's apt sources. \
         Each build runs in a cgroup v2 group of its own below the daemon's (root and a writable cgroup2; \
         Delegate=yes under systemd), so that cancelling it (havel control cancel) kills every process it started. \
-        SIGTERM or SIGINT stops the builds (they are marked failed) and then the server.
+        SIGTERM or SIGINT stops the builds (they are marked failed) and then the server.         The same listener serves a web page at http://HOST:PORT/ (sign in with the token): projects, queue,         live logs, stage times, packages, downloads and build, cancel, reset and delete buttons; it answers         only to an IP address or localhost as host name.
         """)
 
     @Option(name: .long, help: ArgumentHelp("Address to listen on: HOST:PORT, or PORT for 127.0.0.1.", valueName: "HOST:PORT"))

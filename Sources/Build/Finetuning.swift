@@ -18,6 +18,13 @@ struct FinetuningRunner {
     /// Tree paths written or created by finetuning, for the build report.
     var touched: [String] = []
     var artifacts: [String] = []
+    /// The build's clamp for file times, given to `<command>` and `<raw_cmd>` as SOURCE_DATE_EPOCH (0: none known).
+    var epoch = 0
+
+    /// SOURCE_DATE_EPOCH for what runs in the tree, so that a script stamping a date can stamp the same one every build.
+    static func epochEnvironment(_ epoch: Int) -> [String: String] {
+        epoch > 0 ? ["SOURCE_DATE_EPOCH": String(epoch)] : [:]
+    }
 
     init(target: RootedFileSystem, chroot: ChrootRunner, buildenv: RootedFileSystem? = nil, directory: BuildDirectory, log: Logger,
          processes: any ProcessRunning = SystemProcesses()) {
@@ -136,12 +143,12 @@ struct FinetuningRunner {
         case .rawCommand(let line):
             let words = try ShellWords.split(line)
             guard !words.isEmpty else { throw fail(step, "the command is empty") }
-            try await chroot.check(words, what: "raw_cmd \(line)", onLine: log.tool)
+            try await chroot.check(words, what: "raw_cmd \(line)", environment: Self.epochEnvironment(epoch), onLine: log.tool)
         case .command(let script, let place):
             let runner = place == .buildenv ? ChrootRunner(root: try tree(.buildenv, step).root, processes: processes) : chroot
             let lines = LineTail(limit: 8)
             let log = self.log
-            let status = try await processes.stream(runner.command(["/bin/sh", "-c", script])) { line in
+            let status = try await processes.stream(runner.command(["/bin/sh", "-c", script], environment: Self.epochEnvironment(epoch))) { line in
                 lines.append(line)
                 log.tool(line)
             }

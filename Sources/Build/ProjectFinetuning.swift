@@ -17,6 +17,8 @@ struct ProjectFinetuningRunner {
     var packers: [String: String] = [:]
     let images: [String]
     var processes: any ProcessRunning = SystemProcesses()
+    /// The build's clamp for file times, given to the commands as SOURCE_DATE_EPOCH (0: none known).
+    var epoch = 0
 
     func fail(_ step: FinetuningStep, _ message: String) -> HavelError {
         HavelError(.invalidProject, "project-finetuning <\(step.action.elementName)>: \(message)", at: step.location)
@@ -173,7 +175,7 @@ struct ProjectFinetuningRunner {
     }
 
     func runScript(_ script: String, environment: [String: String], step: FinetuningStep) async throws(HavelError) {
-        var env = environment
+        var env = environment.merging(FinetuningRunner.epochEnvironment(epoch)) { given, _ in given }
         env["HAVEL_BUILDDIR"] = directory.path
         let log = self.log
         let status = try await processes.stream(Command("sh", ["-c", script], environment: env, workingDirectory: directory.path)) { log.tool($0) }

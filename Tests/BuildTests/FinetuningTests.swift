@@ -120,6 +120,27 @@ struct FinetuningTests {
         #expect(!FileManager.default.fileExists(atPath: tree.root + "/opt/sdk"))
     }
 
+    /// Scripts in the tree see the build's clamp for file times, so a date they stamp is the same every build.
+    @Test func commandsSeeTheBuildsSourceDateEpoch() async throws {
+        let tree = try SyntheticTree()
+        defer { tree.remove() }
+        let processes = RecordingProcesses()
+        var runner = FinetuningRunner(target: try RootedFileSystem(root: tree.root), chroot: ChrootRunner(root: tree.root, processes: processes),
+                                      directory: BuildDirectory(tree.base), log: Logger.discarding, processes: processes)
+        runner.epoch = 1_700_000_000
+        try await runner.run(try steps("""
+        <command>date -u -d "@$SOURCE_DATE_EPOCH" +%F > /etc/build-stamp</command>
+        <raw_cmd>touch /etc/stamped</raw_cmd>
+        """))
+        #expect(processes.commands.count == 2)
+        for command in processes.commands {
+            #expect(command.environment["SOURCE_DATE_EPOCH"] == "1700000000", "\(command)")
+        }
+        runner.epoch = 0
+        try await runner.run(try steps("<raw_cmd>true</raw_cmd>"))
+        #expect(processes.commands.last?.environment["SOURCE_DATE_EPOCH"] == nil)
+    }
+
     @Test func artifactsAndTargetToProjectMoves() async throws {
         let tree = try SyntheticTree()
         defer { tree.remove() }

@@ -164,6 +164,7 @@ struct ProjectFinetuningStage: BuildStage {
                                              log: context.log, artifacts: products.artifacts,
                                              packers: products.imagePackers(images), images: images.map(\.name),
                                              processes: context.processes)
+        runner.epoch = products.epoch
         try await runner.run(project.target.projectFinetuning)
         products.artifacts = runner.artifacts
         products.packers = runner.packers

@@ -175,6 +175,7 @@ struct FinetuningStage: BuildStage {
         let target = try RootedFileSystem(root: directory.rootfs)
         var runner = FinetuningRunner(target: target, chroot: context.chroot(directory.rootfs), buildenv: products.buildenv,
                                       directory: directory, log: context.log, processes: context.processes)
+        runner.epoch = products.epoch
         let steps = context.project.project.target.finetuning
         try await ChrootExcursions.during(target, log: context.log) { () async throws(HavelError) in
             try await runner.run(steps)

@@ -26,15 +26,15 @@ public struct ReproducibilityCheck: Sendable {
     /// (a cached tree would hide whatever an install makes differently each time; verified packages are
     /// still shared), then compares them.
     public static func run(project: ValidatedProject, options: BuildOptions, logger: Logger,
-                           processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> Outcome {
+                           processes: any ProcessRunning = SystemProcesses(), cgroup: ProcessCgroup? = nil) async throws(HavelError) -> Outcome {
         var cold = options
         cold.useStageCache = false
         var again = cold
         again.directory = secondDirectory(of: options.directory)
         logger.info("reproducibility check: first build in \(cold.directory.path)")
-        let first = try await Builder(project: project, options: cold, processes: processes, logger: logger).run()
+        let first = try await Builder(project: project, options: cold, processes: processes, cgroup: cgroup, logger: logger).run()
         logger.info("reproducibility check: second build in \(again.directory.path)")
-        let second = try await Builder(project: project, options: again, processes: processes, logger: logger).run()
+        let second = try await Builder(project: project, options: again, processes: processes, cgroup: cgroup, logger: logger).run()
         let differences = try await compare(cold.directory, first, again.directory, second, processes: processes)
         return Outcome(first: first, second: second, differences: differences)
     }

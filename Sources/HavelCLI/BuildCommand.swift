@@ -68,13 +68,10 @@ struct BuildCommand: AsyncParsableCommand {
         let logger = CLILogging.buildLogger(output_.mode)
         if checkReproducible { return try await checkReproducibility(project, options: options, logger: logger) }
         let renderer = ProgressRenderer.shared
-        let cgroup = BuildCommandCgroup.make()
-        let builder = try Builder(project: project, options: options, cgroup: cgroup, logger: logger)
-        let outcome = await Interruptible.run { () async throws(HavelError) -> BuildState in try await builder.run() }
-        renderer.finish()
-        if let cgroup {
-            do throws(HavelError) { try await cgroup.remove() } catch { Terminal.error("havel: warning: \(error.message)") }
+        let outcome = await BuildCommandCgroup.interruptible { [options] cgroup throws(HavelError) -> BuildState in
+            try await Builder(project: project, options: options, cgroup: cgroup, logger: logger).run()
         }
+        renderer.finish()
         switch outcome {
         case .success(let state):
             renderer.summary(state, directory: directory)
@@ -91,8 +88,8 @@ extension BuildCommand {
     /// `--check-reproducible`: both builds, then the differences on stdout; exit 3 when there are any.
     func checkReproducibility(_ project: ValidatedProject, options: BuildOptions, logger: Logger) async throws {
         let renderer = ProgressRenderer.shared
-        let outcome = await Interruptible.run { () async throws(HavelError) -> ReproducibilityCheck.Outcome in
-            try await ReproducibilityCheck.run(project: project, options: options, logger: logger)
+        let outcome = await BuildCommandCgroup.interruptible { cgroup throws(HavelError) -> ReproducibilityCheck.Outcome in
+            try await ReproducibilityCheck.run(project: project, options: options, logger: logger, cgroup: cgroup)
         }
         renderer.finish()
         let second = ReproducibilityCheck.secondDirectory(of: options.directory)
@@ -176,6 +173,17 @@ enum BuildCommandCgroup {
         guard geteuid() == 0, case .success(let hierarchy) = CgroupHierarchy.writable() else { return nil }
         return try? ProcessCgroup.create(under: hierarchy.ownDirectory,
                                          name: "havel-build-cli-\(getpid())-" + UUID().uuidString.prefix(8).lowercased())
+    }
+
+    /// Runs a build (`havel build`, its reproducibility check, `havel pbuilder`) in a cgroup of its own where one
+    /// can be made, cancelled by SIGINT, SIGTERM or SIGHUP, and removes the cgroup after the build's cleanup.
+    static func interruptible<T: Sendable>(_ body: @escaping @Sendable (ProcessCgroup?) async throws(HavelError) -> T) async -> Interruptible.Outcome<T> {
+        let cgroup = make()
+        let outcome = await Interruptible.run { () async throws(HavelError) -> T in try await body(cgroup) }
+        if let cgroup {
+            do throws(HavelError) { try await cgroup.remove() } catch { Terminal.error("havel: warning: \(error.message)") }
+        }
+        return outcome
     }
 }
 

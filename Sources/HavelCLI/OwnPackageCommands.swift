@@ -80,16 +80,19 @@ struct OwnPackageCommandOptions: ParsableArguments {
                                    havelVersion: HavelVersion.current)
         options.crossBuild = cross
         adjust(&options)
-        let builder = try Builder(project: project, options: options, logger: CLILogging.buildLogger(output_.mode))
-        do {
-            let state = try await builder.run()
-            ProgressRenderer.shared.finish()
+        let logger = CLILogging.buildLogger(output_.mode)
+        // As havel build: Ctrl-C stops every process the package builds started, and the build directory says so.
+        let outcome = await BuildCommandCgroup.interruptible { [options] cgroup throws(HavelError) -> BuildState in
+            try await Builder(project: project, options: options, cgroup: cgroup, logger: logger).run()
+        }
+        ProgressRenderer.shared.finish()
+        switch outcome {
+        case .success(let state):
             return (directory, state)
-        } catch {
-            ProgressRenderer.shared.finish()
+        case .failure(let error, let signal):
             Terminal.error("havel: \(what) failed: \(error)")
             Terminal.error("see \(directory.log)")
-            throw ExitCode(1)
+            throw ExitCode(signal.map { 128 + $0 } ?? 1)
         }
     }
 

@@ -116,20 +116,9 @@ struct FaultTests {
         }
         try await Task.sleep(for: .seconds(2))
         #expect(process.isRunning, "the build ended before it could be interrupted")
-        let interrupted = Date()
-        process.interrupt()
-        while process.isRunning, Date().timeIntervalSince(interrupted) < 180 {
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        let took = Date().timeIntervalSince(interrupted)
-        #expect(!process.isRunning)
+        let took = try await Integration.interrupt(process)
         // Idle it takes under a second; the bound only shows the build did not run on to its end.
         #expect(took < 90, "cleanup took \(took) s")
-        #expect(process.terminationStatus == 130)
-        #expect(BuildState.read(dir + "/state.json")?.status == .cancelled)
-        #expect(Mounts.mountPoints(under: dir).isEmpty)
-        let leftovers = try await ProcessRunner.run(Command("pgrep", ["-f", dir])).standardOutput.trimmingWhitespace()
-        #expect(leftovers.isEmpty, "processes still working in \(dir): \(leftovers)")
-        if process.isRunning { process.terminate() }
+        try await Integration.expectCleanInterruption(process, build: dir, base: dir)
     }
 }

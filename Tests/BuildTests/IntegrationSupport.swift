@@ -106,3 +106,27 @@ enum Integration {
         return try Data(contentsOf: URL(fileURLWithPath: dir + "/a.tar.bz2")).base64EncodedString(options: .lineLength76Characters)
     }
 }
+
+extension Integration {
+    /// Interrupts a running havel as Ctrl-C would and waits (up to 180 s) for it to end; returns how long that took.
+    static func interrupt(_ process: Process) async throws -> TimeInterval {
+        let interrupted = Date()
+        process.interrupt()
+        while process.isRunning, Date().timeIntervalSince(interrupted) < 180 {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return Date().timeIntervalSince(interrupted)
+    }
+
+    /// What an interrupted build must leave: exit status 130, state.json cancelled, nothing mounted under `base`
+    /// and no process still working there.
+    static func expectCleanInterruption(_ process: Process, build: String, base: String) async throws {
+        #expect(!process.isRunning)
+        #expect(process.terminationStatus == 130)
+        #expect(BuildState.read(build + "/state.json")?.status == .cancelled)
+        #expect(Mounts.mountPoints(under: base).isEmpty)
+        let leftovers = try await ProcessRunner.run(Command("pgrep", ["-f", base])).standardOutput.trimmingWhitespace()
+        #expect(leftovers.isEmpty, "processes still working in \(base): \(leftovers)")
+        if process.isRunning { process.terminate() }
+    }
+}

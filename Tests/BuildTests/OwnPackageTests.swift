@@ -281,6 +281,48 @@ struct OwnPackageIntegrationTests {
         try await buildAndCheck(architecture: "amd64", cross: false)
     }
 
+    /// Ctrl-C while `havel pbuilder build` makes its build chroot: as for havel build, every process it started
+    /// stops (through its cgroup), nothing stays mounted, the exit status is 130 and state.json says cancelled.
+    @Test func sigintStopsAPackageBuildCleanly() async throws {
+        let havel = try #require(Integration.havelExecutable, "swift build makes .build/debug/havel")
+        let base = try Integration.temporaryDirectory("pbuilder-sigint")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try OwnPackageFixtures.library(in: base + "/libhello")
+        let archive = try await OwnPackageFixtures.archive(base + "/libhello")
+        try """
+            <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
+              <project>
+                <name>havel-it-pbuilder-sigint</name><version>0.1</version><buildtype>amd64</buildtype>
+                <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror>
+                <suite>bookworm</suite>
+              </project>
+              <target>
+                <hostname>it-sigint</hostname>
+                <debootstrap><variant>minbase</variant></debootstrap>
+                <pbuilder><archive>\(archive)</archive></pbuilder>
+                <pkg-list><pkg>libhello1</pkg></pkg-list>
+              </target>
+            </RootFileSystem>
+            """.write(toFile: base + "/p.xml", atomically: true, encoding: .utf8)
+        let dir = base + "/build"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: havel)
+        process.arguments = ["pbuilder", "build", base + "/p.xml", "-o", dir, "--cache", base + "/cache", "--quiet"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Wait until the build chroot's mmdebstrap works (generously: a busy machine), then interrupt.
+        let deadline = Date().addingTimeInterval(600)
+        while process.isRunning, Date() < deadline,
+              try await !ProcessRunner.run(Command("pgrep", ["-f", "mmdebstrap.*\(base)"])).succeeded {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        try await Task.sleep(for: .seconds(2))
+        #expect(process.isRunning, "the package build ended before it could be interrupted")
+        _ = try await Integration.interrupt(process)
+        try await Integration.expectCleanInterruption(process, build: dir, base: base)
+    }
+
     /// arm64 on an amd64 host with --cross: built in a host chroot with crossbuild-essential-arm64, installed into an
     /// arm64 target from the project repository and run there through qemu-user.
     @Test(.enabled(if: HostFacts.current.architecture?.debianName == "amd64", "cross-builds arm64 from an amd64 host"))

@@ -168,11 +168,7 @@ extension HavelDaemon {
         }
         ui.get("projects/{id}/files/**") { request, context in
             _ = try self.dashboardSession(request, redirect: false)
-            let id = try Self.id(context)
-            let prefix = "/ui/projects/\(context.parameters.get("id") ?? "")/files/"
-            let path = request.uri.path
-            guard path.hasPrefix(prefix) else { throw APIError(.badRequest, "cannot read the file path of \(path)") }
-            return try await self.download(id, path.dropFirst(prefix.count))
+            return try await self.download(request, context, under: "/ui/projects/")
         }
     }
 

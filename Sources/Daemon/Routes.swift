@@ -85,12 +85,7 @@ extension HavelDaemon {
             return Response.json(FileList(files: try await self.store.files(id)))
         }
         router.get("/projects/{id}/files/**") { request, context in
-            let id = try Self.id(context)
-            // The raw rest of the path: the router drops empty components, which would hide an absolute path.
-            let prefix = "/projects/\(context.parameters.get("id") ?? "")/files/"
-            let path = request.uri.path
-            guard path.hasPrefix(prefix) else { throw APIError(.badRequest, "cannot read the file path of \(path)") }
-            return try await self.download(id, path.dropFirst(prefix.count))
+            try await self.download(request, context, under: "/projects/")
         }
         return router
     }
@@ -461,6 +456,16 @@ extension HavelDaemon {
         } catch {
             return .failure(error)
         }
+    }
+
+    /// A download route (`<base><id>/files/<path>`): the raw rest of the path after `files/`, since the router
+    /// drops empty components, which would hide an absolute path.
+    func download(_ request: Request, _ context: BasicRequestContext, under base: String) async throws -> Response {
+        let id = try Self.id(context)
+        let prefix = base + "\(context.parameters.get("id") ?? "")/files/"
+        let path = request.uri.path
+        guard path.hasPrefix(prefix) else { throw APIError(.badRequest, "cannot read the file path of \(path)") }
+        return try await download(id, path.dropFirst(prefix.count))
     }
 
     func download(_ id: ProjectID, _ requested: Substring) async throws -> Response {

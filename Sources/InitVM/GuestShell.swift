@@ -20,24 +20,38 @@ public final class GuestShell {
     private var pending: [UInt8] = []
     private var counter = 0
 
-    /// Connects to the console and waits until the shell answers.
-    public init(directory: InitVMDirectory, timeout: Duration = .seconds(60)) async throws(HavelError) {
+    /// Connects to the console and waits until the shell answers. The question is asked again every
+    /// `askAgain`: typed input is dropped while a getty (re)starts on the line (agetty flushes it), and a
+    /// guest under software emulation on a busy host can take long to get there. The error names what
+    /// the console showed last.
+    public init(directory: InitVMDirectory, timeout: Duration = .seconds(300),
+                askAgain: Duration = .seconds(20)) async throws(HavelError) {
         self.directory = directory
         do {
             fd = try Sockets.connectUnix(directory.consoleSocket, timeout: 1)
         } catch {
             throw HavelError(.notFound, "\(error.description); is the initvm running? (havel initvm status --directory \(directory.path))")
         }
-        // Ctrl-U drops whatever a person left typed; echo off keeps our commands out of the output.
-        try await send("\u{15}\r")
         let ready = "HVREADY\(getpid())"
-        try await send("stty -echo; echo \(Self.split(ready))\r")
-        do {
-            _ = try await read(until: ready, timeout: timeout)
-        } catch {
-            // Fully initialised by now: deinit closes the socket.
-            throw HavelError(.processFailed, "the initvm's console (\(directory.consoleSocket)) gave no shell within \(timeout): "
-                             + "is someone attached (havel initvm attach), or is it still booting?")
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            // Ctrl-U drops whatever a person left typed; echo off keeps our commands out of the output.
+            try await send("\u{15}\r")
+            try await send("stty -echo; echo \(Self.split(ready))\r")
+            let wait = min(askAgain, deadline - ContinuousClock.now)
+            do {
+                _ = try await read(until: ready, timeout: wait)
+                return
+            } catch where error.code == .processFailed && ContinuousClock.now < deadline {
+                continue
+            } catch where error.code == .processFailed {
+                // Fully initialised by now: deinit closes the socket.
+                let shown = InitVMController.lastLines(of: directory.consoleLog, count: 8)
+                throw HavelError(.processFailed, "the initvm's console (\(directory.consoleSocket)) gave no shell within \(timeout): "
+                                 + "is someone attached (havel initvm attach), or is it still booting? "
+                                 + (shown.isEmpty ? "The console has shown nothing (\(directory.consoleLog))."
+                                    : "The console's last lines (\(directory.consoleLog)):\n" + shown.joined(separator: "\n")))
+            }
         }
     }
 

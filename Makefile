@@ -30,18 +30,21 @@ run: build
 	@scripts/how-to-boot.sh build/default
 
 # The build plan's tests run first as an unprivileged user, which shows they need no root; then every test.
-test: static
+# One build of Havel: the initvm's daemon is this debug build, its Swift runtime libraries copied along.
+test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) build --product generate-manual
 	scripts/unprivileged-tests.sh "$$($(SWIFT) build --show-bin-path)/HavelPackageTests.xctest" 'PlanRunTests|BuildPlanTests'
 	$(SWIFT) test --skip-build
 
 # The broad matrix of real builds (architectures, releases, both install tools, users' projects, a GRUB image
-# that boots, every example) and the arm64 --cross own-package build, for changes that touch them; `make test`
+# that boots, every example), the arm64 kernel image that boots, the arm64 --cross own-package build, and the .deb
+# (which needs make static's havel) installed into a fresh Debian 12, for changes that touch them; `make test`
 # skips them. HAVEL_SLOW_CASES=a,b runs only the named matrix cases. Root and the host's mirror; about 26 minutes on 2 cores (idle).
 test-slow: static
 	$(SWIFT) build --build-tests
-	HAVEL_SLOW_TESTS=1 $(SWIFT) test --skip-build --filter 'SlowMatrixTests|aBootedImageMakesItsOwnHostKeys|aCrossBuiltProgramRunsInAnArm64Target|anEmulatedBuildRunsInAnArm64Target|aSourcePackageFromTheMirrorIsRebuiltAndInstalled'
+	$(SWIFT) build --product generate-manual
+	HAVEL_SLOW_TESTS=1 $(SWIFT) test --skip-build --filter 'SlowMatrixTests|DebianPackageTests|aBootedImageMakesItsOwnHostKeys|anArm64ImageWithItsKernelBootsToALogin|aCrossBuiltProgramRunsInAnArm64Target|anEmulatedBuildRunsInAnArm64Target|aSourcePackageFromTheMirrorIsRebuiltAndInstalled'
 
 # ELBE's own example projects (../shared/elbe-examples) built with --mirror host, checks included; prints
 # a table of results and times (hours on 2 cores; HAVEL_EXAMPLES=a.xml,b.xml builds only those).

@@ -93,7 +93,7 @@ struct InitVMCommand: AsyncParsableCommand {
         var port: Int = InitVMDefaults.hostPort
 
         @Option(name: .long, help: ArgumentHelp(
-            "The havel binary the VM runs as its daemon, linked with --static-swift-stdlib (default: this one, or make static's).",
+            "The havel binary the VM runs as its daemon (default: this one); one built without --static-swift-stdlib takes its Swift runtime libraries along.",
             valueName: "PATH"))
         var havelBinary: String?
 
@@ -134,13 +134,8 @@ struct InitVMCommand: AsyncParsableCommand {
             var created = settings
             created.havelVersion = HavelVersion.current
             let running = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-            let binary: String
-            if let havelBinary {
-                binary = havelBinary
-            } else {
-                binary = await BinaryDependencies.defaultDaemonBinary(running: running)
-                if binary != running { Terminal.out("• the initvm's daemon: \(binary) (this havel links the Swift runtime dynamically)") }
-            }
+            // This havel by default: a build of another checkout (make static's, say) could be older than this one.
+            let binary = havelBinary ?? running
             let request = CreateRequest(
                 directory: location.initvm, spec: spec, settings: created,
                 sourceLines: try InitVMSources.lines(spec: spec, suite: settings.suite),

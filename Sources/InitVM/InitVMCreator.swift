@@ -90,7 +90,10 @@ public enum InitVMCreator {
         }
 
         log.info("checking the havel binary \(request.havelBinary)")
-        let libraryPackages = try await BinaryDependencies.packages(of: request.havelBinary, processes: processes)
+        let binaryNeeds = try await BinaryDependencies.needs(of: request.havelBinary, processes: processes)
+        if !binaryNeeds.swiftRuntime.isEmpty {
+            log.info("\(request.havelBinary) links the Swift runtime dynamically: its \(binaryNeeds.swiftRuntime.count) libraries go into the initvm at the same paths")
+        }
 
         let token = try APIToken.create(at: directory.token)
 
@@ -101,8 +104,12 @@ public enum InitVMCreator {
         }
         try makeDirectory(payload + "/usr/local/bin", mode: 0o755)
         try await copyBinary(request.havelBinary, to: payload + InitVMDefaults.guestBinary, processes: processes)
+        for library in binaryNeeds.swiftRuntime {
+            try makeDirectory(payload + (library as NSString).deletingLastPathComponent, mode: 0o755)
+            try await copyBinary(library, to: payload + library, processes: processes, mode: 0o644)
+        }
 
-        let packages = ImageRecipe.packages(extra: libraryPackages + (request.spec?.packages.map(\.name) ?? []))
+        let packages = ImageRecipe.packages(extra: binaryNeeds.packages + (request.spec?.packages.map(\.name) ?? []))
         var bootstrap = BootstrapRequest(
             tool: .mmdebstrap, architecture: .amd64, suite: request.settings.suite, variant: "minbase",
             packages: packages, exclude: [], sourceLines: request.sourceLines,
@@ -168,8 +175,9 @@ public enum InitVMCreator {
         return report
     }
 
-    /// The daemon binary goes in without its debug symbols (a debug build halves), or as it is without `strip`.
-    static func copyBinary(_ binary: String, to destination: String, processes: any ProcessRunning) async throws(HavelError) {
+    /// The daemon binary (or a library of it) goes in without its debug symbols (a debug build halves),
+    /// or as it is without `strip`; symbolic links are followed.
+    static func copyBinary(_ binary: String, to destination: String, processes: any ProcessRunning, mode: Int = 0o755) async throws(HavelError) {
         var stripped = false
         if processes.which("strip") != nil {
             stripped = (try? await processes.run(Command("strip", ["--strip-debug", "-o", destination, binary])))?.termination == .exited(0)
@@ -177,15 +185,15 @@ public enum InitVMCreator {
         if !stripped {
             try? FileManager.default.removeItem(atPath: destination)
             do {
-                try FileManager.default.copyItem(atPath: binary, toPath: destination)
+                try FileManager.default.copyItem(atPath: (binary as NSString).resolvingSymlinksInPath, toPath: destination)
             } catch {
                 throw HavelError(.io, "cannot copy \(binary) into the initvm: \(error.localizedDescription)")
             }
         }
         do {
-            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: destination)
+            try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: destination)
         } catch {
-            throw HavelError(.io, "cannot make \(destination) executable: \(error.localizedDescription)")
+            throw HavelError(.io, "cannot set the mode of \(destination): \(error.localizedDescription)")
         }
     }
 
@@ -264,56 +272,49 @@ func seconds(_ duration: Duration) -> Double {
 }
 
 
-/// The Debian packages holding a binary's shared libraries (from `ldd` and `dpkg-query -S` on the
-/// host), so the guest can run the same binary.
+/// What a havel binary needs in the guest to run there (from `ldd` and `dpkg-query -S` on the host):
+/// the Debian packages holding its shared libraries, and, for a binary built without
+/// `--static-swift-stdlib` (a development build), the Swift runtime's libraries, which no package holds
+/// and which go into the guest at the same paths so the binary finds them as it does here.
 public enum BinaryDependencies {
-    public static func packages(of binary: String, processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> [String] {
+    public struct Needs: Sendable, Equatable {
+        public var packages: [String] = []
+        /// Absolute paths of the Swift runtime's libraries (those beside libswiftCore.so).
+        public var swiftRuntime: [String] = []
+    }
+
+    public static func needs(of binary: String, processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> Needs {
         let ldd = try await processes.run(Command("ldd", [binary]))
-        let libraries = libraryPaths(lddOutput: ldd.standardOutput)
-        if needsSwiftRuntime(libraries) {
-            throw HavelError(.invalidArgument, "\(binary) needs the Swift runtime (libswiftCore.so), which the initvm does not have; "
-                             + "run make static (swift build --static-swift-stdlib --product havel --scratch-path .build/static) "
-                             + "and pass --havel-binary .build/static/debug/havel")
+        if let missing = ldd.standardOutput.split(separator: "\n").first(where: { $0.contains("=> not found") }) {
+            throw HavelError(.notFound, "\(binary) needs \(missing.split(separator: " ").first ?? missing), which this host does not have")
         }
-        guard !libraries.isEmpty else { return [] }
+        let libraries = libraryPaths(lddOutput: ldd.standardOutput)
+        var needs = Needs()
+        needs.swiftRuntime = swiftRuntimeLibraries(libraries)
+        let packaged = libraries.filter { !needs.swiftRuntime.contains($0) }
+        guard !packaged.isEmpty else { return needs }
         var queries: [String] = []
-        for library in libraries {
+        for library in packaged {
             queries.append(library)
             if library.hasPrefix("/usr/") { queries.append(String(library.dropFirst(4))) } else { queries.append("/usr" + library) }
         }
         let result = try await processes.run(Command("dpkg-query", ["-S"] + queries))
         let found = owners(dpkgOutput: result.standardOutput)
-        let missing = libraries.filter { library in
+        let missing = packaged.filter { library in
             !found.paths.contains(library) && !found.paths.contains("/usr" + library) && !found.paths.contains(String(library.dropFirst(4)))
         }
         if !missing.isEmpty {
             throw HavelError(.notFound, "\(binary) needs \(missing.joined(separator: ", ")), which no Debian package on this host provides")
         }
-        return found.packages
+        needs.packages = found.packages
+        return needs
     }
 
-    /// Whether a binary carries the Swift runtime inside (ldd lists no libswiftCore).
-    public static func isSelfContained(_ binary: String, processes: any ProcessRunning = SystemProcesses()) async -> Bool {
-        guard let ldd = try? await processes.run(Command("ldd", [binary])), ldd.termination == .exited(0) || ldd.standardOutput.contains("not a dynamic") else {
-            return false
-        }
-        return !needsSwiftRuntime(libraryPaths(lddOutput: ldd.standardOutput))
-    }
-
-    static func needsSwiftRuntime(_ libraries: [String]) -> Bool {
-        libraries.contains { ($0 as NSString).lastPathComponent.hasPrefix("libswiftCore") }
-    }
-
-    /// The binary `initvm create` puts into the VM when none is given: the running havel if it is
-    /// self-contained, else the one `make static` builds in the same checkout, else the running one
-    /// (whose check then says what to do).
-    public static func defaultDaemonBinary(running: String, processes: any ProcessRunning = SystemProcesses()) async -> String {
-        if await isSelfContained(running, processes: processes) { return running }
-        if let range = running.range(of: "/.build/") {
-            let sibling = String(running[..<range.lowerBound]) + "/.build/static/debug/havel"
-            if FileManager.default.isExecutableFile(atPath: sibling), await isSelfContained(sibling, processes: processes) { return sibling }
-        }
-        return running
+    /// The libraries in the directory of libswiftCore.so (the toolchain's runtime), none without it.
+    static func swiftRuntimeLibraries(_ libraries: [String]) -> [String] {
+        guard let core = libraries.first(where: { ($0 as NSString).lastPathComponent.hasPrefix("libswiftCore") }) else { return [] }
+        let directory = (core as NSString).deletingLastPathComponent
+        return libraries.filter { ($0 as NSString).deletingLastPathComponent == directory }
     }
 
     static func libraryPaths(lddOutput: String) -> [String] {

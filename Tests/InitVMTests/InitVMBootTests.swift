@@ -32,7 +32,7 @@ struct InitVMBootTests {
     /// A hang guard, not a speed bound: 20 minutes on an idle 2-core machine, about twice that on a busy one.
     @Test(.timeLimit(.minutes(75)))
     func createStartSubmitChrootStopDestroy() async throws {
-        let havel = try #require(BootEnvironment.staticHavel)
+        let havel = try #require(BootEnvironment.daemonHavel)
         let base = try TestDirectory()
         let directory = InitVMDirectory(base.path + "/initvm")
         let controller = InitVMController(directory: directory)
@@ -271,9 +271,7 @@ enum BootEnvironment {
         if machine != "x86_64" { return "the initvm is amd64 and made natively" }
         guard (try? InitVMSources.lines(spec: nil, suite: "bookworm")) != nil else { return "needs a Debian mirror in the host's apt sources" }
         if ProcessInfo.processInfo.environment["HAVEL_SKIP_INITVM_BOOT"] == "1" { return "HAVEL_SKIP_INITVM_BOOT=1" }
-        if staticHavel == nil {
-            return "needs .build/static/debug/havel, havel with the Swift runtime linked in (make static builds it; make test runs it first)"
-        }
+        if daemonHavel == nil { return "needs .build/debug/havel (swift build)" }
         return nil
     }()
 
@@ -283,23 +281,11 @@ enum BootEnvironment {
         return url.path
     }()
 
-    /// The havel binary the initvm can run: make static's, or swift build's if it does not need libswiftCore.so.
-    static let staticHavel: String? = {
-        for candidate in [".build/static/debug/havel", ".build/debug/havel"] {
-            let path = repositoryRoot + "/" + candidate
-            guard FileManager.default.isExecutableFile(atPath: path) else { continue }
-            let ldd = Process()
-            let pipe = Pipe()
-            ldd.executableURL = URL(fileURLWithPath: "/usr/bin/ldd")
-            ldd.arguments = [path]
-            ldd.standardOutput = pipe
-            ldd.standardError = FileHandle.nullDevice
-            guard (try? ldd.run()) != nil else { return nil }
-            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            ldd.waitUntilExit()
-            if !output.contains("libswiftCore") { return path }
-        }
-        return nil
+    /// The havel the initvm runs: swift build's, the one this test run was built with (its Swift runtime goes
+    /// along; make static's could be older).
+    static let daemonHavel: String? = {
+        let path = repositoryRoot + "/.build/debug/havel"
+        return FileManager.default.isExecutableFile(atPath: path) ? path : nil
     }()
 
     static var available: Bool { missingReason == nil }

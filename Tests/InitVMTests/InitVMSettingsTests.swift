@@ -4,6 +4,7 @@ import Foundation
 import HavelCore
 import Testing
 @testable import InitVM
+import SystemKit
 
 struct InitVMSettingsTests {
     @Test func defaultsWithoutAnInitVMSection() throws {
@@ -179,6 +180,24 @@ struct ImageRecipeTests {
         #expect(owners.paths.contains("/usr/lib/x86_64-linux-gnu/libstdc++.so.6"))
     }
 
+    /// A development build's runtime is the toolchain's directory beside libswiftCore.so; packaged libraries are not part of it.
+    @Test func theSwiftRuntimeIsWhatLiesBesideLibswiftCore() {
+        let libraries = ["/lib/x86_64-linux-gnu/libcrypt.so.1", "/opt/swift/usr/lib/swift/linux/libswiftCore.so",
+                         "/opt/swift/usr/lib/swift/linux/lib_FoundationICU.so", "/lib/x86_64-linux-gnu/libstdc++.so.6"]
+        #expect(BinaryDependencies.swiftRuntimeLibraries(libraries)
+                == ["/opt/swift/usr/lib/swift/linux/libswiftCore.so", "/opt/swift/usr/lib/swift/linux/lib_FoundationICU.so"])
+        #expect(BinaryDependencies.swiftRuntimeLibraries(["/lib/x86_64-linux-gnu/libcrypt.so.1"]).isEmpty)
+    }
+
+    /// The test binary itself is a development build: its needs are packages of this host and the runtime.
+    @Test(.enabled(if: ProcessRunner.which("dpkg-query") != nil, "needs dpkg-query"))
+    func aDevelopmentBuildNeedsPackagesAndItsRuntime() async throws {
+        let needs = try await BinaryDependencies.needs(of: CommandLine.arguments[0])
+        #expect(needs.swiftRuntime.contains { $0.hasSuffix("/libswiftCore.so") }, "\(needs)")
+        #expect(needs.swiftRuntime.allSatisfy { $0.hasPrefix("/") && FileManager.default.fileExists(atPath: $0) })
+        #expect(needs.packages.contains("libc6"), "\(needs)")
+    }
+
     @Test func tokenFileIsPrivate() throws {
         let directory = try TestDirectory()
         defer { directory.remove() }
@@ -224,24 +243,5 @@ struct QemuCommandLineTests {
         #expect(throws: HavelError.self) { try QemuCommandLine.checkSocketPaths(InitVMDirectory("/tmp/" + String(repeating: "x", count: 120))) }
         #expect(throws: HavelError.self) { try QemuCommandLine.checkSocketPaths(InitVMDirectory("/tmp/a,b")) }
         #expect(throws: Never.self) { try QemuCommandLine.checkSocketPaths(InitVMDirectory("/tmp/initvm")) }
-    }
-
-    static let checkout: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
-    static let bothBuilds = FileManager.default.isExecutableFile(atPath: checkout + "/.build/debug/havel")
-        && FileManager.default.isExecutableFile(atPath: checkout + "/.build/static/debug/havel")
-
-    /// `initvm create` run from swift build's havel (which needs libswiftCore.so) takes make static's.
-    @Test(.enabled(if: bothBuilds, "needs .build/debug/havel and .build/static/debug/havel (make static)"))
-    func createTakesTheStaticBuildOfTheSameCheckout() async throws {
-        let dynamic = try FileManager.default.destinationOfSymbolicLink(atPath: Self.checkout + "/.build/debug")
-        let running = (dynamic.hasPrefix("/") ? dynamic : Self.checkout + "/.build/" + dynamic) + "/havel"
-        #expect(!(await BinaryDependencies.isSelfContained(running)))
-        #expect(await BinaryDependencies.isSelfContained(Self.checkout + "/.build/static/debug/havel"))
-        #expect(await BinaryDependencies.defaultDaemonBinary(running: running) == Self.checkout + "/.build/static/debug/havel")
-        #expect(await BinaryDependencies.defaultDaemonBinary(running: "/bin/true") == "/bin/true")
     }
 }

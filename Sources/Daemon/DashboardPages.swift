@@ -91,6 +91,13 @@ enum DashboardPages {
         var files: [File]
     }
 
+    /// The stages part of a project page on its own.
+    struct StageSection {
+        var stages: [ProjectPage.Stage]
+        var detail: String?
+        var warnings: [String]
+    }
+
     struct Confirm {
         var id: Int64
         var name: String
@@ -134,6 +141,19 @@ enum DashboardPages {
     }
 
     static let templates: [String: String] = [
+        // The stages of a build, its current step and warnings: part of the project page, and on their own
+        // (GET /ui/projects/ID/stages) for the page's script to refresh while a build runs.
+        "stages": """
+        <h2>Stages</h2>
+        {{#stages}}{{#first()}}<table class="stages">{{/first()}}
+        <tr><td class="stage-name">{{name}}</td>
+        <td class="stage-bar">{{#finished}}<meter min="0" max="{{maximum}}" value="{{seconds}}" title="{{took}}">{{took}}</meter>{{/finished}}{{^finished}}<span class="running">running</span>{{/finished}}</td>
+        <td class="stage-time">{{took}}{{#cached}} <span class="cached">cached</span>{{/cached}}{{#note}} <span class="note">{{note}}</span>{{/note}}</td></tr>
+        {{#last()}}</table>{{/last()}}{{/stages}}
+        {{^stages}}<p>No stages recorded.</p>{{/stages}}
+        {{#detail}}<p class="detail">Now: {{detail}}</p>{{/detail}}
+        {{#warnings}}{{#first()}}<h3>Warnings</h3><ul class="warnings">{{/first()}}<li>{{.}}</li>{{#last()}}</ul>{{/last()}}{{/warnings}}
+        """,
         "layout": """
         <!DOCTYPE html>
         <html lang="en">
@@ -206,16 +226,8 @@ enum DashboardPages {
         <a class="button" id="reset" href="/ui/projects/{{id}}/confirm/reset">Reset</a>
         <a class="button danger" id="delete" href="/ui/projects/{{id}}/confirm/delete">Delete</a>
         </nav>
-        <section id="stages">
-        <h2>Stages</h2>
-        {{#stages}}{{#first()}}<table class="stages">{{/first()}}
-        <tr><td class="stage-name">{{name}}</td>
-        <td class="stage-bar">{{#finished}}<meter min="0" max="{{maximum}}" value="{{seconds}}" title="{{took}}">{{took}}</meter>{{/finished}}{{^finished}}<span class="running">running</span>{{/finished}}</td>
-        <td class="stage-time">{{took}}{{#cached}} <span class="cached">cached</span>{{/cached}}{{#note}} <span class="note">{{note}}</span>{{/note}}</td></tr>
-        {{#last()}}</table>{{/last()}}{{/stages}}
-        {{^stages}}<p>No stages recorded.</p>{{/stages}}
-        {{#detail}}<p class="detail">Now: {{detail}}</p>{{/detail}}
-        {{#warnings}}{{#first()}}<h3>Warnings</h3><ul class="warnings">{{/first()}}<li>{{.}}</li>{{#last()}}</ul>{{/last()}}{{/warnings}}
+        <section id="stages" data-refresh="/ui/projects/{{id}}/stages">
+        {{> stages}}
         </section>
         <section id="log-section">
         <h2>Log</h2>
@@ -316,8 +328,20 @@ enum DashboardPages {
       var log = document.getElementById("log");
       if (!log || !window.EventSource) { return; }
       var status = document.getElementById("status");
+      var stages = document.getElementById("stages");
+      var running = log.getAttribute("data-running") === "true";
       var source = new EventSource(log.getAttribute("data-events"));
       var maximumLines = 20000;
+      // While the build runs, the stages, the current step and the warnings are fetched again every 2 s.
+      var refresh = null;
+      if (running && stages && window.fetch) {
+        refresh = window.setInterval(function () {
+          fetch(stages.getAttribute("data-refresh"), { credentials: "same-origin", cache: "no-store" })
+            .then(function (response) { return response.ok ? response.text() : null; })
+            .then(function (html) { if (html !== null && refresh !== null) { stages.innerHTML = html; } })
+            .catch(function () {});
+        }, 2000);
+      }
       source.onmessage = function (event) {
         var follow = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
         log.appendChild(document.createTextNode(event.data + "\\n"));
@@ -326,8 +350,9 @@ enum DashboardPages {
       };
       source.addEventListener("end", function (event) {
         source.close();
+        if (refresh !== null) { window.clearInterval(refresh); refresh = null; }
         log.setAttribute("data-ended", event.data);
-        if (log.getAttribute("data-running") === "true") {
+        if (running) {
           if (status) { status.textContent = "ended (" + event.data.replace(/_/g, " ") + "), loading the results"; }
           window.setTimeout(function () { window.location.reload(); }, 1500);
         }

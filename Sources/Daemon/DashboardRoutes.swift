@@ -166,6 +166,13 @@ extension HavelDaemon {
             let offset = UInt64(resume ?? request.uri.queryParameters.get("offset") ?? "0") ?? 0
             return try await self.logEvents(id, from: offset)
         }
+        ui.get("projects/{id}/stages") { request, context in
+            _ = try self.dashboardSession(request, redirect: false)
+            let id = try Self.id(context)
+            let info = await self.projectInfo(try await self.store.project(id))
+            let section = Self.dashboardStages(info, state: BuildState.read(self.directory(id).build.state))
+            return Response.html(DashboardPages.render(section, "stages"))
+        }
         ui.get("projects/{id}/files/**") { request, context in
             _ = try self.dashboardSession(request, redirect: false)
             return try await self.download(request, context, under: "/ui/projects/")
@@ -244,6 +251,23 @@ extension HavelDaemon {
         return DashboardPages.render(list, "projects")
     }
 
+    /// The stages: live ones while this daemon runs the build, else what state.json recorded.
+    static func dashboardStages(_ info: ProjectInfo, state: BuildState?) -> DashboardPages.StageSection {
+        var stages: [(name: String, seconds: Double?, cached: Bool, note: String?)] = []
+        if let progress = info.progress, !progress.stages.isEmpty {
+            stages = progress.stages.map { ($0.name, $0.seconds, $0.cached, nil) }
+        } else if let state {
+            stages = state.stages.map { ($0.name, $0.seconds, $0.cached, $0.note) }
+        }
+        let longest = max(stages.compactMap(\.seconds).max() ?? 1, 0.01)
+        let rows = stages.map {
+            DashboardPages.ProjectPage.Stage(name: $0.name, seconds: String(format: "%.2f", $0.seconds ?? 0), took: $0.seconds.map(Self.duration) ?? "",
+                                             maximum: String(format: "%.2f", longest), finished: $0.seconds != nil, cached: $0.cached, note: $0.note)
+        }
+        return DashboardPages.StageSection(stages: rows, detail: info.status == .busy ? info.progress?.detail : nil,
+                                           warnings: info.progress?.warnings ?? [])
+    }
+
     /// The most of the log the page starts with; the whole log is a download.
     static let dashboardLogTail: UInt64 = 512 << 10
     static let dashboardPackageRows = 3000
@@ -254,18 +278,7 @@ extension HavelDaemon {
         let build = directory.build
         let state = BuildState.read(build.state)
         let limit = configuration.maximumProjectSize
-        // The stages: live ones while this daemon runs the build, else what state.json recorded.
-        var stages: [(name: String, seconds: Double?, cached: Bool, note: String?)] = []
-        if let progress = info.progress, !progress.stages.isEmpty {
-            stages = progress.stages.map { ($0.name, $0.seconds, $0.cached, nil) }
-        } else if let state {
-            stages = state.stages.map { ($0.name, $0.seconds, $0.cached, $0.note) }
-        }
-        let longest = max(stages.compactMap(\.seconds).max() ?? 1, 0.01)
-        let stageRows = stages.map {
-            DashboardPages.ProjectPage.Stage(name: $0.name, seconds: String(format: "%.2f", $0.seconds ?? 0), took: $0.seconds.map(Self.duration) ?? "",
-                                             maximum: String(format: "%.2f", longest), finished: $0.seconds != nil, cached: $0.cached, note: $0.note)
-        }
+        let stageSection = Self.dashboardStages(info, state: state)
         let (packages, packageCount, packageError) = await Self.pinnedPackages(build.sourceXML, limit: limit, filter: filter)
         var summary: String?
         if let packageError { summary = packageError }
@@ -292,8 +305,8 @@ extension HavelDaemon {
             statusText: Self.statusText(info.status) + (info.queuePosition.map { $0 == 0 ? " (running)" : " (waiting, \($0) ahead)" } ?? ""),
             reason: info.reason, created: Self.dashboardDate(info.created), started: Self.dashboardDate(info.buildStarted),
             finished: Self.dashboardDate(info.buildFinished), took: Self.took(info.buildStarted, info.buildFinished),
-            running: info.status == .busy, stages: stageRows, detail: info.status == .busy ? info.progress?.detail : nil,
-            warnings: info.progress?.warnings ?? [], logEvents: "/ui/projects/\(id)/events?offset=\(logStart)",
+            running: info.status == .busy, stages: stageSection.stages, detail: stageSection.detail,
+            warnings: stageSection.warnings, logEvents: "/ui/projects/\(id)/events?offset=\(logStart)",
             logCut: logStart > 0 ? "The first \(Self.size(logStart)) of the log are not shown here; log.txt has them all." : nil,
             hasLog: hasLog, checks: (state?.checks ?? [:]).sorted { $0.key < $1.key }.map { .init(name: $0.key, passed: $0.value) },
             validation: validation, filter: filter, packageSummary: summary, packages: packages, files: files)

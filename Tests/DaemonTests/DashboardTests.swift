@@ -73,6 +73,9 @@ import Testing
         #expect(!html.contains("<b>w</b>") && !html.contains("<ok>") && !html.contains("\"><x"))
         #expect(html.contains("<meter min=\"0\" max=\"12.00\" value=\"12.00\""))
         #expect(html.contains("href=\"/ui/projects/3/files/source.xml\""))
+        #expect(html.contains("<section id=\"stages\" data-refresh=\"/ui/projects/3/stages\">\n<h2>Stages</h2>"), "\(html)")
+        let part = DashboardPages.render(DashboardPages.StageSection(stages: page.stages, detail: "unpacking <x>", warnings: []), "stages")
+        #expect(part.contains("<meter min=\"0\" max=\"12.00\" value=\"12.00\"") && part.contains("Now: unpacking &lt;x&gt;"))
         page.stages = []
         page.hasLog = false
         let empty = DashboardPages.render(page, "project")
@@ -118,7 +121,7 @@ import Testing
                 #expect(response.headers[.xFrameOptionsHeader] == "DENY")
                 #expect(String(buffer: response.body).contains("name=\"token\""))
             }
-            for uri in ["/ui/projects/1/events", "/ui/projects/1/files/log.txt"] {
+            for uri in ["/ui/projects/1/events", "/ui/projects/1/stages", "/ui/projects/1/files/log.txt"] {
                 try await client.execute(uri: uri, method: .get, headers: local) { #expect($0.status == .unauthorized, "\(uri)") }
             }
             // A wrong token, and a sign-in posted from another page.
@@ -148,6 +151,13 @@ import Testing
                 let html = String(buffer: response.body)
                 #expect(html.contains("no project file"))
                 #expect(html.contains("/ui/projects/\(id)/confirm/delete"))
+            }
+            // The stages part on its own, as the page's script fetches it while a build runs.
+            try await client.execute(uri: "/ui/projects/\(id)/stages", method: .get, headers: [Self.cookie: cookie]) { response in
+                #expect(response.status == .ok)
+                let html = String(buffer: response.body)
+                #expect(html.contains("<h2>Stages</h2>") && html.contains("No stages recorded"))
+                #expect(!html.contains("<html"), "a part of the page, not a page")
             }
             try await client.execute(uri: "/ui/projects/\(id)/confirm/delete", method: .get, headers: [Self.cookie: cookie]) { response in
                 #expect(String(buffer: response.body).contains("action=\"/ui/projects/\(id)/delete\""))

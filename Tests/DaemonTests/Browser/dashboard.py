@@ -78,6 +78,7 @@ def main():
         page.click("#confirm")
         page.wait_for_url(project_page)
         check("building" in page.inner_text("#status"), "the build is queued from the page: " + page.inner_text("#status"))
+        stages_at_load = page.inner_html("#stages")
 
         # The log follows the running build: lines arrive on their own, without a reload.
         page.wait_for_function("() => document.getElementById('log').childNodes.length >= 3", timeout=args.build_timeout * 1000)
@@ -89,6 +90,13 @@ def main():
         same_document = page.evaluate("() => window.havelTestMarker === 1")
         check(same_document and marker == 1, "no reload happened while the log grew")
         check(grown > first + 5, f"the log grew from {first} to {grown} lines while the build ran")
+        # The stages part follows too (fetched again every 2 s): it changes in the same document.
+        page.wait_for_function("(initial) => document.getElementById('stages').innerHTML !== initial "
+                               "|| document.getElementById('log').hasAttribute('data-ended')", arg=stages_at_load,
+                               timeout=args.build_timeout * 1000)
+        stages_now = page.inner_html("#stages")
+        check(page.evaluate("() => window.havelTestMarker === 1") and stages_now != stages_at_load,
+              "the stages and the current step were updated without a reload while the build ran")
         page.screenshot(path=str(output / "3-running-build.png"), full_page=True)
 
         # When the build ends the page loads itself again with the results.

@@ -29,6 +29,27 @@ struct InitVMBootTests {
         </RootFileSystem>
         """
 
+    /// The initvm as the create step makes it: finetuning, a preseed answer, an apt preference and a swap file.
+    static let initvmProject = """
+        <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
+          <initvm>
+            <buildtype>amd64</buildtype>
+            <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror>
+            <preference pin="release n=bookworm-backports">100</preference>
+            <suite>bookworm</suite>
+            <preseed><conf owner="havel-test" key="havel-test/answer" type="string" value="forty two"/></preseed>
+            <swap-size>256MiB</swap-size>
+            <finetuning><command>echo finetuned &gt; /etc/havel/finetuned</command></finetuning>
+          </initvm>
+          <project>
+            <name>havel-initvm-e2e-vm</name><version>0.1</version><buildtype>amd64</buildtype>
+            <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror>
+            <suite>bookworm</suite>
+          </project>
+          <target><hostname>e2e</hostname></target>
+        </RootFileSystem>
+        """
+
     /// A hang guard, not a speed bound: 20 minutes on an idle 2-core machine, about twice that on a busy one.
     @Test(.timeLimit(.minutes(75)))
     func createStartSubmitChrootStopDestroy() async throws {
@@ -41,22 +62,21 @@ struct InitVMBootTests {
             base.remove()
         }
 
-        // create
+        // create, as a user does: `havel initvm create` with a project file's <initvm> section. This test is
+        // the longest of make test (the critical path of CI's run), so its processes (mmdebstrap, and later
+        // qemu with the guest's whole build) run at a higher priority: the other tests fill what CPU is left.
         let port = BootEnvironment.freePort()
-        var spec = InitVMSpec()
-        spec.finetuningCommands = ["echo finetuned > /etc/havel/finetuned"]
-        spec.preseed = [DebconfSelection(owner: "havel-test", key: "havel-test/answer", type: "string", value: "forty two")]
-        spec.preferences = [AptPreference(pin: "release n=bookworm-backports", priority: 100)]
-        spec.swapSize = "256MiB"
-        let settings = try InitVMSettings(spec: spec, apiPort: port)
-        let request = CreateRequest(directory: directory, spec: spec, settings: settings,
-                                    sourceLines: try InitVMSources.lines(spec: spec, suite: settings.suite),
-                                    keys: [], havelBinary: havel, packageCache: "/var/cache/havel/debs")
+        let initvmFile = base.path + "/initvm.xml"
+        try Self.initvmProject.write(toFile: initvmFile, atomically: true, encoding: .utf8)
         let createStart = ContinuousClock.now
-        let report = try await InitVMCreator.create(request, log: .discarding)
+        let created = try await ProcessRunner.run(Command("nice", ["-n", BootEnvironment.priority, havel, "initvm", "create",
+                                                                   "--directory", directory.path, "--port", "\(port)", initvmFile]))
+        #expect(created.succeeded, "\(created.standardError.suffix(3000))")
         print("initvm create: \(InitVMTime.seconds(ContinuousClock.now - createStart)) s; "
-              + report.steps.map { "\($0.name) \($0.seconds) s" }.joined(separator: ", ")
-              + "; image \(ByteCount.format(report.imageBytes)) allocated; kernel \(report.kernelVersion)")
+              + created.standardOutput.split(separator: "\n").filter { $0.hasPrefix("made ") }.joined())
+        guard created.succeeded else { return }
+        let kernelVersion = try #require(created.standardOutput.firstMatch(of: /kernel ([^ ,]+),/).map { String($0.1) },
+                                         "create names the kernel: \(created.standardOutput)")
 
         for file in [directory.image, directory.kernel, directory.initrd, directory.token, directory.settings] {
             #expect(FileManager.default.fileExists(atPath: file), "\(file) missing")
@@ -72,7 +92,7 @@ struct InitVMBootTests {
 
         // start, as a person does: the real KVM probe decides (here it fails and TCG is used, with a warning)
         let startClock = ContinuousClock.now
-        let started = try await ProcessRunner.run(Command(havel, ["initvm", "start", "--directory", directory.path]))
+        let started = try await ProcessRunner.run(Command("nice", ["-n", BootEnvironment.priority, havel, "initvm", "start", "--directory", directory.path]))
         #expect(started.succeeded, "\(started.standardError)")
         // Generous: under TCG on a busy 2-core machine the guest's boot took over 180 s once.
         let health = try await controller.waitUntilReady(timeout: .seconds(600))
@@ -139,7 +159,7 @@ struct InitVMBootTests {
         let shell = try await GuestShell(directory: directory)
         defer { shell.finish() }
         let guestKernel = try await shell.run("uname -r")
-        #expect(guestKernel == .init(status: 0, output: report.kernelVersion + "\n"))
+        #expect(guestKernel == .init(status: 0, output: kernelVersion + "\n"))
         #expect(try await shell.run("cat /etc/havel/finetuned").output == "finetuned\n")
         // <initvm>: preseed answers in debconf's database, apt preferences, the swap file made at first boot.
         #expect(try await shell.run("grep -A3 'Name: havel-test/answer' /var/cache/debconf/config.dat").output.contains("Value: forty two"))
@@ -159,7 +179,7 @@ struct InitVMBootTests {
         let machine = try await shell.run("havel chroot \(foreign) -- /bin/busybox uname -m")
         #expect(machine == .init(status: 0, output: "aarch64\n"))
         let release = try await shell.run("havel chroot \(foreign) -- /bin/busybox uname -r")
-        #expect(release == .init(status: 0, output: report.kernelVersion + "\n"))
+        #expect(release == .init(status: 0, output: kernelVersion + "\n"))
         #expect(try await shell.run("grep -c \(foreign) /proc/mounts").output == "0\n", "chroot mounts left in the VM")
         let failing = try await shell.run("havel chroot \(foreign) -- /bin/busybox false")
         #expect(failing.status == 1)
@@ -290,6 +310,9 @@ enum BootEnvironment {
 
     static var available: Bool { missingReason == nil }
     static var skipReason: Comment { Comment(rawValue: missingReason ?? "") }
+
+    /// `nice`'s adjustment for the initvm test's processes: the run's critical path goes first.
+    static let priority = "-10"
 
     static func freePort() -> Int {
         for _ in 0..<50 {

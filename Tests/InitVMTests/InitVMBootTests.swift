@@ -62,14 +62,12 @@ struct InitVMBootTests {
             base.remove()
         }
 
-        // create, as a user does: `havel initvm create` with a project file's <initvm> section. This test is
-        // the longest of make test (the critical path of CI's run), so its processes (mmdebstrap, and later
-        // qemu with the guest's whole build) run at a higher priority: the other tests fill what CPU is left.
+        // create, as a user does: `havel initvm create` with a project file's <initvm> section.
         let port = BootEnvironment.freePort()
         let initvmFile = base.path + "/initvm.xml"
         try Self.initvmProject.write(toFile: initvmFile, atomically: true, encoding: .utf8)
         let createStart = ContinuousClock.now
-        let created = try await ProcessRunner.run(Command("nice", ["-n", BootEnvironment.priority, havel, "initvm", "create",
+        let created = try await ProcessRunner.run(Command(havel, ["initvm", "create",
                                                                    "--directory", directory.path, "--port", "\(port)", initvmFile]))
         #expect(created.succeeded, "\(created.standardError.suffix(3000))")
         print("initvm create: \(InitVMTime.seconds(ContinuousClock.now - createStart)) s; "
@@ -92,7 +90,7 @@ struct InitVMBootTests {
 
         // start, as a person does: the real KVM probe decides (here it fails and TCG is used, with a warning)
         let startClock = ContinuousClock.now
-        let started = try await ProcessRunner.run(Command("nice", ["-n", BootEnvironment.priority, havel, "initvm", "start", "--directory", directory.path]))
+        let started = try await ProcessRunner.run(Command(havel, ["initvm", "start", "--directory", directory.path]))
         #expect(started.succeeded, "\(started.standardError)")
         // Generous: under TCG on a busy 2-core machine the guest's boot took over 180 s once.
         let health = try await controller.waitUntilReady(timeout: .seconds(600))
@@ -310,9 +308,6 @@ enum BootEnvironment {
 
     static var available: Bool { missingReason == nil }
     static var skipReason: Comment { Comment(rawValue: missingReason ?? "") }
-
-    /// `nice`'s adjustment for the initvm test's processes: the run's critical path goes first.
-    static let priority = "-10"
 
     static func freePort() -> Int {
         for _ in 0..<50 {

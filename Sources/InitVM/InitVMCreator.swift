@@ -286,7 +286,8 @@ public enum BinaryDependencies {
     public static func needs(of binary: String, processes: any ProcessRunning = SystemProcesses()) async throws(HavelError) -> Needs {
         let ldd = try await processes.run(Command("ldd", [binary]))
         if let missing = ldd.standardOutput.split(separator: "\n").first(where: { $0.contains("=> not found") }) {
-            throw HavelError(.notFound, "\(binary) needs \(missing.split(separator: " ").first ?? missing), which this host does not have")
+            let library = missing.split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? missing
+            throw HavelError(.notFound, "\(binary) needs \(library), which this host does not have")
         }
         let libraries = libraryPaths(lddOutput: ldd.standardOutput)
         var needs = Needs()

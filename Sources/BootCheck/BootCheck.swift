@@ -20,13 +20,17 @@ public struct CheckContext: Sendable {
     public var accelerator: Accelerator
     /// Until the first expected text appears (TCG is slow).
     public var bootTimeout: Duration
+    /// The wait for a guest's first expected text with KVM, and under software emulation, where an amd64
+    /// GRUB image on a busy 2-core machine (a CI run) showed no login prompt within 300 s.
+    public static let defaultBootTimeout: Duration = .seconds(300)
+    public static let emulatedBootTimeout: Duration = .seconds(900)
     /// Each later step.
     public var stepTimeout: Duration
     /// The whole serial output is written here as it arrives (qemu's stderr appended at the end).
     public var transcriptPath: String?
 
     public init(buildDirectory: String, imagePath: String, accelerator: Accelerator,
-                bootTimeout: Duration = .seconds(300), stepTimeout: Duration = .seconds(120),
+                bootTimeout: Duration = defaultBootTimeout, stepTimeout: Duration = .seconds(120),
                 transcriptPath: String? = nil) {
         self.buildDirectory = buildDirectory
         self.imagePath = imagePath

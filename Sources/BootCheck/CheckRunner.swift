@@ -22,6 +22,7 @@ public enum CheckRunner {
                 throw HavelError(.notFound, "boot check \(index + 1): image \(check.image) is not in \(buildDirectory)")
             }
             let context = CheckContext(buildDirectory: buildDirectory, imagePath: image, accelerator: accelerator,
+                                       bootTimeout: accelerator == .tcg ? CheckContext.emulatedBootTimeout : CheckContext.defaultBootTimeout,
                                        transcriptPath: buildDirectory + "/\(name).log")
             logger.info("boot check \(name): \(check.interpreter) \(check.interpreterOptions)")
             let result = await BootChecker.run(check, name: name, context: context, log: logger)

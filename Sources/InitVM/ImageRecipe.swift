@@ -22,8 +22,9 @@ public enum ImageRecipe {
     public static let initramfsModules = ["virtio_pci", "virtio_blk", "virtio_net", "ext4"]
 
     /// Units that would only wake the VM up or delay a boot nobody waits for.
+    /// serial-getty@ttyS0: havel-console.service has the line.
     public static let maskedUnits = ["apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer",
-                                     "e2scrub_reap.service", "systemd-networkd-wait-online.service"]
+                                     "e2scrub_reap.service", "systemd-networkd-wait-online.service", "serial-getty@ttyS0.service"]
 
     public static let daemonUnitName = "havel-daemon.service"
 
@@ -69,11 +70,35 @@ public enum ImageRecipe {
 
         """
 
+    public static let consoleUnitName = "havel-console.service"
+
     /// The serial console logs root in: whoever can open console.sock on the host is root there anyway.
-    public static let serialAutologin = """
+    /// Its own unit rather than the generator's serial-getty@ttyS0 (masked), which is bound to udev's
+    /// dev-ttyS0.device and gives up for good after 90 s: under emulation on a busy host udev's coldplug
+    /// takes longer than that, and the console then never gets a getty. ttyS0 is built into the kernel,
+    /// so its node is in devtmpfs from the start and agetty need not wait for udev.
+    public static let consoleUnit = """
+        [Unit]
+        Description=Havel initvm console: root on ttyS0
+        After=systemd-user-sessions.service getty-pre.target rc-local.service
+        Before=getty.target
+        IgnoreOnIsolate=yes
+
         [Service]
-        ExecStart=
-        ExecStart=-/sbin/agetty --autologin root --keep-baud 115200,57600,38400,9600 - $TERM
+        ExecStart=-/sbin/agetty --autologin root --keep-baud 115200,57600,38400,9600 ttyS0 $TERM
+        Type=idle
+        Restart=always
+        UtmpIdentifier=ttyS0
+        StandardInput=tty
+        StandardOutput=tty
+        TTYPath=/dev/ttyS0
+        TTYReset=yes
+        TTYVHangup=yes
+        IgnoreSIGPIPE=no
+        SendSIGHUP=yes
+
+        [Install]
+        WantedBy=getty.target
 
         """
 
@@ -119,7 +144,7 @@ public enum ImageRecipe {
             ("/etc/initramfs-tools/modules", initramfsModules.joined(separator: "\n") + "\n", 0o644),
             ("/etc/systemd/network/20-havel-initvm.network", networkUnit, 0o644),
             ("/etc/systemd/system/" + daemonUnitName, daemonUnit, 0o644),
-            ("/etc/systemd/system/serial-getty@ttyS0.service.d/havel-autologin.conf", serialAutologin, 0o644),
+            ("/etc/systemd/system/" + consoleUnitName, consoleUnit, 0o644),
             ("/etc/fstab", fstab, 0o644),
             ("/etc/hosts", hosts, 0o644),
             (InitVMDefaults.guestTokenPath, token + "\n", 0o600),
@@ -137,7 +162,7 @@ public enum ImageRecipe {
             cp -a \(Command.shellQuote(payload))/. "$root"/
             mkdir -p "$root\(InitVMDefaults.guestDataPath)"
             chmod 700 "$root/etc/havel"
-            chroot "$root" systemctl enable systemd-networkd.service \(daemonUnitName)
+            chroot "$root" systemctl enable systemd-networkd.service \(daemonUnitName) \(consoleUnitName)
             if [ -e "$root/etc/systemd/system/\(swapUnitName)" ]; then chroot "$root" systemctl enable \(swapUnitName); fi
             chroot "$root" systemctl mask \(maskedUnits.joined(separator: " "))
 

@@ -30,6 +30,9 @@ struct InitVMBootTests {
         """
 
     /// The initvm as the create step makes it: finetuning, a preseed answer, an apt preference and a swap file.
+    /// The second finetuning command makes udev take 100 s over ttyS0 after the switch to the real root (the
+    /// initramfs has no /etc/havel), as a busy host's coldplug can: the console's getty must not wait for it
+    /// (systemd's serial-getty@ttyS0 gives up after 90 s and the console never answers).
     static let initvmProject = """
         <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
           <initvm>
@@ -39,7 +42,10 @@ struct InitVMBootTests {
             <suite>bookworm</suite>
             <preseed><conf owner="havel-test" key="havel-test/answer" type="string" value="forty two"/></preseed>
             <swap-size>256MiB</swap-size>
-            <finetuning><command>echo finetuned &gt; /etc/havel/finetuned</command></finetuning>
+            <finetuning>
+              <command>echo finetuned &gt; /etc/havel/finetuned</command>
+              <command>echo 'KERNEL=="ttyS0", TEST=="/etc/havel/finetuned", RUN+="/bin/sleep 100"' &gt; /etc/udev/rules.d/99-havel-test-slow-ttys0.rules</command>
+            </finetuning>
           </initvm>
           <project>
             <name>havel-initvm-e2e-vm</name><version>0.1</version><buildtype>amd64</buildtype>

@@ -154,6 +154,21 @@ struct ImageRecipeTests {
         #expect(ImageRecipe.resolvConf == "nameserver 10.0.2.3\n")
     }
 
+    /// The console's getty must not wait for udev: systemd's serial-getty@ttyS0 is bound to dev-ttyS0.device
+    /// and fails for good when udev's coldplug takes over 90 s (seen under emulation on a busy host).
+    @Test func theConsoleGettyDoesNotWaitForUdev() throws {
+        let files = ImageRecipe.payloadFiles(token: "t")
+        let unit = try #require(files.first { $0.path == "/etc/systemd/system/havel-console.service" })
+        let lines = unit.contents.split(separator: "\n")
+        #expect(lines.contains("ExecStart=-/sbin/agetty --autologin root --keep-baud 115200,57600,38400,9600 ttyS0 $TERM"))
+        #expect(lines.contains("WantedBy=getty.target"))
+        #expect(!lines.contains { $0.contains(".device") }, "no dependency on a udev device unit: \(lines)")
+        #expect(!files.contains { $0.path.contains("serial-getty") })
+        let hook = ImageRecipe.customizeHook(payload: "/p", finetuning: [], initramfsCommands: "true")
+        #expect(hook.contains("systemctl enable systemd-networkd.service havel-daemon.service havel-console.service"))
+        #expect(hook.split(separator: "\n").contains { $0.contains("systemctl mask") && $0.hasSuffix(" serial-getty@ttyS0.service") })
+    }
+
     @Test func customizeHookRunsFinetuningQuoted() {
         let hook = ImageRecipe.customizeHook(payload: "/tmp/p", finetuning: ["echo 'hi there' > /x"], initramfsCommands: "update-initramfs -u")
         #expect(hook.contains("cp -a /tmp/p/. \"$root\"/"))

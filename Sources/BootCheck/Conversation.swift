@@ -106,11 +106,23 @@ struct Conversation {
 
     // MARK: - login
 
+    /// systemd's words (bullseye to trixie) when serial-getty@ttyS0's device job timed out: no login will come.
+    static var gettyGaveUp: ConsolePattern { .regex("Dependency failed for .*Serial Getty on", shown: "systemd giving up its serial getty") }
+
+    static let gettyGaveUpExplanation = "the guest's systemd gave up its serial getty (\"Dependency failed for ... Serial Getty\"): "
+        + "udev did not announce the console's tty within systemd's device time-out (90 s by default), so no login prompt "
+        + "will come. A guest under software emulation on a busy host can be that slow; with KVM it is not. To let the "
+        + "image wait longer, give it a drop-in such as /etc/systemd/system/dev-ttyS0.device.d/timeout.conf with "
+        + "\"[Unit]\" and \"JobRunningTimeoutSec=infinity\" (a finetuning <file>)"
+
     /// ELBE's login action: log in as root on the console, then prove that a shell answers.
     mutating func login(password: String) async throws -> ConversationOutcome {
         // ELBE: "The element takes an (optional) plain-text password for root. Default password is "root"."
         let password = password.isEmpty ? "root" : password
-        try await expect([.regex("[Ll]ogin:", shown: "a login prompt (\"login:\")")], step: "login prompt")
+        let (first, _) = try await expect([.regex("[Ll]ogin:", shown: "a login prompt (\"login:\")"), Self.gettyGaveUp], step: "login prompt")
+        if first == 1 {
+            throw failure("login prompt", Self.gettyGaveUpExplanation)
+        }
         log.info("check \(name): login prompt after \(elapsed)")
         try await send("root\n", step: "login prompt")
 

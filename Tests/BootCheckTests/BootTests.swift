@@ -67,6 +67,18 @@ struct BootTests {
         #expect(result.seconds < 600, "a rejected password is noticed at once, not after the step time-out")
     }
 
+    @Test func aGettyThatSystemdGaveUpFailsAtOnceWithTheReason() async throws {
+        let tag = TestGuest.newTag()
+        // A boot time-out far above any boot: ending well before it shows the message was recognised.
+        let context = TestGuest.context(directory, boot: .seconds(900))
+        let result = try await run(.login(password: ""), options: TestGuest.options(append: " havel.getty=gaveup", tag: tag), tag: tag,
+                                   context: context)
+        #expect(!result.passed)
+        #expect(result.message.hasPrefix("login prompt: the guest's systemd gave up its serial getty"), "\(result.message)")
+        #expect(result.message.contains("JobRunningTimeoutSec=infinity"))
+        #expect(result.seconds < 600, "seen at once, not after the boot time-out")
+    }
+
     @Test func aSerialScriptWithEOFPasses() async throws {
         let tag = TestGuest.newTag()
         let steps: [ImageCheck.SerialStep] = [

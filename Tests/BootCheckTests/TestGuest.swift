@@ -9,7 +9,8 @@ import Testing
 /// A tiny guest for real boots: the Debian kernel from scripts/fetch-test-kernel.sh and a busybox
 /// initramfs whose /init plays a login conversation on ttyS0 ("havel-test login: ", "Password: ")
 /// and then gives a shell with the prompt "# ". The password it wants comes from the kernel command
-/// line (`havel.password=…`, default "root"); a wrong one gets "Login incorrect".
+/// line (`havel.password=…`, default "root"); a wrong one gets "Login incorrect". With `havel.getty=gaveup`
+/// it prints what systemd prints when its serial getty gave up, and nothing more.
 enum TestGuest {
     static let kernelDirectory = ProcessInfo.processInfo.environment["HAVEL_TEST_KERNEL_DIR"] ?? "/var/cache/havel/test-kernel"
     static let kernel = ProcessInfo.processInfo.environment["HAVEL_TEST_KERNEL"] ?? kernelDirectory + "/vmlinuz"
@@ -34,9 +35,17 @@ enum TestGuest {
         mount -t sysfs sysfs /sys
         want=root
         for word in $(cat /proc/cmdline); do
-            case $word in havel.password=*) want=${word#havel.password=} ;; esac
+            case $word in
+                havel.password=*) want=${word#havel.password=} ;;
+                havel.getty=gaveup) gaveup=1 ;;
+            esac
         done
         echo "Havel BootCheck test guest"
+        if [ -n "$gaveup" ]; then
+            # systemd 252's words when serial-getty@ttyS0's device job timed out; no login follows.
+            printf '\\033[0;1;38;5;185mDEPEND\\033[0m] Dependency failed for \\033[0;1;39mseri\\342\\200\\246rvice\\033[0m - Serial Getty on ttyS0.\\n'
+            exec sleep 3600
+        fi
         while true; do
             printf 'havel-test login: '
             read -r user || exit 1
@@ -86,9 +95,9 @@ enum TestGuest {
     }
 
     /// Options for a boot of the test guest, tagged with a unique `-name` to find its qemu later.
-    static func options(password: String = "root", extra: String = "", tag: String) -> String {
+    static func options(password: String = "root", extra: String = "", append: String = "", tag: String) -> String {
         "-m 256 -name \(tag) -drive format=raw,file=$ELBE_IMG -kernel vmlinuz -initrd initrd.gz "
-            + "-append 'console=ttyS0 panic=-1 no_timer_check havel.password=\(password)' \(extra)"
+            + "-append 'console=ttyS0 panic=-1 no_timer_check havel.password=\(password)\(append)' \(extra)"
     }
 
     static func context(_ directory: String, boot: Duration = .seconds(180), step: Duration = .seconds(30),

@@ -151,6 +151,13 @@ struct ImageIntegrationTests {
               <bylabel><label>rfs</label><mountpoint>/</mountpoint><fs><type>ext4</type></fs></bylabel>
               <bylabel><label>efi</label><mountpoint>/boot/efi</mountpoint><fs><type>vfat</type></fs></bylabel>
             </fstab>
+            <finetuning>
+              <mkdir>/etc/systemd/system/dev-ttyS0.device.d</mkdir>
+              <file dst="/etc/systemd/system/dev-ttyS0.device.d/timeout.conf">
+                [Unit]
+                JobRunningTimeoutSec=infinity
+              </file>
+            </finetuning>
             <project-finetuning><set_packer packer="none"/></project-finetuning>
             <pkg-list>
               <pkg>linux-image-amd64</pkg>
@@ -167,6 +174,9 @@ struct ImageIntegrationTests {
 
     /// ELBE's hybrid amd64 image: GRUB for BIOS (in a biosgrub partition) and for EFI (the removable
     /// path on the EFI system partition); SeaBIOS and OVMF each boot it to a login with its own kernel.
+    /// Its serial getty waits for udev as long as it takes (the finetuning's drop-in): under software
+    /// emulation on a busy host udev's coldplug can outlast systemd's 90 s device time-out, after which
+    /// no login would come (the boot check names that case).
     @Test(.enabled(if: FileManager.default.fileExists(atPath: "/usr/share/ovmf/OVMF.fd"), "needs OVMF (package ovmf)"))
     func anAmd64ImageWithGrubBootsToALoginFromBIOSAndEFI() async throws {
         let base = try Integration.temporaryDirectory("grub")
@@ -183,6 +193,8 @@ struct ImageIntegrationTests {
         #expect(try await ProcessRunner.run(Command("sfdisk", ["--verify", dir + "/disk.img"])).succeeded)
         #expect(try String(contentsOfFile: dir + "/rootfs/boot/grub/grub.cfg", encoding: .utf8).contains("root=LABEL=rfs"))
         #expect(FileManager.default.fileExists(atPath: dir + "/rootfs/boot/efi/EFI/BOOT/BOOTX64.EFI"))
+        #expect(try String(contentsOfFile: dir + "/rootfs/etc/systemd/system/dev-ttyS0.device.d/timeout.conf", encoding: .utf8)
+            .contains("[Unit]\nJobRunningTimeoutSec=infinity"))
         // The same image under EFI firmware.
         let efi = ImageCheck(image: "disk.img", interpreter: "qemu-system-x86_64",
                              interpreterOptions: "-m 1024 -bios /usr/share/ovmf/OVMF.fd -drive file=$ELBE_IMG,format=raw,if=virtio -nographic -nic none",

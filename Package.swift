@@ -71,6 +71,8 @@ let package = Package(
         ], swiftSettings: strict),
         .executableTarget(name: "havel", dependencies: ["HavelCLI"], swiftSettings: strict),
 
+        // Fixtures shared by test targets (not a test target itself: it has no tests).
+        .target(name: "TestFixtures", dependencies: ["SystemKit"], path: "Tests/TestFixtures", swiftSettings: strict),
         .testTarget(name: "HavelCoreTests", dependencies: ["HavelCore"], swiftSettings: strict),
         .testTarget(name: "ProjectXMLTests", dependencies: ["ProjectXML", "HavelCore"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
@@ -85,9 +87,9 @@ let package = Package(
             "Daemon", "DaemonAPI", "DaemonClient", "Build", "ProjectXML", "SystemKit",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], exclude: ["Browser"], swiftSettings: strict),
-        .testTarget(name: "InitVMTests", dependencies: ["InitVM", "SystemKit", "DaemonAPI"], swiftSettings: strict),
-        .testTarget(name: "BuildTests", dependencies: ["Build", "ProjectXML", "SystemKit", "Reports", "Debian", "BootCheck", "Images", .product(name: "Logging", package: "swift-log")],
+        .testTarget(name: "InitVMTests", dependencies: ["InitVM", "SystemKit", "DaemonAPI", "TestFixtures"], swiftSettings: strict),
+        .testTarget(name: "BuildTests", dependencies: ["Build", "ProjectXML", "SystemKit", "Reports", "Debian", "BootCheck", "Images", "TestFixtures", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: strict),
-        .testTarget(name: "HavelCLITests", dependencies: ["HavelCLI", "ProjectXML", "SystemKit", "Debian"], swiftSettings: strict),
+        .testTarget(name: "HavelCLITests", dependencies: ["HavelCLI", "ProjectXML", "SystemKit", "Debian", "Build", "Images", "InitVM"], swiftSettings: strict),
     ]
 )

@@ -12,7 +12,7 @@ public enum ImageRecipe {
         "procps", "iproute2", "ca-certificates", "debian-archive-keyring",
         // making root filesystems: bootstrap tools and qemu-user for foreign architectures
         // (qemu-user-static's binfmt entries are registered at boot by systemd-binfmt)
-        "mmdebstrap", "debootstrap", "arch-test", "qemu-user-static", "gpg",
+        "mmdebstrap", "debootstrap", "arch-test", "qemu-user-static", "gpg", "gpg-agent",
         // archives and disk images from plain files
         "tar", "zstd", "xz-utils", "bzip2", "gzip", "cpio", "util-linux", "passwd", "fdisk",
         "e2fsprogs", "dosfstools", "mtools", "squashfs-tools", "erofs-utils", "btrfs-progs", "f2fs-tools",

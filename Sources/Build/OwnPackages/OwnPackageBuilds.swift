@@ -15,6 +15,8 @@ struct OwnPackageBuilds {
     /// What the builds need on the host (the build dependencies go into the chroot, not here).
     static let hostTools: [(tool: String, package: String)] = [
         ("pbuilder", "pbuilder"), ("git", "git"), ("dpkg-source", "dpkg-dev"), ("apt-ftparchive", "apt-utils"), ("gpg", "gnupg"),
+        // gpg makes the repository's signing key through its agent (a separate package)
+        ("gpg-agent", "gpg-agent"),
     ]
     /// The longest a git clone or a source download may take.
     static let fetchTimeoutSeconds = 900

@@ -32,7 +32,7 @@ struct CheckHostStage: BuildStage {
             tools += OwnPackageBuilds.hostTools
         }
         if context.options.fromCdrom != nil || context.project.project.mirror.cdrom != nil {
-            tools += [("xorriso", "xorriso"), ("gpg", "gnupg"), ("gpgv", "gpgv")]
+            tools += [("xorriso", "xorriso"), ("gpg", "gnupg"), ("gpg-agent", "gpg-agent"), ("gpgv", "gpgv")]
         }
         return tools
     }

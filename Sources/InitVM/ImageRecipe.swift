@@ -17,8 +17,8 @@ public enum ImageRecipe {
         "tar", "zstd", "xz-utils", "bzip2", "gzip", "cpio", "util-linux", "passwd", "fdisk",
         "e2fsprogs", "dosfstools", "mtools", "squashfs-tools", "erofs-utils", "btrfs-progs", "f2fs-tools",
         // what a project may ask for beyond a tree: UBI images, its own packages (<pbuilder>) in a signed
-        // project repository, and the source and binary CDs (a build checks for each and names what is missing)
-        // (and the android-sparse packer); a test holds this list to the tools the build stages check for
+        // project repository, the source and binary CDs, the android-sparse packer (InitVMToolsTests holds
+        // this list to the tools the build stages check for)
         "mtd-utils", "pbuilder", "git", "dpkg-dev", "apt-utils", "gpgv", "xorriso", "curl", "android-sdk-libsparse-utils",
     ]
 

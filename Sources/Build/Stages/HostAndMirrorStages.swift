@@ -14,6 +14,9 @@ struct CheckHostStage: BuildStage {
             inputs: ["the host's PATH", "/proc/sys/fs/binfmt_misc"], outputs: foreign ? ["a binfmt_misc registration"] : [])
     }
 
+    /// A CD as the mirror or the source of a rebuild: read with xorriso, its signature checked with gpg.
+    static let cdromTools: [(tool: String, package: String)] = [("xorriso", "xorriso"), ("gpg", "gnupg"), ("gpg-agent", "gpg-agent"), ("gpgv", "gpgv")]
+
     func tools(_ context: BuildContext) throws(HavelError) -> [(tool: String, package: String)] {
         var tools: [(String, String)] = [("tar", "tar"), ("zstd", "zstd"), ("unshare", "util-linux"), ("chpasswd", "passwd"),
                                         ("sha256sum", "coreutils"), ("/usr/lib/apt/apt-helper", "apt")]
@@ -32,7 +35,7 @@ struct CheckHostStage: BuildStage {
             tools += OwnPackageBuilds.hostTools
         }
         if context.options.fromCdrom != nil || context.project.project.mirror.cdrom != nil {
-            tools += [("xorriso", "xorriso"), ("gpg", "gnupg"), ("gpg-agent", "gpg-agent"), ("gpgv", "gpgv")]
+            tools += Self.cdromTools
         }
         return tools
     }

@@ -18,24 +18,31 @@ public struct CheckContext: Sendable {
     public var imagePath: String
     /// From a real probe (`AcceleratorProbe`). With `.tcg`, requests for KVM in the options are rewritten.
     public var accelerator: Accelerator
-    /// Until the first expected text appears (TCG is slow).
+    /// Until the first expected text appears, the longest the guest may print nothing (TCG is slow).
     public var bootTimeout: Duration
-    /// The wait for a guest's first expected text with KVM, and under software emulation, where an amd64
-    /// GRUB image on a busy 2-core machine (a CI run) showed no login prompt within 300 s.
+    /// Until the first expected text appears, the longest wait however much the guest prints.
+    public var bootCeiling: Duration
+    /// The silence allowed to a booting guest with KVM, and under software emulation, where an amd64
+    /// GRUB image on a busy 2-core machine (a CI run) showed no login prompt within 300 s. A guest booting
+    /// with a quiet kernel prints nothing between its boot loader and its login prompt.
     public static let defaultBootTimeout: Duration = .seconds(300)
     public static let emulatedBootTimeout: Duration = .seconds(900)
+    /// A guest that keeps printing is waited for up to twice its silence limit: in CI runs on a busy
+    /// machine an amd64 GRUB image under TCG was still probing devices when 900 s were over.
+    public static func ceiling(forBootTimeout timeout: Duration) -> Duration { timeout * 2 }
     /// Each later step.
     public var stepTimeout: Duration
     /// The whole serial output is written here as it arrives (qemu's stderr appended at the end).
     public var transcriptPath: String?
 
     public init(buildDirectory: String, imagePath: String, accelerator: Accelerator,
-                bootTimeout: Duration = defaultBootTimeout, stepTimeout: Duration = .seconds(120),
+                bootTimeout: Duration = defaultBootTimeout, bootCeiling: Duration? = nil, stepTimeout: Duration = .seconds(120),
                 transcriptPath: String? = nil) {
         self.buildDirectory = buildDirectory
         self.imagePath = imagePath
         self.accelerator = accelerator
         self.bootTimeout = bootTimeout
+        self.bootCeiling = max(bootCeiling ?? Self.ceiling(forBootTimeout: bootTimeout), bootTimeout)
         self.stepTimeout = stepTimeout
         self.transcriptPath = transcriptPath
     }

@@ -39,8 +39,6 @@ struct Conversation {
         var message: String
     }
 
-    private var timeout: Duration { booted ? context.stepTimeout : context.bootTimeout }
-
     private var elapsed: String { Self.format(ContinuousClock.now - started) }
 
     static func format(_ duration: Duration) -> String {
@@ -82,17 +80,40 @@ struct Conversation {
     /// Waits for one of `patterns`; throws a step failure on time-out or qemu's exit.
     @discardableResult
     private mutating func expect(_ patterns: [ConsolePattern], step: String) async throws -> (index: Int, text: String) {
-        let limit = timeout
-        switch try await console.expect(patterns, timeout: limit) {
+        // Until the guest has shown its first expected text, it is booting: waited for as long as it keeps
+        // printing (up to the ceiling), given up once it has been silent for the boot time-out.
+        // A booting guest that has given up (emergency mode, no root device) fails the wait at once.
+        let wasBooted = booted
+        let limit = wasBooted ? context.stepTimeout : context.bootCeiling
+        let watched = wasBooted ? patterns : patterns + BootFailure.allCases.map(\.pattern)
+        switch try await console.expect(watched, timeout: limit, silence: wasBooted ? nil : context.bootTimeout) {
+        case .matched(let index, _) where index >= patterns.count:
+            let failed = BootFailure.allCases[index - patterns.count]
+            throw failure(step, failed.explanation(timedOutDevices: console.lines(containing: "Timed out waiting for device", limit: 4)))
         case .matched(let index, let text):
             booted = true
             return (index, text)
         case .timedOut:
-            let what = patterns.map(\.description).joined(separator: " or ")
-            throw failure(step, "expected \(what), not seen within \(Self.format(limit))" + (booted ? "" : " of starting qemu"))
+            let what = "expected " + patterns.map(\.description).joined(separator: " or ")
+            guard !wasBooted else { throw failure(step, what + ", not seen within \(Self.format(limit))") }
+            throw failure(step, what + ", " + Self.bootTimeOutDescription(now: .now, started: started, lastOutput: console.lastOutput,
+                                                                             silence: context.bootTimeout, ceiling: context.bootCeiling))
         case .ended:
             throw await exitFailure(step, before: patterns.map(\.description).joined(separator: " or ") + " appeared")
         }
+    }
+
+    /// Why a boot wait ended: the guest fell silent (and when it last printed), or it was still printing
+    /// when the ceiling came.
+    static func bootTimeOutDescription(now: ContinuousClock.Instant, started: ContinuousClock.Instant,
+                                       lastOutput: ContinuousClock.Instant?, silence: Duration, ceiling: Duration) -> String {
+        guard let lastOutput else { return "not seen: the guest printed nothing in \(format(now - started)) of starting qemu" }
+        if now - lastOutput < silence {
+            return "not seen within \(format(ceiling)) of starting qemu, the longest a boot is waited for "
+                + "(the guest was still printing, last \(format(now - lastOutput)) before)"
+        }
+        return "not seen: the guest printed nothing for \(format(now - lastOutput)) "
+            + "(its last output came \(format(lastOutput - started)) after qemu started)"
     }
 
     private func send(_ text: String, step: String) async throws {
@@ -101,6 +122,39 @@ struct Conversation {
             try await session.write(text)
         } catch {
             throw failure(step, "cannot send to qemu: \(error.message)")
+        }
+    }
+
+    /// What a guest prints when its boot has stopped short of anything a check can expect.
+    enum BootFailure: CaseIterable {
+        /// systemd 247-257: a unit the default target needs failed (often a mount whose device did not come).
+        case emergencyMode
+        /// initramfs-tools: the root device did not appear.
+        case noRootDevice
+
+        var pattern: ConsolePattern {
+            switch self {
+            case .emergencyMode: .regex("You are in emergency mode", shown: "systemd's emergency mode")
+            case .noRootDevice: .regex("Gave up waiting for root (file system )?device", shown: "the initramfs giving up on the root device")
+            }
+        }
+
+        func explanation(timedOutDevices: [String]) -> String {
+            switch self {
+            case .emergencyMode:
+                var text = "the guest's systemd entered emergency mode: a unit the boot needs failed, so no login prompt will come"
+                guard !timedOutDevices.isEmpty else { return text + " (the transcript names the unit)" }
+                text += ". It said: " + timedOutDevices.map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: "; ")
+                return text + ". udev did not announce the device within systemd's device time-out (90 s by default): a guest under "
+                    + "software emulation on a busy host can be that slow; with KVM it is not. To let the image wait longer, give the "
+                    + "fstab entry the option x-systemd.device-timeout=0 (<options> of <bylabel>), or give the image a drop-in such as "
+                    + "/etc/systemd/system.conf.d/device-timeout.conf with \"[Manager]\" and \"DefaultDeviceTimeoutSec=infinity\" "
+                    + "(systemd 252 and later, bookworm on; a finetuning <file>)"
+            case .noRootDevice:
+                return "the guest's initramfs gave up waiting for its root device: check root= on the kernel command line, the fstab "
+                    + "labels, and that the initramfs holds the disk's driver (e.g. virtio_blk with MODULES=list); on a slow guest, "
+                    + "rootdelay= lengthens the wait"
+            }
         }
     }
 
@@ -113,7 +167,8 @@ struct Conversation {
         + "udev did not announce the console's tty within systemd's device time-out (90 s by default), so no login prompt "
         + "will come. A guest under software emulation on a busy host can be that slow; with KVM it is not. To let the "
         + "image wait longer, give it a drop-in such as /etc/systemd/system/dev-ttyS0.device.d/timeout.conf with "
-        + "\"[Unit]\" and \"JobRunningTimeoutSec=infinity\" (a finetuning <file>)"
+        + "\"[Unit]\" and \"JobRunningTimeoutSec=infinity\", or for every device /etc/systemd/system.conf.d/device-timeout.conf "
+        + "with \"[Manager]\" and \"DefaultDeviceTimeoutSec=infinity\" (systemd 252 and later; a finetuning <file>)"
 
     /// ELBE's login action: log in as root on the console, then prove that a shell answers.
     mutating func login(password: String) async throws -> ConversationOutcome {
@@ -166,7 +221,7 @@ struct Conversation {
             case .sendline(let text):
                 try await send(text + "\n", step: "\(number) (sendline \"\(text)\")")
             case .eof:
-                let limit = timeout
+                let limit = booted ? context.stepTimeout : context.bootCeiling
                 let deadline = ContinuousClock.now.advanced(by: limit)
                 while session.exitStatus() == nil || !console.hasEnded {
                     guard ContinuousClock.now < deadline else {

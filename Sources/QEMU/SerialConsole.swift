@@ -157,6 +157,8 @@ public final class SerialConsole: Sendable {
         var cursor = 0
         var version = 0
         var ended = false
+        /// When the guest last printed anything on the console.
+        var lastOutput: ContinuousClock.Instant?
         var standardError: [UInt8] = []
         var transcript: FileHandle?
     }
@@ -184,6 +186,7 @@ public final class SerialConsole: Sendable {
         state.withLock { s in
             switch output {
             case .standardOutput(let bytes):
+                if !bytes.isEmpty { s.lastOutput = .now }
                 try? s.transcript?.write(contentsOf: bytes)
                 s.text += s.filter.feed(bytes)
                 s.version += 1
@@ -207,6 +210,9 @@ public final class SerialConsole: Sendable {
 
     public var hasEnded: Bool { state.withLock { $0.ended } }
 
+    /// When the guest last printed on the console; nil while it has printed nothing.
+    public var lastOutput: ContinuousClock.Instant? { state.withLock { $0.lastOutput } }
+
     /// What qemu printed on stderr (its own errors and warnings).
     public var standardError: String {
         state.withLock { String(decoding: $0.standardError, as: UTF8.self) }
@@ -221,6 +227,13 @@ public final class SerialConsole: Sendable {
                 collected = String(decoding: collected.utf8.suffix(maxBytes), as: UTF8.self)
             }
             return collected.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
+
+    /// Up to `limit` lines of the console text kept (escape sequences removed) that contain `text`, the first ones.
+    public func lines(containing text: String, limit: Int) -> [String] {
+        state.withLock { s in
+            Array(s.text.split(separator: "\n").lazy.filter { $0.contains(text) }.prefix(limit).map { String($0.prefix(300)) })
         }
     }
 
@@ -247,12 +260,21 @@ public final class SerialConsole: Sendable {
 
     /// Waits until one of `patterns` appears after the cursor and moves the cursor past it.
     /// Looks every 20 ms; cancellation of the calling task ends the wait.
-    public func expect(_ patterns: [ConsolePattern], timeout: Duration) async throws(CancellationError) -> ExpectResult {
-        let deadline = ContinuousClock.now.advanced(by: timeout)
+    ///
+    /// Without `silence` the wait ends after `timeout`. With it, `timeout` is only the ceiling: the wait
+    /// ends earlier once the guest has printed nothing for `silence` (counted from the start of the wait
+    /// when it printed nothing since), so a guest that is slow but still booting is waited for, and one that
+    /// has stopped is not.
+    public func expect(_ patterns: [ConsolePattern], timeout: Duration,
+                       silence: Duration? = nil) async throws(CancellationError) -> ExpectResult {
+        let start = ContinuousClock.now
+        let ceiling = start.advanced(by: timeout)
         var scan = ConsoleScan(patterns: patterns)
         while true {
             if let result = look(&scan) { return result }
-            if ContinuousClock.now >= deadline { return .timedOut }
+            let now = ContinuousClock.now
+            if now >= ceiling { return .timedOut }
+            if let silence, now - max(start, lastOutput ?? start) >= silence { return .timedOut }
             do {
                 try await Task.sleep(for: .milliseconds(20))
             } catch {

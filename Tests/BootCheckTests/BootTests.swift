@@ -79,6 +79,36 @@ struct BootTests {
         #expect(result.seconds < 600, "seen at once, not after the boot time-out")
     }
 
+    /// Emergency mode ends the boot wait at once, for a login and for an ELBE expect alike, naming the device.
+    @Test func aGuestInEmergencyModeFailsAtOnceNamingTheDevice() async throws {
+        for action in [ImageCheck.Action.login(password: ""), .serial([.expect(".*[Ll]ogin:.*")])] {
+            let tag = TestGuest.newTag()
+            let context = TestGuest.context(directory, boot: .seconds(900))
+            let result = try await run(action, options: TestGuest.options(append: " havel.boot=emergency", tag: tag), tag: tag,
+                                       context: context)
+            #expect(!result.passed)
+            #expect(result.message.contains("the guest's systemd entered emergency mode"), "\(result.message)")
+            #expect(result.message.contains("Timed out waiting for device dev-disk-by\\x2dlabel-efi.device - /dev/disk/by-label/efi"),
+                    "\(result.message)")
+            #expect(result.message.contains("x-systemd.device-timeout=0") && result.message.contains("DefaultDeviceTimeoutSec=infinity"))
+            #expect(result.seconds < 600, "seen at once, not after the boot time-out")
+        }
+    }
+
+    @Test func aBootTimeOutSaysWhetherTheGuestFellSilentOrWasStillPrinting() {
+        let start = ContinuousClock.now
+        let silent = Conversation.bootTimeOutDescription(now: start + .seconds(1000), started: start, lastOutput: start + .seconds(100),
+                                                         silence: .seconds(900), ceiling: .seconds(1800))
+        #expect(silent == "not seen: the guest printed nothing for 900.0 s (its last output came 100.0 s after qemu started)")
+        let printing = Conversation.bootTimeOutDescription(now: start + .seconds(1800), started: start, lastOutput: start + .seconds(1798),
+                                                           silence: .seconds(900), ceiling: .seconds(1800))
+        #expect(printing.hasPrefix("not seen within 1800.0 s of starting qemu") && printing.hasSuffix("(the guest was still printing, last 2.0 s before)"))
+        let never = Conversation.bootTimeOutDescription(now: start + .seconds(900), started: start, lastOutput: nil,
+                                                        silence: .seconds(900), ceiling: .seconds(1800))
+        #expect(never == "not seen: the guest printed nothing in 900.0 s of starting qemu")
+        #expect(CheckContext(buildDirectory: "/b", imagePath: "i", accelerator: .tcg, bootTimeout: .seconds(900)).bootCeiling == .seconds(1800))
+    }
+
     @Test func aSerialScriptWithEOFPasses() async throws {
         let tag = TestGuest.newTag()
         let steps: [ImageCheck.SerialStep] = [

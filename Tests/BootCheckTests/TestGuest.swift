@@ -10,7 +10,8 @@ import Testing
 /// initramfs whose /init plays a login conversation on ttyS0 ("havel-test login: ", "Password: ")
 /// and then gives a shell with the prompt "# ". The password it wants comes from the kernel command
 /// line (`havel.password=…`, default "root"); a wrong one gets "Login incorrect". With `havel.getty=gaveup`
-/// it prints what systemd prints when its serial getty gave up, and nothing more.
+/// it prints what systemd prints when its serial getty gave up, and nothing more; with `havel.boot=emergency`,
+/// what it prints when a mount's device did not come and it entered emergency mode.
 enum TestGuest {
     static let kernelDirectory = ProcessInfo.processInfo.environment["HAVEL_TEST_KERNEL_DIR"] ?? "/var/cache/havel/test-kernel"
     static let kernel = ProcessInfo.processInfo.environment["HAVEL_TEST_KERNEL"] ?? kernelDirectory + "/vmlinuz"
@@ -38,12 +39,21 @@ enum TestGuest {
             case $word in
                 havel.password=*) want=${word#havel.password=} ;;
                 havel.getty=gaveup) gaveup=1 ;;
+                havel.boot=emergency) emergency=1 ;;
             esac
         done
         echo "Havel BootCheck test guest"
         if [ -n "$gaveup" ]; then
             # systemd 252's words when serial-getty@ttyS0's device job timed out; no login follows.
             printf '\\033[0;1;38;5;185mDEPEND\\033[0m] Dependency failed for \\033[0;1;39mseri\\342\\200\\246rvice\\033[0m - Serial Getty on ttyS0.\\n'
+            exec sleep 3600
+        fi
+        if [ -n "$emergency" ]; then
+            # systemd 252's words when a mount's device did not come in time; sulogin waits, no login follows.
+            printf '[\\033[0;1;31m TIME \\033[0m] Timed out waiting for device \\033[0;1;39mdev-disk-by\\\\x2dlabel-efi.device\\033[0m - /dev/disk/by-label/efi.\\n'
+            printf '[\\033[0;1;38;5;185mDEPEND\\033[0m] Dependency failed for \\033[0;1;39mboot-efi.mount\\033[0m - /boot/efi.\\n'
+            echo 'You are in emergency mode. After logging in, type "journalctl -xb" to view'
+            printf 'Give root password for maintenance\\n(or press Control-D to continue): '
             exec sleep 3600
         fi
         while true; do

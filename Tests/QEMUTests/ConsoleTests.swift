@@ -44,6 +44,39 @@ import Testing
         guard case .ended = ended else { Issue.record("got \(ended)"); return }
     }
 
+    /// With a silence limit the time-out is a ceiling: a guest that keeps printing is waited for past the
+    /// silence limit, one that stops is given up once it has been silent that long, well before the ceiling.
+    @Test func aSilenceLimitWaitsForAPrintingGuestAndNotForAQuietOne() async throws {
+        let console = SerialConsole(transcriptPath: nil)
+        let silence = Duration.seconds(3)
+        let printing = Task {
+            for line in 0..<40 {                                    // 6 s of boot messages, one every 150 ms
+                console.receive(.standardOutput(Array("[ \(line) ] probing\n".utf8)))
+                try await Task.sleep(for: .milliseconds(150))
+            }
+            console.receive(.standardOutput(Array("board login: ".utf8)))
+        }
+        let started = ContinuousClock.now
+        let seen = try await console.expect([.literal("login:")], timeout: .seconds(120), silence: silence)
+        guard case .matched = seen else { Issue.record("got \(seen)"); return }
+        #expect(ContinuousClock.now - started > silence, "matched after the silence limit had passed")
+        try await printing.value
+        #expect(console.lastOutput != nil)
+        // Now nothing more comes: the wait ends after the silence, long before its 120 s ceiling.
+        let quietStart = ContinuousClock.now
+        let quiet = try await console.expect([.literal("never")], timeout: .seconds(120), silence: silence)
+        guard case .timedOut = quiet else { Issue.record("got \(quiet)"); return }
+        let waited = ContinuousClock.now - quietStart
+        #expect(waited >= silence && waited < .seconds(60), "\(waited)")
+    }
+
+    @Test func linesContainingATextAreFound() {
+        let console = SerialConsole(transcriptPath: nil)
+        console.receive(.standardOutput(Array("\u{1B}[0;1;31m TIME \u{1B}[0m] Timed out waiting for device /dev/disk/by-label/efi.\r\nok\n".utf8)))
+        #expect(console.lines(containing: "Timed out waiting for device", limit: 4) == [" TIME ] Timed out waiting for device /dev/disk/by-label/efi."])
+        #expect(console.lines(containing: "absent", limit: 4).isEmpty)
+    }
+
     /// 10 000 lines (900 kB) of boot messages in 200 chunks that end mid-line, a look after each (as
     /// `expect` looks every 20 ms), then the prompt. Work is counted, not timed: a look reads what is new
     /// and the unfinished line before it, so the total stays linear in the output; looking again from

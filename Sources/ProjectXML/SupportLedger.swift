@@ -154,7 +154,7 @@ public enum SupportLedger {
         "tar/options": .differs("passed to tar after Havel's own (sorted names, clamped times, compression by name); only options that choose what is packed or how are accepted, others are refused at their line"),
         "base-image/name": .built,
         "cpio/name": .built, "squashfs/name": .built, "squashfs/options": .differs("passed to mksquashfs after Havel's fixed times; options that read or run something on the build host (-p, -pf, -ef, -sort, -action…) are refused at their line"),
-        "pbuilder/src-pkg": .differs("all <pbuilder> sources are built in Build-Depends order (ELBE: document order) into the signed project repository repo/; a src-pkg is downloaded from the mirror's deb-src"), "pbuilder/git": .differs("https, http, git and file URLs only"), "pbuilder/svn": svn,
+        "pbuilder/src-pkg": .differs("all <pbuilder> sources are built in Build-Depends order (ELBE: document order) into the signed project repository repo/; a src-pkg is downloaded from the project's deb-src lines (the mirror's and url-list sources)"), "pbuilder/git": .differs("https, http, git and file URLs only"), "pbuilder/svn": svn,
         "pbuilder/archive": .built, "pbuilder/archivedir": .differs("each is packed on the client into its own <archive> (ELBE combines them into one)"),
         "git_src/@revision": .built, "svn_src/@revision": svn,
 

@@ -244,24 +244,32 @@ struct OwnPackageIntegrationTests {
     }
 
     /// `<src-pkg>`: Debian's own hello, downloaded from the mirror's deb-src in the build chroot and rebuilt at the
-    /// mirror's version, is installed from the project repository (its .deb checked against the repository's index,
-    /// not the mirror's) and runs; then `havel pbuilder create` and `update`. In the slow tier: about 200 s here.
+    /// mirror's version, and the test's library and program offered as .dsc files by a url-list `<source>` (a local
+    /// file: repository, bound into the chroot), all installed from the project repository (their .debs checked
+    /// against the repository's index, not the mirror's) and run; then `havel pbuilder create` and `update`. In the
+    /// slow tier: about 200 s here for hello alone.
     @Test(.enabled(if: SlowMatrix.available, SlowMatrix.skipReason))
-    func aSourcePackageFromTheMirrorIsRebuiltAndInstalled() async throws {
+    func sourcePackagesFromTheMirrorAndAUrlListAreRebuiltAndInstalled() async throws {
         let base = try Integration.temporaryDirectory("srcpkg")
         defer { try? FileManager.default.removeItem(atPath: base) }
+        try OwnPackageFixtures.library(in: base + "/trees/libhello")
+        try OwnPackageFixtures.program(in: base + "/trees/hello-prog")
+        try await OwnPackageFixtures.sourceRepository(of: [base + "/trees/libhello", base + "/trees/hello-prog"], in: base + "/sources")
         let project = """
             <RootFileSystem xmlns="https://www.linutronix.de/projects/Elbe" revision="6">
               <project>
                 <name>havel-it-srcpkg</name><version>0.1</version><buildtype>amd64</buildtype>
-                <mirror><primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto></mirror>
+                <mirror>
+                  <primary_host>MIRROR_HOST</primary_host><primary_path>/debian</primary_path><primary_proto>http</primary_proto>
+                  <url-list><url><source>file://\(base)/sources ./</source><options><option>trusted=yes</option></options></url></url-list>
+                </mirror>
                 <suite>bookworm</suite>
               </project>
               <target>
                 <hostname>it-srcpkg</hostname>
                 <debootstrap><variant>minbase</variant></debootstrap>
-                <pbuilder><src-pkg>hello</src-pkg></pbuilder>
-                <pkg-list><pkg>hello</pkg></pkg-list>
+                <pbuilder><src-pkg>hello</src-pkg><src-pkg>hello-prog</src-pkg><src-pkg>libhello</src-pkg></pbuilder>
+                <pkg-list><pkg>hello</pkg><pkg>hello-prog</pkg></pkg-list>
               </target>
             </RootFileSystem>
             """
@@ -270,9 +278,16 @@ struct OwnPackageIntegrationTests {
         #expect(state.status == .done)
         let run = try await SystemProcesses().run(Command("chroot", [dir + "/rootfs", "/usr/bin/hello"]))
         #expect(run.standardOutput == "Hello, world!\n", "\(run.standardError)")
+        let program = try await SystemProcesses().run(Command("chroot", [dir + "/rootfs", "/usr/bin/hello-prog"]))
+        #expect(program.standardOutput == "hello from libhello, hello-prog\n", "\(program.standardError)")
+        for dsc in ["libhello_1.0.dsc", "hello-prog_1.0.dsc"] {
+            #expect(FileManager.default.fileExists(atPath: dir + "/pbuilder/sources/" + dsc), "\(dsc), downloaded from the url-list's deb-src")
+        }
         let sourceXML = try String(contentsOfFile: dir + "/source.xml", encoding: .utf8)
-        let entry = try #require(sourceXML.split(separator: "\n").first { $0.contains(">hello</pkg>") && $0.contains(" version=") })
-        #expect(entry.contains("uri=\"repo/pool/"), "\(entry)")
+        for name in ["hello", "hello-prog"] {
+            let entry = try #require(sourceXML.split(separator: "\n").first { $0.contains(">\(name)</pkg>") && $0.contains(" version=") })
+            #expect(entry.contains("uri=\"repo/pool/"), "\(entry)")
+        }
         // Here (slow tier) havel pbuilder update too: mmdebstrap makes the chroot again.
         try await checkChrootCommands(project, base: base, cache: base + "/cache", cross: false,
                                       builtKey: state.stages.first { $0.name == "build own packages" }?.key, update: true)

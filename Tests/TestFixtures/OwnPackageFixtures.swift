@@ -104,6 +104,19 @@ public enum OwnPackageFixtures {
         return "file://" + directory
     }
 
+    /// A flat deb-src repository in `repository` holding each source tree as a .dsc (dpkg-source -b) with its
+    /// Sources and Release indices (apt-ftparchive); a project reads it as `file://<repository> ./`.
+    public static func sourceRepository(of trees: [String], in repository: String) async throws {
+        try FileManager.default.createDirectory(atPath: repository, withIntermediateDirectories: true)
+        for tree in trees {
+            _ = try await SystemProcesses().check(Command("dpkg-source", ["-b", tree], workingDirectory: repository))
+        }
+        let sources = try await SystemProcesses().check(Command("apt-ftparchive", ["sources", "."], workingDirectory: repository))
+        try sources.standardOutput.write(toFile: repository + "/Sources", atomically: true, encoding: .utf8)
+        let release = try await SystemProcesses().check(Command("apt-ftparchive", ["release", "."], workingDirectory: repository))
+        try release.standardOutput.write(toFile: repository + "/Release", atomically: true, encoding: .utf8)
+    }
+
     /// `directory` as a base64 tar.bz2 for `<archive>`.
     public static func archive(_ directory: String) async throws -> String {
         let file = directory + ".tar.bz2"

@@ -185,6 +185,7 @@ struct OwnPackageBuilds {
     /// pbuilder's configuration (read after /etc/pbuilderrc) and the hook that gives each build the project
     /// repository: its signed lines when it holds packages, then apt-get update.
     func writeConfiguration() throws(HavelError) -> String {
+        try checkLocalRepositories()
         let hooks = work + "/hooks"
         let suite = project.suite
         let q = Command.shellQuote
@@ -209,7 +210,7 @@ struct OwnPackageBuilds {
             USENETWORK=no
             EATMYDATA=no
             CCACHEDIR=
-            BINDMOUNTS=\(q(repository))
+            BINDMOUNTS=\(q(([repository] + localRepositories).joined(separator: " ")))
             HOOKDIR=\(q(hooks))
             PBUILDERSATISFYDEPENDSCMD=/usr/lib/pbuilder/pbuilder-satisfydepends-apt
             AUTO_DEBSIGN=no
@@ -350,15 +351,49 @@ struct OwnPackageBuilds {
         }
     }
 
-    /// Downloads a source package inside the build chroot (its apt sources with deb-src lines added).
+    /// The project's deb-src lines as ELBE gives them: the primary mirror's `main` and each url-list `<source>`.
+    var sourceLines: [String] {
+        AptSources.lines(for: project, includeSource: true).filter { AptSources.entry($0)?.type == "deb-src" }
+    }
+
+    /// Directories of the project's file: repositories (binary and source), bound into pbuilder's chroot so that
+    /// apt inside it reads them as mmdebstrap did when it made the chroot.
+    var localRepositories: [String] {
+        var seen: [String] = []
+        for line in AptSources.lines(for: project, includeSource: true) {
+            guard let uri = AptSources.entry(line)?.uri, uri.hasPrefix("file:") else { continue }
+            var path = String(uri.dropFirst("file:".count))
+            if path.hasPrefix("//") { path = String(path.dropFirst(2)) }
+            while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+            if !seen.contains(path) { seen.append(path) }
+        }
+        return seen
+    }
+
+    /// A file: repository pbuilder can bind: an absolute directory whose path has no blanks (its list is blank-separated).
+    func checkLocalRepositories() throws(HavelError) {
+        for path in localRepositories {
+            var isDirectory: ObjCBool = false
+            guard path.hasPrefix("/"), !path.contains(where: \.isWhitespace),
+                  FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw HavelError(.invalidProject, "the file: repository file://\(path) of the project's mirror cannot be given to the package "
+                                 + "builds: it must be an existing directory with an absolute path without blanks")
+            }
+        }
+    }
+
+    /// Downloads a source package inside the build chroot, with the project's deb-src lines as its only source lines.
     func download(_ name: String, version: String?, into directory: String, tarball: String, configuration: String, what: String) async throws(HavelError) -> String {
         try Self.makeDirectory(directory)
+        try checkLocalRepositories()
         let script = work + "/download-source.sh"
         let text = """
             #!/bin/sh
-            # Havel: a <src-pkg> downloaded with the chroot's apt sources.
+            # Havel: a <src-pkg> downloaded with the project's deb-src lines.
             set -e
-            sed -n 's/^deb /deb-src /p' /etc/apt/sources.list > /etc/apt/sources.list.d/havel-sources.list
+            cat > /etc/apt/sources.list.d/havel-sources.list <<'HAVEL_SOURCE_LINES'
+            \(sourceLines.joined(separator: "\n"))
+            HAVEL_SOURCE_LINES
             apt-get update -q -o Acquire::Retries=3
             cd "$1"
             apt-get source --download-only -q "$2"
@@ -369,12 +404,14 @@ struct OwnPackageBuilds {
         }
         let spec = version.map { "\(name)=\($0)" } ?? name
         let result = try await context.processes.run(Command("timeout", ["--kill-after=10", String(Self.fetchTimeoutSeconds), "pbuilder", "execute",
-                                                                         "--configfile", configuration, "--basetgz", tarball, "--bindmounts", directory,
+                                                                         "--configfile", configuration, "--basetgz", tarball,
+                                                                         "--bindmounts", ([directory] + localRepositories).joined(separator: " "),
                                                                          "--", script, directory, spec]))
         let dscs = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".dsc") }
         guard result.succeeded, dscs.count == 1 else {
             let output = (result.standardOutput + result.standardError).split(separator: "\n").suffix(8).joined(separator: "\n")
-            throw HavelError(.notFound, "\(what): the source package cannot be downloaded from the project's mirror (does it give deb-src?):\n\(output)")
+            throw HavelError(.notFound, "\(what): the source package cannot be downloaded from the project's deb-src lines "
+                             + "(the mirror's and each url-list <source>: \(sourceLines.joined(separator: "; "))):\n\(output)")
         }
         return directory + "/" + dscs[0]
     }

@@ -128,7 +128,7 @@ struct ImageIntegrationTests {
             <check>
               <img>disk.img</img>
               <interpreter>qemu-system-x86_64</interpreter>
-              <interpreter-opts>-m 1024 -smp 2 -enable-kvm -cpu host -nodefaults -serial stdio -drive file=$ELBE_IMG,format=raw,if=virtio -nic none</interpreter-opts>
+              <interpreter-opts>-m 1024 -smp 2 -enable-kvm -cpu host -nodefaults -serial stdio -bios /usr/share/ovmf/OVMF.fd -drive file=$ELBE_IMG,format=raw,if=virtio -nic none</interpreter-opts>
               <action><login>grubpw</login></action>
             </check>
           </check-image-list>
@@ -173,13 +173,14 @@ struct ImageIntegrationTests {
     }
 
     /// ELBE's hybrid amd64 image: GRUB for BIOS (in a biosgrub partition) and for EFI (the removable
-    /// path on the EFI system partition); SeaBIOS and OVMF each boot it to a login with its own kernel.
+    /// path on the EFI system partition). Its own check boots it under OVMF to a login; the BIOS path is
+    /// booted by ELBE's amd64-bookworm.xml example (`ElbeExampleTests`), and by the slow matrix's GRUB case.
     /// Its systemd waits for devices as long as it takes (the finetuning's drop-in): under software
     /// emulation on a busy host udev's coldplug can outlast systemd's 90 s device time-out, and the guest
     /// went to emergency mode waiting for the EFI partition's label (two CI runs; the boot check now names
     /// that case). The guest has two CPUs and no default devices (floppy, CD-ROM, VGA) for udev to probe.
     @Test(.enabled(if: FileManager.default.fileExists(atPath: "/usr/share/ovmf/OVMF.fd"), "needs OVMF (package ovmf)"))
-    func anAmd64ImageWithGrubBootsToALoginFromBIOSAndEFI() async throws {
+    func anAmd64HybridGrubImageBootsToALoginFromEFI() async throws {
         let base = try Integration.temporaryDirectory("grub")
         defer { try? FileManager.default.removeItem(atPath: base) }
         let archive = try Integration.smallInitramfsArchive()
@@ -188,21 +189,15 @@ struct ImageIntegrationTests {
         #expect(state.status == .done)
         #expect(state.stages.contains { $0.name == "bootloader" })
         #expect(state.checks.count == 1 && state.checks.values.allSatisfy { $0 }, "\(state.checks)")
-        // GRUB's boot code is in the protective MBR, the partition table is intact.
+        // GRUB's boot code is in the protective MBR (the BIOS path), the partition table is intact.
         let mbr = try #require(FileHandle(forReadingAtPath: dir + "/disk.img")?.readData(ofLength: 512))
         #expect(mbr[510] == 0x55 && mbr[511] == 0xAA)
+        #expect(mbr.prefix(440).contains { $0 != 0 }, "no boot code in the protective MBR")
         #expect(try await ProcessRunner.run(Command("sfdisk", ["--verify", dir + "/disk.img"])).succeeded)
         #expect(try String(contentsOfFile: dir + "/rootfs/boot/grub/grub.cfg", encoding: .utf8).contains("root=LABEL=rfs"))
         #expect(FileManager.default.fileExists(atPath: dir + "/rootfs/boot/efi/EFI/BOOT/BOOTX64.EFI"))
         #expect(try String(contentsOfFile: dir + "/rootfs/etc/systemd/system.conf.d/device-timeout.conf", encoding: .utf8)
             .contains("[Manager]\nDefaultDeviceTimeoutSec=infinity"))
-        // The same image under EFI firmware.
-        let efi = ImageCheck(image: "disk.img", interpreter: "qemu-system-x86_64",
-                             interpreterOptions: "-m 1024 -smp 2 -nodefaults -serial stdio -bios /usr/share/ovmf/OVMF.fd "
-                                + "-drive file=$ELBE_IMG,format=raw,if=virtio -nic none",
-                             action: .login(password: "grubpw"))
-        let results = try await CheckRunner.run([efi], buildDirectory: dir, report: dir + "/check.xml", logger: .discarding)
-        #expect(results.first?.passed == true, "\(results.first?.message ?? "")")
         #expect(try await ProcessRunner.run(Command("pgrep", ["-f", "qemu-system-x86_64.*\(dir)"])).standardOutput.isEmpty)
     }
 

@@ -1,4 +1,5 @@
 import Logging
+import Debian
 import Foundation
 import HavelCore
 import ProjectXML
@@ -37,6 +38,9 @@ public struct BuildOptions: Sendable {
     public var fromCdrom: String? = nil
     /// Also write the SDK installer (`--sdk`): the target's sysroot and the cross tools.
     public var sdk: Bool = false
+    /// How a foreign target's packages are installed (`--install-mode`): the host's dpkg unpacking natively
+    /// (the default) or everything under qemu-user.
+    public var installMode: InstallMode = .fast
 
     public init(directory: BuildDirectory, cache: HavelCache = HavelCache(), useStageCache: Bool = true,
                 sourceDateEpoch: Int? = nil, havelVersion: String, skipChecks: Bool = false, continueLog: Bool = false,

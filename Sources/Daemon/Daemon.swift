@@ -266,6 +266,7 @@ public final class HavelDaemon: Sendable {
         options.sdk = request.sdk
         options.onlyOwnPackages = request.pbuilderOnly
         options.buildChrootOnly = request.pbuilderChroot.flatMap(BuildChrootAction.init(rawValue:))
+        options.installMode = request.installMode.flatMap(InstallMode.init(rawValue:)) ?? .fast
         return options
     }
 

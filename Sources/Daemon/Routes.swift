@@ -40,6 +40,9 @@ extension HavelDaemon {
             if build.pbuilderOnly, build.skipPbuilder || build.sdk || build.binaryCdrom {
                 throw APIError(.badRequest, "pbuilderOnly builds only the <pbuilder> packages: it goes with neither skipPbuilder, sdk nor binaryCdrom")
             }
+            if let mode = build.installMode, InstallMode(rawValue: mode) == nil {
+                throw APIError(.badRequest, "installMode is fast or emulated, not \(mode.prefix(40))")
+            }
             if let chroot = build.pbuilderChroot {
                 guard BuildChrootAction(rawValue: chroot) != nil else {
                     throw APIError(.badRequest, "pbuilderChroot is create or update, not \(chroot.prefix(40))")

@@ -217,9 +217,11 @@ public struct BuildRequest: Codable, Sendable, Equatable {
     /// Only the `<pbuilder>` packages' build chroot: "create" (from the stage cache when it holds it) or
     /// "update" (made afresh), as `havel pbuilder create|update` and ELBE's build_pbuilder/update_pbuilder.
     public var pbuilderChroot: String?
+    /// How a foreign target's packages are installed: "fast" (the default) or "emulated" (`--install-mode`).
+    public var installMode: String?
 
     public init(allowUnsupported: Bool = false, binaryCdrom: Bool = false, crossBuild: Bool = false, skipPbuilder: Bool = false, sdk: Bool = false,
-                pbuilderOnly: Bool = false, pbuilderChroot: String? = nil) {
+                pbuilderOnly: Bool = false, pbuilderChroot: String? = nil, installMode: String? = nil) {
         self.allowUnsupported = allowUnsupported
         self.binaryCdrom = binaryCdrom
         self.crossBuild = crossBuild
@@ -227,6 +229,7 @@ public struct BuildRequest: Codable, Sendable, Equatable {
         self.sdk = sdk
         self.pbuilderOnly = pbuilderOnly
         self.pbuilderChroot = pbuilderChroot
+        self.installMode = installMode
     }
 
     public init(from decoder: any Decoder) throws {
@@ -238,6 +241,7 @@ public struct BuildRequest: Codable, Sendable, Equatable {
         sdk = try container.decodeIfPresent(Bool.self, forKey: .sdk) ?? false
         pbuilderOnly = try container.decodeIfPresent(Bool.self, forKey: .pbuilderOnly) ?? false
         pbuilderChroot = try container.decodeIfPresent(String.self, forKey: .pbuilderChroot)
+        installMode = try container.decodeIfPresent(String.self, forKey: .installMode)
     }
 }
 

@@ -30,6 +30,8 @@ public struct BootstrapRequest: Sendable {
     /// The only apt source while installing (a binary CD, `--from-cdrom`): mmdebstrap writes `sourceLines` into
     /// the tree as usual, a setup hook sets this line in their place, and a customize hook puts them back.
     public var installSourceOverride: String? = nil
+    /// The fast install path (`NativeUnpack`): the host's dpkg unpacks, the target's configures.
+    public var nativeUnpack = false
 
     public init(tool: DebootstrapSpec.Tool, architecture: Architecture, suite: String, variant: String?, packages: [String],
                 exclude: [String], sourceLines: [String], preferences: String, keys: [(fileName: String, armored: String)],
@@ -80,6 +82,8 @@ public enum Mmdebstrap {
         let hooks = workDirectory + "/hooks"
         let keyring = workDirectory + "/keyring"
         let payload = workDirectory + "/payload"
+        let include = request.packages + request.exclude.map { $0 + "-" }
+        var path: String? = nil
         do {
             for dir in [hooks, keyring, payload + "/keys", request.packageCache, request.listsDirectory] {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -119,6 +123,12 @@ public enum Mmdebstrap {
                     .write(toFile: hooks + "/essential10-havel-debconf.sh", atomically: true, encoding: .utf8)
                 scripts.append("essential10-havel-debconf.sh")
             }
+            if request.nativeUnpack {
+                path = try NativeUnpack.prepare(
+                    workDirectory: workDirectory, hooks: hooks,
+                    packages: NativeUnpack.remainingPackages(variant: request.variant, include: include, suite: request.suite,
+                                                             architecture: request.architecture))
+            }
             for script in scripts {
                 try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: hooks + "/" + script)
             }
@@ -138,7 +148,6 @@ public enum Mmdebstrap {
         let architectures = [request.architecture.debianName] + request.foreignArchitectures
         var arguments = ["--mode=root", "--verbose", "--architectures=\(architectures.joined(separator: ","))"]
         if let variant = request.variant { arguments.append("--variant=\(variant)") }
-        let include = request.packages + request.exclude.map { $0 + "-" }
         if !include.isEmpty { arguments.append("--include=" + include.joined(separator: ",")) }
         arguments.append("--aptopt=APT::Install-Recommends \"\(request.installRecommends ? "true" : "false")\"")
         arguments.append("--aptopt=Acquire::Retries \"3\"")
@@ -152,7 +161,9 @@ public enum Mmdebstrap {
         arguments.append("--skip=essential/unlink")
         arguments += [request.suite, output]
         arguments += request.sourceLines
-        return Command("mmdebstrap", arguments, environment: ["DEBIAN_FRONTEND": "noninteractive", "TMPDIR": workDirectory])
+        var environment = ["DEBIAN_FRONTEND": "noninteractive", "TMPDIR": workDirectory]
+        if let path { environment["PATH"] = path }
+        return Command("mmdebstrap", arguments, environment: environment)
     }
 
     /// Releases without usr-is-merged get /usr merged by Havel's own setup hook, as their debootstrap

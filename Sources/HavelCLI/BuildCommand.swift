@@ -1,5 +1,6 @@
 import ArgumentParser
 import Build
+import Debian
 import Foundation
 import SystemKit
 import HavelCore
@@ -46,6 +47,9 @@ struct BuildCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Also write the SDK installer setup-havel-sdk-<triplet>-<name>-<version>.sh: the target's sysroot with its -dev packages and the cross tools (ELBE's build_sdk).")
     var sdk = false
 
+    @Option(name: .long, help: ArgumentHelp("How a foreign target's packages are installed: fast (the host's dpkg unpacks them natively, their scripts and configuration run under qemu-user; falls back, saying why, where it cannot apply) or emulated (dpkg and everything under qemu-user).", valueName: "MODE"))
+    var installMode: InstallMode = .fast
+
     @Option(name: .long, help: ArgumentHelp("Install from this binary CD (bin-cdrom.iso of an earlier build with --cdroms) instead of the mirror: exactly its packages, no network, no stage cache; the target keeps the project's apt sources.", valueName: "ISO"))
     var fromCdrom: String?
 
@@ -64,6 +68,7 @@ struct BuildCommand: AsyncParsableCommand {
                                    binaryCdrom: cdroms)
         options.crossBuild = cross
         options.sdk = sdk
+        options.installMode = installMode
         options.fromCdrom = fromCdrom.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 }
         let logger = CLILogging.buildLogger(output_.mode)
         if checkReproducible { return try await checkReproducibility(project, options: options, logger: logger) }
@@ -242,3 +247,5 @@ final class SignalBox: @unchecked Sendable {
         return received
     }
 }
+
+extension InstallMode: ExpressibleByArgument {}

@@ -2,6 +2,7 @@ import ArgumentParser
 import Build
 import DaemonAPI
 import DaemonClient
+import Debian
 import Foundation
 import HavelCore
 import InitVM
@@ -124,6 +125,8 @@ struct ControlCommand: AsyncParsableCommand {
         @Flag(name: .long, help: "Cross-build the <pbuilder> packages of a foreign target in a host chroot.") var cross = false
         @Flag(name: .long, help: "Do not build the <pbuilder> packages; install from the project repository as it is.") var skipPbuilder = false
         @Flag(name: .long, help: "Also make the SDK installer (setup-havel-sdk-*.sh) among the results.") var sdk = false
+        @Option(name: .long, help: ArgumentHelp("How a foreign target's packages are installed: fast or emulated.", valueName: "MODE"))
+        var installMode: InstallMode = .fast
         @Flag(name: .long, help: "Build only the <pbuilder> packages into the project repository (havel pbuilder build in the build VM).")
         var pbuilderOnly = false
         @Option(name: .long, help: ArgumentHelp("Only the <pbuilder> packages' build chroot: create (from the stage cache when it holds it) or update (made afresh), as havel pbuilder create|update.",
@@ -148,7 +151,8 @@ struct ControlCommand: AsyncParsableCommand {
             let client = try connection.client()
             let project = try await client.build(id, BuildRequest(allowUnsupported: allowUnsupported, binaryCdrom: cdroms,
                                                                   crossBuild: cross, skipPbuilder: skipPbuilder, sdk: sdk,
-                                                                  pbuilderOnly: pbuilderOnly, pbuilderChroot: pbuilderChroot))
+                                                                  pbuilderOnly: pbuilderOnly, pbuilderChroot: pbuilderChroot,
+                                                                  installMode: installMode.rawValue))
             guard wait else {
                 try connection.print(project) { ControlCommand.describe(project) }
                 return

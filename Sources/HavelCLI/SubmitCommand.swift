@@ -2,6 +2,7 @@ import ArgumentParser
 import Build
 import DaemonAPI
 import DaemonClient
+import Debian
 import Foundation
 import HavelCore
 import InitVM
@@ -46,6 +47,9 @@ extension InitVMCommand {
         @Flag(name: [.customLong("sdk"), .customLong("build-sdk")], help: "Also make the SDK installer (setup-havel-sdk-*.sh), downloaded with the other results (ELBE's --build-sdk).")
         var sdk = false
 
+        @Option(name: .long, help: ArgumentHelp("How a foreign target's packages are installed: fast (the host's dpkg unpacks natively) or emulated (all under qemu-user).", valueName: "MODE"))
+        var installMode: InstallMode = .fast
+
         @OptionGroup var follow: LogFollowOptions
 
         @Argument(help: "The project file.")
@@ -82,7 +86,8 @@ extension InitVMCommand {
             Terminal.out("project \(project.id) created; uploading \(file)")
             _ = try await client.upload(project.id, xml: xml)
             _ = try await client.build(project.id, BuildRequest(allowUnsupported: read.allowUnsupported, binaryCdrom: cdroms,
-                                                                crossBuild: cross, skipPbuilder: skipPbuilder, sdk: sdk))
+                                                                crossBuild: cross, skipPbuilder: skipPbuilder, sdk: sdk,
+                                                                installMode: installMode.rawValue))
             let done = try await follow.followUntilDone(client, project.id)
 
             let formatter = DateFormatter()

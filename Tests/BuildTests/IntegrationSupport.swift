@@ -60,11 +60,13 @@ enum Integration {
     }
 
     static func build(_ loaded: LoadedProject, in directory: String, cache: String, useStageCache: Bool = true,
-                      binaryCdrom: Bool = false, crossBuild: Bool = false, sdk: Bool = false) async throws(HavelError) -> BuildState {
+                      binaryCdrom: Bool = false, crossBuild: Bool = false, sdk: Bool = false,
+                      installMode: InstallMode = .fast) async throws(HavelError) -> BuildState {
         var options = BuildOptions(directory: BuildDirectory(directory), cache: HavelCache(path: cache), useStageCache: useStageCache,
                                    havelVersion: "test", binaryCdrom: binaryCdrom)
         options.crossBuild = crossBuild
         options.sdk = sdk
+        options.installMode = installMode
         let builder = try Builder(project: loaded, options: options, logger: .discarding)
         return try await builder.run()
     }

@@ -87,6 +87,50 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: work + "/hooks/essential10-havel-debconf.sh"), "no <preseed>, no debconf hook")
     }
 
+    /// The fast install path: a `chroot` wrapper first in mmdebstrap's PATH, a dpkg wrapper for apt and an essential
+    /// hook that hands apt mmdebstrap's own list (includes, then the variant's priority pattern); the emulated path
+    /// has none of them.
+    @Test func theFastPathPutsItsWrappersBeforeMmdebstrapAndNothingInTheTree() async throws {
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("havel-mm-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        var request = BootstrapRequest(tool: .mmdebstrap, architecture: .arm64, suite: "bookworm", variant: "minbase",
+                                       packages: ["less"], exclude: ["e2fsprogs"], sourceLines: ["deb http://m/debian bookworm main"],
+                                       preferences: "", keys: [], installRecommends: false, packageCache: work + "/debs", listsDirectory: work + "/lists")
+        let emulated = try Mmdebstrap.prepare(request, workDirectory: work + "/e", output: work + "/rootfs")
+        #expect(emulated.environment["PATH"] == Command.baseEnvironment["PATH"])
+        #expect(!FileManager.default.fileExists(atPath: work + "/e/hooks/" + NativeUnpack.hookName))
+
+        request.nativeUnpack = true
+        let fast = try Mmdebstrap.prepare(request, workDirectory: work + "/f", output: work + "/rootfs")
+        let bin = work + "/f/native-unpack/bin"
+        #expect(fast.environment["PATH"]?.hasPrefix(bin + ":") == true)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: bin) == ["chroot"], "only chroot is shadowed")
+        let hook = try String(contentsOfFile: work + "/f/hooks/" + NativeUnpack.hookName, encoding: .utf8)
+        #expect(hook.contains("Dir::Bin::dpkg=" + work + "/f/native-unpack/dpkg-for-apt"))
+        #expect(hook.contains("    less e2fsprogs- '?narrow(?or(?archive(^bookworm$),?codename(^bookworm$)),?architecture(arm64),?and(?priority(required),?not(?essential)))'"))
+        for script in [bin + "/chroot", work + "/f/native-unpack/dpkg-for-apt", work + "/f/hooks/" + NativeUnpack.hookName] {
+            #expect(FileManager.default.isExecutableFile(atPath: script))
+            let syntax = try await ProcessRunner.run(Command("bash", ["-n", script]))
+            #expect(syntax.succeeded, "\(script): \(syntax.standardError)")
+        }
+        // Every other chroot goes to the real one, unchanged.
+        guard geteuid() == 0 else { return }
+        let passed = try await ProcessRunner.run(Command(bin + "/chroot", ["/", "/bin/echo", "through"]))
+        #expect(passed.standardOutput == "through\n")
+    }
+
+    @Test func mmdebstrapsRemainingPackagesFollowItsVariants() {
+        let important = "?narrow(?or(?archive(^trixie$),?codename(^trixie$)),?architecture(riscv64),?and(?or(?priority(required),?priority(important)),?not(?essential)))"
+        #expect(NativeUnpack.remainingPackages(variant: nil, include: ["a"], suite: "trixie", architecture: .riscv64) == ["a", important])
+        #expect(NativeUnpack.remainingPackages(variant: "debootstrap", include: [], suite: "trixie", architecture: .riscv64) == [important])
+        #expect(NativeUnpack.remainingPackages(variant: "buildd", include: ["a"], suite: "trixie", architecture: .riscv64).prefix(2) == ["a", "build-essential"])
+        #expect(NativeUnpack.remainingPackages(variant: "essential", include: ["a"], suite: "trixie", architecture: .riscv64) == ["a"])
+        #expect(NativeUnpack.remainingPackages(variant: "standard", include: [], suite: "trixie", architecture: .riscv64).first?.contains("~pstandard") == true)
+        #expect(NativeUnpack.obstacle(tool: .debootstrap, variant: nil, runsNatively: false) != nil)
+        #expect(NativeUnpack.obstacle(tool: .mmdebstrap, variant: "extract", runsNatively: false) != nil)
+        #expect(NativeUnpack.obstacle(tool: .mmdebstrap, variant: "minbase", runsNatively: true) != nil)
+    }
+
     /// `<pkg arch>`: a foreign architecture becomes `name:arch` and one more of mmdebstrap's architectures;
     /// after the install each marked package must have the architecture named.
     @Test func aPackageOfAnotherArchitectureIsInstalledThroughMultiarchAndChecked() throws {

@@ -52,6 +52,7 @@ struct BootstrapRun {
             }
             request.installSourceOverride = cdrom.sourceLine
         }
+        request.nativeUnpack = chooseInstallPath(tool: tool)
         switch tool {
         case .mmdebstrap:
             let command = try Mmdebstrap.prepare(request, workDirectory: context.directory.work + "/bootstrap", output: context.directory.rootfs)
@@ -66,6 +67,21 @@ struct BootstrapRun {
             try Self.checkArchitectures(project.target.packages, installed: try DpkgStatus.read(root: context.directory.rootfs), target: target)
         }
         return try await makeRecord(lists: lists, sources: sources)
+    }
+
+    /// Whether the host's dpkg unpacks (`NativeUnpack`), with the choice and its reason in the log.
+    func chooseInstallPath(tool: DebootstrapSpec.Tool) -> Bool {
+        guard context.options.installMode == .fast || context.host.runsNatively(architecture) else {
+            context.log.info("install path: emulated (--install-mode emulated): dpkg and every script run under qemu-user")
+            return false
+        }
+        if let reason = NativeUnpack.obstacle(tool: tool, variant: project.target.debootstrap.variant,
+                                              runsNatively: context.host.runsNatively(architecture)) {
+            context.log.info("install path: the target's dpkg, as \(reason)")
+            return false
+        }
+        context.log.info("install path: fast: the host's dpkg unpacks natively, the target's dpkg configures under qemu-user (--install-mode emulated for all under qemu-user)")
+        return true
     }
 
     /// `<pkg arch>`: each package so marked is installed with that architecture (`all`, the target's, or the

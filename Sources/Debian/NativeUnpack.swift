@@ -23,8 +23,11 @@ public enum InstallMode: String, Sendable, Codable, CaseIterable {
 /// finds nothing left to do, or installs what is left under emulation). Nothing is placed in the tree.
 ///
 /// The host's dpkg writes the target's database, so it must be of the target's dpkg series (1.21.x for bookworm,
-/// the same database format; point releases differ only in fixes): where it is not (another release), or where
-/// the host's dpkg refuses an archive, that install runs under emulation and the log says so.
+/// the same database format; point releases differ only in fixes); it reads the host's dpkg configuration and
+/// resolves the tree's statoverride names with the host's users and groups. Where any of these would make a
+/// difference (another release, a path-exclude, a name the host numbers otherwise), that install runs under
+/// emulation and the log says why, decided before anything is written. A failed host unpack stops the build
+/// (naming `--install-mode emulated`) rather than leave a tree that differs.
 public enum NativeUnpack {
     /// The real chroot the wrappers hand everything else to.
     public static let realChroot = "/usr/sbin/chroot"
@@ -37,92 +40,163 @@ public enum NativeUnpack {
     public static func obstacle(tool: DebootstrapSpec.Tool, variant: String?, runsNatively: Bool) -> String? {
         if runsNatively { return "the target's architecture runs natively here, nothing is emulated" }
         guard tool == .mmdebstrap else { return "debootstrap installs with the target's dpkg" }
-        if let variant, ["extract", "custom"].contains(variant) { return "variant \(variant) installs no packages" }
+        if variant == "extract" { return "variant extract installs no packages" }
+        if variant == "custom" { return "variant custom installs its packages with plain dpkg; the fast path covers mmdebstrap's other variants" }
         guard FileManager.default.isExecutableFile(atPath: realChroot) else { return "\(realChroot) is missing" }
         return nil
     }
 
-    /// The `chroot` wrapper for mmdebstrap's essential install.
-    public static func chrootWrapper() -> String {
+    /// What both wrappers check before the host's dpkg writes into the tree `$root` (sourced by them): each
+    /// check prints why the host's dpkg must not, and succeeds, when it must not. Checked before anything is
+    /// written, so a refusal leaves nothing half-done and the target's dpkg does the work instead.
+    public static func checks() -> String {
+        """
+        # Havel, fast install path: when the host's dpkg must not unpack into the tree $root.
+        real_chroot=\(realChroot)
+
+        # The host's dpkg writes the target's database: it must be of the target's series (the same format).
+        other_series() {
+            local host target
+            host=$(dpkg-query -W -f '${Version}' dpkg 2>/dev/null)
+            target=${1:-$(dpkg-query --admindir="$root/var/lib/dpkg" -W -f '${Version}' dpkg 2>/dev/null)}
+            [[ -n $host && -n $target && ${target%.*} == "${host%.*}" ]] && return 1
+            echo "the host's dpkg is ${host:-missing}, the target's ${target:-missing} (another series: another database)"
+        }
+
+        # The host's dpkg reads the host's configuration, not the tree's: beyond options that change no file
+        # (fsync, signatures, the log), a path-exclude or force option in either would make the trees differ.
+        other_configuration() {
+            local file line
+            for file in /etc/dpkg/dpkg.cfg /etc/dpkg/dpkg.cfg.d/* "$root/etc/dpkg/dpkg.cfg" "$root"/etc/dpkg/dpkg.cfg.d/*; do
+                [[ -f $file ]] || continue
+                while read -r line || [[ -n $line ]]; do
+                    case $line in
+                        '' | '#'* | force-unsafe-io | no-debsig | 'log '*) ;;
+                        *) echo "$file sets '$line', which the other dpkg would not"; return 0 ;;
+                    esac
+                done <"$file"
+            done
+            return 1
+        }
+
+        # dpkg resolves the names in the tree's statoverride file with the host's user and group database.
+        same_id() {
+            [[ $2 == \\#* ]] && return 0
+            local host tree
+            host=$(getent "$1" "$2" | cut -d: -f3)
+            tree=$(awk -F: -v name="$2" '$1 == name { print $3; exit }' "$root/etc/$1" 2>/dev/null)
+            [[ -n $host && $host == "$tree" ]]
+        }
+        other_owners() {
+            local user group rest
+            [[ -s $root/var/lib/dpkg/statoverride ]] || return 1
+            while read -r user group rest; do
+                same_id passwd "$user" && same_id group "$group" && continue
+                echo "the tree's dpkg-statoverride names $user:$group, which the host does not number as the tree does"
+                return 0
+            done <"$root/var/lib/dpkg/statoverride"
+            return 1
+        }
+
+        # The host's dpkg, with the target's environment for the preinsts it runs in the chroot.
+        host_dpkg() {
+            env --unset=APT_CONFIG --unset=HAVEL_TREE --unset=TMPDIR \\
+                dpkg --root="$root" --force-architecture --force-depends --log="$root/var/log/dpkg.log" "$@"
+        }
+
+        """
+    }
+
+    /// The `chroot` wrapper for mmdebstrap's essential install; `checks` is the path of `checks()`.
+    public static func chrootWrapper(checks: String) -> String {
         """
         #!/bin/bash
         # Havel, fast install path: mmdebstrap's essential install, "chroot TREE dpkg --install --force-depends
         # --status-fd=N DEB...", becomes the host's dpkg unpacking the archives natively into TREE (each preinst
         # still runs chrooted, under qemu-user), then the target's dpkg configuring them in the chroot, in the
         # same order. Every other chroot command goes to the real chroot unchanged.
-        real=\(realChroot)
+        source \(Command.shellQuote(checks))
         if [[ $# -lt 6 || $2 != dpkg || $3 != --install || $4 != --force-depends || $5 != --status-fd=* ]]; then
-            exec "$real" "$@"
+            exec "$real_chroot" "$@"
         fi
         root=$1 status=$5
         debs=("${@:6}")
         emulate() {
             echo "havel: $1; the ${#debs[@]} essential packages are installed under emulation" >&2
-            exec "$real" "$root" dpkg --install --force-depends "$status" "${debs[@]}"
+            exec "$real_chroot" "$root" dpkg --install --force-depends "$status" "${debs[@]}"
         }
-        host_version=$(dpkg-query -W -f '${Version}' dpkg 2>/dev/null) || emulate "the host has no dpkg"
-        names=() target_version=
+        names=() archives=() target_version=
         for deb in "${debs[@]}"; do
             read -r name version < <(dpkg-deb --showformat='${Package} ${Version}\\n' --show "$root$deb") && [[ -n $name ]] ||
                 emulate "dpkg-deb cannot read $deb"
             names+=("$name")
+            archives+=("$root$deb")
             [[ $name == dpkg ]] && target_version=$version
         done
-        [[ -n $target_version && ${target_version%.*} == "${host_version%.*}" ]] ||
-            emulate "the host's dpkg is $host_version, the target's ${target_version:-not among them} (another series: another database)"
-        echo "havel: the host's dpkg $host_version unpacks the ${#debs[@]} essential packages natively; their scripts run under emulation" >&2
-        dpkg --root="$root" --force-architecture --force-depends --no-triggers --log="$root/var/log/dpkg.log" "$status" \\
-            --unpack "${debs[@]/#/$root}" || emulate "the host's dpkg could not unpack them"
-        exec "$real" "$root" dpkg --force-depends "$status" --configure "${names[@]}"
+        reason=$(other_series "$target_version") && emulate "$reason"
+        reason=$(other_configuration) && emulate "$reason"
+        echo "havel: the host's dpkg unpacks the ${#debs[@]} essential packages natively; their scripts run under emulation" >&2
+        host_dpkg --no-triggers "$status" --unpack "${archives[@]}" || {
+            echo "havel: the host's dpkg failed to unpack the essential packages; build with --install-mode emulated to install them under qemu-user" >&2
+            exit 1
+        }
+        exec "$real_chroot" "$root" dpkg --force-depends "$status" --configure "${names[@]}"
 
         """
     }
 
     /// apt's dpkg (`Dir::Bin::dpkg`) for the packages after the essential ones; the hook names the tree in
-    /// HAVEL_TREE, as mmdebstrap names it to hooks and apt.
-    public static func aptDpkgWrapper() -> String {
+    /// HAVEL_TREE, as mmdebstrap names it to hooks and apt, and asks apt for archive paths (no `--recursive`).
+    public static func aptDpkgWrapper(checks: String) -> String {
         """
         #!/bin/bash
         # Havel, fast install path: apt's dpkg for the packages after the essential ones. apt's unpack batches go
         # to the host's dpkg (the archives read and the files written natively, each preinst chrooted under
-        # qemu-user); everything else (configure, triggers, removals, queries) to the target's dpkg in the chroot,
-        # with the tree's prefix taken off the paths apt names.
+        # qemu-user); everything else (configure, triggers, removals, queries), and a batch the checks refuse, to
+        # the target's dpkg in the chroot, with the tree's prefix taken off the paths apt names.
+        source \(Command.shellQuote(checks))
         root=${HAVEL_TREE:?the tree, from the hook}
         if [[ " $* " == *" --unpack "* ]]; then
-            dpkg --root="$root" --force-architecture --force-depends --log="$root/var/log/dpkg.log" "$@" && exit 0
             debs=()
             for word; do [[ $word == *.deb ]] && debs+=("${word##*/}"); done
-            echo "havel: the host's dpkg could not unpack ${debs[*]}; they are unpacked under emulation" >&2
+            if reason=$(other_configuration || other_owners); then
+                echo "havel: $reason; ${debs[*]} unpacked under emulation" >&2
+            else
+                host_dpkg "$@" && exit 0
+                echo "havel: the host's dpkg failed to unpack ${debs[*]}; build with --install-mode emulated to install them under qemu-user" >&2
+                exit 1
+            fi
         fi
         inside=()
         for word; do
+            [[ $word == --recursive ]] && { echo "havel: apt passed --recursive, which the chroot cannot see" >&2; exit 1; }
             [[ $word == "$root"/* ]] && word=${word#"$root"}
             inside+=("$word")
         done
-        exec env --unset=APT_CONFIG --unset=TMPDIR \(realChroot) "$root" dpkg "${inside[@]}"
+        exec env --unset=APT_CONFIG --unset=HAVEL_TREE --unset=TMPDIR "$real_chroot" "$root" dpkg "${inside[@]}"
 
         """
     }
 
     /// The essential hook that installs the remaining packages (`packages`, as mmdebstrap names them to apt)
-    /// with the dpkg wrapper at `aptDpkg`, when the target's dpkg is the host's.
-    public static func essentialHook(aptDpkg: String, packages: [String]) -> String {
+    /// with the dpkg wrapper at `aptDpkg`, when the target's dpkg is of the host's series.
+    public static func essentialHook(aptDpkg: String, checks: String, packages: [String]) -> String {
         """
-        #!/bin/sh
+        #!/bin/bash
         # Havel, fast install path: the packages after the essential ones, installed with the same apt-get install
         # mmdebstrap runs next, but with apt's unpacking done by the host's dpkg. mmdebstrap's own run then finds
         # them installed (whatever this left out, it installs under emulation).
         set -eu
+        source \(Command.shellQuote(checks))
         root=$1
-        host=$(dpkg-query -W -f '${Version}' dpkg)
-        target=$(dpkg-query --admindir="$root/var/lib/dpkg" -W -f '${Version}' dpkg 2>/dev/null || true)
-        if [ -z "$target" ] || [ "${target%.*}" != "${host%.*}" ]; then
-            echo "havel: the host's dpkg is $host, the target's ${target:-missing} (another series: another database); the remaining packages are installed under emulation" >&2
+        if reason=$(other_series); then
+            echo "havel: $reason; the remaining packages are installed under emulation" >&2
             exit 0
         fi
-        [ \(packages.count) -gt 0 ] || exit 0
+        [[ \(packages.count) -gt 0 ]] || exit 0
         echo "havel: the host's dpkg unpacks the remaining packages natively; their scripts run under emulation" >&2
-        HAVEL_TREE=$root APT_CONFIG="$MMDEBSTRAP_APT_CONFIG" apt-get -o Dir::Bin::dpkg=\(Command.shellQuote(aptDpkg)) --yes install \\
+        HAVEL_TREE=$root APT_CONFIG=$MMDEBSTRAP_APT_CONFIG apt-get -o Dir::Bin::dpkg=\(Command.shellQuote(aptDpkg)) \\
+            -o Dpkg::Use-Pty=false -o DPkg::Install::Recursive=false --yes install \\
             \(packages.map(Command.shellQuote).joined(separator: " ")) || {
             echo "havel: the fast install path failed; build with --install-mode emulated to install everything under qemu-user" >&2
             exit 1
@@ -159,10 +233,13 @@ public enum NativeUnpack {
         let directory = workDirectory + "/" + directoryName
         let bin = directory + "/bin"
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        let checksFile = directory + "/checks.sh"
         let aptDpkg = directory + "/dpkg-for-apt"
-        try chrootWrapper().write(toFile: bin + "/chroot", atomically: true, encoding: .utf8)
-        try aptDpkgWrapper().write(toFile: aptDpkg, atomically: true, encoding: .utf8)
-        try essentialHook(aptDpkg: aptDpkg, packages: packages).write(toFile: hooks + "/" + hookName, atomically: true, encoding: .utf8)
+        try checks().write(toFile: checksFile, atomically: true, encoding: .utf8)
+        try chrootWrapper(checks: checksFile).write(toFile: bin + "/chroot", atomically: true, encoding: .utf8)
+        try aptDpkgWrapper(checks: checksFile).write(toFile: aptDpkg, atomically: true, encoding: .utf8)
+        try essentialHook(aptDpkg: aptDpkg, checks: checksFile, packages: packages)
+            .write(toFile: hooks + "/" + hookName, atomically: true, encoding: .utf8)
         for file in [bin + "/chroot", aptDpkg, hooks + "/" + hookName] {
             try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: file)
         }

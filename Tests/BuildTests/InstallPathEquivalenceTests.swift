@@ -10,8 +10,9 @@ import Testing
 /// built both ways, without the stage cache, gives the same packed root filesystem: every entry's name, type,
 /// mode, owner, time, size and link target, and every file's content (dpkg's status and database, alternatives,
 /// users and groups, systemd links, debconf's database among them). The package set covers alternatives
-/// (less), a system user and systemd units (openssh-server), a debconf question answered by `<preseed>`
-/// (tzdata) and triggers (libc-bin, and those the packages' own files fire).
+/// (less), system users and systemd units (openssh-server, dbus), a dpkg-statoverride naming a system group,
+/// which the fast path must not resolve with the host's groups (dbus), a debconf question answered by
+/// `<preseed>` (tzdata) and triggers (libc-bin, and those the packages' own files fire).
 /// `make test` runs arm64; `make test-slow` runs armhf with a kernel, riscv64 trixie and amd64, where the
 /// other path is the fallback, which the log must name.
 @Suite(.serialized, .enabled(if: Integration.available, Integration.skipReason))
@@ -39,7 +40,7 @@ struct InstallPathEquivalenceTests {
         """
     }
 
-    static let coverage = ["openssh-server", "tzdata", "less", "iproute2"]
+    static let coverage = ["openssh-server", "tzdata", "less", "iproute2", "dbus"]
 
     /// openssh-server's postinst makes new random host keys in every build (`--check-reproducible` lists them
     /// too): their content is the one thing two builds cannot share; their names, modes and owners are compared.
@@ -73,12 +74,13 @@ struct InstallPathEquivalenceTests {
         let fastLog = try String(contentsOfFile: fast + "/log.txt", encoding: .utf8)
         let unpackedNatively = fastLog.contains("essential packages natively") && fastLog.contains("remaining packages natively")
         let pathLines = fastLog.split(separator: "\n").filter { $0.contains("havel:") || $0.contains("install path") }.joined(separator: "\n")
+        print("install paths of \(buildtype) \(suite):\n\(pathLines)")
         #expect(unpackedNatively == fastPathTaken, "the fast path was \(unpackedNatively ? "" : "not ")taken:\n\(pathLines)")
         if !fastPathTaken {
             #expect(fastLog.contains("install path: the target's dpkg, as") || fastLog.contains("under emulation"),
                     "the log names why the fast path was not taken")
         }
-        #expect(!fastLog.contains("could not unpack"), "no package fell back")
+        #expect(!fastLog.contains("failed to unpack"))
 
         // Entries: name, type and mode, owner, size, time, link target, as tar lists them.
         var listings: [String] = []

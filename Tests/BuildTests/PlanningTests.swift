@@ -108,8 +108,10 @@ import Testing
         let hook = try String(contentsOfFile: work + "/f/hooks/" + NativeUnpack.hookName, encoding: .utf8)
         #expect(hook.contains("Dir::Bin::dpkg=" + work + "/f/native-unpack/dpkg-for-apt"))
         #expect(hook.contains("    less e2fsprogs- '?narrow(?or(?archive(^bookworm$),?codename(^bookworm$)),?architecture(arm64),?and(?priority(required),?not(?essential)))'"))
-        for script in [bin + "/chroot", work + "/f/native-unpack/dpkg-for-apt", work + "/f/hooks/" + NativeUnpack.hookName] {
-            #expect(FileManager.default.isExecutableFile(atPath: script))
+        #expect(hook.contains("-o DPkg::Install::Recursive=false"), "archive paths, which the wrapper can hand to the chroot")
+        for script in [bin + "/chroot", work + "/f/native-unpack/dpkg-for-apt", work + "/f/hooks/" + NativeUnpack.hookName,
+                       work + "/f/native-unpack/checks.sh"] {
+            #expect(script.hasSuffix("checks.sh") || FileManager.default.isExecutableFile(atPath: script))
             let syntax = try await ProcessRunner.run(Command("bash", ["-n", script]))
             #expect(syntax.succeeded, "\(script): \(syntax.standardError)")
         }
@@ -117,6 +119,36 @@ import Testing
         guard geteuid() == 0 else { return }
         let passed = try await ProcessRunner.run(Command(bin + "/chroot", ["/", "/bin/echo", "through"]))
         #expect(passed.standardOutput == "through\n")
+    }
+
+    /// The checks that send an unpack to the target's dpkg: a tree whose statoverride names a group the host lacks
+    /// (or numbers otherwise), and a dpkg configuration in the tree that the host's dpkg would not read.
+    @Test func theFastPathStepsAsideForOwnersAndConfigurationTheHostCannotMatch() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("havel-nu-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for dir in ["etc/dpkg/dpkg.cfg.d", "var/lib/dpkg"] {
+            try FileManager.default.createDirectory(atPath: root + "/" + dir, withIntermediateDirectories: true)
+        }
+        let checks = root + "/checks.sh"
+        try NativeUnpack.checks().write(toFile: checks, atomically: true, encoding: .utf8)
+        func ask(_ function: String) async throws -> ProcessResult {
+            try await ProcessRunner.run(Command("bash", ["-c", "source \(checks); root=\(root); \(function)"]))
+        }
+        try "root:x:0:0:root:/root:/bin/sh\n".write(toFile: root + "/etc/passwd", atomically: true, encoding: .utf8)
+        try "root:x:0:\nhavel-nobody-knows:x:4242:\n".write(toFile: root + "/etc/group", atomically: true, encoding: .utf8)
+        #expect(try await ask("other_owners").succeeded == false, "no statoverride file: nothing to resolve")
+        try "root root 0755 /usr/bin/a\n#0 #0 0700 /usr/bin/b\n".write(toFile: root + "/var/lib/dpkg/statoverride", atomically: true, encoding: .utf8)
+        #expect(try await ask("other_owners").succeeded == false, "root and numeric ids are the same everywhere")
+        try "root havel-nobody-knows 4750 /usr/bin/c\n".write(toFile: root + "/var/lib/dpkg/statoverride", atomically: true, encoding: .utf8)
+        let owners = try await ask("other_owners")
+        #expect(owners.succeeded && owners.standardOutput.contains("root:havel-nobody-knows"))
+
+        #expect(try await ask("other_configuration").succeeded == false || !FileManager.default.fileExists(atPath: "/etc/dpkg/dpkg.cfg"),
+                "the host's and an empty tree's configuration change no file")
+        try "# documentation is kept\npath-exclude=/usr/share/doc/*\n".write(toFile: root + "/etc/dpkg/dpkg.cfg.d/excludes", atomically: true, encoding: .utf8)
+        let configuration = try await ask("other_configuration")
+        #expect(configuration.succeeded && configuration.standardOutput.contains("path-exclude=/usr/share/doc/*"))
+        #expect(try await ask("other_series 0.1").standardOutput.contains("another series"))
     }
 
     @Test func mmdebstrapsRemainingPackagesFollowItsVariants() {

@@ -4,10 +4,13 @@ import HavelCore
 import Testing
 @testable import InitVM
 import SystemKit
+import TestFixtures
 
 /// The whole life of an initvm on this host, with the real daemon inside: create (mmdebstrap, kernel,
 /// mke2fs, qcow2), start under TCG, ready, `havel initvm submit` of a small native project whose results
-/// come back here, `havel chroot` inside the VM (the project's tree and a foreign-arch tree), graceful
+/// come back here (with its own packages: two `<archivedir>` sources packed on this side, built in the VM with
+/// pbuilder in Build-Depends order into the signed project repository, installed from it, the repository
+/// downloaded with the results), `havel chroot` inside the VM (the project's tree and a foreign-arch tree), graceful
 /// stop, destroy. While it runs there is one qemu and no target tree on the host.
 @Suite(.serialized, .enabled(if: BootEnvironment.available, BootEnvironment.skipReason))
 struct InitVMBootTests {
@@ -23,8 +26,9 @@ struct InitVMBootTests {
             <passwd>havel</passwd>
             <debootstrap><variant>minbase</variant></debootstrap>
             <finetuning><command>echo built-in-the-initvm &gt; /etc/havel-e2e</command></finetuning>
+            <pbuilder><archivedir>hello-prog</archivedir><archivedir>libhello</archivedir></pbuilder>
             <package><tar><name>e2e-rootfs.tar.gz</name></tar></package>
-            <pkg-list><pkg>netbase</pkg></pkg-list>
+            <pkg-list><pkg>netbase</pkg><pkg>hello-prog</pkg></pkg-list>
           </target>
         </RootFileSystem>
         """
@@ -104,6 +108,7 @@ struct InitVMBootTests {
         print("initvm start -> ready (\(runtime.accelerator)): \(InitVMTime.seconds(ContinuousClock.now - startClock)) s; health \(health)")
         if runtime.accelerator == .tcg { #expect(started.standardError.contains("software emulation (TCG)")) }
         let pid = runtime.processIdentifier
+        BootEnvironment.prioritise(pid)
         #expect(runtime.apiPort == port)
         #expect(health.status == "ok")
         // The unit's Delegate=yes lets the daemon make a cgroup per build (the submit below runs every
@@ -124,6 +129,8 @@ struct InitVMBootTests {
         // submit: the build runs in the VM; the host sees one qemu and gets the results
         let projectFile = base.path + "/e2e.xml"
         try Self.project.write(toFile: projectFile, atomically: true, encoding: .utf8)
+        try OwnPackageFixtures.library(in: base.path + "/libhello")
+        try OwnPackageFixtures.program(in: base.path + "/hello-prog")
         let results = base.path + "/results"
         let submitClock = ContinuousClock.now
         let sampler = HostSampler(directory: directory)
@@ -154,6 +161,21 @@ struct InitVMBootTests {
         #expect(!log.contains("without a cgroup of its own"), "\(log.suffix(2000))")
         let marker = try await ProcessRunner.check(Command("tar", ["-xzOf", results + "/e2e-rootfs.tar.gz", "./etc/havel-e2e"]))
         #expect(marker.standardOutput == "built-in-the-initvm\n")
+
+        // The own packages were built in the VM, in Build-Depends order (the library first, though named second);
+        // the signed repository came back and verifies with its exported key; the target has them from it.
+        #expect(log.contains("own packages: 2 source(s), native builds with pbuilder"), "\(log.suffix(3000))")
+        #expect(log.contains("own packages in build order: libhello, hello-prog"))
+        let keyring = base.path + "/key.gpg"
+        _ = try await ProcessRunner.check(Command("gpg", ["--batch", "--yes", "--dearmor", "-o", keyring, results + "/repo/archive-key.asc"]))
+        let verified = try await ProcessRunner.run(Command("gpgv", ["--keyring", keyring, results + "/repo/dists/bookworm/InRelease"]))
+        #expect(verified.succeeded, "gpgv: \(verified.standardError)")
+        let repositoryIndex = try String(contentsOfFile: results + "/repo/dists/bookworm/main/binary-amd64/Packages", encoding: .utf8)
+        for name in ["libhello1", "libhello-dev", "hello-prog"] {
+            #expect(repositoryIndex.contains("Package: \(name)\n"), "\(name) in the project repository")
+        }
+        let listing = try await ProcessRunner.check(Command("tar", ["-tzf", results + "/e2e-rootfs.tar.gz"])).standardOutput
+        #expect(listing.contains("./usr/bin/hello-prog\n") && listing.contains("./usr/lib/libhello.so.1\n"))
         let kept = said.lines.compactMap { line -> String? in
             line.hasPrefix("kept as project ") ? String(line.dropFirst("kept as project ".count)) : nil
         }.first
@@ -173,6 +195,8 @@ struct InitVMBootTests {
         let build = "\(InitVMDefaults.guestDataPath)/projects/\(projectID)/build"
         let native = try await shell.run("havel chroot \(build) -- cat /etc/havel-e2e")
         #expect(native == .init(status: 0, output: "built-in-the-initvm\n"))
+        let ran = try await shell.run("havel chroot \(build) -- /usr/bin/hello-prog")
+        #expect(ran == .init(status: 0, output: "hello from libhello, hello-prog\n"))
 
         let foreign = "/tmp/foreign"
         let fetched = try await shell.run(
@@ -321,6 +345,19 @@ enum BootEnvironment {
             if Sockets.isFree(port: port) { return port }
         }
         return 27588
+    }
+
+    /// This test is the longest of `make test`, and its VM (under TCG: one busy host thread per virtual CPU) would
+    /// otherwise get an equal share of the two cores with the twenty-odd processes of the tests running beside it,
+    /// which made it take four times as long as alone. Every thread of its qemu gets nice -10, so the other tests
+    /// share what the VM leaves. The test itself is unchanged by it.
+    static func prioritise(_ pid: Int32) {
+        guard let threads = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return }
+        for thread in threads.compactMap({ id_t($0) }) {
+            if setpriority(__priority_which_t(PRIO_PROCESS.rawValue), thread, -10) != 0 {
+                print("initvm test: cannot raise the priority of qemu thread \(thread): errno \(errno)")
+            }
+        }
     }
 
     /// Every qemu-system process whose command line names this directory (pgrep's view).

@@ -77,7 +77,9 @@ struct InitVMBootTests {
         let initvmFile = base.path + "/initvm.xml"
         try Self.initvmProject.write(toFile: initvmFile, atomically: true, encoding: .utf8)
         let createStart = ContinuousClock.now
-        let created = try await ProcessRunner.run(Command(havel, ["initvm", "create",
+        // With the same priority as the VM below (see `prioritise`): under make test's load the create step alone
+        // took 535 s against 60 s idle.
+        let created = try await ProcessRunner.run(Command("nice", ["-n", "-10", havel, "initvm", "create",
                                                                    "--directory", directory.path, "--port", "\(port)", initvmFile]))
         #expect(created.succeeded, "\(created.standardError.suffix(3000))")
         print("initvm create: \(InitVMTime.seconds(ContinuousClock.now - createStart)) s; "

@@ -9,6 +9,8 @@ build_packages=(zlib1g-dev libcrypt-dev pkg-config libsqlite3-dev binutils)
 # it with binfmt_misc itself), archivers, and the tools that set up users in a tree.
 tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils bzip2 tar util-linux passwd
                ca-certificates debian-archive-keyring
+               # the fast install path's native helpers: host programs patched to run inside a foreign tree
+               patchelf
                # disk images from plain files (Images): partition tables, filesystems filled from a tree
                fdisk e2fsprogs dosfstools mtools squashfs-tools erofs-utils btrfs-progs f2fs-tools
                # <mtd> images: mkfs.ubifs and ubinize

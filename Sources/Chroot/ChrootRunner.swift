@@ -39,10 +39,21 @@ public struct ChrootRunner: Sendable {
     exec chroot "$root" "$@"
     """
 
-    /// The host command that runs `arguments` inside the tree.
-    public func command(_ arguments: [String], environment extra: [String: String] = [:]) -> Command {
-        Command("unshare", ["--mount", "--pid", "--fork", "--kill-child", "--", "sh", "-c", Self.wrapper, "havel-chroot", root] + arguments,
-                environment: Self.environment.merging(extra) { _, new in new })
+    /// The wrapper that hands the tree and the command to `enter` (words before them) instead of chroot.
+    static let wrapperThrough = """
+    set -e
+    root="$1"; shift
+    \(mounts)
+    exec "$@"
+    """
+
+    /// The host command that runs `arguments` inside the tree; `enter`, when given, stands for `chroot` (it is
+    /// handed the tree and the command, inside the session's mount namespace).
+    public func command(_ arguments: [String], environment extra: [String: String] = [:], enter: [String]? = nil) -> Command {
+        let session = enter.map { ["sh", "-c", Self.wrapperThrough, "havel-chroot", root] + $0 + [root] }
+            ?? ["sh", "-c", Self.wrapper, "havel-chroot", root]
+        return Command("unshare", ["--mount", "--pid", "--fork", "--kill-child", "--"] + session + arguments,
+                       environment: Self.environment.merging(extra) { _, new in new })
     }
 
     /// Runs and collects output.

@@ -125,7 +125,7 @@ public enum Mmdebstrap {
             }
             if request.nativeUnpack {
                 path = try NativeUnpack.prepare(
-                    workDirectory: workDirectory, hooks: hooks,
+                    workDirectory: workDirectory, hooks: hooks, cache: request.packageCache,
                     packages: NativeUnpack.remainingPackages(variant: request.variant, include: include, suite: request.suite,
                                                              architecture: request.architecture))
             }

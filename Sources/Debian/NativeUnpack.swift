@@ -136,11 +136,12 @@ public enum NativeUnpack {
         reason=$(other_series "$target_version") && emulate "$reason"
         reason=$(other_configuration) && emulate "$reason"
         echo "havel: the host's dpkg unpacks the ${#debs[@]} essential packages natively; their scripts run under emulation" >&2
+        helpers_start
         host_dpkg --no-triggers "$status" --unpack "${archives[@]}" || {
             echo "havel: the host's dpkg failed to unpack the essential packages; build with --install-mode emulated to install them under qemu-user" >&2
             exit 1
         }
-        exec "$real_chroot" "$root" dpkg --force-depends "$status" --configure "${names[@]}"
+        in_target dpkg --force-depends "$status" --configure "${names[@]}"
 
         """
     }
@@ -167,13 +168,18 @@ public enum NativeUnpack {
                 exit 1
             fi
         fi
-        inside=()
+        inside=() writes=
         for word; do
             [[ $word == --recursive ]] && { echo "havel: apt passed --recursive, which the chroot cannot see" >&2; exit 1; }
             [[ $word == "$root"/* ]] && word=${word#"$root"}
+            [[ $word == --unpack || $word == --install || $word == --remove || $word == --purge || $word == *.deb ]] && writes=yes
             inside+=("$word")
         done
-        exec env --unset=APT_CONFIG --unset=HAVEL_TREE --unset=TMPDIR "$real_chroot" "$root" dpkg "${inside[@]}"
+        unset APT_CONFIG HAVEL_TREE TMPDIR
+        # A run that only configures may use the native helpers; one that writes packages never sees them.
+        [[ -z $writes && " ${inside[*]} " == *" --configure "* || -z $writes && " ${inside[*]} " == *" --triggers-only "* ]] &&
+            in_target dpkg "${inside[@]}"
+        exec "$real_chroot" "$root" dpkg "${inside[@]}"
 
         """
     }
@@ -193,7 +199,7 @@ public enum NativeUnpack {
             echo "havel: $reason; the remaining packages are installed under emulation" >&2
             exit 0
         fi
-        [[ \(packages.count) -gt 0 ]] || exit 0
+        [[ \(packages.count) -gt 0 ]] || { bash "$helpers_script" scan "$root"; exit; }
         echo "havel: the host's dpkg unpacks the remaining packages natively; their scripts run under emulation" >&2
         HAVEL_TREE=$root APT_CONFIG=$MMDEBSTRAP_APT_CONFIG apt-get -o Dir::Bin::dpkg=\(Command.shellQuote(aptDpkg)) \\
             -o Dpkg::Use-Pty=false -o DPkg::Install::Recursive=false --yes install \\
@@ -201,6 +207,8 @@ public enum NativeUnpack {
             echo "havel: the fast install path failed; build with --install-mode emulated to install everything under qemu-user" >&2
             exit 1
         }
+        # No native helper may stay in the tree: a script that copied one fails the build here.
+        bash "$helpers_script" scan "$root"
 
         """
     }
@@ -229,18 +237,25 @@ public enum NativeUnpack {
     }
 
     /// Writes the wrappers and the hook into `workDirectory` and `hooks`; returns the PATH mmdebstrap runs with.
-    static func prepare(workDirectory: String, hooks: String, packages: [String]) throws -> String {
+    static func prepare(workDirectory: String, hooks: String, cache: String, packages: [String]) throws -> String {
         let directory = workDirectory + "/" + directoryName
         let bin = directory + "/bin"
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
         let checksFile = directory + "/checks.sh"
         let aptDpkg = directory + "/dpkg-for-apt"
-        try checks().write(toFile: checksFile, atomically: true, encoding: .utf8)
+        let helpersScript = directory + "/" + NativeHelpers.fileName
+        try NativeHelpers.script().write(toFile: helpersScript, atomically: true, encoding: .utf8)
+        let aptConfigRecord = directory + "/apt-config"
+        try (checks() + NativeHelpers.inTarget(script: helpersScript, directory: directory + "/helpers",
+                                               aptConfigRecord: aptConfigRecord, cache: cache + "/native-helpers"))
+            .write(toFile: checksFile, atomically: true, encoding: .utf8)
+        try NativeHelpers.setupHook(aptConfigRecord: aptConfigRecord)
+            .write(toFile: hooks + "/" + NativeHelpers.setupHookName, atomically: true, encoding: .utf8)
         try chrootWrapper(checks: checksFile).write(toFile: bin + "/chroot", atomically: true, encoding: .utf8)
         try aptDpkgWrapper(checks: checksFile).write(toFile: aptDpkg, atomically: true, encoding: .utf8)
         try essentialHook(aptDpkg: aptDpkg, checks: checksFile, packages: packages)
             .write(toFile: hooks + "/" + hookName, atomically: true, encoding: .utf8)
-        for file in [bin + "/chroot", aptDpkg, hooks + "/" + hookName] {
+        for file in [bin + "/chroot", aptDpkg, hooks + "/" + hookName, hooks + "/" + NativeHelpers.setupHookName] {
             try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: file)
         }
         return bin + ":" + (Command.baseEnvironment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin")

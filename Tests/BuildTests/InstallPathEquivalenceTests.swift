@@ -13,8 +13,9 @@ import Testing
 /// (less), system users and systemd units (openssh-server, dbus), a dpkg-statoverride naming a system group,
 /// which the fast path must not resolve with the host's groups (dbus), a debconf question answered by
 /// `<preseed>` (tzdata) and triggers (libc-bin, and those the packages' own files fire).
-/// `make test` runs arm64; `make test-slow` runs armhf with a kernel, riscv64 trixie and amd64, where the
-/// other path is the fallback, which the log must name.
+/// On arm64 the configure runs also use the native helpers (the host's dash, coreutils, ... bound over the target's).
+/// `make test` runs arm64; `make test-slow` runs arm64 and armhf with a kernel (the initramfs compared too), riscv64
+/// trixie and amd64, where the other path is the fallback, which the log must name.
 @Suite(.serialized, .enabled(if: Integration.available, Integration.skipReason))
 struct InstallPathEquivalenceTests {
     static func project(buildtype: String, suite: String, packages: [String]) -> String {
@@ -47,19 +48,23 @@ struct InstallPathEquivalenceTests {
     static func isRandomPerBuild(_ path: String) -> Bool { path.hasPrefix("./etc/ssh/ssh_host_") }
 
     @Test func anArm64TreeIsTheSameOnTheFastAndTheEmulatedPath() async throws {
-        try await compare(buildtype: "aarch64", suite: "bookworm", packages: Self.coverage, fastPathTaken: true)
+        try await compare(buildtype: "aarch64", suite: "bookworm", packages: Self.coverage, fastPathTaken: true, helpersServe: true)
     }
 
     @Test(.enabled(if: SlowMatrix.available, SlowMatrix.skipReason), arguments: [
-        ("armhf", "bookworm", coverage + ["linux-image-armmp"], true),
-        ("riscv64", "trixie", coverage, false),
-        ("amd64", "bookworm", coverage, false),
+        // arm64 with a kernel: its initramfs is made with the native helpers on the fast path, under emulation on the other.
+        ("aarch64", "bookworm", coverage + ["linux-image-arm64"], true, true),
+        // armhf's word size is not the host's: its scripts run without the native helpers.
+        ("armhf", "bookworm", coverage + ["linux-image-armmp"], true, false),
+        ("riscv64", "trixie", coverage, false, false),
+        ("amd64", "bookworm", coverage, false, false),
     ])
-    func otherArchitecturesAndReleasesGiveTheSameTree(buildtype: String, suite: String, packages: [String], fastPathTaken: Bool) async throws {
-        try await compare(buildtype: buildtype, suite: suite, packages: packages, fastPathTaken: fastPathTaken)
+    func otherArchitecturesAndReleasesGiveTheSameTree(buildtype: String, suite: String, packages: [String], fastPathTaken: Bool,
+                                                      helpersServe: Bool) async throws {
+        try await compare(buildtype: buildtype, suite: suite, packages: packages, fastPathTaken: fastPathTaken, helpersServe: helpersServe)
     }
 
-    func compare(buildtype: String, suite: String, packages: [String], fastPathTaken: Bool) async throws {
+    func compare(buildtype: String, suite: String, packages: [String], fastPathTaken: Bool, helpersServe: Bool) async throws {
         let base = try Integration.temporaryDirectory("paths-\(buildtype)")
         defer { try? FileManager.default.removeItem(atPath: base) }
         let loaded = try Integration.load(Self.project(buildtype: buildtype, suite: suite, packages: packages))
@@ -81,6 +86,15 @@ struct InstallPathEquivalenceTests {
                     "the log names why the fast path was not taken")
         }
         #expect(!fastLog.contains("failed to unpack"))
+        // The native helpers (NativeHelpers) served the configure runs, where the target's word size is the host's.
+        #expect(fastLog.contains("native helpers serve the target's scripts") == helpersServe, "native helpers:\n\(pathLines)")
+        if packages.contains(where: { $0.hasPrefix("linux-image-") }) {
+            #expect(fastLog.contains("update-initramfs with the native helpers") == helpersServe, "the initramfs's path")
+        }
+        if helpersServe {
+            #expect(pathLines.contains(" of dash coreutils sed grep findutils") && pathLines.contains("gzip perl-base"),
+                    "the shell, the small tools and perl served:\n\(pathLines)")
+        }
 
         // Entries: name, type and mode, owner, size, time, link target, as tar lists them.
         var listings: [String] = []
@@ -100,6 +114,9 @@ struct InstallPathEquivalenceTests {
         }
         #expect(digests[0] == digests[1], "files differ:\n\(Self.lineDifferences(digests[0], digests[1]))")
         #expect(digests[0].contains("./var/lib/dpkg/status"), "the comparison reached dpkg's database")
+        // No native helper stayed in the tree (a copy would carry the helpers' library path).
+        let copies = try await ProcessRunner.run(Command("grep", ["-rlF", NativeHelpers.mountedAt, fast + "/extracted"]))
+        #expect(copies.standardOutput.isEmpty, "host programs in the tree: \(copies.standardOutput)")
         // dpkg's own check of every installed file against its package (the host's dpkg reads the target's database).
         let verify = try await ProcessRunner.run(Command("dpkg", ["--root=" + fast + "/extracted", "--verify"]))
         #expect(verify.succeeded && verify.standardOutput.isEmpty, "dpkg --verify: \(verify.standardOutput)\(verify.standardError)")

@@ -149,11 +149,26 @@ struct InitramfsStage: BuildStage {
     func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {
         let target = try RootedFileSystem(root: context.directory.rootfs)
         guard target.exists(InitramfsDeferral.diverted) || target.exists(InitramfsDeferral.tool) else { return }
+        // With the install's native helpers (NativeHelpers), mkinitramfs's shell and tools run natively; the initrd
+        // is then checked to carry none of them.
+        let helpers = NativeHelpers.enterCommand(bootstrapWork: context.directory.work + "/bootstrap")
+        context.log.info(helpers == nil ? "update-initramfs under emulation (no native helpers from this build's install)"
+                                        : "update-initramfs with the native helpers of the install")
         // SOURCE_DATE_EPOCH: mkinitramfs clamps the times in the initrd to it, so the initrd is the same each build.
         let command = context.chroot(context.directory.rootfs).command(["/bin/sh", "-c", InitramfsDeferral.finishCommands],
-                                                                       environment: ["SOURCE_DATE_EPOCH": String(products.epoch)])
+                                                                       environment: ["SOURCE_DATE_EPOCH": String(products.epoch)],
+                                                                       enter: helpers?.enter)
         try await ChrootExcursions.during(target, log: context.log) { () async throws(HavelError) in
             try await context.runTool(command, what: "update-initramfs", sources: [])
+        }
+        if let helpers {
+            let boot = context.directory.rootfs + "/boot"
+            let initrds = ((try? FileManager.default.contentsOfDirectory(atPath: boot)) ?? [])
+                .filter { $0.hasPrefix("initrd.img-") }.sorted().map { boot + "/" + $0 }
+            try await context.runTool(Command(helpers.scan[0], Array(helpers.scan.dropFirst()) + ["scan_initrd"] + initrds),
+                                      what: "checking the initramfs for native helpers", sources: [])
+            try await context.runTool(Command(helpers.scan[0], Array(helpers.scan.dropFirst()) + ["scan", context.directory.rootfs]),
+                                      what: "checking the tree for native helpers", sources: [])
         }
     }
 }

@@ -25,9 +25,10 @@ public enum InstallMode: String, Sendable, Codable, CaseIterable {
 /// The host's dpkg writes the target's database, so it must be of the target's dpkg series (1.21.x for bookworm,
 /// the same database format; point releases differ only in fixes); it reads the host's dpkg configuration and
 /// resolves the tree's statoverride names with the host's users and groups. Where any of these would make a
-/// difference (another release, a path-exclude, a name the host numbers otherwise), that install runs under
-/// emulation and the log says why, decided before anything is written. A failed host unpack stops the build
-/// (naming `--install-mode emulated`) rather than leave a tree that differs.
+/// difference (another release, a path-exclude, a name the host numbers otherwise), the target's dpkg unpacks
+/// under emulation and the log says why, decided before anything is written; configuration still takes the
+/// native helpers (`NativeHelpers`, the target suite's own builds) where they apply. A failed host unpack stops
+/// the build (naming `--install-mode emulated`) rather than leave a tree that differs.
 public enum NativeUnpack {
     /// The real chroot the wrappers hand everything else to.
     public static let realChroot = "/usr/sbin/chroot"
@@ -133,8 +134,16 @@ public enum NativeUnpack {
             archives+=("$root$deb")
             [[ $name == dpkg ]] && target_version=$version
         done
-        reason=$(other_series "$target_version") && emulate "$reason"
-        reason=$(other_configuration) && emulate "$reason"
+        # The host's dpkg must not unpack: the target's does, and configuration still takes the native helpers.
+        target_unpack() {
+            helpers_fit || emulate "$1"
+            echo "havel: $1; the target's dpkg unpacks the ${#debs[@]} essential packages under emulation" >&2
+            helpers_start
+            "$real_chroot" "$root" dpkg --no-triggers --force-depends "$status" --unpack "${debs[@]}" || exit 1
+            in_target dpkg --force-depends "$status" --configure "${names[@]}"
+        }
+        reason=$(other_series "$target_version") && target_unpack "$reason"
+        reason=$(other_configuration) && target_unpack "$reason"
         echo "havel: the host's dpkg unpacks the ${#debs[@]} essential packages natively; their scripts run under emulation" >&2
         helpers_start
         host_dpkg --no-triggers "$status" --unpack "${archives[@]}" || {
@@ -157,20 +166,35 @@ public enum NativeUnpack {
         # the target's dpkg in the chroot, with the tree's prefix taken off the paths apt names.
         source \(Command.shellQuote(checks))
         root=${HAVEL_TREE:?the tree, from the hook}
-        if [[ " $* " == *" --unpack "* ]]; then
+        # apt hands a large batch as "--recursive DIR" of numbered links to the archives, outside the tree: the
+        # archives themselves, in the links' order (dpkg's own order for --recursive), are what both dpkgs get.
+        args=() directory=
+        for word; do
+            if [[ -n $directory ]]; then
+                directory=
+                while IFS= read -r -d '' link; do
+                    deb=$(readlink -f -- "$link")
+                    [[ $deb == "$root"/*.deb ]] || { echo "havel: apt's archive $link is not in the tree" >&2; exit 1; }
+                    args+=("$deb")
+                done < <(find "$word" -maxdepth 1 -name '*.deb' -print0 | LC_ALL=C sort -z)
+                continue
+            fi
+            [[ $word == --recursive || $word == -R ]] && { directory=yes; continue; }
+            args+=("$word")
+        done
+        if [[ " ${args[*]} " == *" --unpack "* ]]; then
             debs=()
-            for word; do [[ $word == *.deb ]] && debs+=("${word##*/}"); done
-            if reason=$(other_configuration || other_owners); then
+            for word in "${args[@]}"; do [[ $word == *.deb ]] && debs+=("${word##*/}"); done
+            if reason=$(other_series || other_configuration || other_owners); then
                 echo "havel: $reason; ${debs[*]} unpacked under emulation" >&2
             else
-                host_dpkg "$@" && exit 0
+                host_dpkg "${args[@]}" && exit 0
                 echo "havel: the host's dpkg failed to unpack ${debs[*]}; build with --install-mode emulated to install them under qemu-user" >&2
                 exit 1
             fi
         fi
         inside=() writes=
-        for word; do
-            [[ $word == --recursive ]] && { echo "havel: apt passed --recursive, which the chroot cannot see" >&2; exit 1; }
+        for word in "${args[@]}"; do
             [[ $word == "$root"/* ]] && word=${word#"$root"}
             [[ $word == --unpack || $word == --install || $word == --remove || $word == --purge || $word == *.deb ]] && writes=yes
             inside+=("$word")
@@ -196,11 +220,16 @@ public enum NativeUnpack {
         source \(Command.shellQuote(checks))
         root=$1
         if reason=$(other_series); then
-            echo "havel: $reason; the remaining packages are installed under emulation" >&2
-            exit 0
+            # The target's dpkg unpacks; apt's run is still worth making here when the native helpers can configure.
+            if ! helpers_fit; then
+                echo "havel: $reason; the remaining packages are installed under emulation" >&2
+                exit 0
+            fi
+            echo "havel: $reason; the target's dpkg unpacks the remaining packages under emulation, the native helpers serve their scripts" >&2
+        else
+            echo "havel: the host's dpkg unpacks the remaining packages natively; their scripts run under emulation" >&2
         fi
         [[ \(packages.count) -gt 0 ]] || { bash "$helpers_script" scan "$root"; exit; }
-        echo "havel: the host's dpkg unpacks the remaining packages natively; their scripts run under emulation" >&2
         HAVEL_TREE=$root APT_CONFIG=$MMDEBSTRAP_APT_CONFIG apt-get -o Dir::Bin::dpkg=\(Command.shellQuote(aptDpkg)) \\
             -o Dpkg::Use-Pty=false -o DPkg::Install::Recursive=false --yes install \\
             \(packages.map(Command.shellQuote).joined(separator: " ")) || {

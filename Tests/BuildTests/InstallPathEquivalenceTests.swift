@@ -51,6 +51,12 @@ struct InstallPathEquivalenceTests {
         try await compare(buildtype: "aarch64", suite: "bookworm", packages: Self.coverage, fastPathTaken: true, helpersServe: true)
     }
 
+    /// bullseye: its dpkg (1.20) unpacks under emulation, the helpers (bullseye's amd64 builds) serve what matches.
+    @Test(.enabled(if: SlowMatrix.available, SlowMatrix.skipReason))
+    func anArm64BullseyeTreeIsTheSameWithTheHelpers() async throws {
+        try await compare(buildtype: "aarch64", suite: "bullseye", packages: Self.coverage, fastPathTaken: false, helpersServe: true)
+    }
+
     @Test(.enabled(if: SlowMatrix.available, SlowMatrix.skipReason), arguments: [
         // trixie's dpkg is not the host's series: its dpkg unpacks under emulation, the helpers (trixie's own
         // amd64 builds) still serve the configuration.

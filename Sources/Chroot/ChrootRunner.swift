@@ -32,20 +32,19 @@ public struct ChrootRunner: Sendable {
     mount --rbind /dev "$root/dev"
     """
 
-    static let wrapper = """
-    set -e
-    root="$1"; shift
-    \(mounts)
-    exec chroot "$root" "$@"
-    """
+    /// The session's script: the tree is `$1`, the mounts, then `last`.
+    static func wrapper(then last: String) -> String {
+        """
+        set -e
+        root="$1"; shift
+        \(mounts)
+        \(last)
+        """
+    }
 
+    static let wrapper = wrapper(then: "exec chroot \"$root\" \"$@\"")
     /// The wrapper that hands the tree and the command to `enter` (words before them) instead of chroot.
-    static let wrapperThrough = """
-    set -e
-    root="$1"; shift
-    \(mounts)
-    exec "$@"
-    """
+    static let wrapperThrough = wrapper(then: "exec \"$@\"")
 
     /// The host command that runs `arguments` inside the tree; `enter`, when given, stands for `chroot` (it is
     /// handed the tree and the command, inside the session's mount namespace).

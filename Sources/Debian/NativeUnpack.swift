@@ -156,7 +156,7 @@ public enum NativeUnpack {
     }
 
     /// apt's dpkg (`Dir::Bin::dpkg`) for the packages after the essential ones; the hook names the tree in
-    /// HAVEL_TREE, as mmdebstrap names it to hooks and apt, and asks apt for archive paths (no `--recursive`).
+    /// HAVEL_TREE, as mmdebstrap names it to hooks and apt. A `--recursive` directory from apt becomes its archives.
     public static func aptDpkgWrapper(checks: String) -> String {
         """
         #!/bin/bash
@@ -231,7 +231,7 @@ public enum NativeUnpack {
         fi
         [[ \(packages.count) -gt 0 ]] || { bash "$helpers_script" scan "$root"; exit; }
         HAVEL_TREE=$root APT_CONFIG=$MMDEBSTRAP_APT_CONFIG apt-get -o Dir::Bin::dpkg=\(Command.shellQuote(aptDpkg)) \\
-            -o Dpkg::Use-Pty=false -o DPkg::Install::Recursive=false --yes install \\
+            -o Dpkg::Use-Pty=false --yes install \\
             \(packages.map(Command.shellQuote).joined(separator: " ")) || {
             echo "havel: the fast install path failed; build with --install-mode emulated to install everything under qemu-user" >&2
             exit 1

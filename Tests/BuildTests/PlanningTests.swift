@@ -108,7 +108,6 @@ import Testing
         let hook = try String(contentsOfFile: work + "/f/hooks/" + NativeUnpack.hookName, encoding: .utf8)
         #expect(hook.contains("Dir::Bin::dpkg=" + work + "/f/native-unpack/dpkg-for-apt"))
         #expect(hook.contains("    less e2fsprogs- '?narrow(?or(?archive(^bookworm$),?codename(^bookworm$)),?architecture(arm64),?and(?priority(required),?not(?essential)))'"))
-        #expect(hook.contains("-o DPkg::Install::Recursive=false"), "archive paths, which the wrapper can hand to the chroot")
         for script in [bin + "/chroot", work + "/f/native-unpack/dpkg-for-apt", work + "/f/hooks/" + NativeUnpack.hookName,
                        work + "/f/native-unpack/checks.sh", work + "/f/native-unpack/" + NativeHelpers.fileName] {
             #expect(script.hasSuffix("checks.sh") || script.hasSuffix(NativeHelpers.fileName) || FileManager.default.isExecutableFile(atPath: script))
@@ -149,6 +148,45 @@ import Testing
         let configuration = try await ask("other_configuration")
         #expect(configuration.succeeded && configuration.standardOutput.contains("path-exclude=/usr/share/doc/*"))
         #expect(try await ask("other_series 0.1").standardOutput.contains("another series"))
+    }
+
+    /// apt hands a large unpack batch as "--recursive DIR" of numbered links in a temporary directory outside the
+    /// tree (whatever DPkg::Install::Recursive says): the dpkg wrapper hands dpkg the archives themselves, in the
+    /// links' order, and refuses a link that leads out of the tree.
+    @Test func aptsRecursiveBatchReachesDpkgAsTheArchivesInTheLinksOrder() async throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("havel-rec-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let root = base + "/root", links = base + "/apt-dpkg-install", bin = base + "/bin"
+        let archives = root + "/var/cache/apt/archives"
+        for dir in [archives, root + "/var/lib/dpkg/updates", links, bin] {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
+        // The tree's dpkg is the host's (the host's dpkg unpacks); the host's dpkg itself only echoes what it is handed.
+        let version = try await ProcessRunner.check(Command("dpkg-query", ["-W", "-f", "${Version}", "dpkg"])).standardOutput
+        try "Package: dpkg\nStatus: install ok installed\nArchitecture: all\nVersion: \(version)\n\n"
+            .write(toFile: root + "/var/lib/dpkg/status", atomically: true, encoding: .utf8)
+        try "#!/bin/sh\nprintf '%s\\n' \"$@\"\n".write(toFile: bin + "/dpkg", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bin + "/dpkg")
+        for (index, name) in ["zz_1_all.deb", "aa_1_all.deb"].enumerated() {
+            #expect(FileManager.default.createFile(atPath: archives + "/" + name, contents: Data()))
+            try FileManager.default.createSymbolicLink(atPath: links + "/0\(index)-" + name, withDestinationPath: archives + "/" + name)
+        }
+        let checks = base + "/checks.sh", wrapper = base + "/dpkg-for-apt"
+        try NativeUnpack.checks().write(toFile: checks, atomically: true, encoding: .utf8)
+        try NativeUnpack.aptDpkgWrapper(checks: checks).write(toFile: wrapper, atomically: true, encoding: .utf8)
+        func unpack() async throws -> ProcessResult {
+            try await ProcessRunner.run(Command("bash", [wrapper, "--status-fd", "3", "--no-triggers", "--unpack", "--recursive", links],
+                                                environment: ["HAVEL_TREE": root, "PATH": bin + ":" + (Command.baseEnvironment["PATH"] ?? "/usr/bin:/bin")]))
+        }
+        let handed = try await unpack()
+        let words = handed.standardOutput.split(separator: "\n").map(String.init)
+        #expect(handed.succeeded, "\(handed.standardError)")
+        #expect(words.suffix(2) == [archives + "/zz_1_all.deb", archives + "/aa_1_all.deb"], "\(words)")
+        #expect(words.contains("--root=" + root) && !words.contains("--recursive") && !words.contains(links))
+
+        try FileManager.default.createSymbolicLink(atPath: links + "/02-outside_1_all.deb", withDestinationPath: "/etc/hostname")
+        let outside = try await unpack()
+        #expect(!outside.succeeded && outside.standardError.contains("is not in the tree"))
     }
 
     @Test func mmdebstrapsRemainingPackagesFollowItsVariants() {

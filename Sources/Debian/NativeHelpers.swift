@@ -249,11 +249,11 @@ public enum NativeHelpers {
                     *) echo "havel: cannot read $file (it starts $magic) to check it for native helpers; build with --install-mode emulated" >&2; return 1 ;;
                 esac
                 command -v "${status[0]}" >/dev/null || { echo "havel: ${status[0]} is missing to check $file for native helpers" >&2; return 1; }
-                if "${status[@]}" <"$file" | grep -qaF -- "$mounted/lib"; then
-                    echo "havel: $file carries a native helper; build with --install-mode emulated" >&2
-                    return 1
-                fi
-                "${status[@]}" <"$file" >/dev/null || { echo "havel: cannot decompress $file to check it for native helpers" >&2; return 1; }
+                # One pass: how often the helpers' path occurs, and whether the whole file decompressed.
+                local found
+                found=$("${status[@]}" <"$file" | grep -caF -- "$mounted/lib"; exit "${PIPESTATUS[0]}") ||
+                    { echo "havel: cannot decompress $file to check it for native helpers" >&2; return 1; }
+                [[ $found == 0 ]] || { echo "havel: $file carries a native helper; build with --install-mode emulated" >&2; return 1; }
             done
         }
 

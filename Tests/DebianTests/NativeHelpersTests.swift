@@ -74,4 +74,31 @@ import Testing
         let scan = try await ProcessRunner.run(Command("bash", [script, "scan", root]))
         #expect(!scan.succeeded && scan.standardError.contains("usr/local-true"))
     }
+
+    /// The initrd made with the helpers is decompressed natively and searched for their path; one the check cannot
+    /// read fails it rather than pass unread.
+    @Test func anInitrdCarryingAHelperOrUnreadableFailsTheCheck() async throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("havel-initrd-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let script = base + "/" + NativeHelpers.fileName
+        try write(NativeHelpers.script(), script)
+        func initrd(_ name: String, _ content: String) async throws -> String {
+            try write(content, base + "/" + name)
+            _ = try await ProcessRunner.check(Command("gzip", ["-n", base + "/" + name]))
+            return base + "/" + name + ".gz"
+        }
+        let clean = try await initrd("clean", "070701 usr/lib/modules/... busybox\n")
+        let carrying = try await initrd("carrying", "070701 bin/cp \(NativeHelpers.mountedAt)/lib/ld.so\n")
+        try write("not an initrd\n", base + "/garbage")
+        let checkedClean = try await ProcessRunner.run(Command("bash", [script, "scan_initrd", clean]))
+        #expect(checkedClean.succeeded, "\(checkedClean.standardError)")
+        let checkedCarrying = try await ProcessRunner.run(Command("bash", [script, "scan_initrd", clean, carrying]))
+        #expect(!checkedCarrying.succeeded && checkedCarrying.standardError.contains("carrying.gz carries a native helper"))
+        let checkedGarbage = try await ProcessRunner.run(Command("bash", [script, "scan_initrd", base + "/garbage"]))
+        #expect(!checkedGarbage.succeeded && checkedGarbage.standardError.contains("cannot read"))
+        try "\u{1f}\u{8b}broken".write(toFile: base + "/broken", atomically: true, encoding: .isoLatin1)
+        let checkedBroken = try await ProcessRunner.run(Command("bash", [script, "scan_initrd", base + "/broken"]))
+        #expect(!checkedBroken.succeeded && checkedBroken.standardError.contains("cannot decompress"))
+    }
 }

@@ -23,12 +23,13 @@ public enum InstallMode: String, Sendable, Codable, CaseIterable {
 /// finds nothing left to do, or installs what is left under emulation). Nothing is placed in the tree.
 ///
 /// The host's dpkg writes the target's database, so it must be of the target's dpkg series (1.21.x for bookworm,
-/// the same database format; point releases differ only in fixes); it reads the host's dpkg configuration and
-/// resolves the tree's statoverride names with the host's users and groups. Where any of these would make a
-/// difference (another release, a path-exclude, a name the host numbers otherwise), the target's dpkg unpacks
-/// under emulation and the log says why, decided before anything is written; configuration still takes the
-/// native helpers (`NativeHelpers`, the target suite's own builds) where they apply. A failed host unpack stops
-/// the build (naming `--install-mode emulated`) rather than leave a tree that differs.
+/// the same database format; point releases differ only in fixes) and it reads the host's dpkg configuration. It
+/// resolves owner names with the tree's users and groups, as the target's dpkg does, through a private view of
+/// /etc (`with_tree_owners`). Where any of these would make a difference (another release, a path-exclude, a host
+/// that cannot make that view), the target's dpkg unpacks under emulation and the log says why, decided before
+/// anything is written; configuration still takes the native helpers (`NativeHelpers`, the target suite's own
+/// builds) where they apply. A failed host unpack stops the build (naming `--install-mode emulated`) rather than
+/// leave a tree that differs.
 public enum NativeUnpack {
     /// The real chroot the wrappers hand everything else to.
     public static let realChroot = "/usr/sbin/chroot"
@@ -49,8 +50,9 @@ public enum NativeUnpack {
 
     /// What both wrappers check before the host's dpkg writes into the tree `$root` (sourced by them): each
     /// check prints why the host's dpkg must not, and succeeds, when it must not. Checked before anything is
-    /// written, so a refusal leaves nothing half-done and the target's dpkg does the work instead.
-    public static func checks() -> String {
+    /// written, so a refusal leaves nothing half-done and the target's dpkg does the work instead. `ownerView`
+    /// is an empty directory, the mount point of the host dpkg's view of the tree's users (`with_tree_owners`).
+    public static func checks(ownerView: String) -> String {
         """
         # Havel, fast install path: when the host's dpkg must not unpack into the tree $root.
         real_chroot=\(realChroot)
@@ -80,28 +82,36 @@ public enum NativeUnpack {
             return 1
         }
 
-        # dpkg resolves the names in the tree's statoverride file with the host's user and group database.
-        same_id() {
-            [[ $2 == \\#* ]] && return 0
-            local host tree
-            host=$(getent "$1" "$2" | cut -d: -f3)
-            tree=$(awk -F: -v name="$2" '$1 == name { print $3; exit }' "$root/etc/$1" 2>/dev/null)
-            [[ -n $host && $host == "$tree" ]]
+        # The host's dpkg resolves owner names (of the archives' files and of the tree's statoverride file) with
+        # the tree's users and groups, as the target's dpkg in the chroot does: in a mount namespace of its own, the
+        # host's /etc is overlaid with links to the tree's passwd and group (a user a preinst adds counts at once)
+        # and an nsswitch.conf of files only; nscd is hidden. owner_view_missing says why that cannot be set up.
+        owner_view=\(Command.shellQuote(ownerView))
+        owner_view_script='
+            set -e
+            view=$1 root=$2
+            shift 2
+            mount -t tmpfs -o mode=0755 havel-owner-view "$view"
+            mkdir "$view/upper" "$view/work"
+            ln -s "$root/etc/passwd" "$view/upper/passwd"
+            ln -s "$root/etc/group" "$view/upper/group"
+            printf "passwd: files\\ngroup: files\\n" >"$view/upper/nsswitch.conf"
+            mount -t overlay havel-owner-view -o "lowerdir=/etc,upperdir=$view/upper,workdir=$view/work" /etc
+            if [ -d /run/nscd ]; then mount -t tmpfs havel-no-nscd /run/nscd; fi
+            exec "$@"
+        '
+        with_tree_owners() {
+            unshare --mount --propagation private -- bash -c "$owner_view_script" owner-view "$owner_view" "$root" "$@"
         }
-        other_owners() {
-            local user group rest
-            [[ -s $root/var/lib/dpkg/statoverride ]] || return 1
-            while read -r user group rest; do
-                same_id passwd "$user" && same_id group "$group" && continue
-                echo "the tree's dpkg-statoverride names $user:$group, which the host does not number as the tree does"
-                return 0
-            done <"$root/var/lib/dpkg/statoverride"
-            return 1
+        owner_view_missing() {
+            local said
+            said=$(with_tree_owners true 2>&1) && return 1
+            echo "the host cannot give its dpkg the tree's users and groups (${said:-unshare or mount failed})"
         }
 
         # The host's dpkg, with the target's environment for the preinsts it runs in the chroot.
         host_dpkg() {
-            env --unset=APT_CONFIG --unset=HAVEL_TREE --unset=TMPDIR \\
+            with_tree_owners env --unset=APT_CONFIG --unset=HAVEL_TREE --unset=TMPDIR \\
                 dpkg --root="$root" --force-architecture --force-depends --log="$root/var/log/dpkg.log" "$@"
         }
 
@@ -144,6 +154,7 @@ public enum NativeUnpack {
         }
         reason=$(other_series "$target_version") && target_unpack "$reason"
         reason=$(other_configuration) && target_unpack "$reason"
+        reason=$(owner_view_missing) && target_unpack "$reason"
         echo "havel: the host's dpkg unpacks the ${#debs[@]} essential packages natively; their scripts run under emulation" >&2
         helpers_start
         host_dpkg --no-triggers "$status" --unpack "${archives[@]}" || {
@@ -185,7 +196,7 @@ public enum NativeUnpack {
         if [[ " ${args[*]} " == *" --unpack "* ]]; then
             debs=()
             for word in "${args[@]}"; do [[ $word == *.deb ]] && debs+=("${word##*/}"); done
-            if reason=$(other_series || other_configuration || other_owners); then
+            if reason=$(other_series || other_configuration || owner_view_missing); then
                 echo "havel: $reason; ${debs[*]} unpacked under emulation" >&2
             else
                 host_dpkg "${args[@]}" && exit 0
@@ -271,11 +282,13 @@ public enum NativeUnpack {
         let bin = directory + "/bin"
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
         let checksFile = directory + "/checks.sh"
+        let ownerView = directory + "/owner-view"
+        try FileManager.default.createDirectory(atPath: ownerView, withIntermediateDirectories: true)
         let aptDpkg = directory + "/dpkg-for-apt"
         let helpersScript = directory + "/" + NativeHelpers.fileName
         try NativeHelpers.script().write(toFile: helpersScript, atomically: true, encoding: .utf8)
         let aptConfigRecord = directory + "/apt-config"
-        try (checks() + NativeHelpers.inTarget(script: helpersScript, directory: directory + "/helpers",
+        try (checks(ownerView: ownerView) + NativeHelpers.inTarget(script: helpersScript, directory: directory + "/helpers",
                                                aptConfigRecord: aptConfigRecord, cache: cache + "/native-helpers"))
             .write(toFile: checksFile, atomically: true, encoding: .utf8)
         try NativeHelpers.setupHook(aptConfigRecord: aptConfigRecord)

@@ -77,7 +77,7 @@ sed -i 's|](project-file-reference\.md)|](project-file-reference.md.gz)|g; s|](R
 # Recommends: what some projects need (other filesystems, boot checks, the build VM, CDs, own packages).
 shlibs=$(cd "$work" && mkdir -p debian && printf 'Source: havel\n\nPackage: havel\nArchitecture: any\n' > debian/control &&
          dpkg-shlibdeps -O "$pkg/usr/bin/havel" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
-depends="$shlibs, mmdebstrap, qemu-user-static, apt, zstd, xz-utils, e2fsprogs, fdisk, dosfstools, mtools, passwd, gpgv, ca-certificates, debian-archive-keyring"
+depends="$shlibs, mmdebstrap, qemu-user-static, apt, zstd, pigz, xz-utils, e2fsprogs, fdisk, dosfstools, mtools, passwd, gpgv, ca-certificates, debian-archive-keyring"
 recommends="debootstrap, arch-test, patchelf, bzip2, squashfs-tools, erofs-utils, btrfs-progs, f2fs-tools, mtd-utils, android-sdk-libsparse-utils, libarchive-tools, qemu-system-x86, qemu-system-arm, qemu-utils, ovmf, qemu-efi-aarch64, gnupg, apt-utils, xorriso, pbuilder, git, dpkg-dev"
 
 install -d "$pkg/DEBIAN"

@@ -7,7 +7,7 @@ set -euo pipefail
 build_packages=(zlib1g-dev libcrypt-dev pkg-config libsqlite3-dev binutils)
 # Building root filesystems: bootstrap tools, qemu-user for foreign architectures (Havel registers
 # it with binfmt_misc itself), archivers, and the tools that set up users in a tree.
-tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils bzip2 tar util-linux passwd
+tool_packages=(mmdebstrap debootstrap qemu-user-static arch-test zstd xz-utils bzip2 pigz tar util-linux passwd
                ca-certificates debian-archive-keyring
                # the fast install path's native helpers: host programs patched to run inside a foreign tree
                patchelf

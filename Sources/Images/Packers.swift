@@ -43,11 +43,11 @@ public enum Packers {
         }
         let command: Command
         switch packer {
-        case "gzip": command = piped("gzip -n -c < \(Command.shellQuote(source))")
+        case "gzip": command = piped(Command.shellLine(Tar.gzip) + " < \(Command.shellQuote(source))")
         case "zstd": command = piped("zstd -T0 -q -c < \(Command.shellQuote(source))")
         case "tar": command = piped(Command.shellLine(tar))
         case "tarxz": command = piped(Command.shellLine(tar) + " | xz -T0 -3 -c")
-        case "targz": command = piped(Command.shellLine(tar) + " | gzip -n -c")
+        case "targz": command = piped(Command.shellLine(tar) + " | " + Command.shellLine(Tar.gzip))
         case "tarzstd": command = piped(Command.shellLine(tar) + " | zstd -T0 -q -c")
         // Android's sparse format, as fastboot flashes it (ELBE's android-sparse packer runs img2simg too).
         default: command = Command("img2simg", [source, temporary])

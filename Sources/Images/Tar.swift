@@ -8,12 +8,19 @@ public enum Tar {
     /// Compression chosen by the file name: .tar.zst/.tzst, .tar.gz/.tgz, .tar.xz/.txz, .tar.bz2, .tar.
     public static func compressor(for name: String) -> [String]? {
         if name.hasSuffix(".tar.zst") || name.hasSuffix(".tzst") { return ["zstd", "-T0", "-q", "-3", "-c"] }
-        if name.hasSuffix(".tar.gz") || name.hasSuffix(".tgz") { return ["gzip", "-n", "-c"] }
+        if name.hasSuffix(".tar.gz") || name.hasSuffix(".tgz") { return gzip }
         if name.hasSuffix(".tar.xz") || name.hasSuffix(".txz") { return ["xz", "-T0", "-c"] }
         if name.hasSuffix(".tar.bz2") { return ["bzip2", "-c"] }
         if name.hasSuffix(".tar") { return [] }
         return nil
     }
+
+    /// gzip output: pigz writes the same bytes whatever the number of threads it uses (so every host writes the
+    /// same file), uses every core, and on one core is still faster than gzip; `-n` stores no name or time.
+    public static let gzip = ["pigz", "-n", "-c"]
+
+    /// Whether writing `name` runs `gzip` (the build's host check asks for pigz then).
+    public static func compressesWithGzip(_ name: String) -> Bool { compressor(for: name) == gzip }
 
     /// Packs `directory` into `output` (written to a temporary name, renamed when complete).
     public static func pack(_ directory: String, to output: String, mtimeClamp: Int?, options: [String] = [],

@@ -14,7 +14,7 @@ public enum ImageRecipe {
         // (qemu-user-static's binfmt entries are registered at boot by systemd-binfmt)
         "mmdebstrap", "debootstrap", "arch-test", "qemu-user-static", "gpg", "gpg-agent",
         // archives and disk images from plain files
-        "tar", "zstd", "xz-utils", "bzip2", "gzip", "cpio", "util-linux", "passwd", "fdisk",
+        "tar", "zstd", "xz-utils", "bzip2", "gzip", "pigz", "cpio", "util-linux", "passwd", "fdisk",
         "e2fsprogs", "dosfstools", "mtools", "squashfs-tools", "erofs-utils", "btrfs-progs", "f2fs-tools",
         // what a project may ask for beyond a tree: UBI images, its own packages (<pbuilder>) in a signed
         // project repository, the source and binary CDs, the android-sparse packer (InitVMToolsTests holds

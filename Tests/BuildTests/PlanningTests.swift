@@ -229,6 +229,24 @@ import Testing
         #expect(!outside.succeeded && outside.standardError.contains("is not in the tree"))
     }
 
+    /// gzip outputs are written by pigz (the same bytes for any number of threads): the host check asks for it
+    /// only where an output is gzipped.
+    @Test func aGzipOutputAsksTheHostForPigz() {
+        var project = project()
+        #expect(!CheckHostStage.writesGzip(project), "the default packed tree is a tar.zst")
+        project.target.outputs.tar = "rootfs.tgz"
+        #expect(CheckHostStage.writesGzip(project))
+        project.target.outputs.tar = "rootfs.tar.xz"
+        #expect(!CheckHostStage.writesGzip(project))
+        project.target.outputs.baseImage = "base"
+        #expect(CheckHostStage.writesGzip(project), "a base image without a known suffix is gzipped")
+        project.target.outputs.baseImage = nil
+        project.target.projectFinetuning = [FinetuningStep(.setPacker("targz"))]
+        #expect(CheckHostStage.writesGzip(project))
+        project.target.projectFinetuning = [FinetuningStep(.setPacker("tarxz"))]
+        #expect(!CheckHostStage.writesGzip(project))
+    }
+
     @Test func mmdebstrapsRemainingPackagesFollowItsVariants() {
         let important = "?narrow(?or(?archive(^trixie$),?codename(^trixie$)),?architecture(riscv64),?and(?or(?priority(required),?priority(important)),?not(?essential)))"
         #expect(NativeUnpack.remainingPackages(variant: nil, include: ["a"], suite: "trixie", architecture: .riscv64) == ["a", important])

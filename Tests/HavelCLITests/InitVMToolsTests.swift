@@ -15,7 +15,7 @@ import Testing
         needed += FilesystemKind.allCases.flatMap { $0.tools.map(\.package) }
         // Checked where they are used, not in a list: the source CD's downloads (curl), the android-sparse
         // packer (img2simg), the partition table, the bootstrap tools and qemu-user.
-        needed += ["curl", "android-sdk-libsparse-utils", "fdisk", "zstd", "mmdebstrap", "debootstrap", "qemu-user-static"]
+        needed += ["curl", "android-sdk-libsparse-utils", "fdisk", "zstd", Tar.gzip[0], "mmdebstrap", "debootstrap", "qemu-user-static"]
         let present = Set(ImageRecipe.basePackages)
         var missing = Set(needed).subtracting(present).subtracting(Self.inEveryDebian)
         // gnupg is a metapackage: of its parts, the signing key's generation needs gpg and gpg-agent (found

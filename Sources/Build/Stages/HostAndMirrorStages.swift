@@ -1,6 +1,7 @@
 import Debian
 import Foundation
 import HavelCore
+import Images
 import SystemKit
 
 /// Root, the tools this project's build runs, and qemu-user registered with binfmt_misc for a foreign target.
@@ -25,6 +26,7 @@ struct CheckHostStage: BuildStage {
         case .debootstrap: tools.append(("debootstrap", "debootstrap"))
         case .baseImage: throw HavelError(.unsupported, "debootstrap type base-image is not supported yet; use mmdebstrap or debootstrap")
         }
+        if Self.writesGzip(context.project.project) { tools.append((Tar.gzip[0], "pigz")) }
         if !context.project.project.target.mtdImages.isEmpty {
             tools += [("mkfs.ubifs", "mtd-utils"), ("ubinize", "mtd-utils")]
         }
@@ -38,6 +40,18 @@ struct CheckHostStage: BuildStage {
             tools += Self.cdromTools
         }
         return tools
+    }
+
+    /// Whether an output is gzip-compressed (by pigz): the packed tree or the base image by its name (a base image
+    /// without a known suffix is gzipped), or an image whose `set_packer` is gzip or targz.
+    static func writesGzip(_ project: Project) -> Bool {
+        let baseImage = RootfsArchivesStage.files(project).baseImage
+        return Tar.compressesWithGzip(BuildContext.packedName(project))
+            || baseImage.map { Tar.compressesWithGzip($0) || Tar.compressor(for: $0) == nil } == true
+            || project.target.projectFinetuning.contains {
+                if case .setPacker(let packer) = $0.action { return packer == "gzip" || packer == "targz" }
+                return false
+            }
     }
 
     func run(_ context: BuildContext, _ products: inout BuildProducts) async throws(HavelError) {

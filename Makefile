@@ -41,7 +41,7 @@ test: setup
 # that boots, every example), ELBE's armhf.xml and amd64-bookworm.xml with their boot checks, the arm64 kernel image that boots, the arm64 SDK,
 # the emulated arm64 own-package build, <src-pkg> rebuilds, the fast and the emulated install path compared on armhf (with a kernel), riscv64 trixie and amd64, and the .deb
 # (which needs make static's havel) installed into a fresh Debian 12, for changes that touch them; `make test`
-# skips them. HAVEL_SLOW_CASES=a,b runs only the named matrix cases. Root and the host's mirror; about 26 minutes on 2 cores (idle).
+# skips them. HAVEL_SLOW_CASES=a,b runs only the named matrix cases (the install-path comparisons are named paths-BUILDTYPE-SUITE). Root and the host's mirror; about 26 minutes on 2 cores (idle).
 test-slow: static
 	$(SWIFT) build --build-tests
 	$(SWIFT) build --product generate-manual

@@ -5,8 +5,10 @@ import SystemKit
 /// scripts, triggers), the shell, the small tools those scripts start by the thousand and perl (debconf,
 /// deb-systemd-helper) are served by builds of the same packages for the host's architecture (dash, coreutils, sed,
 /// grep, findutils, mawk, diffutils, gzip, perl-base), which run at native speed instead of paying qemu-user's
-/// start-up each time. Their work is the same on every CPU of the host's word size and byte order; programs that
-/// tell the machine (uname, arch, nproc) stay the target's.
+/// start-up each time. Their work is the same on every CPU of the host's byte order; programs that tell the machine
+/// (uname, arch, nproc) stay the target's. A target of another word size (armhf, armel, i386 on an amd64 host) gets
+/// only the programs whose results do not depend on it (`wordSizeBound` are left out: C's long, long double and
+/// time_t are narrower there).
 ///
 /// The helpers come from the project's own sources, fetched with mmdebstrap's apt configuration (its keys, pins and
 /// proxy) for the host's architecture, with the libraries they need; the .debs are kept in the package cache and
@@ -25,6 +27,10 @@ public enum NativeHelpers {
     public static let packages = ["dash", "coreutils", "sed", "grep", "findutils", "mawk", "diffutils", "gzip", "perl-base"]
     /// Programs that tell the machine, or load target code: they stay the target's.
     public static let excluded = ["uname", "arch", "nproc", "stdbuf", "who", "users", "pinky", "hostid", "chroot"]
+    /// What a target of another word size keeps its own: whole packages (perl's integers, mawk's printf of
+    /// integers through long) and programs (od's long, the long double of seq, numfmt, printf and sort -g, the
+    /// time_t of date and touch, dd's size_t block sizes, xargs's pointer-sized argument accounting).
+    public static let wordSizeBound = (packages: ["perl-base", "mawk"], programs: ["od", "seq", "numfmt", "printf", "sort", "date", "touch", "dd", "xargs"])
     /// The directory the helpers see inside the chroot; their interpreter and libraries are below it. Its name is
     /// what the search after the install looks for.
     public static let mountedAt = "/usr/games/havel-native-helpers"
@@ -194,10 +200,16 @@ public enum NativeHelpers {
             if [[ -d $root$place && ! -L $root$place && ! -L $root/usr ]] && mount --bind "$helpers/mount" "$root$place" &&
                 mount -o remount,bind,ro "$root$place"; then
                 local served=0 skipped=() from=()
-                local perl_ok=yes
+                local perl_ok=yes narrow=
                 perl_alone "$root" || perl_ok=
+                # A target of another word size: only what does not depend on it.
+                [[ $(elf_kind "$root/usr/bin/dpkg") == "$(<"$helpers/kind")" ]] || narrow=yes
                 while read -r pkg version path; do
                     [[ $pkg != perl-base || -n $perl_ok ]] || continue
+                    if [[ -n $narrow ]]; then
+                        case " \(wordSizeBound.packages.joined(separator: " ")) " in *" $pkg "*) continue ;; esac
+                        case " \(wordSizeBound.programs.joined(separator: " ")) " in *" ${path##*/} "*) continue ;; esac
+                    fi
                     if [[ ${tree_version[$pkg]:-} != "$version" ]]; then
                         [[ -z ${tree_version[$pkg]:-} || " ${skipped[*]} " == *" $pkg "* ]] || skipped+=("$pkg")
                         continue
@@ -213,7 +225,8 @@ public enum NativeHelpers {
                 if [[ ! -e $helpers/said ]]; then
                     local not=
                     [[ ${#skipped[@]} -eq 0 ]] || not="; not those of ${skipped[*]}, whose version in the tree is another"
-                    [[ -n $perl_ok ]] || not+="; not perl, as the tree has perl modules beyond perl-base's"
+                    [[ -n $perl_ok || -n $narrow ]] || not+="; not perl, as the tree has perl modules beyond perl-base's"
+                    [[ -z $narrow ]] || not+="; not \(wordSizeBound.packages.joined(separator: ", ")) nor \(wordSizeBound.programs.joined(separator: ", ")), whose results depend on the word size, which is another in this tree"
                     echo "havel: native helpers serve the target's scripts: $served programs of ${from[*]}$not" >&2
                     touch "$helpers/said"
                 fi
@@ -278,14 +291,15 @@ public enum NativeHelpers {
     static func inTarget(script: String, directory: String, aptConfigRecord: String, cache: String) -> String {
         """
         # Native helpers (NativeHelpers): prepared once per build (helpers_start, in the background while the
-        # essential packages are unpacked), used where the tree's programs are of the host's word size and byte order.
+        # essential packages are unpacked), used where the tree's programs are of the host's byte order (of another
+        # word size, only those that do not depend on it: enter decides).
         helpers_script=\(Command.shellQuote(script))
         helpers=\(Command.shellQuote(directory))
         helpers_pid=
         helpers_say() { [[ -e $helpers/said ]] || { echo "havel: $1" >&2; mkdir -p "$helpers" && touch "$helpers/said"; }; }
         helpers_fit() {
-            [[ $(od -An -tx1 -j4 -N2 "$root/usr/bin/dpkg" 2>/dev/null | tr -d ' \\n') == "$(od -An -tx1 -j4 -N2 /usr/bin/dpkg | tr -d ' \\n')" ]] && return 0
-            helpers_say "no native helpers: the target's word size or byte order is not the host's"
+            [[ $(od -An -tx1 -j5 -N1 "$root/usr/bin/dpkg" 2>/dev/null | tr -d ' \\n') == "$(od -An -tx1 -j5 -N1 /usr/bin/dpkg | tr -d ' \\n')" ]] && return 0
+            helpers_say "no native helpers: the target's byte order is not the host's"
             return 1
         }
         helpers_start() {

@@ -17,8 +17,9 @@ import SystemKit
 /// by ones of the same length there. Nothing is placed in the tree: a dpkg run that only configures enters the
 /// chroot through `unshare --mount`, and in that private mount namespace the helper directory is bound read-only over
 /// the tree's `/usr/games` (base-files ships it empty; no configure step uses it) and each helper over the target's
-/// program, when the tree holds the same version of its package and the program's bytes are the package's own (its
-/// md5sums entry: no diversion, no local edit), with the target program's time (scripts copy it). perl is served
+/// program, when the tree holds the same source version of its package (a binNMU, a rebuild of the same source on
+/// one architecture, fits) and the program's bytes are the package's own (its md5sums entry: no diversion, no local
+/// edit), with the target program's time (scripts copy it). perl is served
 /// only to a tree without perl modules of its architecture beyond perl-base's. The binds vanish with the namespace,
 /// even when the build is killed; dpkg runs that unpack or remove never see them. After the install the tree is
 /// searched for the helpers' path: a script that copied a helper into the tree fails the build.
@@ -127,7 +128,8 @@ public enum NativeHelpers {
             : >"$helpers/programs"
             for pkg in "${packages[@]}"; do
                 [[ -d $work/tree/$pkg ]] || continue
-                version=$(dpkg-deb -f "$work/debs/${pkg}_"*.deb Version)
+                # The source version: a binNMU (another +bN rebuild of the same source on one architecture) still fits.
+                version=$(dpkg-deb --showformat='${source:Version}' --show "$work/debs/${pkg}_"*.deb)
                 while read -r path; do
                     path=${path#.}
                     case $path in /bin/* | /sbin/* | /usr/bin/* | /usr/sbin/*) ;; *) continue ;; esac
@@ -192,7 +194,7 @@ public enum NativeHelpers {
             local store=$helpers/mount/${mounted##*/}
             declare -A tree_version=() own_sum=()
             while read -r pkg version; do tree_version[$pkg]=$version; done < <(
-                dpkg-query --admindir="$root/var/lib/dpkg" -W -f '${Package} ${Version}\\n' "${packages[@]}" 2>/dev/null)
+                dpkg-query --admindir="$root/var/lib/dpkg" -W -f '${Package} ${source:Version}\\n' "${packages[@]}" 2>/dev/null)
             for pkg in "${packages[@]}"; do
                 [[ -f $root/var/lib/dpkg/info/$pkg.md5sums ]] || continue
                 while read -r sum path; do own_sum[/$path]=$sum; done <"$root/var/lib/dpkg/info/$pkg.md5sums"
@@ -224,7 +226,7 @@ public enum NativeHelpers {
                 done <"$helpers/programs"
                 if [[ ! -e $helpers/said ]]; then
                     local not=
-                    [[ ${#skipped[@]} -eq 0 ]] || not="; not those of ${skipped[*]}, whose version in the tree is another"
+                    [[ ${#skipped[@]} -eq 0 ]] || not="; not those of ${skipped[*]}, whose source version in the tree is another"
                     [[ -n $perl_ok || -n $narrow ]] || not+="; not perl, as the tree has perl modules beyond perl-base's"
                     [[ -z $narrow ]] || not+="; not \(wordSizeBound.packages.joined(separator: ", ")) nor \(wordSizeBound.programs.joined(separator: ", ")), whose results depend on the word size, which is another in this tree"
                     echo "havel: native helpers serve the target's scripts: $served programs of ${from[*]}$not" >&2

@@ -1,4 +1,5 @@
 import Foundation
+import HavelCore
 import SystemKit
 
 /// Native helpers for the fast install path: while the target's dpkg configures packages in the chroot (postinst
@@ -279,13 +280,35 @@ public enum NativeHelpers {
         """
     }
 
+    /// Where the install prepares its helpers below its work directory `bootstrapWork` (`ready` in it when they are).
+    public static func directory(bootstrapWork: String) -> String {
+        bootstrapWork + "/" + NativeUnpack.directoryName + "/helpers"
+    }
+
+    /// Puts helpers kept from an earlier install (`kept`, a copy of `directory(bootstrapWork:)`) where this build's
+    /// `enterCommand` finds them, with this Havel's script: a rebuild from the stage cache makes its initramfs with
+    /// them. Whether they apply is decided as ever, program by program, when the tree is entered.
+    public static func restore(_ kept: String, bootstrapWork: String, processes: any ProcessRunning) async throws(HavelError) {
+        let helpers = directory(bootstrapWork: bootstrapWork)
+        let parent = (helpers as NSString).deletingLastPathComponent
+        do {
+            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+            try script().write(toFile: parent + "/" + fileName, atomically: true, encoding: .utf8)
+        } catch {
+            throw HavelError(.io, "cannot write the native helpers' script into \(parent): \(error.localizedDescription)")
+        }
+        try? FileManager.default.removeItem(atPath: helpers)
+        try await processes.check(Command("cp", ["-a", "--", kept, helpers]))
+        unlink(helpers + "/said")
+    }
+
     /// The words that enter a tree with the helpers prepared by this build's install (as `chroot` would: the tree
     /// and the command follow), when it prepared them; `bootstrapWork` is the install's work directory.
     public static func enterCommand(bootstrapWork: String) -> (enter: [String], scan: [String])? {
-        let directory = bootstrapWork + "/" + NativeUnpack.directoryName
-        guard FileManager.default.fileExists(atPath: directory + "/helpers/ready") else { return nil }
-        let script = directory + "/" + fileName
-        return (["bash", script, "enter", directory + "/helpers"], ["bash", script])
+        let helpers = directory(bootstrapWork: bootstrapWork)
+        guard FileManager.default.fileExists(atPath: helpers + "/ready") else { return nil }
+        let script = (helpers as NSString).deletingLastPathComponent + "/" + fileName
+        return (["bash", script, "enter", helpers], ["bash", script])
     }
 
     /// The shell functions the wrappers use (appended to `NativeUnpack.checks()`): `in_target COMMAND...` runs

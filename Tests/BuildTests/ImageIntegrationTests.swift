@@ -114,6 +114,19 @@ struct ImageIntegrationTests {
         let seconds = state.stages.first { $0.name == "boot checks" }?.seconds ?? 0
         print("boot check of the arm64 image took \(seconds) s")
         #expect(try await ProcessRunner.run(Command("pgrep", ["-f", "qemu-system-aarch64.*\(dir)"])).standardOutput.isEmpty)
+
+        // An unchanged rebuild: the tree comes from the stage cache, and its initramfs is made with the native helpers
+        // kept with it (not minutes under emulation), the same initrd as the cold build's.
+        let firstInitrd = try await ProcessRunner.check(Command("sha256sum", [dir + "/artifacts/initrd.img"])).standardOutput.prefix(64)
+        let rebuilt = try await Integration.build(try Integration.load(Self.bootProject(archive: archive)), in: dir, cache: base + "/cache")
+        #expect(rebuilt.status == .done)
+        #expect(rebuilt.stages.first { $0.name == "install packages" }?.cached == true)
+        let rebuildLog = try String(contentsOfFile: dir + "/log.txt", encoding: .utf8)
+        #expect(rebuildLog.contains("update-initramfs with the native helpers of the install"), "the rebuild's initramfs took the helpers")
+        let initramfsSeconds = rebuilt.stages.first { $0.name == "initramfs" }?.seconds ?? 0
+        print("the rebuild's initramfs stage took \(initramfsSeconds) s")
+        let secondInitrd = try await ProcessRunner.check(Command("sha256sum", [dir + "/artifacts/initrd.img"])).standardOutput.prefix(64)
+        #expect(secondInitrd == firstInitrd, "the rebuild's initrd is the cold build's")
     }
 
     static func grubProject(archive: String) -> String {

@@ -193,10 +193,16 @@ struct IntegrationTests {
         #expect((try? String(contentsOfFile: dir + "/hostname-from-image", encoding: .utf8)) == "it-board\n")
         #expect(first.artifacts.contains("hostname-from-image"))
 
+        // The install's native helpers are kept with the stage, for a rebuild's initramfs.
+        let stage = cache + "/stages/" + (install.key ?? "")
+        #expect(FileManager.default.fileExists(atPath: stage + "/" + InstallStage.helpersEntry + "/ready"), "no native helpers kept in \(stage)")
+
         // An unchanged rebuild: the install stage comes from the stage cache and nothing is downloaded.
         let second = try await Integration.build(loaded, in: dir, cache: cache)
         let reused = try #require(second.stages.first { $0.name == "install packages" })
         #expect(reused.cached)
+        let rebuildLog = (try? String(contentsOfFile: dir + "/log.txt", encoding: .utf8)) ?? ""
+        #expect(rebuildLog.contains("the cached install's native helpers are at hand"), "the rebuild has the install's helpers")
         #expect(reused.downloads == 0)
         #expect(reused.key == install.key)
         #expect(read("/etc/app.conf") == "setting = 1\nmore = 2\n")

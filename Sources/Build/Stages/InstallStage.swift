@@ -107,6 +107,11 @@ struct InstallStage: BuildStage {
             products.stageRecord = .init(key: key, cached: true, downloads: 0)
             log.info("reusing the installed tree from the stage cache (\(key.prefix(16)))")
             try await TreeCopy.copy(cache.stageDirectory(key) + "/rootfs", to: context.directory.rootfs, processes: context.processes)
+            let keptHelpers = cache.stageDirectory(key) + "/" + Self.helpersEntry
+            if context.options.installMode == .fast, FileManager.default.fileExists(atPath: keptHelpers + "/ready") {
+                try await NativeHelpers.restore(keptHelpers, bootstrapWork: context.directory.work + "/bootstrap", processes: context.processes)
+                log.info("the cached install's native helpers are at hand (update-initramfs runs with them)")
+            }
             cache.touchStage(key)
             guard let record = cache.stageRecord(key, as: InstallRecord.self) else {
                 throw HavelError(.io, "the cached stage \(key) has no readable record; run havel cache prune")
@@ -133,10 +138,21 @@ struct InstallStage: BuildStage {
         log.info("file times are clamped to \(epoch) (\(context.options.sourceDateEpoch != nil ? "SOURCE_DATE_EPOCH" : "the newest installed package"))")
     }
 
+    /// The install's prepared native helpers (`NativeHelpers`), kept with the stage so that a rebuild from the cache
+    /// makes its initramfs with them too (otherwise it would run under emulation, minutes for a kernel).
+    static let helpersEntry = "native-helpers"
+
     func store(_ record: InstallRecord, key: String, _ context: BuildContext) async throws(HavelError) {
         let work = context.directory.work
         let tree = work + "/stage-rootfs"
         try await TreeCopy.copy(context.directory.rootfs, to: tree, processes: context.processes)
+        var files: [String: String] = [:]
+        let helpers = NativeHelpers.directory(bootstrapWork: work + "/bootstrap")
+        if FileManager.default.fileExists(atPath: helpers + "/ready") {
+            let kept = work + "/stage-helpers"
+            try await TreeCopy.copy(helpers, to: kept, processes: context.processes)
+            files[Self.helpersEntry] = kept
+        }
         let recordPath = work + "/record.json"
         let description = work + "/description"
         let project = context.project.project
@@ -147,7 +163,8 @@ struct InstallStage: BuildStage {
         } catch {
             throw HavelError(.io, "cannot write the stage record: \(error.localizedDescription)")
         }
-        try context.options.cache.storeStage(key, files: ["rootfs": tree, "record.json": recordPath, "description": description])
+        files.merge(["rootfs": tree, "record.json": recordPath, "description": description]) { kept, _ in kept }
+        try context.options.cache.storeStage(key, files: files)
         context.options.cache.touchStage(key)
     }
 }

@@ -373,7 +373,7 @@ import Testing
 
     @Test func tarCompressionFollowsTheName() {
         #expect(Tar.compressor(for: "x.tar.zst")?.first == "zstd")
-        #expect(Tar.compressor(for: "x.tgz")?.first == "gzip")
+        #expect(Tar.compressor(for: "x.tgz")?.first == "pigz", "gzip through pigz: the same bytes on any number of cores")
         #expect(Tar.compressor(for: "x.tar") == [])
         #expect(Tar.compressor(for: "x.zip") == nil)
     }

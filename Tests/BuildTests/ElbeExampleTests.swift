@@ -6,10 +6,10 @@ import Testing
 
 /// ELBE's own example projects (`../shared/elbe-examples`), built as a user migrating from ELBE builds
 /// them: `havel build FILE --mirror host`, unchanged. In `make test`: `armel-rescue-busybox-cpio.xml`, a
-/// foreign `<diet/>` busybox system (bookworm armel under qemu-user) packed as a cpio, and `amd64-bookworm.xml`,
-/// a GRUB BIOS image with a kernel whose check-image-list boots it to a login. In `make test-slow`: `armhf.xml`,
-/// foreign with a kernel (bullseye: its dpkg unpacks under emulation, the native helpers serve its scripts and
-/// its initramfs), its check-image-list booting under qemu-system-arm.
+/// foreign `<diet/>` busybox system (bookworm armel under qemu-user) packed as a cpio. In `make test-slow`:
+/// `amd64-bookworm.xml`, a GRUB BIOS image with a kernel whose check-image-list boots it to a login, and
+/// `armhf.xml`, foreign with a kernel whose initramfs is made under emulation, its check-image-list booting
+/// under qemu-system-arm (about 15 minutes with a cold package cache).
 /// `make examples` builds all of them (README's table).
 enum ElbeExamples {
     static let directory = URL(fileURLWithPath: Integration.repositoryRoot + "/../shared/elbe-examples").standardizedFileURL.path
@@ -98,10 +98,10 @@ struct ElbeExampleTests {
     /// The example's image keeps systemd's 90 s device time-out, and under software emulation on a very busy
     /// host (a CI run at load average 20) its systemd gave up the serial getty before udev announced ttyS0.
     /// That one outcome, named by Havel's diagnosis and only under TCG, is reported and accepted: the guest was
-    /// starved; the hybrid GRUB image (which waits for its devices) checks an EFI login meanwhile. In `make test`
-    /// (CI's example with a boot check) since the fast install path and the native helpers brought CI to about
-    /// 31 minutes.
-    @Test(.timeLimit(.minutes(60)))
+    /// starved; the hybrid GRUB image (which waits for its devices) checks an EFI login meanwhile. Slow tier:
+    /// `make test`'s parallel integration tests keep the host at load average 20 to 35, where the guest starved
+    /// in both CI runs that had it, and its 7 CPU-minutes took CI over its 40-minute budget.
+    @Test(.timeLimit(.minutes(60)), .enabled(if: SlowMatrix.available, SlowMatrix.skipReason))
     func theAmd64BookwormImageBootsToALoginInItsOwnCheck() async throws {
         let base = try Integration.temporaryDirectory("elbe-amd64")
         defer { try? FileManager.default.removeItem(atPath: base) }

@@ -187,7 +187,7 @@ struct ImageIntegrationTests {
 
     /// ELBE's hybrid amd64 image: GRUB for BIOS (in a biosgrub partition) and for EFI (the removable
     /// path on the EFI system partition). Its own check boots it under OVMF to a login; the BIOS path is
-    /// booted by ELBE's amd64-bookworm.xml example (`ElbeExampleTests`) and, in the slow tier, the matrix's GRUB case.
+    /// booted in the slow tier, by ELBE's amd64-bookworm.xml example (`ElbeExampleTests`) and the matrix's GRUB case.
     /// Its systemd waits for devices as long as it takes (the finetuning's drop-in): under software
     /// emulation on a busy host udev's coldplug can outlast systemd's 90 s device time-out, and the guest
     /// went to emergency mode waiting for the EFI partition's label (two CI runs; the boot check now names

@@ -7,7 +7,7 @@ import SystemKit
 /// deb-systemd-helper) are served by builds of the same packages for the host's architecture (dash, coreutils, sed,
 /// grep, findutils, mawk, diffutils, gzip, perl-base), which run at native speed instead of paying qemu-user's
 /// start-up each time. Their work is the same on every CPU of the host's byte order; programs that tell the machine
-/// (uname, arch, nproc) stay the target's. A target of another word size (armhf, armel, i386 on an amd64 host) gets
+/// (uname, arch, nproc) stay the target's. A target of another word size (armhf, armel on an amd64 host) gets
 /// only the programs whose results do not depend on it (`wordSizeBound` are left out: C's long, long double and
 /// time_t are narrower there).
 ///

@@ -285,21 +285,17 @@ public enum NativeHelpers {
         bootstrapWork + "/" + NativeUnpack.directoryName + "/helpers"
     }
 
-    /// Puts helpers kept from an earlier install (`kept`, a copy of `directory(bootstrapWork:)`) where this build's
-    /// `enterCommand` finds them, with this Havel's script: a rebuild from the stage cache makes its initramfs with
-    /// them. Whether they apply is decided as ever, program by program, when the tree is entered.
-    public static func restore(_ kept: String, bootstrapWork: String, processes: any ProcessRunning) async throws(HavelError) {
-        let helpers = directory(bootstrapWork: bootstrapWork)
-        let parent = (helpers as NSString).deletingLastPathComponent
+    /// Writes this Havel's helper script beside `directory(bootstrapWork:)`, for helpers kept from an earlier install
+    /// and copied there (a rebuild from the stage cache makes its initramfs with them). Whether they apply is decided
+    /// as ever, program by program, when the tree is entered.
+    public static func writeScript(bootstrapWork: String) throws(HavelError) {
+        let parent = (directory(bootstrapWork: bootstrapWork) as NSString).deletingLastPathComponent
         do {
             try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
             try script().write(toFile: parent + "/" + fileName, atomically: true, encoding: .utf8)
         } catch {
             throw HavelError(.io, "cannot write the native helpers' script into \(parent): \(error.localizedDescription)")
         }
-        try? FileManager.default.removeItem(atPath: helpers)
-        try await processes.check(Command("cp", ["-a", "--", kept, helpers]))
-        unlink(helpers + "/said")
     }
 
     /// The words that enter a tree with the helpers prepared by this build's install (as `chroot` would: the tree

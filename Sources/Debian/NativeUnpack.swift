@@ -91,6 +91,10 @@ public enum NativeUnpack {
             set -e
             view=$1 root=$2
             shift 2
+            # A link would be followed from the root of the host here, but from the root of the tree in the chroot.
+            for file in passwd group; do
+                if [ -L "$root/etc/$file" ]; then echo "/etc/$file in the tree is a link" >&2; exit 1; fi
+            done
             mount -t tmpfs -o mode=0755 havel-owner-view "$view"
             mkdir "$view/upper" "$view/work"
             ln -s "$root/etc/passwd" "$view/upper/passwd"

@@ -10,6 +10,8 @@ import SystemKit
 public enum Packers {
     public static let imagePackers = ["none", "gzip", "zstd", "tar", "tarxz", "targz", "tarzstd", "android-sparse"]
     public static let defaultImagePacker = "tarxz"
+    /// The packers that gzip (through `Tar.gzip`).
+    public static let gzipPackers: Set = ["gzip", "targz"]
 
     /// The file name a packer gives `name`.
     public static func packedName(_ name: String, packer: String) -> String {

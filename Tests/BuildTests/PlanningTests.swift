@@ -188,6 +188,12 @@ import Testing
         let mounts = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
         #expect(!mounts.contains("havel-owner-view"), "the view stays in its namespace")
         #expect(try FileManager.default.contentsOfDirectory(atPath: base + "/view").isEmpty)
+
+        // A link in the tree would be followed from the host's root: that tree's unpack goes to the target's dpkg.
+        try FileManager.default.removeItem(atPath: root + "/etc/group")
+        try FileManager.default.createSymbolicLink(atPath: root + "/etc/group", withDestinationPath: "/etc/group")
+        let linked = try await ProcessRunner.run(Command("bash", ["-c", "source \(checks); root=\(root); owner_view_missing"]))
+        #expect(linked.succeeded && linked.standardOutput.contains("/etc/group in the tree is a link"), "\(linked.standardOutput)")
     }
 
     /// apt hands a large unpack batch as "--recursive DIR" of numbered links in a temporary directory outside the

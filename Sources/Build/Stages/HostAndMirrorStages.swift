@@ -49,7 +49,7 @@ struct CheckHostStage: BuildStage {
         return Tar.compressesWithGzip(BuildContext.packedName(project))
             || baseImage.map { Tar.compressesWithGzip($0) || Tar.compressor(for: $0) == nil } == true
             || project.target.projectFinetuning.contains {
-                if case .setPacker(let packer) = $0.action { return packer == "gzip" || packer == "targz" }
+                if case .setPacker(let packer) = $0.action { return Packers.gzipPackers.contains(packer) }
                 return false
             }
     }

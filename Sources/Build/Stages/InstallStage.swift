@@ -109,7 +109,11 @@ struct InstallStage: BuildStage {
             try await TreeCopy.copy(cache.stageDirectory(key) + "/rootfs", to: context.directory.rootfs, processes: context.processes)
             let keptHelpers = cache.stageDirectory(key) + "/" + Self.helpersEntry
             if context.options.installMode == .fast, FileManager.default.fileExists(atPath: keptHelpers + "/ready") {
-                try await NativeHelpers.restore(keptHelpers, bootstrapWork: context.directory.work + "/bootstrap", processes: context.processes)
+                let bootstrapWork = context.directory.work + "/bootstrap"
+                try NativeHelpers.writeScript(bootstrapWork: bootstrapWork)
+                let helpers = NativeHelpers.directory(bootstrapWork: bootstrapWork)
+                try await TreeCopy.copy(keptHelpers, to: helpers, processes: context.processes)
+                unlink(helpers + "/said")
                 log.info("the cached install's native helpers are at hand (update-initramfs runs with them)")
             }
             cache.touchStage(key)
